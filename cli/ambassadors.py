@@ -1,0 +1,388 @@
+"""`samskab ambassadors ...`: sign-up, confirmation, profile, certificate, directory, import."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import calls
+from cli.output import fail, fields, reporting, show, table
+from contracts.ambassadors import (
+    IMPORT_CSV_MAX_BYTES,
+    Confirm,
+    CoreArea,
+    Erase,
+    GetCertificate,
+    ImportCsv,
+    Kind,
+    ListAmbassadors,
+    ShowAmbassador,
+    SignUp,
+    Status,
+    Subjects,
+    UpdateProfile,
+    VerifyCertificate,
+    Withdraw,
+)
+from contracts.errors import ErrorCode, ServiceError
+from services.runtime.client import ServiceClient
+
+app = typer.Typer(
+    help="Ambassadors: sign-up, profile, certificate, directory.", no_args_is_help=True
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NameOpt = Annotated[str, typer.Option("--name", help="Full name of the person.")]
+EmailOpt = Annotated[str, typer.Option("--email", help="E-mail address.")]
+KindOpt = Annotated[Kind, typer.Option("--kind", help="Kind of ambassador.")]
+OrgOpt = Annotated[
+    str | None,
+    typer.Option("--organisation", help="Organisation (required unless citizen/volunteer)."),
+]
+PhoneOpt = Annotated[str | None, typer.Option("--phone", help="Phone number.")]
+WebsiteOpt = Annotated[str | None, typer.Option("--website", help="Website URL.")]
+DescriptionOpt = Annotated[
+    str | None, typer.Option("--description", help="Public description (max 1000 characters).")
+]
+ThemeOpt = Annotated[list[int] | None, typer.Option("--theme", help="Theme 1-12; repeat for more.")]
+AreaOpt = Annotated[
+    list[CoreArea] | None, typer.Option("--core-area", help="Core area; repeat for more.")
+]
+SkillOpt = Annotated[list[str] | None, typer.Option("--skill", help="Skill tag; repeat for more.")]
+
+
+def _who(a: dict[str, Any]) -> str:
+    if a.get("status") == Status.ERASED.value:
+        return "(erased)"
+    name = a.get("name") or ""
+    return f"{name}, {a['organisation']}" if a.get("organisation") else name
+
+
+def _show_ambassador(a: dict[str, Any]) -> None:
+    cert = a.get("certificate") or {}
+    fields(
+        [
+            ("id", a["id"]),
+            ("status", a["status"]),
+            ("source", a["source"]),
+            ("name", a.get("name")),
+            ("email", a.get("email")),
+            ("phone", a.get("phone")),
+            ("kind", a["kind"]),
+            ("organisation", a.get("organisation")),
+            ("website", a.get("website")),
+            ("description", a.get("description")),
+            ("themes", a.get("themes")),
+            ("core areas", a.get("core_areas")),
+            ("skills", a.get("skills")),
+            ("listed publicly", "yes" if a.get("public") else "no"),
+            (
+                "consent",
+                f"{a.get('consent_version')} at {a.get('consented_at')}"
+                if a.get("consent_version")
+                else None,
+            ),
+            ("signed up", a.get("signed_up_at")),
+            ("activated", a.get("activated_at")),
+            ("withdrawn", a.get("withdrawn_at")),
+            ("erased", a.get("erased_at")),
+            (
+                "certificate",
+                f"{cert['number']} (code {cert['verification_code']})"
+                + (" revoked" if cert.get("revoked_at") else "")
+                if cert
+                else None,
+            ),
+        ]
+    )
+
+
+@app.command("sign-up")
+def sign_up(
+    name: NameOpt,
+    email: EmailOpt,
+    kind: KindOpt,
+    organisation: OrgOpt = None,
+    phone: PhoneOpt = None,
+    website: WebsiteOpt = None,
+    description: DescriptionOpt = None,
+    theme: ThemeOpt = None,
+    core_area: AreaOpt = None,
+    skill: SkillOpt = None,
+    public: Annotated[bool, typer.Option("--public", help="List in the public directory.")] = False,
+    consent: Annotated[
+        bool, typer.Option("--consent", help="The person consents to the profile being stored.")
+    ] = False,
+    staff: Annotated[
+        bool, typer.Option("--staff", help="Entered by staff: active at once, no confirmation.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign up an ambassador. Without --staff a confirmation mail is sent first."""
+    with reporting(as_json):
+        payload = _build(
+            SignUp,
+            name=name,
+            email=email,
+            kind=kind,
+            organisation=organisation,
+            phone=phone,
+            website=website,
+            description=description,
+            themes=theme or [],
+            core_areas=core_area or [],
+            skills=skill or [],
+            public=public,
+            consent=consent,
+            staff=staff,
+        )
+        result = calls.request(Subjects.SIGN_UP, payload)
+
+    def human(r: dict[str, Any]) -> None:
+        a = r["ambassador"]
+        if a["status"] == Status.ACTIVE.value:
+            typer.echo(f"{a['id']} active: {_who(a)} (certificate {a['certificate']['number']})")
+        elif r.get("token_reissued"):
+            typer.echo(f"{a['id']} still pending: a new confirmation mail goes to {a['email']}")
+        else:
+            typer.echo(f"{a['id']} pending: a confirmation mail goes to {a['email']}")
+
+    show(result, as_json, human)
+
+
+@app.command()
+def confirm(token: str, as_json: JsonOpt = False) -> None:
+    """Confirm a self sign-up with the token from the confirmation mail."""
+    with reporting(as_json):
+        result = calls.request(Subjects.CONFIRM, _build(Confirm, token=token))
+    show(result, as_json, lambda a: typer.echo(f"{a['id']} active: {_who(a)}"))
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Status | None, typer.Option("--status")] = None,
+    kind: Annotated[Kind | None, typer.Option("--kind")] = None,
+    theme: Annotated[int | None, typer.Option("--theme")] = None,
+    skill: Annotated[str | None, typer.Option("--skill")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List ambassadors, optionally filtered."""
+    with reporting(as_json):
+        query = _build(
+            ListAmbassadors,
+            status=status,
+            kind=kind,
+            theme=theme,
+            skill=skill.strip().casefold() if skill else None,
+            limit=limit,
+            offset=offset,
+        )
+        result = calls.request(Subjects.LIST, query)
+
+    def human(page: dict[str, Any]) -> None:
+        table(
+            [(a["id"], a["status"], a["kind"], _who(a), a.get("email")) for a in page["items"]],
+            ["ID", "STATUS", "KIND", "NAME", "EMAIL"],
+        )
+        typer.echo(f"{len(page['items'])} of {page['total']}")
+
+    show(result, as_json, human)
+
+
+@app.command("show")
+def show_(
+    ambassador_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Show one ambassador."""
+    with reporting(as_json):
+        result = calls.request(Subjects.SHOW, _build(ShowAmbassador, ambassador_id=ambassador_id))
+    show(result, as_json, _show_ambassador)
+
+
+@app.command()
+def update(
+    ambassador_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    kind: Annotated[Kind | None, typer.Option("--kind")] = None,
+    organisation: OrgOpt = None,
+    phone: PhoneOpt = None,
+    website: WebsiteOpt = None,
+    description: DescriptionOpt = None,
+    theme: ThemeOpt = None,
+    core_area: AreaOpt = None,
+    skill: SkillOpt = None,
+    public: Annotated[
+        bool | None, typer.Option("--public/--private", help="Listed in the directory or not.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change profile fields; only the options given change."""
+    changes: dict[str, Any] = {
+        "name": name,
+        "email": email,
+        "kind": kind,
+        "organisation": organisation,
+        "phone": phone,
+        "website": website,
+        "description": description,
+        "themes": theme,
+        "core_areas": core_area,
+        "skills": skill,
+        "public": public,
+    }
+    given = {k: v for k, v in changes.items() if v is not None}
+    with reporting(as_json):
+        if not given:
+            fail("nothing to update: give at least one option", as_json)
+        command = _build(UpdateProfile, ambassador_id=ambassador_id, **given)
+        result = calls.request(Subjects.UPDATE, command)
+    show(result, as_json, lambda a: typer.echo(f"{a['id']} updated: {_who(a)}"))
+
+
+@app.command()
+def withdraw(
+    ambassador_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The ambassador leaves the network; history is kept, the certificate revoked."""
+    with reporting(as_json):
+        command = _build(Withdraw, ambassador_id=ambassador_id, reason=reason)
+        result = calls.request(Subjects.WITHDRAW, command)
+    show(result, as_json, lambda a: typer.echo(f"{a['id']} withdrawn"))
+
+
+@app.command()
+def erase(
+    ambassador_id: Annotated[str, typer.Argument(metavar="ID")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase every personal field of an ambassador (cannot be undone)."""
+    with reporting(as_json):
+        if not yes:
+            fail("erasure cannot be undone: add --yes to confirm", as_json)
+        result = calls.request(Subjects.ERASE, _build(Erase, ambassador_id=ambassador_id))
+    show(result, as_json, lambda a: typer.echo(f"{a['id']} erased"))
+
+
+@app.command()
+def certificate(
+    ambassador_id: Annotated[str, typer.Argument(metavar="ID")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the PDF.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the ambassador's certificate (PDF)."""
+
+    async def fetch(client: ServiceClient) -> dict[str, Any]:
+        location: dict[str, Any] = await client.request(
+            Subjects.CERTIFICATE, _build(GetCertificate, ambassador_id=ambassador_id)
+        )
+        bucket = await client.nc.jetstream().object_store(location["bucket"])
+        found = await bucket.get(location["object_name"])
+        data = bytes(found.data or b"")
+        digest = "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+        if location.get("digest") and digest != location["digest"]:
+            raise ServiceError(ErrorCode.INTERNAL, "the certificate in the store is damaged")
+        out.write_bytes(data)
+        return {**location, "path": str(out)}
+
+    with reporting(as_json):
+        result = calls.run(fetch)
+    show(result, as_json, lambda r: typer.echo(f"certificate {r['number']} written to {r['path']}"))
+
+
+@app.command()
+def verify(code: str, as_json: JsonOpt = False) -> None:
+    """Tell whether a certificate is genuine and still valid."""
+    with reporting(as_json):
+        result = calls.request(Subjects.VERIFY, _build(VerifyCertificate, code=code))
+
+    def human(r: dict[str, Any]) -> None:
+        if not r["genuine"]:
+            typer.echo(f"{r['code']}: no certificate has this code")
+            return
+        who = ", ".join(x for x in (r.get("holder"), r.get("organisation")) if x)
+        state = "genuine and valid" if r["valid"] else "genuine but no longer valid"
+        typer.echo(
+            f"{r['code']}: {state}: {r['number']}{' - ' + who if who else ''}"
+            f", issued {r['issued_on']}"
+        )
+
+    show(result, as_json, human)
+    if not result["valid"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def directory(as_json: JsonOpt = False) -> None:
+    """The public directory of ambassadors, as the website shows it."""
+    with reporting(as_json):
+        result = calls.request(Subjects.DIRECTORY, {})
+
+    def human(d: dict[str, Any]) -> None:
+        for e in d["entries"]:
+            typer.echo(e["display_name"])
+            if e.get("description"):
+                typer.echo(f"  {e['description']}")
+            if e.get("website"):
+                typer.echo(f"  {e['website']}")
+            if e.get("themes"):
+                typer.echo(f"  themes: {', '.join(str(t) for t in e['themes'])}")
+        typer.echo(f"{len(d['entries'])} listed")
+
+    show(result, as_json, human)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="UTF-8 CSV with a header row.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import ambassadors from a CSV file as staff sign-ups; bad rows are reported."""
+    with reporting(as_json):
+        if not file.is_file():
+            fail(f"{file}: no such file", as_json)
+        raw = file.read_bytes()
+        if len(raw) > IMPORT_CSV_MAX_BYTES:
+            fail(f"{file}: larger than {IMPORT_CSV_MAX_BYTES // 1024} KiB; split it", as_json)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            fail(f"{file}: not UTF-8 text (save the CSV as UTF-8)", as_json)
+        command = _build(ImportCsv, csv_text=text, filename=file.name)
+        result = calls.request(Subjects.IMPORT, command)
+
+    def human(r: dict[str, Any]) -> None:
+        typer.echo(
+            f"imported {r['imported']}, already there {r['skipped_existing']}, "
+            f"bad rows {len(r['errors'])}"
+        )
+        for e in r["errors"]:
+            detail = "; ".join(f"{d['field']}: {d['message']}" for d in e.get("details", []))
+            typer.echo(f"  line {e['row']}: {e['message']}{' (' + detail + ')' if detail else ''}")
+
+    show(result, as_json, human)
+    if result["errors"]:
+        raise typer.Exit(1)
+
+
+def _build(model: type[Any], **values: Any) -> Any:
+    """Validate on this side too, so a typo fails before anything is sent."""
+    from pydantic import ValidationError
+
+    from services.runtime.rpc import field_errors
+
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise ServiceError(
+            ErrorCode.VALIDATION_FAILED, "the request is not valid", field_errors(exc)
+        ) from None

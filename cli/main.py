@@ -1,0 +1,21 @@
+"""The operator CLI: `samskab --help`."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import ambassadors, operations
+
+app = typer.Typer(
+    help="samskab: run the ambassador network (talks to the running stack over NATS).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(ambassadors.app, name="ambassadors")
+app.add_typer(operations.dead_letters, name="dead-letters")
+app.command("goals")(operations.goals)
+app.command("health")(operations.health)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,43 @@
+"""The envelope every event carries, and the base class of every message."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of commands, queries and replies: unknown fields are ignored, never fatal."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class Event(Message):
+    """A fact in the past tense, published on JetStream at ``subject``.
+
+    Consumers ignore fields they do not know, so adding a field is not breaking;
+    a breaking change gets a new ``v2`` subject.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    subject: ClassVar[str]
+    producer_name: ClassVar[str]
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    producer: str = ""
+    schema_version: int = 1
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.producer:
+            object.__setattr__(self, "producer", self.producer_name)

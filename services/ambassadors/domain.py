@@ -1,0 +1,544 @@
+"""Pure rules of the ambassador network: validation, the life of an ambassador, goals.
+
+No I/O here: store.py loads and saves, handlers.py orchestrates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import unicodedata
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict
+
+from contracts.ambassadors import (
+    CoreArea,
+    Goals,
+    Kind,
+    MonthPoint,
+    Source,
+    Status,
+)
+from contracts.errors import ErrorCode, FieldError, ServiceError
+
+# The 12 themes of the 2018 strategy, each filmed by citizens.
+THEMES: dict[int, str] = {
+    1: "Hele mennesket",
+    2: "En by for alle",
+    3: "Idræt i fællesskaber",
+    4: "Inddrag borgerne",
+    5: "Flere ind i fællesskaber",
+    6: "Fra udsat til ansat",
+    7: "Vær en god ven",
+    8: "Netværk og kommunikation",
+    9: "Samarbejde på tværs af sektorer",
+    10: "Mere frivillighed",
+    11: "Fysisk og mental sundhed",
+    12: "Forebyg",
+}
+
+CORE_AREAS: dict[CoreArea, str] = {
+    CoreArea.HOUSING: "Bolig",
+    CoreArea.EMPLOYMENT: "Beskæftigelse",
+    CoreArea.HEALTH: "Lighed i sundhed",
+}
+
+KIND_LABELS: dict[Kind, str] = {
+    Kind.CITIZEN: "Borger",
+    Kind.VOLUNTEER: "Frivillig",
+    Kind.ASSOCIATION: "Forening",
+    Kind.ORGANISATION: "Organisation",
+    Kind.COMPANY: "Virksomhed",
+    Kind.POLITICIAN: "Politiker",
+    Kind.MUNICIPAL_UNIT: "Kommunal enhed",
+    Kind.OTHER: "Andet",
+}
+
+# Private persons may sign up without an organisation; everyone else signs up on behalf of one.
+PERSONAL_KINDS = frozenset({Kind.CITIZEN, Kind.VOLUNTEER})
+
+# Crockford's base32 without look-alikes: codes are read aloud and typed from paper.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+CERTIFICATE_PREFIX = "FRC"
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"\s+")
+_PHONE_ALLOWED = re.compile(r"^\+?[0-9 ()\-.]+$")
+_SKILL_SEPARATORS = re.compile(r"[\s_]+")
+_SKILL_ALLOWED = re.compile(r"^[0-9a-zæøåäöüéèáàñç\-]+$")
+
+
+class DomainValidationError(ServiceError):
+    def __init__(self, details: list[FieldError]) -> None:
+        fields = ", ".join(d.field for d in details)
+        super().__init__(ErrorCode.VALIDATION_FAILED, f"invalid fields: {fields}", details)
+
+
+def _fail(code: ErrorCode, message: str) -> ServiceError:
+    return ServiceError(code, message)
+
+
+# ---------------------------------------------------------------- normalising one field
+
+
+def clean_line(value: str) -> str:
+    """One-line text: no control characters, single spaces, NFC (so æøå compare equal)."""
+    return _SPACES.sub(" ", _CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
+
+
+def clean_text(value: str) -> str:
+    """Multi-line text: keeps line breaks, drops control characters and trailing space."""
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", value)).replace("\r\n", "\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def normalise_email(value: str) -> str:
+    # Deliverability (DNS) is not checked: sign-up must work offline and the
+    # confirmation mail proves the address anyway.
+    result = validate_email(value.strip(), check_deliverability=False)
+    return str(result.normalized)
+
+
+def email_key(email: str) -> str:
+    """The form uniqueness is checked on: mailbox providers ignore case in practice."""
+    return email.casefold()
+
+
+def normalise_phone(value: str) -> str:
+    phone = clean_line(value)
+    digits = re.sub(r"\D", "", phone)
+    if not _PHONE_ALLOWED.match(phone) or not 8 <= len(digits) <= 15:
+        raise ValueError("a phone number has 8 to 15 digits, optionally a leading +")
+    return phone
+
+
+def normalise_website(value: str) -> str:
+    url = value.strip()
+    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", url):
+        url = "https://" + url
+    match = re.match(r"^(https?)://([^/\s?#:@]+)(:\d{1,5})?([/?#][^\s]*)?$", url, re.IGNORECASE)
+    if match is None:
+        raise ValueError("a website is an http(s) address such as https://example.dk")
+    host = match.group(2).lower()
+    if "." not in host or host.startswith(".") or host.endswith("."):
+        raise ValueError("the website's host name is not complete")
+    return f"{match.group(1).lower()}://{host}{match.group(3) or ''}{match.group(4) or ''}"
+
+
+def normalise_skill(value: str) -> str:
+    tag = _SKILL_SEPARATORS.sub("-", clean_line(value).casefold()).strip("-")
+    if tag and not _SKILL_ALLOWED.match(tag):
+        raise ValueError("a skill is a short tag of letters, digits and hyphens")
+    return tag
+
+
+# ---------------------------------------------------------------- the profile
+
+
+class Profile(BaseModel):
+    """A validated, normalised profile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    email: str
+    phone: str | None = None
+    kind: Kind
+    organisation: str | None = None
+    website: str | None = None
+    description: str | None = None
+    themes: tuple[int, ...] = ()
+    core_areas: tuple[CoreArea, ...] = ()
+    skills: tuple[str, ...] = ()
+    public: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.organisation or self.name
+
+
+def validate_profile(fields: dict[str, Any]) -> Profile:
+    """Normalise every field and report every problem at once, each named by its field."""
+    errors: list[FieldError] = []
+    out: dict[str, Any] = {}
+
+    def check(field: str, fn: Any) -> None:
+        try:
+            out[field] = fn()
+        except (ValueError, EmailNotValidError) as exc:
+            errors.append(FieldError(field=field, message=str(exc)))
+
+    def required_line(field: str) -> str:
+        value = clean_line(str(fields.get(field) or ""))
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    def optional(field: str, fn: Any) -> Any:
+        raw = fields.get(field)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return fn(raw)
+
+    kind = Kind(fields["kind"])
+    out["kind"] = kind
+    check("name", lambda: required_line("name"))
+    check("email", lambda: normalise_email(str(fields.get("email") or "")))
+    check("phone", lambda: optional("phone", normalise_phone))
+    check("organisation", lambda: optional("organisation", clean_line))
+    check("website", lambda: optional("website", normalise_website))
+    check("description", lambda: optional("description", clean_text))
+    check("themes", lambda: tuple(sorted(set(fields.get("themes") or ()))))
+    check("core_areas", lambda: tuple(sorted(set(fields.get("core_areas") or ()))))
+    check(
+        "skills",
+        lambda: tuple(sorted({t for t in map(normalise_skill, fields.get("skills") or ()) if t})),
+    )
+    out["public"] = bool(fields.get("public", False))
+    if (
+        kind not in PERSONAL_KINDS
+        and not out.get("organisation")
+        and "organisation" not in {e.field for e in errors}
+    ):
+        errors.append(
+            FieldError(
+                field="organisation",
+                message=f"an organisation name is required for kind '{kind.value}'",
+            )
+        )
+    if errors:
+        raise DomainValidationError(errors)
+    return Profile(**out)
+
+
+def validate_sign_up(fields: dict[str, Any], consent: bool) -> Profile:
+    """A sign-up's profile, with a missing consent reported alongside every bad field."""
+    errors: list[FieldError] = []
+    if not consent:
+        errors.append(
+            FieldError(field="consent", message="consent to store the profile is required")
+        )
+    try:
+        profile = validate_profile(fields)
+    except DomainValidationError as exc:
+        raise DomainValidationError(errors + list(exc.error.details)) from None
+    if errors:
+        raise DomainValidationError(errors)
+    return profile
+
+
+# ---------------------------------------------------------------- tokens and codes
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    # Only the hash is stored: a leaked database does not confirm anyone's address.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_verification_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise_code(code: str) -> str:
+    raw = re.sub(r"[\s\-]", "", code).upper().replace("O", "0").replace("I", "1")
+    return f"{raw[:4]}-{raw[4:]}" if len(raw) == 8 else raw
+
+
+def certificate_number(year: int, serial: int) -> str:
+    return f"{CERTIFICATE_PREFIX}-{year}-{serial:06d}"
+
+
+def certificate_object_name(ambassador_id: str, number: str) -> str:
+    return f"{number}-{ambassador_id}.pdf"
+
+
+# ---------------------------------------------------------------- the ambassador
+
+
+class Certificate(BaseModel):
+    number: str
+    verification_code: str
+    issued_at: datetime
+    object_name: str
+    revoked_at: datetime | None = None
+    digest: str | None = None
+    size: int | None = None
+    rendered_at: datetime | None = None
+
+
+class Ambassador(BaseModel):
+    """An ambassador as the service stores it."""
+
+    id: str
+    status: Status
+    source: Source
+    profile: Profile | None
+    email_key: str | None
+    consent_version: str | None = None
+    consented_at: datetime | None = None
+    signed_up_at: datetime
+    activated_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    withdraw_reason: str | None = None
+    erased_at: datetime | None = None
+    token_hash: str | None = None
+    token_expires_at: datetime | None = None
+    certificate: Certificate | None = None
+    # Kept through erasure so goal history stays true; none of it identifies a person.
+    kind: Kind
+    themes: tuple[int, ...] = ()
+    core_areas: tuple[CoreArea, ...] = ()
+
+    @property
+    def left_at(self) -> datetime | None:
+        return self.withdrawn_at or self.erased_at
+
+
+@dataclass(frozen=True)
+class SignUpOutcome:
+    ambassador: Ambassador
+    token: str | None
+    token_reissued: bool = False
+
+
+def sign_up(
+    profile: Profile,
+    *,
+    staff: bool,
+    source: Source | None,
+    consent_version: str,
+    now: datetime,
+    token_ttl: timedelta,
+    existing: Ambassador | None,
+) -> SignUpOutcome:
+    """A new sign-up, or the right answer to a repeated one.
+
+    - same address pending (self sign-up): a fresh token replaces the old one;
+    - same address withdrawn: the person rejoins on the same record;
+    - same address active: a conflict.
+    """
+    if existing is not None and existing.status == Status.ACTIVE:
+        raise ServiceError(
+            ErrorCode.CONFLICT,
+            "an active ambassador already has this e-mail address",
+            [FieldError(field="email", message="already registered")],
+        )
+    origin = source or (Source.STAFF if staff else Source.SELF)
+    token = None if staff else new_token()
+    base = existing.model_copy() if existing is not None else None
+    ambassador = Ambassador(
+        id=base.id if base else uuid.uuid4().hex,
+        status=Status.PENDING,
+        source=origin,
+        profile=profile,
+        email_key=email_key(profile.email),
+        consent_version=consent_version,
+        consented_at=now,
+        signed_up_at=base.signed_up_at if base else now,
+        kind=profile.kind,
+        themes=profile.themes,
+        core_areas=profile.core_areas,
+        certificate=base.certificate if base else None,
+        token_hash=token_hash(token) if token else None,
+        token_expires_at=now + token_ttl if token else None,
+    )
+    reissued = existing is not None and existing.status == Status.PENDING and not staff
+    return SignUpOutcome(ambassador=ambassador, token=token, token_reissued=reissued)
+
+
+def check_token(ambassador: Ambassador | None, now: datetime) -> Ambassador:
+    if ambassador is None or ambassador.status != Status.PENDING:
+        raise _fail(ErrorCode.INVALID_TOKEN, "the confirmation link is not valid")
+    if ambassador.token_expires_at is None or ambassador.token_expires_at < now:
+        raise _fail(
+            ErrorCode.TOKEN_EXPIRED,
+            "the confirmation link has expired; sign up again to get a new one",
+        )
+    return ambassador
+
+
+def activate(ambassador: Ambassador, *, now: datetime, certificate: Certificate) -> Ambassador:
+    if ambassador.status != Status.PENDING:
+        raise _fail(ErrorCode.INVALID_STATE, f"the ambassador is {ambassador.status.value}")
+    return ambassador.model_copy(
+        update={
+            "status": Status.ACTIVE,
+            "activated_at": now,
+            "withdrawn_at": None,
+            "withdraw_reason": None,
+            "token_hash": None,
+            "token_expires_at": None,
+            "certificate": certificate,
+        }
+    )
+
+
+def new_certificate(ambassador_id: str, number: str, code: str, now: datetime) -> Certificate:
+    return Certificate(
+        number=number,
+        verification_code=code,
+        issued_at=now,
+        object_name=certificate_object_name(ambassador_id, number),
+    )
+
+
+def update_profile(ambassador: Ambassador, changes: dict[str, Any]) -> tuple[Ambassador, list[str]]:
+    """Apply the given fields; returns the new ambassador and the names of changed fields."""
+    if ambassador.status == Status.ERASED or ambassador.profile is None:
+        raise _fail(ErrorCode.INVALID_STATE, "an erased ambassador cannot be updated")
+    current = ambassador.profile.model_dump()
+    merged = {**current, **changes}
+    profile = validate_profile(merged)
+    changed = sorted(k for k, v in profile.model_dump().items() if current.get(k) != v)
+    updated = ambassador.model_copy(
+        update={
+            "profile": profile,
+            "email_key": email_key(profile.email),
+            "kind": profile.kind,
+            "themes": profile.themes,
+            "core_areas": profile.core_areas,
+        }
+    )
+    return updated, changed
+
+
+def withdraw(ambassador: Ambassador, *, now: datetime, reason: str | None) -> Ambassador:
+    if ambassador.status not in (Status.ACTIVE, Status.PENDING):
+        raise _fail(ErrorCode.INVALID_STATE, f"the ambassador is {ambassador.status.value}")
+    certificate = ambassador.certificate
+    if certificate is not None and certificate.revoked_at is None:
+        certificate = certificate.model_copy(update={"revoked_at": now})
+    return ambassador.model_copy(
+        update={
+            "status": Status.WITHDRAWN,
+            "withdrawn_at": now,
+            "withdraw_reason": clean_line(reason) if reason else None,
+            "token_hash": None,
+            "token_expires_at": None,
+            "certificate": certificate,
+        }
+    )
+
+
+def erase(ambassador: Ambassador, *, now: datetime) -> Ambassador:
+    """Remove every personal field; keep what the goals need (kind, themes, dates)."""
+    if ambassador.status == Status.ERASED:
+        raise _fail(ErrorCode.INVALID_STATE, "the ambassador is already erased")
+    certificate = ambassador.certificate
+    if certificate is not None:
+        certificate = certificate.model_copy(
+            update={"revoked_at": certificate.revoked_at or now, "digest": None, "size": None}
+        )
+    # A pending sign-up that never confirmed was never an ambassador: it leaves no
+    # activation in the history either way.
+    return ambassador.model_copy(
+        update={
+            "status": Status.ERASED,
+            "profile": None,
+            "email_key": None,
+            "consent_version": None,
+            "consented_at": None,
+            "withdraw_reason": None,
+            "token_hash": None,
+            "token_expires_at": None,
+            "erased_at": now,
+            "certificate": certificate,
+        }
+    )
+
+
+# ---------------------------------------------------------------- goals
+
+
+@dataclass(frozen=True)
+class GoalRecord:
+    """What the goals need of one ambassador: nothing personal."""
+
+    status: Status
+    kind: Kind
+    themes: Sequence[int]
+    core_areas: Sequence[str]
+    activated_at: datetime | None
+    left_at: datetime | None
+
+
+def _month_end(year: int, month: int) -> datetime:
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
+
+
+def _months(first: date, last: date) -> Iterable[tuple[int, int]]:
+    y, m = first.year, first.month
+    while (y, m) <= (last.year, last.month):
+        yield y, m
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
+
+def compute_goals(
+    records: Sequence[GoalRecord], *, target: int, citizen_share_target: float, now: datetime
+) -> Goals:
+    active = [r for r in records if r.status == Status.ACTIVE]
+    citizens = sum(1 for r in active if r.kind == Kind.CITIZEN)
+    by_kind = {k.value: sum(1 for r in active if r.kind == k) for k in Kind}
+    by_theme = {str(t): sum(1 for r in active if t in r.themes) for t in THEMES}
+    by_area = {a.value: sum(1 for r in active if a.value in r.core_areas) for a in CoreArea}
+    activations = [r.activated_at for r in records if r.activated_at is not None]
+    months: list[MonthPoint] = []
+    if activations:
+        for y, m in _months(min(activations).date(), now.date()):
+            start = datetime(y, m, 1, tzinfo=UTC)
+            end = _month_end(y, m)
+
+            def was_active(r: GoalRecord, at: datetime) -> bool:
+                return (
+                    r.activated_at is not None
+                    and r.activated_at < at
+                    and (r.left_at is None or r.left_at >= at)
+                )
+
+            months.append(
+                MonthPoint(
+                    month=f"{y:04d}-{m:02d}",
+                    active=sum(1 for r in records if was_active(r, end)),
+                    citizens=sum(
+                        1 for r in records if r.kind == Kind.CITIZEN and was_active(r, end)
+                    ),
+                    activated=sum(
+                        1 for r in records if r.activated_at and start <= r.activated_at < end
+                    ),
+                    left=sum(
+                        1
+                        for r in records
+                        if r.left_at and r.activated_at and start <= r.left_at < end
+                    ),
+                )
+            )
+    count = len(active)
+    return Goals(
+        active=count,
+        target=target,
+        progress=round(count / target, 4) if target else 0.0,
+        citizens=citizens,
+        citizen_share=round(citizens / count, 4) if count else 0.0,
+        citizen_share_target=citizen_share_target,
+        by_kind=by_kind,
+        by_theme=by_theme,
+        by_core_area=by_area,
+        pending=sum(1 for r in records if r.status == Status.PENDING),
+        withdrawn=sum(1 for r in records if r.status == Status.WITHDRAWN),
+        erased=sum(1 for r in records if r.status == Status.ERASED),
+        months=months,
+    )

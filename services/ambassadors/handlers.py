@@ -1,0 +1,513 @@
+"""One function per command, query and background job: load, call the domain, save + outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from multiprocessing import get_context
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from contracts.ambassadors import (
+    Activated,
+    AmbassadorPage,
+    AmbassadorView,
+    CertificateIssued,
+    CertificateLocation,
+    CertificateRef,
+    CertificateSummary,
+    Confirm,
+    Directory,
+    DirectoryEntry,
+    Erase,
+    Erased,
+    GetCertificate,
+    Goals,
+    ImportCsv,
+    ImportResult,
+    ImportRowError,
+    ListAmbassadors,
+    ProfileUpdated,
+    ShowAmbassador,
+    SignedUp,
+    SignUp,
+    SignUpResult,
+    Source,
+    Status,
+    UpdateProfile,
+    VerifyCertificate,
+    VerifyResult,
+    Withdraw,
+    Withdrawn,
+)
+from contracts.envelope import Event
+from contracts.errors import ErrorCode, ServiceError
+from services.ambassadors import domain, store
+from services.ambassadors.certificate import CertificateView, render_certificate_pdf
+from services.ambassadors.domain import Ambassador
+from services.ambassadors.importing import parse_ambassador_csv
+from services.runtime.logging import get_logger
+from services.runtime.mongo import Session
+from services.runtime.rpc import field_errors
+from services.runtime.service import Service
+from services.runtime.settings import Settings
+
+log = get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    service: Service
+    clock: Callable[[], datetime] = utcnow
+    renderer: ProcessPoolExecutor | None = None
+    render_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
+
+
+# ---------------------------------------------------------------- views
+
+
+def view(a: Ambassador) -> AmbassadorView:
+    p = a.profile
+    cert = a.certificate
+    return AmbassadorView(
+        id=a.id,
+        status=a.status,
+        source=a.source,
+        name=p.name if p else None,
+        email=p.email if p else None,
+        phone=p.phone if p else None,
+        kind=a.kind,
+        organisation=p.organisation if p else None,
+        website=p.website if p else None,
+        description=p.description if p else None,
+        themes=list(a.themes),
+        core_areas=list(a.core_areas),
+        skills=list(p.skills) if p else [],
+        public=p.public if p else False,
+        consent_version=a.consent_version,
+        consented_at=a.consented_at,
+        signed_up_at=a.signed_up_at,
+        activated_at=a.activated_at,
+        withdrawn_at=a.withdrawn_at,
+        erased_at=a.erased_at,
+        certificate=CertificateSummary(
+            number=cert.number,
+            verification_code=cert.verification_code,
+            issued_at=cert.issued_at,
+            revoked_at=cert.revoked_at,
+        )
+        if cert
+        else None,
+    )
+
+
+def _not_found(ambassador_id: str) -> ServiceError:
+    return ServiceError(ErrorCode.NOT_FOUND, f"ambassador {ambassador_id} not found")
+
+
+# ---------------------------------------------------------------- activation
+
+
+async def _activate(
+    ctx: Context, ambassador: Ambassador, session: Session, cause: Event | None
+) -> tuple[Ambassador, Activated]:
+    db = ctx.service.db
+    now = ctx.clock()
+    if ambassador.certificate is not None:
+        # Rejoining keeps the number but gets a fresh code: the old paper stays revoked.
+        number = ambassador.certificate.number
+    else:
+        number = domain.certificate_number(
+            now.year, await store.next_certificate_serial(db, now.year, session)
+        )
+    code = domain.new_verification_code()
+    while await store.verification_code_taken(db, code, session):
+        code = domain.new_verification_code()
+    certificate = domain.new_certificate(ambassador.id, number, code, now)
+    active = domain.activate(ambassador, now=now, certificate=certificate)
+    assert active.profile is not None
+    event = Activated(
+        ambassador_id=active.id,
+        name=active.profile.name,
+        email=active.profile.email,
+        kind=active.kind,
+        organisation=active.profile.organisation,
+        public=active.profile.public,
+        themes=list(active.themes),
+        core_areas=list(active.core_areas),
+        skills=list(active.profile.skills),
+        certificate=CertificateRef(
+            number=number,
+            verification_code=code,
+            bucket=ctx.settings.certificate_bucket,
+            object_name=certificate.object_name,
+        ),
+        correlation_id=cause.correlation_id or cause.event_id if cause else None,
+        causation_id=cause.event_id if cause else None,
+    )
+    return active, event
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> SignUpResult:
+    profile = domain.validate_sign_up(cmd.model_dump(exclude={"consent", "staff"}), cmd.consent)
+    s = ctx.settings
+    db = ctx.service.db
+
+    async def work(session: Session) -> tuple[SignUpResult, Sequence[Event]]:
+        now = ctx.clock()
+        existing = await store.load_by_email_key(db, domain.email_key(profile.email), session)
+        outcome = domain.sign_up(
+            profile,
+            staff=cmd.staff,
+            source=source,
+            consent_version=s.consent_text_version,
+            now=now,
+            token_ttl=timedelta(hours=s.confirmation_token_ttl_hours),
+            existing=existing,
+        )
+        ambassador = outcome.ambassador
+        signed = SignedUp(
+            ambassador_id=ambassador.id,
+            name=profile.name,
+            email=profile.email,
+            kind=profile.kind,
+            source=ambassador.source,
+            confirmation_token=outcome.token,
+            token_expires_at=ambassador.token_expires_at,
+            consent_version=s.consent_text_version,
+        )
+        events: list[Event] = [signed]
+        if cmd.staff:
+            ambassador, activated = await _activate(ctx, ambassador, session, signed)
+            events.append(activated)
+        await store.save(db, ambassador, session)
+        await store.record_consent(db, ambassador.id, s.consent_text_version, now, session)
+        result = SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
+        return result, events
+
+    result = await ctx.service.transaction(work)
+    if cmd.staff:
+        ctx.render_wakeup.set()
+    return result
+
+
+async def confirm(ctx: Context, cmd: Confirm) -> AmbassadorView:
+    db = ctx.service.db
+
+    async def work(session: Session) -> tuple[AmbassadorView, Sequence[Event]]:
+        found = await store.load_by_token_hash(db, domain.token_hash(cmd.token), session)
+        pending = domain.check_token(found, ctx.clock())
+        active, activated = await _activate(ctx, pending, session, None)
+        await store.save(db, active, session)
+        return view(active), [activated]
+
+    result = await ctx.service.transaction(work)
+    ctx.render_wakeup.set()
+    return result
+
+
+async def update(ctx: Context, cmd: UpdateProfile) -> AmbassadorView:
+    db = ctx.service.db
+    changes = {k: getattr(cmd, k) for k in cmd.model_fields_set if k != "ambassador_id"}
+
+    async def work(session: Session) -> tuple[AmbassadorView, Sequence[Event]]:
+        current = await store.load(db, cmd.ambassador_id, session)
+        if current is None:
+            raise _not_found(cmd.ambassador_id)
+        updated, changed = domain.update_profile(current, changes)
+        if not changed:
+            return view(current), []
+        if "email" in changed:
+            other = await store.load_by_email_key(db, updated.email_key or "", session)
+            if other is not None and other.id != updated.id:
+                raise ServiceError(
+                    ErrorCode.CONFLICT, "another ambassador already has this e-mail address"
+                )
+        await store.save(db, updated, session)
+        assert updated.profile is not None
+        event = ProfileUpdated(
+            ambassador_id=updated.id,
+            name=updated.profile.name,
+            email=updated.profile.email,
+            kind=updated.kind,
+            organisation=updated.profile.organisation,
+            public=updated.profile.public,
+            themes=list(updated.themes),
+            core_areas=list(updated.core_areas),
+            skills=list(updated.profile.skills),
+            changed=changed,
+            status=updated.status,
+        )
+        return view(updated), [event]
+
+    return await ctx.service.transaction(work)
+
+
+async def withdraw(ctx: Context, cmd: Withdraw) -> AmbassadorView:
+    db = ctx.service.db
+
+    async def work(session: Session) -> tuple[AmbassadorView, Sequence[Event]]:
+        current = await store.load(db, cmd.ambassador_id, session)
+        if current is None:
+            raise _not_found(cmd.ambassador_id)
+        withdrawn = domain.withdraw(current, now=ctx.clock(), reason=cmd.reason)
+        await store.save(db, withdrawn, session)
+        return view(withdrawn), [
+            Withdrawn(ambassador_id=withdrawn.id, reason=withdrawn.withdraw_reason)
+        ]
+
+    return await ctx.service.transaction(work)
+
+
+async def erase(ctx: Context, cmd: Erase) -> AmbassadorView:
+    db = ctx.service.db
+
+    async def work(session: Session) -> tuple[AmbassadorView, Sequence[Event]]:
+        current = await store.load(db, cmd.ambassador_id, session)
+        if current is None:
+            raise _not_found(cmd.ambassador_id)
+        erased = domain.erase(current, now=ctx.clock())
+        await store.save(db, erased, session)
+        return view(erased), [Erased(ambassador_id=erased.id)]
+
+    result = await ctx.service.transaction(work)
+    ctx.render_wakeup.set()  # the sweep removes the certificate PDF
+    return result
+
+
+async def import_csv(ctx: Context, cmd: ImportCsv) -> ImportResult:
+    rows, problems = parse_ambassador_csv(cmd.csv_text)
+    errors = [ImportRowError(row=p.line, message=p.message) for p in problems]
+    imported: list[str] = []
+    skipped = 0
+    for row in rows:
+        try:
+            command = SignUp.model_validate({**row.fields, "consent": True, "staff": True})
+            result = await sign_up(ctx, command, source=Source.IMPORT)
+        except ValidationError as exc:
+            details = [{"field": d.field, "message": d.message} for d in field_errors(exc)]
+            errors.append(ImportRowError(row=row.line, message="invalid row", details=details))
+            continue
+        except ServiceError as exc:
+            if exc.code == ErrorCode.CONFLICT:
+                skipped += 1
+                continue
+            details = [d.model_dump() for d in exc.error.details]
+            errors.append(ImportRowError(row=row.line, message=exc.error.message, details=details))
+            continue
+        imported.append(result.ambassador.id)
+    errors.sort(key=lambda e: e.row)
+    return ImportResult(
+        imported=len(imported), skipped_existing=skipped, errors=errors, ambassador_ids=imported
+    )
+
+
+async def import_demo_if_empty(ctx: Context) -> ImportResult | None:
+    """make up starts with the 2022 list of organisations, once, into an empty store."""
+    s = ctx.settings
+    if not s.demo_import or await store.count(ctx.service.db) > 0:
+        return None
+    if s.demo_csv is not None:
+        text = await asyncio.to_thread(Path(s.demo_csv).read_text, encoding="utf-8")
+    else:
+        text = (
+            resources.files("services.ambassadors")
+            .joinpath("demo/ambassadors-2022.csv")
+            .read_text(encoding="utf-8")
+        )
+    result = await import_csv(ctx, ImportCsv(csv_text=text, filename="ambassadors-2022.csv"))
+    log.info("demo ambassadors imported", imported=result.imported, errors=len(result.errors))
+    return result
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def _certificate_view(ctx: Context, a: Ambassador) -> CertificateView:
+    assert a.profile is not None and a.certificate is not None
+    return CertificateView(
+        holder_name=a.profile.name,
+        organisation=a.profile.organisation,
+        kind_label=domain.KIND_LABELS[a.kind],
+        issued_on=a.certificate.issued_at.astimezone(UTC).date(),
+        number=a.certificate.number,
+        verification_code=a.certificate.verification_code,
+        verify_url=f"{ctx.settings.public_url.rstrip('/')}/verify/{a.certificate.verification_code}",
+    )
+
+
+async def _render(ctx: Context, certificate_view: CertificateView) -> bytes:
+    loop = asyncio.get_running_loop()
+    if ctx.renderer is None:
+        # WeasyPrint holds the GIL for ~100 ms; a worker process keeps commands responsive.
+        ctx.renderer = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    return await loop.run_in_executor(ctx.renderer, render_certificate_pdf, certificate_view)
+
+
+async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador:
+    """Render the PDF into the bucket, then record it and announce it (once)."""
+    pdf = await _render(ctx, _certificate_view(ctx, ambassador))
+    assert ambassador.certificate is not None
+    number = ambassador.certificate.number
+    object_name = ambassador.certificate.object_name
+    bucket = await ctx.service.js.object_store(ctx.settings.certificate_bucket)
+    info = await bucket.put(object_name, pdf)
+    db = ctx.service.db
+
+    async def work(session: Session) -> tuple[Ambassador, Sequence[Event]]:
+        current = await store.load(db, ambassador.id, session)
+        if (
+            current is None
+            or current.certificate is None
+            or current.certificate.object_name != object_name
+            or current.status != Status.ACTIVE
+        ):
+            return ambassador, []  # erased or withdrawn meanwhile; the sweep tidies up
+        if current.certificate.rendered_at is not None:
+            return current, []
+        cert = current.certificate.model_copy(
+            update={"rendered_at": ctx.clock(), "digest": info.digest, "size": info.size}
+        )
+        rendered = current.model_copy(update={"certificate": cert})
+        await store.save(db, rendered, session)
+        issued = CertificateIssued(
+            ambassador_id=current.id,
+            number=number,
+            bucket=ctx.settings.certificate_bucket,
+            object_name=object_name,
+            digest=info.digest or "",
+            size=info.size or len(pdf),
+        )
+        return rendered, [issued]
+
+    return await ctx.service.transaction(work)
+
+
+async def certificate_worker(ctx: Context) -> None:
+    """Renders pending certificates and deletes the PDFs of erased ambassadors, forever."""
+    while True:
+        ctx.render_wakeup.clear()
+        pending = [a async for a in store.certificates_to_render(ctx.service.db, 20)]
+        for ambassador in pending:
+            await render_certificate(ctx, ambassador)
+        for doc in await store.certificates_to_purge(ctx.service.db, 50):
+            bucket = await ctx.service.js.object_store(ctx.settings.certificate_bucket)
+            try:
+                await bucket.delete(doc["certificate"]["object_name"])
+            except Exception as exc:  # an object that was never rendered is fine to skip
+                if "not found" not in str(exc).lower():
+                    raise
+            await store.mark_purged(ctx.service.db, doc["_id"])
+        if not pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.render_wakeup.wait(), timeout=2.0)
+
+
+async def get_certificate(ctx: Context, cmd: GetCertificate) -> CertificateLocation:
+    ambassador = await store.load(ctx.service.db, cmd.ambassador_id)
+    if ambassador is None:
+        raise _not_found(cmd.ambassador_id)
+    if ambassador.status != Status.ACTIVE or ambassador.certificate is None:
+        raise ServiceError(
+            ErrorCode.INVALID_STATE,
+            "only an active ambassador has a valid certificate; "
+            f"this one is {ambassador.status.value}",
+        )
+    if ambassador.certificate.rendered_at is None:
+        ambassador = await render_certificate(ctx, ambassador)
+    cert = ambassador.certificate
+    assert cert is not None
+    return CertificateLocation(
+        ambassador_id=ambassador.id,
+        number=cert.number,
+        bucket=ctx.settings.certificate_bucket,
+        object_name=cert.object_name,
+        digest=cert.digest or "",
+        size=cert.size or 0,
+    )
+
+
+# ---------------------------------------------------------------- queries
+
+
+async def list_ambassadors(ctx: Context, query: ListAmbassadors) -> AmbassadorPage:
+    total, found = await store.find_page(
+        ctx.service.db, store.list_filter(query), limit=query.limit, offset=query.offset
+    )
+    return AmbassadorPage(total=total, items=[view(a) for a in found])
+
+
+async def show(ctx: Context, query: ShowAmbassador) -> AmbassadorView:
+    found = await store.load(ctx.service.db, query.ambassador_id)
+    if found is None:
+        raise _not_found(query.ambassador_id)
+    return view(found)
+
+
+async def verify(ctx: Context, query: VerifyCertificate) -> VerifyResult:
+    code = domain.normalise_code(query.code)
+    found = await store.load_by_code(ctx.service.db, code)
+    if found is None or found.certificate is None:
+        return VerifyResult(code=code, genuine=False, valid=False, status="unknown")
+    cert = found.certificate
+    valid = found.status == Status.ACTIVE and cert.revoked_at is None
+    profile = found.profile
+    return VerifyResult(
+        code=code,
+        genuine=True,
+        valid=valid,
+        number=cert.number,
+        holder=profile.name if profile else None,
+        organisation=profile.organisation if profile else None,
+        issued_on=cert.issued_at.date(),
+        status="valid" if valid else "revoked",
+    )
+
+
+async def directory(ctx: Context) -> Directory:
+    entries = []
+    for a in await store.directory_entries(ctx.service.db):
+        p = a.profile
+        assert p is not None
+        entries.append(
+            DirectoryEntry(
+                id=a.id,
+                display_name=p.display_name,
+                kind=a.kind,
+                # A private person's own name is what they chose to show; an organisation's
+                # contact person stays out of the public listing.
+                organisation=p.organisation,
+                description=p.description,
+                website=p.website,
+                themes=list(a.themes),
+                core_areas=list(a.core_areas),
+            )
+        )
+    return Directory(generated_at=ctx.clock(), entries=entries)
+
+
+async def goals(ctx: Context) -> Goals:
+    s = ctx.settings
+    return domain.compute_goals(
+        await store.goal_records(ctx.service.db),
+        target=s.goal_ambassadors,
+        citizen_share_target=s.goal_citizen_share,
+        now=ctx.clock(),
+    )

@@ -1,0 +1,203 @@
+"""The ambassadors service's own database: collections, indexes, loading and saving."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+
+from contracts.ambassadors import Kind, ListAmbassadors, Status
+from services.ambassadors.domain import Ambassador, GoalRecord
+from services.runtime.mongo import DatabaseT, Session
+
+
+async def ensure_indexes(db: DatabaseT) -> None:
+    # Unique among non-erased ambassadors: erasure clears email_key.
+    await db.ambassadors.create_index(
+        "email_key",
+        unique=True,
+        partialFilterExpression={"email_key": {"$type": "string"}},
+        name="email_key_unique",
+    )
+    await db.ambassadors.create_index("token_hash", sparse=True)
+    await db.ambassadors.create_index(
+        "certificate.verification_code",
+        unique=True,
+        partialFilterExpression={"certificate.verification_code": {"$type": "string"}},
+        name="verification_code_unique",
+    )
+    await db.ambassadors.create_index([("status", ASCENDING), ("signed_up_at", ASCENDING)])
+    await db.ambassadors.create_index("certificate.pending_render", sparse=True)
+    await db.consents.create_index([("ambassador_id", ASCENDING), ("given_at", ASCENDING)])
+
+
+def to_document(ambassador: Ambassador) -> dict[str, Any]:
+    doc = ambassador.model_dump(mode="python", exclude={"id"})
+    doc["_id"] = ambassador.id
+    if ambassador.profile is not None:
+        doc["profile"]["themes"] = list(ambassador.profile.themes)
+        doc["profile"]["core_areas"] = [a.value for a in ambassador.profile.core_areas]
+        doc["profile"]["skills"] = list(ambassador.profile.skills)
+    doc["themes"] = list(ambassador.themes)
+    doc["core_areas"] = [a.value for a in ambassador.core_areas]
+    if ambassador.certificate is not None:
+        # A certificate not yet in the Object Store is marked for the renderer.
+        doc["certificate"]["pending_render"] = (
+            True
+            if ambassador.certificate.rendered_at is None and ambassador.status == Status.ACTIVE
+            else None
+        )
+        if ambassador.status == Status.ERASED:
+            # The PDF carries the name: the renderer's sweep deletes it from the bucket.
+            doc["certificate"]["purge_object"] = True
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> Ambassador:
+    return Ambassador.model_validate({**doc, "id": doc["_id"]})
+
+
+async def load(
+    db: DatabaseT, ambassador_id: str, session: Session | None = None
+) -> Ambassador | None:
+    doc = await db.ambassadors.find_one({"_id": ambassador_id}, session=session)
+    return from_document(doc) if doc else None
+
+
+async def load_by_email_key(db: DatabaseT, key: str, session: Session) -> Ambassador | None:
+    doc = await db.ambassadors.find_one({"email_key": key}, session=session)
+    return from_document(doc) if doc else None
+
+
+async def load_by_token_hash(db: DatabaseT, digest: str, session: Session) -> Ambassador | None:
+    doc = await db.ambassadors.find_one({"token_hash": digest}, session=session)
+    return from_document(doc) if doc else None
+
+
+async def load_by_code(db: DatabaseT, code: str) -> Ambassador | None:
+    doc = await db.ambassadors.find_one({"certificate.verification_code": code})
+    return from_document(doc) if doc else None
+
+
+async def save(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
+    await db.ambassadors.replace_one(
+        {"_id": ambassador.id}, to_document(ambassador), upsert=True, session=session
+    )
+
+
+async def record_consent(
+    db: DatabaseT, ambassador_id: str, version: str, given_at: datetime, session: Session
+) -> None:
+    """Consent history: which text version was accepted when; nothing personal in it."""
+    await db.consents.insert_one(
+        {"ambassador_id": ambassador_id, "version": version, "given_at": given_at},
+        session=session,
+    )
+
+
+async def next_certificate_serial(db: DatabaseT, year: int, session: Session) -> int:
+    counter = await db.counters.find_one_and_update(
+        {"_id": f"certificate-{year}"},
+        {"$inc": {"value": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    assert counter is not None  # upsert with ReturnDocument.AFTER always returns one
+    return int(counter["value"])
+
+
+async def verification_code_taken(db: DatabaseT, code: str, session: Session) -> bool:
+    found = await db.ambassadors.find_one(
+        {"certificate.verification_code": code}, {"_id": 1}, session=session
+    )
+    return found is not None
+
+
+def list_filter(query: ListAmbassadors) -> dict[str, Any]:
+    criteria: dict[str, Any] = {}
+    if query.status is not None:
+        criteria["status"] = query.status.value
+    if query.kind is not None:
+        criteria["kind"] = query.kind.value
+    if query.theme is not None:
+        criteria["themes"] = query.theme
+    if query.skill is not None:
+        criteria["profile.skills"] = query.skill
+    return criteria
+
+
+async def find_page(
+    db: DatabaseT, criteria: dict[str, Any], *, limit: int, offset: int
+) -> tuple[int, list[Ambassador]]:
+    total = await db.ambassadors.count_documents(criteria)
+    cursor = (
+        db.ambassadors.find(criteria)
+        .sort([("signed_up_at", ASCENDING), ("_id", ASCENDING)])
+        .skip(offset)
+        .limit(limit)
+    )
+    return total, [from_document(doc) async for doc in cursor]
+
+
+async def directory_entries(db: DatabaseT) -> list[Ambassador]:
+    cursor = db.ambassadors.find({"status": Status.ACTIVE.value, "profile.public": True})
+    found = [from_document(doc) async for doc in cursor]
+    return sorted(found, key=lambda a: a.profile.display_name.casefold() if a.profile else "")
+
+
+async def goal_records(db: DatabaseT) -> list[GoalRecord]:
+    cursor = db.ambassadors.find(
+        {},
+        {
+            "status": 1,
+            "kind": 1,
+            "themes": 1,
+            "core_areas": 1,
+            "activated_at": 1,
+            "withdrawn_at": 1,
+            "erased_at": 1,
+        },
+    )
+    return [
+        GoalRecord(
+            status=Status(doc["status"]),
+            kind=Kind(doc["kind"]),
+            themes=doc.get("themes") or [],
+            core_areas=doc.get("core_areas") or [],
+            activated_at=doc.get("activated_at"),
+            left_at=doc.get("withdrawn_at") or doc.get("erased_at"),
+        )
+        async for doc in cursor
+    ]
+
+
+async def count(db: DatabaseT) -> int:
+    return await db.ambassadors.count_documents({})
+
+
+async def certificates_to_render(db: DatabaseT, limit: int) -> AsyncIterator[Ambassador]:
+    cursor = db.ambassadors.find({"certificate.pending_render": True}).limit(limit)
+    async for doc in cursor:
+        yield from_document(doc)
+
+
+async def certificates_to_purge(db: DatabaseT, limit: int) -> list[dict[str, Any]]:
+    cursor = db.ambassadors.find(
+        {"status": Status.ERASED.value, "certificate.purge_object": True},
+        {"certificate.object_name": 1},
+    ).limit(limit)
+    return [doc async for doc in cursor]
+
+
+async def mark_purged(db: DatabaseT, ambassador_id: str) -> None:
+    await db.ambassadors.update_one(
+        {"_id": ambassador_id},
+        {"$unset": {"certificate.purge_object": ""}, "$set": {"certificate.purged_at": _now()}},
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

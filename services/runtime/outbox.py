@@ -1,0 +1,191 @@
+"""The transactional outbox and its relay: the only way an event reaches the bus.
+
+A handler calls :func:`add_to_outbox` inside the same transaction as its state change. The
+relay claims pending entries atomically (several replicas may run), publishes each to
+JetStream with ``Nats-Msg-Id = event_id`` so the server drops a re-publish after a crash,
+waits for the ack, then marks the entry published. It retries forever with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nats.js import JetStreamContext
+from pymongo import ASCENDING
+
+from contracts.envelope import Event
+from services.runtime.logging import get_logger
+from services.runtime.mongo import DatabaseT, Session
+
+log = get_logger(__name__)
+
+PENDING = "pending"
+IN_PROGRESS = "in_progress"
+PUBLISHED = "published"
+
+# Published entries are kept a while for audit, then expire.
+PUBLISHED_RETENTION = timedelta(days=7)
+
+
+def outbox_document(event: Event, order: int) -> dict[str, Any]:
+    return {
+        "_id": str(event.event_id),
+        "subject": event.subject,
+        "payload": event.model_dump_json().encode(),
+        "state": PENDING,
+        "order": order,
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+async def add_to_outbox(db: DatabaseT, session: Session, events: Iterable[Event]) -> None:
+    """Record events as part of the caller's transaction."""
+    base = time.time_ns()
+    docs = [outbox_document(event, base + i) for i, event in enumerate(events)]
+    if docs:
+        await db.outbox.insert_many(docs, session=session, ordered=True)
+
+
+async def ensure_outbox_indexes(db: DatabaseT) -> None:
+    await db.outbox.create_index([("state", ASCENDING), ("order", ASCENDING)])
+    await db.outbox.create_index("claimed_by")
+    await db.outbox.create_index(
+        "published_at", expireAfterSeconds=int(PUBLISHED_RETENTION.total_seconds())
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox entries; one per service process, safe to run in several replicas."""
+
+    def __init__(
+        self,
+        db: DatabaseT,
+        js: JetStreamContext,
+        *,
+        batch_size: int = 100,
+        poll_seconds: float = 0.2,
+        claim_timeout_seconds: float = 30.0,
+        publish_timeout_seconds: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._js = js
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._claim_timeout = timedelta(seconds=claim_timeout_seconds)
+        self._publish_timeout = publish_timeout_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.worker_id = uuid.uuid4().hex
+
+    def notify(self) -> None:
+        """Called after a commit that added entries, so they go out without waiting a poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                published = await self.relay_once()
+                failures = 0
+            except Exception as exc:  # the relay must outlive NATS or MongoDB outages
+                failures += 1
+                delay = min(30.0, 0.2 * 2**failures)
+                log.warning("outbox relay failed, retrying", error=repr(exc), delay=delay)
+                await asyncio.sleep(delay)
+                continue
+            if published == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Claim one batch and publish it in order; returns how many were published."""
+        batch = await self._claim()
+        published = 0
+        for entry in batch:
+            try:
+                await self._js.publish(
+                    entry["subject"],
+                    bytes(entry["payload"]),
+                    headers={"Nats-Msg-Id": entry["_id"]},
+                    timeout=self._publish_timeout,
+                )
+            except Exception as exc:
+                # Hand the rest back at once so order is kept and no entry waits for a lease.
+                await self._release([e["_id"] for e in batch[published:]], repr(exc))
+                raise
+            await self._db.outbox.update_one(
+                {"_id": entry["_id"], "claimed_by": self.worker_id},
+                {
+                    "$set": {"state": PUBLISHED, "published_at": datetime.now(UTC)},
+                    "$unset": {"claimed_by": "", "claimed_until": ""},
+                },
+            )
+            published += 1
+        return published
+
+    def _claimable(self, now: datetime) -> dict[str, Any]:
+        # An entry claimed by a relay that died is claimable again once its lease ran out.
+        return {
+            "$or": [
+                {"state": PENDING},
+                {"state": IN_PROGRESS, "claimed_until": {"$lt": now}},
+            ]
+        }
+
+    async def _claim(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        cursor = (
+            self._db.outbox.find(self._claimable(now), {"_id": 1})
+            .sort("order", ASCENDING)
+            .limit(self._batch_size)
+        )
+        ids = [doc["_id"] async for doc in cursor]
+        if not ids:
+            return []
+        # The filter repeats the claimable test, so of two relays racing for an entry
+        # exactly one update matches it.
+        await self._db.outbox.update_many(
+            {"_id": {"$in": ids}, **self._claimable(now)},
+            {
+                "$set": {
+                    "state": IN_PROGRESS,
+                    "claimed_by": self.worker_id,
+                    "claimed_until": now + self._claim_timeout,
+                },
+                "$inc": {"attempts": 1},
+            },
+        )
+        cursor = self._db.outbox.find(
+            {"_id": {"$in": ids}, "state": IN_PROGRESS, "claimed_by": self.worker_id}
+        ).sort("order", ASCENDING)
+        return [doc async for doc in cursor]
+
+    async def _release(self, ids: list[str], error: str) -> None:
+        await self._db.outbox.update_many(
+            {"_id": {"$in": ids}, "claimed_by": self.worker_id, "state": IN_PROGRESS},
+            {
+                "$set": {"state": PENDING, "last_error": error[:500]},
+                "$unset": {"claimed_by": "", "claimed_until": ""},
+            },
+        )
+
+    async def pending_count(self) -> int:
+        return await self._db.outbox.count_documents({"state": {"$ne": PUBLISHED}})

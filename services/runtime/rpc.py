@@ -1,0 +1,83 @@
+"""Request/reply on core NATS: the service side turns bytes into a typed command and a
+result or a structured error back into bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.errors import Error, ErrorCode, FieldError, Reply, ServiceError
+from services.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Result = BaseModel | dict[str, Any] | list[Any] | None
+RequestHandler = Callable[[M], Awaitable[Result]]
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    details = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"]) or "(payload)"
+        details.append(FieldError(field=field, message=err["msg"]))
+    return details
+
+
+def encode_result(result: Result) -> bytes:
+    if isinstance(result, BaseModel):
+        payload: Any = result.model_dump(mode="json")
+    else:
+        payload = result
+    return Reply(ok=True, result=payload).model_dump_json(exclude_none=True).encode()
+
+
+def encode_error(error: Error) -> bytes:
+    return Reply(ok=False, error=error).model_dump_json().encode()
+
+
+async def answer(model: type[M], handler: RequestHandler[M], data: bytes) -> bytes:
+    """Validate the request, run the handler, and always return a reply."""
+    try:
+        request = model.model_validate_json(data or b"{}")
+    except ValidationError as exc:
+        return encode_error(
+            Error(
+                code=ErrorCode.VALIDATION_FAILED,
+                message="the request is not valid",
+                details=field_errors(exc),
+            )
+        )
+    try:
+        return encode_result(await handler(request))
+    except ServiceError as exc:
+        return encode_error(exc.error)
+    except ValidationError as exc:
+        return encode_error(
+            Error(
+                code=ErrorCode.VALIDATION_FAILED,
+                message="the request is not valid",
+                details=field_errors(exc),
+            )
+        )
+    except Exception as exc:
+        log.exception("request failed", model=model.__name__)
+        return encode_error(
+            Error(code=ErrorCode.INTERNAL, message=f"internal error: {type(exc).__name__}")
+        )
+
+
+def decode_reply(data: bytes) -> Any:
+    """Client side: the result, or a ServiceError carrying the structured error."""
+    try:
+        reply = Reply.model_validate(json.loads(data))
+    except (ValueError, ValidationError) as exc:
+        raise ServiceError(ErrorCode.INTERNAL, f"unreadable reply: {exc}") from exc
+    if not reply.ok:
+        raise ServiceError.from_error(
+            reply.error or Error(code=ErrorCode.INTERNAL, message="error without details")
+        )
+    return reply.result

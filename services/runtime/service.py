@@ -1,0 +1,407 @@
+"""One service process: its broker, database, outbox relay, consumers and endpoints.
+
+A service module creates a :class:`Service`, registers its commands, queries and event
+handlers with decorators, and exposes ``service.app``. Everything below is the same for
+every service, so a service reads as its own domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from faststream import AckPolicy, FastStream
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from faststream.security import SASLPlaintext
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from pydantic import BaseModel, ValidationError
+from pymongo import AsyncMongoClient
+
+from contracts.envelope import Event
+from contracts.errors import Error, ErrorCode
+from services.runtime import dead_letters
+from services.runtime.inbox import already_processed, ensure_inbox_indexes, mark_processed
+from services.runtime.logging import configure_logging, get_logger
+from services.runtime.mongo import DatabaseT, Document, Session, connect, in_transaction
+from services.runtime.outbox import OutboxRelay, add_to_outbox, ensure_outbox_indexes
+from services.runtime.rpc import RequestHandler, answer, encode_error, encode_result
+from services.runtime.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=Event)
+T = TypeVar("T")
+
+EventHandler = Callable[[Any, Session], Awaitable[Sequence[Event] | None]]
+Hook = Callable[[], Awaitable[None]]
+
+
+def nats_security(settings: Settings) -> SASLPlaintext | None:
+    if settings.nats_user is None:
+        return None
+    return SASLPlaintext(username=settings.nats_user, password=settings.nats_password or "")
+
+
+def stream_of(subject: str) -> str:
+    """Events of service ``x`` live on stream ``X``: ``ambassadors.v1.activated`` -> AMBASSADORS."""
+    return subject.split(".", 1)[0].upper()
+
+
+@dataclass(frozen=True)
+class Route:
+    model: type[Event]
+    handler: EventHandler
+
+
+class Service:
+    def __init__(
+        self,
+        name: str,
+        *,
+        produces: Sequence[type[Event]] = (),
+        buckets: Sequence[str] = (),
+        settings: Settings | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings or get_settings()
+        self.produces = tuple(produces)
+        self.buckets = tuple(buckets)
+        self.broker = NatsBroker(
+            self.settings.nats_url,
+            security=nats_security(self.settings),
+            name=f"samskab-{name}",
+            # NACK_ON_ERROR: faststream's NATS default (REJECT_ON_ERROR) terminates a message
+            # whose handler raised, and it is lost.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+        )
+        self.app = FastStream(
+            self.broker,
+            on_startup=[self._on_startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._on_shutdown],
+        )
+        self._mongo: AsyncMongoClient[Document] | None = None
+        self._relay: OutboxRelay | None = None
+        self.routes: dict[str, Route] = {}
+        self._startup_hooks: list[Hook] = []
+        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started_at = time.time()
+        self._subscribers_wired = False
+        self._register_health()
+        self._register_dead_letter_endpoints()
+        for event_type in self.produces:
+            # Declared for the AsyncAPI document only: events leave through the outbox.
+            self.broker.publisher(
+                event_type.subject,
+                schema=event_type,
+                title=event_type.subject,
+                description=(event_type.__doc__ or "").strip() or None,
+            )
+
+    # ------------------------------------------------------------------ wiring
+
+    @property
+    def db(self) -> DatabaseT:
+        if self._mongo is None:
+            raise RuntimeError("the service has not started")
+        return self._mongo[self.settings.database_for(self.name)]
+
+    @property
+    def mongo(self) -> AsyncMongoClient[Document]:
+        if self._mongo is None:
+            raise RuntimeError("the service has not started")
+        return self._mongo
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.broker.connection.jetstream()
+
+    def endpoint(
+        self, subject: str, model: type[M], description: str | None = None
+    ) -> Callable[[RequestHandler[M]], RequestHandler[M]]:
+        """Answer commands or queries on ``subject``; replicas share them (queue group)."""
+
+        def register(handler: RequestHandler[M]) -> RequestHandler[M]:
+            async def reply(msg: NatsMessage) -> bytes:
+                return await answer(model, handler, msg.body)
+
+            reply.__name__ = handler.__name__
+            self.broker.subscriber(
+                subject,
+                queue=self.name,
+                title=subject,
+                description=description or (handler.__doc__ or "").strip() or None,
+            )(reply)
+            return handler
+
+        return register
+
+    def on_event(self, event_type: type[E]) -> Callable[[EventHandler], EventHandler]:
+        """Apply ``event_type`` exactly once: inbox-guarded, in one transaction with the outbox."""
+
+        def register(handler: EventHandler) -> EventHandler:
+            self.routes[event_type.subject] = Route(event_type, handler)
+            return handler
+
+        return register
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Runs after the database and NATS are ready, before any message is taken."""
+        self._startup_hooks.append(hook)
+        return hook
+
+    def background(self, task: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A long-running task started with the service and cancelled at shutdown."""
+        self._background.append(task)
+        return task
+
+    # ------------------------------------------------------------------ writing
+
+    async def transaction(
+        self, work: Callable[[Session], Awaitable[tuple[T, Sequence[Event]]]]
+    ) -> T:
+        """Run ``work``; its state change and the events it returns commit together."""
+
+        async def unit(session: Session) -> T:
+            result, events = await work(session)
+            await add_to_outbox(self.db, session, events)
+            return result
+
+        result = await in_transaction(self.mongo, unit)
+        if self._relay is not None:
+            self._relay.notify()
+        return result
+
+    # ------------------------------------------------------------------ consuming
+
+    async def apply_event(self, subject: str, data: bytes) -> bool:
+        """Apply one event through its handler unless this consumer already did; True if applied."""
+        route = self.routes[subject]
+        event = route.model.model_validate_json(data)
+        consumer = self.name
+        event_id = str(event.event_id)
+
+        async def unit(session: Session) -> tuple[bool, Sequence[Event]]:
+            if await already_processed(self.db, session, consumer, event_id):
+                return False, ()
+            produced = await route.handler(event, session) or ()
+            await mark_processed(self.db, session, consumer, event_id)
+            return True, produced
+
+        return await self.transaction(unit)
+
+    async def _consume(self, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        meta = raw.metadata
+        stream, seq = meta.stream, meta.sequence.stream
+        if raw.subject not in self.routes:
+            await msg.ack()
+            return
+        try:
+            await self.apply_event(raw.subject, raw.data)
+        except ValidationError as exc:
+            # It will never parse: store it as a dead letter now instead of retrying.
+            await dead_letters.store_poison(
+                self.db,
+                stream=stream,
+                seq=seq,
+                consumer=self.name,
+                subject=raw.subject,
+                payload=raw.data,
+                reason=f"invalid event: {exc}",
+            )
+            log.warning("invalid event dead-lettered", subject=raw.subject, seq=seq)
+            await msg.reject()
+            return
+        except Exception as exc:
+            log.exception("event handler failed", subject=raw.subject, seq=seq)
+            try:
+                await dead_letters.record_failure(
+                    self.db, self.name, stream, seq, f"{type(exc).__name__}: {exc}"
+                )
+            finally:
+                await msg.nack(delay=self._backoff(meta.num_delivered))
+            return
+        await msg.ack()
+
+    def _backoff(self, delivered: int) -> float:
+        delays = self.settings.consumer_backoff_seconds or [1.0]
+        return delays[min(delivered, len(delays)) - 1]
+
+    async def _dead_letter(self, msg: NatsMessage) -> None:
+        advisory = json.loads(msg.body)
+        key = await dead_letters.store_dead_letter(self.db, self.js, advisory)
+        log.error("event dead-lettered", id=key, stream=advisory.get("stream"))
+        await msg.ack()
+
+    def _wire_consumers(self) -> None:
+        if self._subscribers_wired or not self.routes:
+            return
+        self._subscribers_wired = True
+        config = ConsumerConfig(
+            ack_policy=JsAckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=self.settings.consumer_max_deliver,
+            ack_wait=self.settings.consumer_ack_wait_seconds,
+            max_ack_pending=1000,
+        )
+        for stream in sorted({stream_of(subject) for subject in self.routes}):
+            # One durable pull consumer per service per stream; replicas share it.
+            self.broker.subscriber(
+                f"{stream.lower()}.v1.>",
+                stream=JStream(stream, declare=False),
+                durable=self.name,
+                pull_sub=PullSub(batch_size=20, timeout=1.0),
+                config=config,
+                title=f"{self.name} consumes {stream}",
+            )(self._consume)
+        self.broker.subscriber(
+            dead_letters.advisory_subject(self.name),
+            stream=JStream(dead_letters.advisory_stream_name(self.name), declare=False),
+            durable=self.name,
+            pull_sub=PullSub(batch_size=10, timeout=1.0),
+            config=ConsumerConfig(ack_policy=JsAckPolicy.EXPLICIT, max_deliver=-1),
+            include_in_schema=False,
+        )(self._dead_letter)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _on_startup(self) -> None:
+        s = self.settings
+        configure_logging(s.log_format, s.log_level, service=self.name)
+        self._wire_consumers()
+        self._mongo = connect(s.mongo_url, f"samskab-{self.name}")
+        await ensure_outbox_indexes(self.db)
+        await ensure_inbox_indexes(self.db)
+        await dead_letters.ensure_dead_letter_indexes(self.db)
+        await self.broker.connect()
+        if self.produces:
+            await self._ensure_own_stream()
+        for bucket in self.buckets:
+            await self._ensure_bucket(bucket)
+        if self.routes:
+            await dead_letters.ensure_advisory_stream(
+                self.js, self.name, self.name, s.stream_replicas
+            )
+            for stream in sorted({stream_of(subject) for subject in self.routes}):
+                await self._wait_for_stream(stream)
+        for hook in self._startup_hooks:
+            await hook()
+        self._relay = OutboxRelay(
+            self.db,
+            self.js,
+            batch_size=s.outbox_batch_size,
+            poll_seconds=s.outbox_poll_seconds,
+            claim_timeout_seconds=s.outbox_claim_timeout_seconds,
+        )
+        log.info("service starting", nats=s.nats_url, database=s.database_for(self.name))
+
+    async def _after_startup(self) -> None:
+        assert self._relay is not None
+        self._relay.start()
+        for task in self._background:
+            self._tasks.append(asyncio.create_task(self._keep_running(task)))
+        log.info("service ready")
+
+    async def _keep_running(self, task: Callable[[], Awaitable[None]]) -> None:
+        failures = 0
+        while True:
+            try:
+                await task()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("background task failed, restarting", task=task.__name__)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+
+    async def _on_shutdown(self) -> None:
+        for running in self._tasks:
+            running.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._mongo is not None:
+            await self._mongo.close()
+        log.info("service stopped")
+
+    async def _ensure_own_stream(self) -> None:
+        s = self.settings
+        name = stream_of(self.produces[0].subject)
+        config = StreamConfig(
+            name=name,
+            subjects=[f"{self.name}.v1.>"],
+            storage=StorageType.FILE,
+            num_replicas=s.stream_replicas,
+            max_age=s.stream_max_age_days * 24 * 3600,
+            duplicate_window=s.stream_duplicate_window_hours * 3600,
+        )
+        try:
+            await self.js.stream_info(name)
+            await self.js.update_stream(config)
+        except NotFoundError:
+            await self.js.add_stream(config)
+
+    async def _ensure_bucket(self, bucket: str) -> None:
+        from nats.js.api import ObjectStoreConfig
+
+        try:
+            await self.js.object_store(bucket)
+        except NotFoundError:
+            await self.js.create_object_store(
+                bucket,
+                config=ObjectStoreConfig(
+                    storage=StorageType.FILE, replicas=self.settings.stream_replicas
+                ),
+            )
+
+    async def _wait_for_stream(self, stream: str) -> None:
+        """A consumer cannot be created before the producing service declared its stream."""
+        delay = 0.5
+        while True:
+            try:
+                await self.js.stream_info(stream)
+                return
+            except NotFoundError:
+                log.info("waiting for stream", stream=stream)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    # ------------------------------------------------------------------ operator endpoints
+
+    def _register_health(self) -> None:
+        async def health(msg: NatsMessage) -> bytes:
+            try:
+                await self.mongo.admin.command("ping")
+                pending = await self._relay.pending_count() if self._relay else None
+            except Exception as exc:
+                return encode_error(
+                    Error(code=ErrorCode.SERVICE_UNAVAILABLE, message=f"database: {exc}")
+                )
+            return encode_result(
+                {
+                    "service": self.name,
+                    "status": "ok",
+                    "uptime_seconds": round(time.time() - self._started_at, 1),
+                    "outbox_pending": pending,
+                }
+            )
+
+        self.broker.subscriber(f"{self.name}.health", include_in_schema=False)(health)
+
+    def _register_dead_letter_endpoints(self) -> None:
+        from services.runtime import dead_letter_endpoints
+
+        dead_letter_endpoints.register(self)

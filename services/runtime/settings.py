@@ -1,0 +1,75 @@
+"""The one settings object every service, the CLI and the embedded stack read.
+
+All values come from the environment with the prefix ``SAMSKAB_`` (or a ``.env`` file);
+docker-compose sets the same names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMSKAB_", env_file=".env", extra="ignore")
+
+    # Connections
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: str | None = None
+    mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    # Empty means "samskab_<service>": every service owns its own database.
+    mongo_database: str = ""
+
+    # Logging
+    log_format: str = Field(default="console", pattern="^(console|json)$")
+    log_level: str = "INFO"
+
+    # Public web address used in links (confirmation, certificate verification, unsubscribe).
+    public_url: str = "http://localhost:8000"
+
+    # JetStream
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    stream_max_age_days: int = Field(default=365, ge=1)
+    # Server-side dedupe window for Nats-Msg-Id; covers a relay that was down this long.
+    stream_duplicate_window_hours: int = Field(default=24, ge=1)
+    consumer_max_deliver: int = Field(default=6, ge=1)
+    consumer_ack_wait_seconds: float = Field(default=60.0, gt=0)
+    # Delays between redeliveries of a failed message; the last one repeats.
+    consumer_backoff_seconds: list[float] = [1.0, 5.0, 30.0, 120.0]
+
+    # Outbox relay
+    outbox_batch_size: int = Field(default=100, ge=1, le=1000)
+    outbox_poll_seconds: float = Field(default=0.2, gt=0)
+    outbox_claim_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Ambassadors
+    goal_ambassadors: int = Field(default=150, ge=1)
+    goal_citizen_share: float = Field(default=0.20, ge=0, le=1)
+    confirmation_token_ttl_hours: int = Field(default=72, ge=1)
+    consent_text_version: str = "2026-11"
+    certificate_bucket: str = "certificates"
+    demo_import: bool = True
+    demo_csv: Path | None = None
+
+    # Mail (the embedded stack runs an SMTP sink here; docker-compose uses Mailpit)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+
+    # Embedded stack (make up)
+    data_dir: Path = Path("var")
+    services: list[str] = ["ambassadors"]
+
+    # Request/reply timeout the CLI and services use when they ask another service.
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    def database_for(self, service: str) -> str:
+        return self.mongo_database or f"samskab_{service}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
