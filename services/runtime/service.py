@@ -55,6 +55,21 @@ def stream_of(subject: str) -> str:
     return subject.split(".", 1)[0].upper()
 
 
+def document_payload(spec: Any, subject: str, model: type[BaseModel]) -> None:
+    """Show ``model`` as the payload of an endpoint that itself takes raw bytes."""
+    payload = model.model_json_schema()
+    payload["title"] = f"{subject}:Message:Payload"
+    base = type(spec)
+
+    class Documented(base):  # type: ignore[valid-type,misc]
+        __slots__ = ()
+
+        def get_payloads(self) -> list[tuple[dict[str, Any], str]]:
+            return [(payload, model.__name__)]
+
+    spec.__class__ = Documented
+
+
 @dataclass(frozen=True)
 class Route:
     model: type[Event]
@@ -137,12 +152,16 @@ class Service:
                 return await answer(model, handler, msg.body)
 
             reply.__name__ = handler.__name__
-            self.broker.subscriber(
+            subscriber = self.broker.subscriber(
                 subject,
                 queue=self.name,
                 title=subject,
                 description=description or (handler.__doc__ or "").strip() or None,
-            )(reply)
+            )
+            subscriber(reply)
+            # The endpoint takes raw bytes so that a bad request gets a structured error
+            # reply; the AsyncAPI document should still show the request's real schema.
+            document_payload(subscriber.specification, subject, model)
             return handler
 
         return register
