@@ -18,6 +18,8 @@ class Settings(BaseSettings):
 
     # Connections
     nats_url: str = "nats://127.0.0.1:4222"
+    # HTTP monitoring port of the embedded nats-server (make up); health and /varz.
+    nats_monitor_port: int = 8222
     nats_user: str | None = None
     nats_password: str | None = None
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"

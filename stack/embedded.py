@@ -1,0 +1,458 @@
+"""The whole system on one machine: what ``make up`` (``samskab-stack``) runs.
+
+nats-server, SecantusDB and the SMTP sink start first, then every service in
+``settings.services`` as its own process. The launcher supervises: a service that dies is
+restarted with backoff; if an infrastructure process dies the stack stops with an error.
+Everything lives under ``settings.data_dir``, so a second start resumes where the first ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from pymongo.uri_parser import parse_uri
+
+from services.runtime.settings import Settings, get_settings
+from stack.mongo import MongoServer
+from stack.nats import NatsServer, service_is_healthy
+from stack.processes import ManagedProcess, port_in_use
+from stack.smtp_sink import SmtpSink
+
+__all__ = [
+    "DEFAULT_NATS_MONITOR_PORT",
+    "EmbeddedStack",
+    "InfrastructureDiedError",
+    "PortInUseError",
+    "ServiceCommand",
+    "StackError",
+    "default_service_command",
+    "main",
+    "settings_env",
+]
+
+log = logging.getLogger("stack")
+
+DEFAULT_NATS_MONITOR_PORT = 8222
+NATS_MONITOR_PORT_ENV = "SAMSKAB_NATS_MONITOR_PORT"
+
+ServiceCommand = Callable[[str], Sequence[str]]
+
+
+def default_service_command(name: str) -> list[str]:
+    return [sys.executable, "-m", f"services.{name}"]
+
+
+class StackError(RuntimeError):
+    """The stack could not start or cannot go on."""
+
+
+class PortInUseError(StackError):
+    def __init__(self, port: int, what: str, setting: str) -> None:
+        self.port = port
+        self.what = what
+        self.setting = setting
+        super().__init__(
+            f"port {port} ({what}) is already in use; stop what holds it or change {setting}"
+        )
+
+
+class InfrastructureDiedError(StackError):
+    """nats-server, SecantusDB or the SMTP sink ended while the stack was running."""
+
+
+@dataclass
+class _Supervision:
+    failures: int = 0
+    restart_at: float | None = None
+
+
+def _host_port(url: str, default_port: int, setting: str) -> tuple[str, int]:
+    if url.startswith("mongodb"):
+        nodes = parse_uri(url)["nodelist"]
+        if len(nodes) != 1:
+            raise StackError(f"{setting} must name exactly one host for the embedded stack")
+        host, port = nodes[0]
+        return str(host), int(port)
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as SAMSKAB_* variables, so a child process sees exactly these settings.
+
+    A Settings object built in code (a test overriding one field) would otherwise not reach
+    the services, which read only their environment.
+    """
+    env: dict[str, str] = {}
+    for field, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        key = f"SAMSKAB_{field.upper()}"
+        # pydantic-settings parses complex fields from JSON and scalars from plain text.
+        env[key] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+class EmbeddedStack:
+    """nats-server + SecantusDB + SMTP sink + the services, under one data directory.
+
+    ``base_dir`` is the working directory of every child and the anchor of a relative
+    ``settings.data_dir``. ``service_command`` maps a service name to its argv; tests pass a
+    stand-in service here.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        base_dir: Path | None = None,
+        *,
+        nats_monitor_port: int | None = None,
+        service_command: ServiceCommand = default_service_command,
+        ready_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        restart_backoff: Sequence[float] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+        stable_after: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.base_dir = (base_dir or Path.cwd()).resolve()
+        self.data_dir = (self.base_dir / settings.data_dir).resolve()
+        self.log_dir = self.data_dir / "log"
+        self.mail_dir = self.data_dir / "mail"
+        self.nats_monitor_port = nats_monitor_port or settings.nats_monitor_port
+        self.service_command = service_command
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.restart_backoff = tuple(restart_backoff) or (1.0,)
+        self.stable_after = stable_after
+
+        nats_host, nats_port = _host_port(settings.nats_url, 4222, "SAMSKAB_NATS_URL")
+        mongo_host, mongo_port = _host_port(settings.mongo_url, 27017, "SAMSKAB_MONGO_URL")
+        self.nats = NatsServer(
+            store_dir=self.data_dir / "nats",
+            host=nats_host,
+            port=nats_port,
+            http_port=self.nats_monitor_port,
+            log_path=self.log_dir / "nats.log",
+        )
+        self.mongo = MongoServer(
+            storage_path=self.data_dir / "mongo",
+            host=mongo_host,
+            port=mongo_port,
+            log_path=self.log_dir / "mongo.log",
+        )
+        self.smtp = SmtpSink(
+            mail_dir=self.mail_dir,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            log_path=self.log_dir / "smtp-sink.log",
+        )
+        service_env = self._service_env()
+        self.services: dict[str, ManagedProcess] = {
+            name: ManagedProcess(
+                name,
+                service_command(name),
+                log_path=self.log_dir / f"{name}.log",
+                env=service_env,
+                cwd=self.base_dir,
+                ready_check=self._health_check(name),
+            )
+            for name in settings.services
+        }
+        self._supervision = {name: _Supervision() for name in self.services}
+        self._lock_file: IO[bytes] | None = None
+        self._started = False
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def infrastructure(self) -> tuple[NatsServer, MongoServer, SmtpSink]:
+        return (self.nats, self.mongo, self.smtp)
+
+    def service(self, name: str) -> ManagedProcess:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise KeyError(f"no service {name!r} in this stack: {sorted(self.services)}") from None
+
+    def env(self) -> dict[str, str]:
+        """What a CLI or a test needs in its environment to talk to this stack."""
+        return {
+            "SAMSKAB_NATS_URL": self.settings.nats_url,
+            "SAMSKAB_MONGO_URL": self.settings.mongo_url,
+            "SAMSKAB_SMTP_HOST": self.settings.smtp_host,
+            "SAMSKAB_SMTP_PORT": str(self.settings.smtp_port),
+            "SAMSKAB_DATA_DIR": str(self.data_dir),
+        }
+
+    def start(self) -> None:
+        """Start everything and wait until it answers; on any failure stop what started."""
+        if self._started:
+            raise StackError("the stack is already running")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        try:
+            self._check_ports()
+            # The three servers do not depend on each other: start all, then wait for each.
+            for proc in self.infrastructure:
+                log.info("starting %s", proc.name)
+                proc.start()
+            for proc in self.infrastructure:
+                proc.wait_ready(timeout=self.ready_timeout)
+                log.info("%s is ready (pid %s)", proc.name, proc.pid)
+            for service in self.services.values():
+                log.info("starting service %s", service.name)
+                service.start()
+            for service in self.services.values():
+                service.wait_ready(timeout=self.ready_timeout, interval=0.2)
+                log.info("service %s is ready (pid %s)", service.name, service.pid)
+        except BaseException:
+            self._stop_all()
+            raise
+        for state in self._supervision.values():
+            state.failures, state.restart_at = 0, None
+        self._started = True
+
+    def stop(self) -> None:
+        """Stop the services, then the servers, each gracefully (SIGKILL after a timeout)."""
+        self._stop_all()
+        self._started = False
+
+    def supervise(self) -> None:
+        """One supervision round: restart dead services when their backoff is over.
+
+        Raises InfrastructureDiedError if nats-server, SecantusDB or the sink has ended.
+        """
+        for proc in self.infrastructure:
+            if not proc.running:
+                raise InfrastructureDiedError(
+                    f"{proc.name} died (exit status {proc.returncode}); see {proc.log_path}:\n"
+                    f"{proc.log_tail(10)}"
+                )
+        now = time.monotonic()
+        for name, service in self.services.items():
+            state = self._supervision[name]
+            if service.running:
+                if (
+                    state.failures
+                    and service.started_at is not None
+                    and now - service.started_at >= self.stable_after
+                ):
+                    state.failures = 0
+                continue
+            if state.restart_at is None:
+                delay = self.restart_backoff[min(state.failures, len(self.restart_backoff) - 1)]
+                state.failures += 1
+                state.restart_at = now + delay
+                log.warning(
+                    "service %s died (exit status %s); restarting in %g s, see %s",
+                    name,
+                    service.returncode,
+                    delay,
+                    service.log_path,
+                )
+            elif now >= state.restart_at:
+                state.restart_at = None
+                service.start()
+                log.warning("service %s restarted (pid %s)", name, service.pid)
+
+    def supervise_until(self, stop: threading.Event, interval: float = 0.5) -> None:
+        """Supervise until ``stop`` is set; InfrastructureDiedError ends it early."""
+        while not stop.wait(interval):
+            self.supervise()
+
+    def __enter__(self) -> EmbeddedStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(settings_env(self.settings))
+        env.update(self.env())
+        # Logs reach the file as they happen, which matters most for the lines before a crash.
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _health_check(self, name: str) -> Callable[[], bool]:
+        def check() -> bool:
+            return service_is_healthy(
+                self.settings.nats_url,
+                name,
+                user=self.settings.nats_user,
+                password=self.settings.nats_password,
+            )
+
+        return check
+
+    def _check_ports(self) -> None:
+        wanted = [
+            (self.nats.host, self.nats.port, "NATS", "SAMSKAB_NATS_URL"),
+            (
+                self.nats.host,
+                self.nats.http_port,
+                "NATS monitoring",
+                f"{NATS_MONITOR_PORT_ENV} / --nats-monitor-port",
+            ),
+            (self.mongo.host, self.mongo.port, "MongoDB (SecantusDB)", "SAMSKAB_MONGO_URL"),
+            (self.smtp.host, self.smtp.port, "SMTP sink", "SAMSKAB_SMTP_PORT"),
+        ]
+        seen: dict[int, str] = {}
+        for host, port, what, setting in wanted:
+            if port in seen:
+                raise StackError(f"port {port} is configured for both {seen[port]} and {what}")
+            seen[port] = what
+            if port_in_use(host, port):
+                raise PortInUseError(port, what, setting)
+
+    def _lock_data_dir(self) -> None:
+        lock_file = (self.data_dir / "stack.lock").open("ab")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.close()
+            raise StackError(
+                f"another samskab stack is using {self.data_dir}; stop it first"
+            ) from None
+        self._lock_file = lock_file
+
+    def _stop_all(self) -> None:
+        for service in reversed(self.services.values()):
+            self._stop_one(service)
+            self._supervision[service.name].restart_at = None
+        for proc in reversed(self.infrastructure):
+            self._stop_one(proc)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _stop_one(self, proc: ManagedProcess) -> None:
+        if not proc.running:
+            return
+        log.info("stopping %s (pid %s)", proc.name, proc.pid)
+        status = proc.stop(self.stop_timeout)
+        if status not in (0, -signal.SIGTERM):
+            log.warning("%s ended with status %s", proc.name, status)
+
+
+# -- samskab-stack ------------------------------------------------------------------------
+
+
+def _banner(stack: EmbeddedStack) -> str:
+    services = (
+        ", ".join(f"{name} (pid {proc.pid})" for name, proc in stack.services.items())
+        or "none (SAMSKAB_SERVICES is empty)"
+    )
+    return f"""
+samskab is running.
+  data      {stack.data_dir}  (a second start resumes from here)
+  logs      {stack.log_dir}/<name>.log
+  mail      {stack.mail_dir}  (every message sent, one .eml file each)
+  NATS      {stack.settings.nats_url}  (monitoring {stack.nats.monitor_url})
+  MongoDB   {stack.settings.mongo_url}
+  SMTP      {stack.settings.smtp_host}:{stack.settings.smtp_port}
+  services  {services}
+
+Use the CLI from another terminal: .venv/bin/samskab --help
+  (or `source .venv/bin/activate`, then `samskab --help`).
+Press Ctrl-C to stop.
+"""
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupt() -> Iterator[None]:
+    """While starting, SIGTERM behaves like Ctrl-C so a half-started stack is still stopped."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="samskab-stack",
+        description="Run nats-server, SecantusDB, an SMTP sink and the samskab services "
+        "on this machine until Ctrl-C. Settings come from SAMSKAB_* variables or .env.",
+    )
+    parser.add_argument(
+        "--nats-monitor-port",
+        type=int,
+        default=None,
+        help=f"HTTP monitoring port of nats-server (default {DEFAULT_NATS_MONITOR_PORT}, "
+        f"or ${NATS_MONITOR_PORT_ENV})",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    try:
+        stack = EmbeddedStack(get_settings(), Path.cwd(), nats_monitor_port=args.nats_monitor_port)
+    except ValidationError as exc:
+        print(f"samskab-stack: invalid SAMSKAB_* settings: {exc}", file=sys.stderr)
+        return 2
+    except (StackError, FileNotFoundError) as exc:
+        print(f"samskab-stack: {exc}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+    try:
+        with _signals_raise_interrupt():
+            stack.start()
+    except KeyboardInterrupt:
+        print("samskab-stack: interrupted while starting; stopped.", file=sys.stderr)
+        return 130
+    except StackError as exc:
+        print(f"samskab-stack: {exc}", file=sys.stderr)
+        return 1
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"samskab-stack: could not start: {exc}", file=sys.stderr)
+        return 1
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            print("\nsamskab-stack: stopping...", file=sys.stderr, flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    print(_banner(stack), flush=True)
+
+    status = 0
+    try:
+        stack.supervise_until(stop)
+    except InfrastructureDiedError as exc:
+        print(f"samskab-stack: {exc}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        stack.stop()
+    print("samskab-stack: stopped.", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Build and start pieces of the embedded stack for tests: fresh dirs, free ports."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from services.runtime.settings import Settings
+from stack.embedded import EmbeddedStack, ServiceCommand, default_service_command
+from stack.mongo import MongoServer
+from stack.nats import NatsServer, service_is_healthy
+from stack.processes import ManagedProcess, free_port
+from stack.smtp_sink import SmtpSink
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+__all__ = [
+    "REPO_ROOT",
+    "fake_service_command",
+    "fresh_settings",
+    "fresh_stack",
+    "servers_env",
+    "start_mongo",
+    "start_nats",
+    "start_service",
+    "start_smtp_sink",
+]
+
+
+def fresh_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a new stack under ``data_dir`` on free loopback ports, no services.
+
+    ``.env`` is ignored: a developer's local file must not change what tests run against.
+    """
+    values: dict[str, Any] = {
+        "nats_url": f"nats://127.0.0.1:{free_port()}",
+        "mongo_url": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": free_port(),
+        "data_dir": Path(data_dir),
+        "services": [],
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def fresh_stack(
+    data_dir: Path,
+    *,
+    service_command: ServiceCommand = default_service_command,
+    **overrides: Any,
+) -> EmbeddedStack:
+    """An EmbeddedStack (not started) on ``fresh_settings``; children run from the repo root."""
+    return EmbeddedStack(
+        fresh_settings(data_dir, **overrides),
+        REPO_ROOT,
+        nats_monitor_port=free_port(),
+        service_command=service_command,
+        ready_timeout=20.0,
+    )
+
+
+def fake_service_command(name: str) -> list[str]:
+    """argv of the stand-in service (tests/support/fake_service.py); run it from REPO_ROOT."""
+    return [sys.executable, "-m", "tests.support.fake_service", name]
+
+
+def start_nats(directory: Path, *, timeout: float = 20.0) -> NatsServer:
+    server = NatsServer(
+        store_dir=directory / "nats",
+        port=free_port(),
+        http_port=free_port(),
+        log_path=directory / "log" / "nats.log",
+    )
+    server.start()
+    _ready_or_stop(server, timeout)
+    return server
+
+
+def start_mongo(directory: Path, *, timeout: float = 30.0) -> MongoServer:
+    server = MongoServer(
+        storage_path=directory / "mongo",
+        port=free_port(),
+        log_path=directory / "log" / "mongo.log",
+    )
+    server.start()
+    _ready_or_stop(server, timeout)
+    return server
+
+
+def start_smtp_sink(directory: Path, *, timeout: float = 20.0) -> SmtpSink:
+    sink = SmtpSink(
+        mail_dir=directory / "mail",
+        port=free_port(),
+        log_path=directory / "log" / "smtp-sink.log",
+    )
+    sink.start()
+    _ready_or_stop(sink, timeout)
+    return sink
+
+
+def servers_env(nats: NatsServer, mongo: MongoServer, smtp: SmtpSink) -> dict[str, str]:
+    """The variables a service or the CLI needs to use these servers."""
+    return {
+        "SAMSKAB_NATS_URL": nats.url,
+        "SAMSKAB_MONGO_URL": mongo.url,
+        "SAMSKAB_SMTP_HOST": smtp.host,
+        "SAMSKAB_SMTP_PORT": str(smtp.port),
+    }
+
+
+def start_service(
+    name: str,
+    *,
+    nats_url: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    command: Sequence[str] | None = None,
+    timeout: float = 30.0,
+) -> ManagedProcess:
+    """Start ``python -m services.<name>`` (or ``command``) and wait for ``<name>.health``."""
+    process = ManagedProcess(
+        name,
+        command or default_service_command(name),
+        log_path=log_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        cwd=REPO_ROOT,
+        ready_check=lambda: service_is_healthy(nats_url, name),
+    )
+    process.start()
+    _ready_or_stop(process, timeout, interval=0.2)
+    return process
+
+
+def _ready_or_stop(process: ManagedProcess, timeout: float, interval: float = 0.1) -> None:
+    try:
+        process.wait_ready(timeout=timeout, interval=interval)
+    except BaseException:
+        process.stop()
+        raise
