@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import RawStreamMsg, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from pymongo import DESCENDING
 
@@ -82,10 +82,19 @@ async def store_dead_letter(
     stream = str(advisory["stream"])
     seq = int(advisory["stream_seq"])
     key = dead_letter_id(stream, seq)
-    original = await js.get_msg(stream, seq)
+    gone = False
+    try:
+        original = await js.get_msg(stream, seq)
+    except NotFoundError:
+        # Aged out or purged: record what the advisory knows. Failing here instead would
+        # redeliver the advisory forever.
+        original, gone = RawStreamMsg(stream=stream, seq=seq), True
     failure = await db.failures.find_one({"_id": key})
     data = original.data or b""
     event_id = (original.headers or {}).get("Nats-Msg-Id")
+    reason = reason or (failure or {}).get("error") or "deliveries exhausted"
+    if gone:
+        reason += " (the message is no longer in the stream)"
     await db.dead_letters.update_one(
         {"_id": key},
         {
@@ -97,7 +106,7 @@ async def store_dead_letter(
                 "event_id": event_id,
                 "payload": data,
                 "deliveries": advisory.get("deliveries"),
-                "reason": reason or (failure or {}).get("error") or "deliveries exhausted",
+                "reason": reason,
                 "dead_at": _now(),
                 "replays": [],
             }

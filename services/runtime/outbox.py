@@ -81,6 +81,7 @@ class OutboxRelay:
         self._claim_timeout = timedelta(seconds=claim_timeout_seconds)
         self._publish_timeout = publish_timeout_seconds
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.worker_id = uuid.uuid4().hex
@@ -94,6 +95,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stop.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -108,7 +110,9 @@ class OutboxRelay:
                 failures += 1
                 delay = min(30.0, 0.2 * 2**failures)
                 log.warning("outbox relay failed, retrying", error=repr(exc), delay=delay)
-                await asyncio.sleep(delay)
+                # Interrupted by stop(): a shutdown during an outage must not wait 30 s.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 continue
             if published == 0:
                 with contextlib.suppress(TimeoutError):

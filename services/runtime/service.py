@@ -43,6 +43,9 @@ T = TypeVar("T")
 EventHandler = Callable[[Any, Session], Awaitable[Sequence[Event] | None]]
 Hook = Callable[[], Awaitable[None]]
 
+# How long a MAX_DELIVERIES advisory waits before it is stored again after a failure.
+DEAD_LETTER_RETRY_SECONDS = 5.0
+
 
 def nats_security(settings: Settings) -> SASLPlaintext | None:
     if settings.nats_user is None:
@@ -104,6 +107,8 @@ class Service:
             on_startup=[self._on_startup],
             after_startup=[self._after_startup],
             on_shutdown=[self._on_shutdown],
+            # After the broker stopped its subscribers: no handler runs on a closed client.
+            after_shutdown=[self._after_shutdown],
         )
         self._mongo: AsyncMongoClient[Document] | None = None
         self._relay: OutboxRelay | None = None
@@ -207,7 +212,9 @@ class Service:
     async def apply_event(self, subject: str, data: bytes) -> bool:
         """Apply one event through its handler unless this consumer already did; True if applied."""
         route = self.routes[subject]
-        event = route.model.model_validate_json(data)
+        return await self._apply(route, route.model.model_validate_json(data))
+
+    async def _apply(self, route: Route, event: Event) -> bool:
         consumer = self.name
         event_id = str(event.event_id)
 
@@ -224,11 +231,12 @@ class Service:
         raw = msg.raw_message
         meta = raw.metadata
         stream, seq = meta.stream, meta.sequence.stream
-        if raw.subject not in self.routes:
+        route = self.routes.get(raw.subject)
+        if route is None:
             await msg.ack()
             return
         try:
-            await self.apply_event(raw.subject, raw.data)
+            event = route.model.model_validate_json(raw.data)
         except ValidationError as exc:
             # It will never parse: store it as a dead letter now instead of retrying.
             await dead_letters.store_poison(
@@ -243,6 +251,9 @@ class Service:
             log.warning("invalid event dead-lettered", subject=raw.subject, seq=seq)
             await msg.reject()
             return
+        try:
+            # A ValidationError raised in here is the handler's, not a bad event: retried.
+            await self._apply(route, event)
         except Exception as exc:
             log.exception("event handler failed", subject=raw.subject, seq=seq)
             try:
@@ -255,19 +266,32 @@ class Service:
         await msg.ack()
 
     def _backoff(self, delivered: int) -> float:
+        if delivered >= self.settings.consumer_max_deliver:
+            # The last delivery: JetStream sends MAX_DELIVERIES only when it would redeliver,
+            # so a delay here would only hold the dead letter back.
+            return 0.0
         delays = self.settings.consumer_backoff_seconds or [1.0]
         return delays[min(delivered, len(delays)) - 1]
 
     async def _dead_letter(self, msg: NatsMessage) -> None:
-        advisory = json.loads(msg.body)
-        key = await dead_letters.store_dead_letter(self.db, self.js, advisory)
-        log.error("event dead-lettered", id=key, stream=advisory.get("stream"))
+        try:
+            advisory = json.loads(msg.body)
+            stream, seq = str(advisory["stream"]), int(advisory["stream_seq"])
+        except (ValueError, TypeError, KeyError):
+            log.error("unreadable MAX_DELIVERIES advisory dropped", body=msg.body[:500])
+            await msg.reject()
+            return
+        try:
+            key = await dead_letters.store_dead_letter(self.db, self.js, advisory)
+        except Exception:
+            # Without a delay a lasting failure would redeliver the advisory in a hot loop.
+            log.exception("storing a dead letter failed, retrying", stream=stream, seq=seq)
+            await msg.nack(delay=DEAD_LETTER_RETRY_SECONDS)
+            return
+        log.error("event dead-lettered", id=key, stream=stream, seq=seq)
         await msg.ack()
 
-    def _wire_consumers(self) -> None:
-        if self._subscribers_wired or not self.routes:
-            return
-        self._subscribers_wired = True
+    def _consumer_config(self, stream: str | None = None) -> ConsumerConfig:
         config = ConsumerConfig(
             ack_policy=JsAckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
@@ -275,14 +299,26 @@ class Service:
             ack_wait=self.settings.consumer_ack_wait_seconds,
             max_ack_pending=1000,
         )
-        for stream in sorted({stream_of(subject) for subject in self.routes}):
+        if stream is not None:
+            config.name = config.durable_name = self.name
+            config.filter_subject = f"{stream.lower()}.v1.>"
+        return config
+
+    def _consumed_streams(self) -> list[str]:
+        return sorted({stream_of(subject) for subject in self.routes})
+
+    def _wire_consumers(self) -> None:
+        if self._subscribers_wired or not self.routes:
+            return
+        self._subscribers_wired = True
+        for stream in self._consumed_streams():
             # One durable pull consumer per service per stream; replicas share it.
             self.broker.subscriber(
                 f"{stream.lower()}.v1.>",
                 stream=JStream(stream, declare=False),
                 durable=self.name,
                 pull_sub=PullSub(batch_size=20, timeout=1.0),
-                config=config,
+                config=self._consumer_config(),
                 title=f"{self.name} consumes {stream}",
             )(self._consume)
         self.broker.subscriber(
@@ -313,8 +349,11 @@ class Service:
             await dead_letters.ensure_advisory_stream(
                 self.js, self.name, self.name, s.stream_replicas
             )
-            for stream in sorted({stream_of(subject) for subject in self.routes}):
+            for stream in self._consumed_streams():
                 await self._wait_for_stream(stream)
+                # Create or update: binding to an existing durable (what the subscriber does)
+                # would keep the max_deliver and ack_wait it was first created with.
+                await self.js.add_consumer(stream, self._consumer_config(stream))
         for hook in self._startup_hooks:
             await hook()
         self._relay = OutboxRelay(
@@ -350,8 +389,11 @@ class Service:
         for running in self._tasks:
             running.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The relay stops while NATS is still connected, so its last publish can finish.
         if self._relay is not None:
             await self._relay.stop()
+
+    async def _after_shutdown(self) -> None:
         if self._mongo is not None:
             await self._mongo.close()
         log.info("service stopped")

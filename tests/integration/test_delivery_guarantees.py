@@ -1,0 +1,702 @@
+"""Never lose, never double: the shared runtime against a real nats-server and SecantusDB.
+
+Each test runs its services in this process against the session's servers, in a corner of
+its own: a fresh ``tp<hex>`` subject prefix (so its own stream), fresh service names (so
+their own durable consumers, dead-letter streams and databases). Tests wait for conditions
+with a deadline; none sleeps and then hopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo, RawStreamMsg
+from pydantic import BaseModel, Field
+from pymongo import AsyncMongoClient
+
+from contracts.envelope import Event
+from contracts.errors import ErrorCode, ServiceError
+from contracts.operations import (
+    dead_letters_list_subject,
+    dead_letters_replay_subject,
+    dead_letters_show_subject,
+)
+from services.runtime.client import ServiceClient
+from services.runtime.dead_letters import advisory_stream_name, dead_letter_id
+from services.runtime.mongo import DatabaseT, Document, Session, connect, in_transaction
+from services.runtime.outbox import OutboxRelay, add_to_outbox, ensure_outbox_indexes
+from services.runtime.service import Service
+from services.runtime.settings import Settings
+from stack.mongo import MongoServer
+from stack.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+
+def short_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout}s waiting for {what} (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+# --------------------------------------------------------------------------- a test's world
+
+
+class ThingHappened(Event):
+    """The producer's event; each test derives its own subject from it (see thing_event)."""
+
+    thing: str
+
+
+def thing_event(prefix: str) -> type[ThingHappened]:
+    class Thing(ThingHappened):
+        subject: ClassVar[str] = f"{prefix}.v1.thing_happened"
+        producer_name: ClassVar[str] = prefix
+
+    return Thing
+
+
+@dataclass
+class Bed:
+    """One test's private corner of the session servers: a producer prefix and its stream."""
+
+    nats_url: str
+    mongo_url: str
+    nc: Client
+    mongo: AsyncMongoClient[Document]
+    prefix: str = field(default_factory=lambda: f"tp{short_id()}")
+
+    def __post_init__(self) -> None:
+        self.thing = thing_event(self.prefix)
+
+    @property
+    def stream(self) -> str:
+        return self.prefix.upper()
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.nc.jetstream()
+
+    def settings(self, service: str, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "nats_url": self.nats_url,
+            "mongo_url": self.mongo_url,
+            "mongo_database": f"t_{service}",
+            "consumer_max_deliver": 3,
+            "consumer_backoff_seconds": [0.2],
+            "consumer_ack_wait_seconds": 5,
+            "outbox_poll_seconds": 0.05,
+            "request_timeout_seconds": 5,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    async def create_stream(self) -> None:
+        await self.js.add_stream(name=self.stream, subjects=[f"{self.prefix}.v1.>"])
+
+    async def publish(self, data: bytes, msg_id: str) -> int:
+        """Publish raw bytes on the producer's subject; returns the stream sequence."""
+        ack = await self.js.publish(self.thing.subject, data, headers={"Nats-Msg-Id": msg_id})
+        assert not ack.duplicate, f"{msg_id} was dropped as a duplicate"
+        return ack.seq
+
+    async def stream_messages(self) -> list[RawStreamMsg]:
+        state = (await self.js.stream_info(self.stream)).state
+        if not state.messages:
+            return []
+        return [
+            await self.js.get_msg(self.stream, seq)
+            for seq in range(state.first_seq, state.last_seq + 1)
+        ]
+
+    async def stream_count(self) -> int:
+        return (await self.js.stream_info(self.stream)).state.messages
+
+    def db(self, name: str) -> DatabaseT:
+        return self.mongo[f"t_{name}"]
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def mongo(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client = connect(mongo_server.url, "delivery-guarantee-tests")
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def bed(
+    nats_server: NatsServer,
+    mongo_server: MongoServer,
+    nc: Client,
+    mongo: AsyncMongoClient[Document],
+) -> Bed:
+    return Bed(nats_server.url, mongo_server.url, nc, mongo)
+
+
+@asynccontextmanager
+async def running(*services: Service) -> AsyncIterator[None]:
+    """Start the services' FastStream apps in this process; stop them afterwards."""
+    async with AsyncExitStack() as stack:
+        for service in services:
+            stack.push_async_callback(service.app.stop)
+            await service.app.start()
+        yield
+
+
+class Counter:
+    """A consumer of the bed's event that counts things in its own collection.
+
+    Its handler writes first and fails afterwards (``fail_first`` deliveries, or every one
+    while ``broken``), so a failed attempt that left a trace would show in the count. It
+    fails by calling ``fault(thing, attempt)``, which raises a RuntimeError unless given.
+    """
+
+    def __init__(
+        self,
+        bed: Bed,
+        *,
+        fail_first: int = 0,
+        broken: bool = False,
+        name: str | None = None,
+        fault: Callable[[str, int], object] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.name = name or f"tc{short_id()}"
+        self.bed = bed
+        self.service = Service(self.name, settings=bed.settings(self.name, **settings))
+        self.fail_first = fail_first
+        self.broken = broken
+        self.fault = fault or self._cannot_count
+        self.attempts: list[tuple[str, float]] = []
+        self.service.on_event(bed.thing)(self._count)
+
+    async def _count(self, event: Any, session: Session) -> Sequence[Event]:
+        self.attempts.append((str(event.event_id), time.monotonic()))
+        await self.service.db.things.update_one(
+            {"_id": event.thing},
+            {"$inc": {"count": 1}, "$push": {"event_ids": str(event.event_id)}},
+            upsert=True,
+            session=session,
+        )
+        if self.broken or len(self.attempts) <= self.fail_first:
+            self.fault(event.thing, len(self.attempts))
+            raise AssertionError("the fault did not raise")
+        return ()
+
+    @staticmethod
+    def _cannot_count(thing: str, attempt: int) -> None:
+        raise RuntimeError(f"cannot count {thing} (attempt {attempt})")
+
+    @property
+    def db(self) -> DatabaseT:
+        return self.bed.db(self.name)
+
+    async def counted(self, thing: str) -> int:
+        doc = await self.db.things.find_one({"_id": thing})
+        return int(doc["count"]) if doc else 0
+
+    async def inbox_records(self, event_id: uuid.UUID) -> int:
+        return await self.db.inbox.count_documents({"event_id": str(event_id)})
+
+    async def consumer_info(self) -> ConsumerInfo:
+        info: ConsumerInfo = await self.bed.js.consumer_info(self.bed.stream, self.name)
+        return info
+
+    async def acked_through(self, seq: int) -> bool:
+        """Every message up to ``seq`` is acknowledged: none will be delivered again."""
+        info = await self.consumer_info()
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        return floor >= seq and info.num_ack_pending == 0
+
+    async def dead_letter(self, seq: int) -> Document | None:
+        return await self.db.dead_letters.find_one({"_id": dead_letter_id(self.bed.stream, seq)})
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+async def test_a_duplicated_event_is_applied_once(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed)
+    event = bed.thing(thing="apple")
+    data = event.model_dump_json().encode()
+    async with running(counter.service):
+        # Two different Nats-Msg-Ids: the server's dedupe does not help, the stream holds both.
+        first = await bed.publish(data, msg_id=f"{event.event_id}-a")
+        await eventually(lambda: counter.acked_through(first), "the first copy to be acked")
+        second = await bed.publish(data, msg_id=f"{event.event_id}-b")
+        await eventually(lambda: counter.acked_through(second), "the second copy to be acked")
+
+    assert await bed.stream_count() == 2
+    assert await counter.counted("apple") == 1
+    assert await counter.inbox_records(event.event_id) == 1
+    # The inbox recognised the second copy before the handler ran.
+    assert [event_id for event_id, _ in counter.attempts] == [str(event.event_id)]
+
+
+async def test_duplicates_delivered_together_are_applied_once(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed)
+    event = bed.thing(thing="pear")
+    data = event.model_dump_json().encode()
+    # Stored before the consumer starts, so both copies arrive in one pull batch and are
+    # handled concurrently: the inbox's unique key has to stop the second transaction.
+    copies = [await bed.publish(data, msg_id=f"{event.event_id}-{n}") for n in range(3)]
+    async with running(counter.service):
+        await eventually(lambda: counter.acked_through(copies[-1]), "all copies to be acked")
+
+    assert counter.attempts, "the handler never ran"
+    assert await counter.counted("pear") == 1
+    assert await counter.inbox_records(event.event_id) == 1
+    thing = await counter.db.things.find_one({"_id": "pear"})
+    assert thing is not None and thing["event_ids"] == [str(event.event_id)]
+
+
+async def test_a_failing_handler_is_retried_with_backoff_until_it_succeeds(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed, fail_first=2)
+    event = bed.thing(thing="plum")
+    async with running(counter.service):
+        seq = await bed.publish(event.model_dump_json().encode(), msg_id=str(event.event_id))
+        await eventually(lambda: counter.acked_through(seq), "the event to be applied and acked")
+
+    assert [event_id for event_id, _ in counter.attempts] == [str(event.event_id)] * 3
+    # The two failed attempts wrote before raising; their transactions were rolled back.
+    assert await counter.counted("plum") == 1
+    assert await counter.inbox_records(event.event_id) == 1
+    # NACKed with the configured delay (0.2 s), not redelivered at once.
+    times = [at for _, at in counter.attempts]
+    assert all(later - earlier >= 0.15 for earlier, later in itertools.pairwise(times))
+    assert await counter.dead_letter(seq) is None
+    failure = await counter.db.failures.find_one({"_id": dead_letter_id(bed.stream, seq)})
+    assert failure is not None and failure["attempts"] == 2
+
+
+async def test_an_event_that_keeps_failing_becomes_a_replayable_dead_letter(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed, broken=True)
+    event = bed.thing(thing="quince")
+    key = dead_letter_id(bed.stream, 1)
+    async with running(counter.service), ServiceClient(counter.service.settings) as client:
+        seq = await bed.publish(event.model_dump_json().encode(), msg_id=str(event.event_id))
+        assert seq == 1
+        # The MAX_DELIVERIES advisory lands in the service's DLQ stream, which stores it.
+        dead = await eventually(lambda: counter.dead_letter(seq), "the dead letter", timeout=20)
+        assert dead["reason"] == "RuntimeError: cannot count quince (attempt 3)"
+        assert dead["deliveries"] == 3
+        assert dead["event_id"] == str(event.event_id)
+        assert dead["subject"] == bed.thing.subject
+        assert dead["consumer"] == counter.name
+        assert len(counter.attempts) == 3  # max_deliver, and not one more
+        info = await counter.consumer_info()
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert await counter.counted("quince") == 0
+        advisories = await bed.js.stream_info(advisory_stream_name(counter.name))
+        assert advisories.state.messages == 1
+
+        listed = await client.request(dead_letters_list_subject(counter.name), {})
+        assert [item["id"] for item in listed["items"]] == [key]
+        shown = await client.request(dead_letters_show_subject(counter.name), {"id": key})
+        assert shown["payload"]["thing"] == "quince"
+
+        # The dead letter does not block the consumer: the next event goes through.
+        counter.broken = False
+        later = bed.thing(thing="quince")
+        later_seq = await bed.publish(later.model_dump_json().encode(), msg_id=str(later.event_id))
+        await eventually(lambda: counter.acked_through(later_seq), "the next event to be applied")
+        assert await counter.counted("quince") == 1
+
+        replay = dead_letters_replay_subject(counter.name)
+        assert await client.request(replay, {"id": key}) == {
+            "service": counter.name,
+            "id": key,
+            "applied": True,
+            "already_applied": False,
+        }
+        assert await counter.counted("quince") == 2
+        again = await client.request(replay, {"id": key})
+        assert again["applied"] is False and again["already_applied"] is True
+        assert await counter.counted("quince") == 2
+        assert await counter.inbox_records(event.event_id) == 1
+
+        assert (await client.request(dead_letters_list_subject(counter.name), {}))["items"] == []
+        everything = await client.request(
+            dead_letters_list_subject(counter.name), {"include_replayed": True}
+        )
+        assert [(item["id"], item["replays"]) for item in everything["items"]] == [(key, 2)]
+
+    # Three deliveries and the one replay that applied it; the second replay stopped at the
+    # inbox before the handler, and nothing was redelivered after the advisory.
+    assert len([a for a in counter.attempts if a[0] == str(event.event_id)]) == 4
+
+
+async def test_a_replay_that_fails_again_is_reported_and_kept(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed, broken=True)
+    event = bed.thing(thing="lime")
+    async with running(counter.service), ServiceClient(counter.service.settings) as client:
+        seq = await bed.publish(event.model_dump_json().encode(), msg_id=str(event.event_id))
+        await eventually(lambda: counter.dead_letter(seq), "the dead letter", timeout=20)
+        key = dead_letter_id(bed.stream, seq)
+        with pytest.raises(ServiceError) as failed:
+            await client.request(dead_letters_replay_subject(counter.name), {"id": key})
+        assert failed.value.code == ErrorCode.INTERNAL
+        assert "cannot count lime" in str(failed.value)
+        listed = await client.request(dead_letters_list_subject(counter.name), {})
+        assert [(item["id"], item["replays"]) for item in listed["items"]] == [(key, 1)]
+        assert await counter.counted("lime") == 0
+
+
+async def test_a_poison_event_is_dead_lettered_at_once_and_does_not_block(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed)
+    good = bed.thing(thing="fig")
+    async with running(counter.service):
+        not_json = await bed.publish(b"{this is not json", msg_id="poison-1")
+        not_the_model = await bed.publish(b'{"event_id": "not-a-uuid"}', msg_id="poison-2")
+        good_seq = await bed.publish(good.model_dump_json().encode(), msg_id=str(good.event_id))
+        await eventually(lambda: counter.acked_through(good_seq), "the good event to be applied")
+        for seq in (not_json, not_the_model):
+            dead = await counter.dead_letter(seq)
+            assert dead is not None, f"message {seq} was not dead-lettered"
+            assert dead["reason"].startswith("invalid event:")
+            assert dead["deliveries"] == 1
+            assert dead["event_id"] is None
+        assert bytes((await counter.dead_letter(not_json) or {})["payload"]) == b"{this is not json"
+        info = await counter.consumer_info()
+        assert info.num_redelivered == 0 and info.num_ack_pending == 0
+
+    # The handler never saw the poison, only the good event.
+    assert [event_id for event_id, _ in counter.attempts] == [str(good.event_id)]
+    assert await counter.counted("fig") == 1
+
+
+async def test_a_validation_error_raised_by_the_handler_is_retried_not_poison(
+    bed: Bed,
+) -> None:
+    """Only an event that does not parse is poison; a pydantic error in handler code is a
+    failure like any other."""
+
+    class Strict(BaseModel):
+        n: int
+
+    await bed.create_stream()
+    counter = Counter(bed, fail_first=1, fault=lambda thing, _: Strict.model_validate({"n": thing}))
+    event = bed.thing(thing="kiwi")
+    async with running(counter.service):
+        seq = await bed.publish(event.model_dump_json().encode(), msg_id=str(event.event_id))
+        await eventually(lambda: counter.acked_through(seq), "the event to be applied")
+
+    assert len(counter.attempts) == 2
+    assert await counter.dead_letter(seq) is None
+    assert await counter.counted("kiwi") == 1
+    failure = await counter.db.failures.find_one({"_id": dead_letter_id(bed.stream, seq)})
+    assert failure is not None and failure["error"].startswith("ValidationError:")
+
+
+async def test_an_advisory_for_a_message_no_longer_stored_is_still_recorded(bed: Bed) -> None:
+    await bed.create_stream()
+    counter = Counter(bed)
+    advisories = advisory_stream_name(counter.name)
+    subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{bed.stream}.{counter.name}"
+    advisory = {
+        "type": "io.nats.jetstream.advisory.v1.max_deliver",
+        "stream": bed.stream,
+        "consumer": counter.name,
+        "stream_seq": 42,
+        "deliveries": 3,
+    }
+    async with running(counter.service):
+        await bed.js.publish(subject, b"not an advisory")
+        await bed.js.publish(subject, json.dumps(advisory).encode())
+        dead = await eventually(lambda: counter.dead_letter(42), "the dead letter")
+
+        async def settled() -> bool:
+            info = await bed.js.consumer_info(advisories, counter.name)
+            return (
+                bool(info.ack_floor and info.ack_floor.stream_seq == 2) and not info.num_ack_pending
+            )
+
+        # Both advisories are settled: neither is redelivered in a loop.
+        await eventually(settled, "both advisories to be settled")
+        assert (await bed.js.consumer_info(advisories, counter.name)).num_redelivered == 0
+    assert dead["reason"] == "deliveries exhausted (the message is no longer in the stream)"
+    assert dead["subject"] is None and bytes(dead["payload"]) == b""
+    assert await counter.db.dead_letters.count_documents({}) == 1
+
+
+async def test_a_redeployed_consumer_takes_its_new_delivery_settings(bed: Bed) -> None:
+    await bed.create_stream()
+    before = Counter(bed, consumer_max_deliver=10, consumer_ack_wait_seconds=60)
+    async with running(before.service):
+        assert (await before.consumer_info()).config.max_deliver == 10
+    # The same service (same durable) restarted with other settings.
+    after = Counter(bed, name=before.name, consumer_max_deliver=3, consumer_ack_wait_seconds=5)
+    async with running(after.service):
+        config = (await after.consumer_info()).config
+    assert (config.max_deliver, config.ack_wait) == (3, 5)
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+def producer_db(bed: Bed) -> DatabaseT:
+    return bed.db(bed.prefix)
+
+
+async def _all_published(db: DatabaseT, expected: int) -> bool:
+    published = await db.outbox.count_documents({"state": "published"})
+    return published == expected and await db.outbox.count_documents({}) == expected
+
+
+async def test_outbox_publishes_committed_events_once_in_order_never_aborted_ones(
+    bed: Bed,
+) -> None:
+    producer = Service(bed.prefix, produces=[bed.thing], settings=bed.settings(bed.prefix))
+
+    class Abort(Exception):
+        pass
+
+    aborted = [bed.thing(thing=f"aborted-{n}") for n in range(3)]
+    committed = [bed.thing(thing=f"committed-{n}") for n in range(5)]
+
+    async def abort(session: Session) -> None:
+        await producer.db.notes.insert_one({"note": "aborted"}, session=session)
+        await add_to_outbox(producer.db, session, aborted)
+        raise Abort
+
+    async def commit(session: Session) -> tuple[str, list[ThingHappened]]:
+        await producer.db.notes.insert_one({"note": "committed"}, session=session)
+        return "done", committed
+
+    async with running(producer):
+        with pytest.raises(Abort):
+            await in_transaction(producer.mongo, abort)
+        assert await producer.transaction(commit) == "done"
+        await eventually(
+            lambda: _all_published(producer.db, len(committed)), "the outbox to be published"
+        )
+
+    messages = await bed.stream_messages()
+    expected = [str(event.event_id) for event in committed]
+    assert [json.loads(m.data or b"")["event_id"] for m in messages] == expected
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == expected
+    assert {m.subject for m in messages} == {bed.thing.subject}
+    assert await producer_db(bed).outbox.count_documents({}) == len(committed)
+    assert [doc["note"] async for doc in producer_db(bed).notes.find()] == ["committed"]
+
+
+async def _outbox(bed: Bed, events: int, per_transaction: int = 100) -> DatabaseT:
+    db = producer_db(bed)
+    await ensure_outbox_indexes(db)
+    things = [bed.thing(thing=f"t{n}") for n in range(events)]
+
+    for start in range(0, events, per_transaction):
+        chunk = things[start : start + per_transaction]
+
+        async def add(session: Session, chunk: list[ThingHappened] = chunk) -> None:
+            await add_to_outbox(db, session, chunk)
+
+        await in_transaction(bed.mongo, add)
+    return db
+
+
+async def _drain(relay: OutboxRelay, db: DatabaseT) -> int:
+    """Run ``relay`` until the outbox holds nothing unpublished; how many did it publish."""
+    published = 0
+    while True:
+        batch = await relay.relay_once()
+        published += batch
+        if batch == 0:
+            if await db.outbox.count_documents({"state": {"$ne": "published"}}) == 0:
+                return published
+            await asyncio.sleep(0.01)
+
+
+async def test_two_relays_on_one_outbox_publish_each_entry_exactly_once(
+    bed: Bed, nats_server: NatsServer
+) -> None:
+    await bed.create_stream()
+    db = await _outbox(bed, 300)
+    second_nc = await nats.connect(nats_server.url)
+    try:
+        relays = [
+            OutboxRelay(db, bed.js, batch_size=10),
+            OutboxRelay(db, second_nc.jetstream(), batch_size=10),
+        ]
+        counts = await asyncio.wait_for(
+            asyncio.gather(*(_drain(relay, db) for relay in relays)), timeout=60
+        )
+    finally:
+        await second_nc.close()
+
+    # Counted on the relays' side: the server's dedupe would hide a doubly claimed entry.
+    assert min(counts) > 0, f"one relay did all the work, nothing raced: {counts}"
+    assert sum(counts) == 300, counts
+    messages = await bed.stream_messages()
+    assert len(messages) == 300
+    ids = {json.loads(m.data or b"")["event_id"] for m in messages}
+    assert len(ids) == 300
+    assert ids == {(m.headers or {}).get("Nats-Msg-Id") for m in messages}
+    assert await db.outbox.count_documents({"state": "published", "attempts": 1}) == 300
+
+
+async def test_an_entry_of_a_relay_that_died_is_republished_and_deduplicated(bed: Bed) -> None:
+    await bed.create_stream()
+    db = await _outbox(bed, 1)
+    entry = await db.outbox.find_one({})
+    assert entry is not None
+    first = OutboxRelay(db, bed.js)
+    assert await first.relay_once() == 1
+    # The first relay published it and then "died" before marking it: it still holds a claim.
+    now = datetime.now(UTC)
+    await db.outbox.update_one(
+        {"_id": entry["_id"]},
+        {
+            "$set": {
+                "state": "in_progress",
+                "claimed_by": "a-relay-that-died",
+                "claimed_until": now + timedelta(seconds=60),
+            },
+            "$unset": {"published_at": ""},
+        },
+    )
+    second = OutboxRelay(db, bed.js)
+    assert await second.relay_once() == 0, "took an entry whose lease has not run out"
+
+    await db.outbox.update_one(
+        {"_id": entry["_id"]}, {"$set": {"claimed_until": now - timedelta(seconds=1)}}
+    )
+    assert await second.relay_once() == 1
+    republished = await db.outbox.find_one({"_id": entry["_id"]})
+    assert republished is not None
+    assert republished["state"] == "published" and "claimed_by" not in republished
+    assert republished["attempts"] == 2
+    # Published twice with the same Nats-Msg-Id: the stream kept one copy.
+    messages = await bed.stream_messages()
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == [entry["_id"]]
+
+
+async def test_a_relay_keeps_retrying_until_the_stream_exists(bed: Bed) -> None:
+    db = await _outbox(bed, 2)
+    relay = OutboxRelay(db, bed.js, poll_seconds=0.05)
+    relay.start()
+    try:
+        # No stream captures the subject yet: JetStream answers "no responders".
+        await eventually(
+            lambda: db.outbox.count_documents(
+                {"state": "pending", "attempts": {"$gte": 2}, "last_error": {"$exists": True}}
+            ),
+            "failed attempts to be recorded",
+        )
+        failed = await db.outbox.find_one({"attempts": {"$gte": 2}})
+        assert failed is not None and "NoStreamResponse" in failed["last_error"]
+        await bed.create_stream()
+        await eventually(lambda: _all_published(db, 2), "the relay to publish", timeout=20)
+    finally:
+        await asyncio.wait_for(relay.stop(), timeout=5)
+    messages = await bed.stream_messages()
+    ordered = [doc["_id"] async for doc in db.outbox.find().sort("order", 1)]
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == ordered
+
+
+async def test_a_relay_stops_promptly_while_backing_off(bed: Bed) -> None:
+    db = await _outbox(bed, 1)
+    relay = OutboxRelay(db, bed.js, poll_seconds=0.05)
+    relay.start()
+    # Three failures in (no stream): the relay now waits 1.6 s before its next attempt.
+    await eventually(
+        lambda: db.outbox.count_documents({"state": "pending", "attempts": {"$gte": 3}}),
+        "three failed attempts",
+    )
+    started = time.monotonic()
+    await asyncio.wait_for(relay.stop(), timeout=5)
+    assert time.monotonic() - started < 0.5
+    # Handed back, not left claimed until a lease runs out.
+    assert await db.outbox.count_documents({"state": "pending", "claimed_by": None}) == 1
+
+
+# --------------------------------------------------------------------------- request/reply
+
+
+class Register(BaseModel):
+    name: str = Field(min_length=1)
+    age: int = Field(ge=0)
+
+
+async def test_requests_that_do_not_validate_get_a_structured_error(bed: Bed) -> None:
+    name = f"tr{short_id()}"
+    service = Service(name, settings=bed.settings(name))
+    subject = f"{name}.cmd.register"
+
+    @service.endpoint(subject, Register)
+    async def register(command: Register) -> dict[str, Any]:
+        return {"registered": command.name}
+
+    async with running(service), ServiceClient(service.settings) as client:
+        reply = json.loads((await bed.nc.request(subject, b"{not json", timeout=5)).data)
+        assert reply["ok"] is False
+        assert reply["error"]["code"] == "validation_failed"
+        assert [detail["field"] for detail in reply["error"]["details"]] == ["(payload)"]
+
+        reply = json.loads((await bed.nc.request(subject, b'{"age": -1}', timeout=5)).data)
+        assert reply["ok"] is False
+        assert reply["error"]["code"] == "validation_failed"
+        assert sorted(detail["field"] for detail in reply["error"]["details"]) == ["age", "name"]
+
+        with pytest.raises(ServiceError) as invalid:
+            await client.request(subject, {"name": "", "age": "old"})
+        assert invalid.value.code == ErrorCode.VALIDATION_FAILED
+        assert sorted(d.field for d in invalid.value.error.details) == ["age", "name"]
+
+        assert await client.request(subject, {"name": "Ada", "age": 36}) == {"registered": "Ada"}
+
+
+async def test_a_request_nobody_serves_says_which_service_is_not_running(bed: Bed) -> None:
+    nobody = f"nobody{short_id()}"
+    async with ServiceClient(bed.settings(nobody)) as client:
+        started = time.monotonic()
+        with pytest.raises(ServiceError) as unavailable:
+            await client.request(f"{nobody}.query.anything", {})
+        assert unavailable.value.code == ErrorCode.SERVICE_UNAVAILABLE
+        assert str(unavailable.value) == f"the {nobody} service is not running"
+        # No responders is an answer, not a timeout.
+        assert time.monotonic() - started < 2
