@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import nats
 from nats.errors import Error as NatsError
 
+from services.runtime.client import inbox_prefix
 from stack.processes import ManagedProcess, find_executable, tcp_accepts
 
 __all__ = [
@@ -164,6 +165,8 @@ async def request_health(
             nats_url,
             user=user,
             password=password,
+            # With the shipped permissions a user reads replies only on its own inbox.
+            inbox_prefix=inbox_prefix(user) if user else "_INBOX",
             connect_timeout=timeout,
             allow_reconnect=False,
             max_reconnect_attempts=0,

@@ -17,13 +17,20 @@ from services.runtime.rpc import decode_reply
 from services.runtime.settings import Settings
 
 
+def inbox_prefix(user: str) -> str:
+    """Each NATS user gets replies on its own inbox subjects, so the server can keep users
+    from reading each other's replies (deploy/nats/accounts.conf allows only these)."""
+    return f"_INBOX_{user}"
+
+
 def service_of(subject: str) -> str:
     return subject.split(".", 1)[0]
 
 
 class ServiceClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, user: str = "cli") -> None:
         self._settings = settings
+        self._user = user
         self._nc: Client | None = None
 
     async def __aenter__(self) -> ServiceClient:
@@ -44,7 +51,8 @@ class ServiceClient:
                 self._settings.nats_url,
                 user=self._settings.nats_user,
                 password=self._settings.nats_password,
-                name="samskab-cli",
+                name=f"samskab-{self._user}",
+                inbox_prefix=inbox_prefix(self._user),
                 connect_timeout=3,
                 max_reconnect_attempts=0,
                 allow_reconnect=False,

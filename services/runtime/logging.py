@@ -56,7 +56,8 @@ def configure_logging(log_format: str = "console", level: str = "INFO", service:
 
 def app_logger() -> logging.Logger:
     """The standard-library logger handed to faststream, rendered like the rest."""
-    return logging.getLogger("faststream")
+    # Not "faststream": that logger comes with its own coloured handler.
+    return logging.getLogger("samskab.broker")
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

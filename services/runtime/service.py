@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from pymongo import AsyncMongoClient
 from contracts.envelope import Event
 from contracts.errors import Error, ErrorCode
 from services.runtime import dead_letters
+from services.runtime.client import inbox_prefix
 from services.runtime.inbox import already_processed, ensure_inbox_indexes, mark_processed
-from services.runtime.logging import configure_logging, get_logger
+from services.runtime.logging import app_logger, configure_logging, get_logger
 from services.runtime.mongo import DatabaseT, Document, Session, connect, in_transaction
 from services.runtime.outbox import OutboxRelay, add_to_outbox, ensure_outbox_indexes
 from services.runtime.rpc import RequestHandler, answer, encode_error, encode_result
@@ -99,11 +101,16 @@ class Service:
             # NACK_ON_ERROR: faststream's NATS default (REJECT_ON_ERROR) terminates a message
             # whose handler raised, and it is lost.
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            inbox_prefix=inbox_prefix(name),
+            logger=app_logger(),
+            # Per-message "Received/Processed" lines only when debugging.
+            log_level=logging.DEBUG,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
         )
         self.app = FastStream(
             self.broker,
+            logger=app_logger(),
             on_startup=[self._on_startup],
             after_startup=[self._after_startup],
             on_shutdown=[self._on_shutdown],
@@ -317,6 +324,7 @@ class Service:
                 f"{stream.lower()}.v1.>",
                 stream=JStream(stream, declare=False),
                 durable=self.name,
+                inbox_prefix=f"{inbox_prefix(self.name)}.".encode(),
                 pull_sub=PullSub(batch_size=20, timeout=1.0),
                 config=self._consumer_config(),
                 title=f"{self.name} consumes {stream}",
@@ -325,6 +333,7 @@ class Service:
             dead_letters.advisory_subject(self.name),
             stream=JStream(dead_letters.advisory_stream_name(self.name), declare=False),
             durable=self.name,
+            inbox_prefix=f"{inbox_prefix(self.name)}.".encode(),
             pull_sub=PullSub(batch_size=10, timeout=1.0),
             config=ConsumerConfig(ack_policy=JsAckPolicy.EXPLICIT, max_deliver=-1),
             include_in_schema=False,

@@ -392,6 +392,7 @@ async def login(server: ShippedNats, user: str) -> User:
         password=server.passwords[user],
         error_cb=on_error,
         allow_reconnect=False,
+        inbox_prefix=f"_INBOX_{user}",
     )
     return User(nc, errors)
 

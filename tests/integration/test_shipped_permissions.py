@@ -1,0 +1,143 @@
+"""The ambassadors service and the CLI work under the NATS permissions we ship.
+
+deploy/nats/accounts.conf gives each service its own user, allowed to publish only its own
+subjects and to read only its own inbox. A permission the runtime needs but the config
+lacks would only show in production; here the real service runs as its user against the
+shipped config, and the CLI as the ``cli`` user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from pypdf import PdfReader
+
+from contracts.ambassadors import Subjects
+from services.runtime.client import ServiceClient
+from services.runtime.settings import Settings
+from stack.mongo import MongoServer
+from stack.nats import service_is_healthy
+from stack.processes import ManagedProcess
+from tests.support.stack import REPO_ROOT
+from tests.unit.test_deploy_configs import ShippedNats, compose, shipped_nats
+
+__all__ = ["compose", "shipped_nats"]
+
+SAMSKAB = str(Path(sys.executable).parent / "samskab")
+
+
+@pytest.fixture
+def ambassadors_as_its_user(
+    shipped_nats: ShippedNats, mongo_server: MongoServer, tmp_path: Path
+) -> Iterator[ManagedProcess]:
+    password = shipped_nats.passwords["ambassadors"]
+    process = ManagedProcess(
+        "ambassadors",
+        [sys.executable, "-m", "services.ambassadors"],
+        log_path=tmp_path / "ambassadors.log",
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "SAMSKAB_NATS_URL": shipped_nats.url,
+            "SAMSKAB_NATS_USER": "ambassadors",
+            "SAMSKAB_NATS_PASSWORD": password,
+            "SAMSKAB_MONGO_URL": mongo_server.url,
+            "SAMSKAB_MONGO_DATABASE": f"perm_{uuid.uuid4().hex[:8]}",
+            "SAMSKAB_DEMO_IMPORT": "false",
+        },
+        cwd=REPO_ROOT,
+        ready_check=lambda: service_is_healthy(
+            shipped_nats.url, "ambassadors", user="cli", password=shipped_nats.passwords["cli"]
+        ),
+    )
+    process.start()
+    try:
+        process.wait_ready(timeout=30, interval=0.2)
+        yield process
+    finally:
+        process.stop()
+        log = (tmp_path / "ambassadors.log").read_text()
+        assert "Permissions Violation" not in log and "permissions violation" not in log, log
+
+
+def cli_env(server: ShippedNats) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SAMSKAB_NATS_URL": server.url,
+        "SAMSKAB_NATS_USER": "cli",
+        "SAMSKAB_NATS_PASSWORD": server.passwords["cli"],
+    }
+
+
+def test_sign_up_and_certificate_under_shipped_permissions(
+    shipped_nats: ShippedNats, ambassadors_as_its_user: ManagedProcess, tmp_path: Path
+) -> None:
+    env = cli_env(shipped_nats)
+    signed = subprocess.run(
+        [SAMSKAB, "ambassadors", "sign-up", "--name", "Tilladt Ambassadør",
+         "--email", "tilladt@example.org", "--kind", "citizen", "--consent", "--staff"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    ambassador_id = signed.stdout.split()[0]
+
+    pdf = tmp_path / "bevis.pdf"
+    got = subprocess.run(
+        [SAMSKAB, "ambassadors", "certificate", ambassador_id, "--out", str(pdf)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "Tilladt" in text
+
+    health = subprocess.run(
+        [SAMSKAB, "health", "--json"], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert '"status": "ok"' in health.stdout
+
+
+async def test_another_user_cannot_read_the_cli_replies(
+    shipped_nats: ShippedNats, ambassadors_as_its_user: ManagedProcess
+) -> None:
+    errors: list[str] = []
+
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error))
+
+    snoop = await nats.connect(
+        shipped_nats.url,
+        user="newsletter",
+        password=shipped_nats.passwords["newsletter"],
+        error_cb=on_error,
+        allow_reconnect=False,
+        inbox_prefix="_INBOX_newsletter",
+    )
+    seen: list[bytes] = []
+
+    async def spy(msg: nats.aio.msg.Msg) -> None:
+        seen.append(msg.data)
+
+    await snoop.subscribe("_INBOX_cli.>", cb=spy)
+    await snoop.flush()
+    settings = Settings(
+        nats_url=shipped_nats.url, nats_user="cli", nats_password=shipped_nats.passwords["cli"]
+    )
+    async with ServiceClient(settings) as client:
+        goals = await client.request(Subjects.GOALS, {})
+    assert goals["target"] == 150
+    for _ in range(40):
+        if any("permissions violation" in e.lower() for e in errors):
+            break
+        await asyncio.sleep(0.05)
+    await snoop.close()
+    assert seen == []
+    assert any("_inbox_cli" in e.lower() for e in errors), errors
