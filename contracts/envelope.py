@@ -30,6 +30,9 @@ class Event(Message):
 
     subject: ClassVar[str]
     producer_name: ClassVar[str]
+    # The field naming the thing this event is about (e.g. "ambassador_id"); lets the
+    # producer find every event about one person again, e.g. to purge them on erasure.
+    key_field: ClassVar[str | None] = None
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
@@ -37,6 +40,9 @@ class Event(Message):
     schema_version: int = 1
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
+
+    def key(self) -> str | None:
+        return str(getattr(self, self.key_field)) if self.key_field else None
 
     def model_post_init(self, __context: object) -> None:
         if not self.producer:

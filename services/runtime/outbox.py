@@ -4,6 +4,10 @@ A handler calls :func:`add_to_outbox` inside the same transaction as its state c
 relay claims pending entries atomically (several replicas may run), publishes each to
 JetStream with ``Nats-Msg-Id = event_id`` so the server drops a re-publish after a crash,
 waits for the ack, then marks the entry published. It retries forever with backoff.
+
+Once published, an entry keeps only where it went (stream and sequence), not its payload:
+the stream holds the event, and personal data is not kept twice. The stream position is
+what :func:`purge_published_events` needs to delete a person's events on erasure.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from pymongo import ASCENDING
+from pymongo.errors import OperationFailure
 
 from contracts.envelope import Event
 from services.runtime.logging import get_logger
@@ -29,14 +35,16 @@ PENDING = "pending"
 IN_PROGRESS = "in_progress"
 PUBLISHED = "published"
 
-# Published entries are kept a while for audit, then expire.
-PUBLISHED_RETENTION = timedelta(days=7)
+# Published entries (without payload) are kept as long as their event can be in a stream,
+# so a person's events can still be found and purged on erasure.
+PUBLISHED_RETENTION = timedelta(days=400)
 
 
 def outbox_document(event: Event, order: int) -> dict[str, Any]:
     return {
         "_id": str(event.event_id),
         "subject": event.subject,
+        "key": event.key(),
         "payload": event.model_dump_json().encode(),
         "state": PENDING,
         "order": order,
@@ -56,9 +64,43 @@ async def add_to_outbox(db: DatabaseT, session: Session, events: Iterable[Event]
 async def ensure_outbox_indexes(db: DatabaseT) -> None:
     await db.outbox.create_index([("state", ASCENDING), ("order", ASCENDING)])
     await db.outbox.create_index("claimed_by")
-    await db.outbox.create_index(
-        "published_at", expireAfterSeconds=int(PUBLISHED_RETENTION.total_seconds())
+    await db.outbox.create_index([("key", ASCENDING), ("state", ASCENDING)], sparse=True)
+    ttl = int(PUBLISHED_RETENTION.total_seconds())
+    try:
+        await db.outbox.create_index("published_at", expireAfterSeconds=ttl)
+    except OperationFailure as exc:
+        # An older release created it with another retention: replace it.
+        if exc.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict
+            raise
+        await db.outbox.drop_index("published_at_1")
+        await db.outbox.create_index("published_at", expireAfterSeconds=ttl)
+
+
+async def purge_published_events(
+    db: DatabaseT, js: JetStreamContext, key: str, keep_subjects: Iterable[str] = ()
+) -> int:
+    """Delete the published events about ``key`` from their streams.
+
+    Returns how many of its events are not published yet (call again later for those).
+    Events whose subject is in ``keep_subjects`` stay: consumers still need them.
+    """
+    keep = list(keep_subjects)
+    cursor = db.outbox.find(
+        {
+            "key": key,
+            "state": PUBLISHED,
+            "stream_seq": {"$exists": True},
+            "purged_at": {"$exists": False},
+            "subject": {"$nin": keep},
+        }
     )
+    async for entry in cursor:
+        with contextlib.suppress(NotFoundError):  # aged out of the stream already
+            await js.delete_msg(entry["stream"], entry["stream_seq"])
+        await db.outbox.update_one(
+            {"_id": entry["_id"]}, {"$set": {"purged_at": datetime.now(UTC)}}
+        )
+    return await db.outbox.count_documents({"key": key, "state": {"$ne": PUBLISHED}})
 
 
 class OutboxRelay:
@@ -125,7 +167,7 @@ class OutboxRelay:
         published = 0
         for entry in batch:
             try:
-                await self._js.publish(
+                ack = await self._js.publish(
                     entry["subject"],
                     bytes(entry["payload"]),
                     headers={"Nats-Msg-Id": entry["_id"]},
@@ -138,8 +180,13 @@ class OutboxRelay:
             await self._db.outbox.update_one(
                 {"_id": entry["_id"], "claimed_by": self.worker_id},
                 {
-                    "$set": {"state": PUBLISHED, "published_at": datetime.now(UTC)},
-                    "$unset": {"claimed_by": "", "claimed_until": ""},
+                    "$set": {
+                        "state": PUBLISHED,
+                        "published_at": datetime.now(UTC),
+                        "stream": ack.stream,
+                        "stream_seq": ack.seq,
+                    },
+                    "$unset": {"payload": "", "claimed_by": "", "claimed_until": ""},
                 },
             )
             published += 1
