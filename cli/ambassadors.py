@@ -147,9 +147,11 @@ def sign_up(
         if a["status"] == Status.ACTIVE.value:
             typer.echo(f"{a['id']} active: {_who(a)} (certificate {a['certificate']['number']})")
         elif r.get("token_reissued"):
-            typer.echo(f"{a['id']} still pending: a new confirmation mail goes to {a['email']}")
+            typer.echo(
+                f"{a['id']} still pending: a new confirmation link was issued for {a['email']}"
+            )
         else:
-            typer.echo(f"{a['id']} pending: a confirmation mail goes to {a['email']}")
+            typer.echo(f"{a['id']} pending until {a['email']} is confirmed")
 
     show(result, as_json, human)
 

@@ -169,7 +169,9 @@ async def request_health(
             inbox_prefix=inbox_prefix(user) if user else "_INBOX",
             connect_timeout=timeout,
             allow_reconnect=False,
-            max_reconnect_attempts=0,
+            # nats-py reads 0 as "no limit"; 1 gives up after the second try.
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
             error_cb=quiet,
         )
     except (NatsError, OSError):

@@ -17,6 +17,11 @@ from services.runtime.rpc import decode_reply
 from services.runtime.settings import Settings
 
 
+async def _quiet(_exc: Exception) -> None:
+    """nats-py's default error callback prints a traceback per failed attempt; the caller
+    gets one clear error instead."""
+
+
 def inbox_prefix(user: str) -> str:
     """Each NATS user gets replies on its own inbox subjects, so the server can keep users
     from reading each other's replies (deploy/nats/accounts.conf allows only these)."""
@@ -54,8 +59,11 @@ class ServiceClient:
                 name=f"samskab-{self._user}",
                 inbox_prefix=inbox_prefix(self._user),
                 connect_timeout=3,
-                max_reconnect_attempts=0,
+                # nats-py reads 0 as "no limit"; 1 gives up after the second try.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
                 allow_reconnect=False,
+                error_cb=_quiet,
             )
         except Exception as exc:
             raise ServiceError(

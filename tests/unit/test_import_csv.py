@@ -49,7 +49,7 @@ def test_the_demo_csv_parses_without_problems_and_every_row_is_a_valid_sign_up()
         sign_up = staff_sign_up(row)
         assert sign_up.public is True
         assert sign_up.organisation
-        assert sign_up.name == f"Kontaktperson, {sign_up.organisation}"
+        assert sign_up.name == "Kontaktperson"
 
 
 def test_the_demo_csv_uses_unique_reserved_addresses_and_no_phone_numbers() -> None:
