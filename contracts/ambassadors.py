@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts.envelope import Event, Message
 
@@ -58,6 +72,9 @@ class Source(StrEnum):
     IMPORT = "import"
 
 
+# Private persons may sign up without an organisation; everyone else signs up on behalf of one.
+PERSONAL_KINDS = frozenset({Kind.CITIZEN, Kind.VOLUNTEER})
+
 Theme = Annotated[int, Field(ge=1, le=12)]
 AmbassadorId = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -77,6 +94,106 @@ class Subjects:
     VERIFY = "ambassadors.query.verify"
     DIRECTORY = "ambassadors.query.directory"
     GOALS = "ambassadors.query.goals"
+
+
+# ---------------------------------------------------------------- field rules
+# What a field must look like to be accepted is part of the contract: a sign-up with a bad
+# e-mail and a name that is too long names both fields in one answer. The domain uses the
+# same functions to normalise what it stores.
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"\s+")
+_PHONE_ALLOWED = re.compile(r"^\+?[0-9 ()\-.]+$")
+_SKILL_SEPARATORS = re.compile(r"[\s_]+")
+_SKILL_ALLOWED = re.compile(r"^[0-9a-zæøåäöüéèáàñç\-]+$")
+
+
+def clean_line(value: str) -> str:
+    """One-line text: no control characters, single spaces, NFC (so æøå compare equal)."""
+    return _SPACES.sub(" ", _CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
+
+
+def normalise_name(value: str) -> str:
+    name = clean_line(value)
+    if not name:
+        raise ValueError("must not be empty")
+    return name
+
+
+def normalise_email(value: str) -> str:
+    # Deliverability (DNS) is not checked: sign-up must work offline and the
+    # confirmation mail proves the address anyway.
+    result = validate_email(value.strip(), check_deliverability=False)
+    return str(result.normalized)
+
+
+def normalise_phone(value: str) -> str:
+    phone = clean_line(value)
+    digits = re.sub(r"\D", "", phone)
+    if not _PHONE_ALLOWED.match(phone) or not 8 <= len(digits) <= 15:
+        raise ValueError("a phone number has 8 to 15 digits, optionally a leading +")
+    return phone
+
+
+def normalise_website(value: str) -> str:
+    url = value.strip()
+    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", url):
+        url = "https://" + url
+    match = re.match(r"^(https?)://([^/\s?#:@]+)(:\d{1,5})?([/?#][^\s]*)?$", url, re.IGNORECASE)
+    if match is None:
+        raise ValueError("a website is an http(s) address such as https://example.dk")
+    host = match.group(2).lower()
+    if "." not in host or host.startswith(".") or host.endswith("."):
+        raise ValueError("the website's host name is not complete")
+    return f"{match.group(1).lower()}://{host}{match.group(3) or ''}{match.group(4) or ''}"
+
+
+def normalise_skill(value: str) -> str:
+    tag = _SKILL_SEPARATORS.sub("-", clean_line(value).casefold()).strip("-")
+    if tag and not _SKILL_ALLOWED.match(tag):
+        raise ValueError("a skill is a short tag of letters, digits and hyphens")
+    return tag
+
+
+def organisation_required(kind: Kind | str | None, organisation: str | None) -> str | None:
+    """The message when ``kind`` signs up on behalf of an organisation but names none."""
+    if kind is None or Kind(kind) in PERSONAL_KINDS or clean_line(organisation or ""):
+        return None
+    return f"an organisation name is required for kind '{Kind(kind).value}'"
+
+
+def _accepted(rule: Callable[[str], Any], value: str | None) -> str | None:
+    """Raise the rule's own message as the field's error; keep the value as it was sent."""
+    if value is None or not value.strip():
+        return value
+    try:
+        rule(value)
+    except (ValueError, EmailNotValidError) as exc:
+        raise PydanticCustomError("value_error", str(exc)) from None
+    return value
+
+
+def _skills_accepted(values: list[str] | None) -> list[str] | None:
+    for value in values or ():
+        _accepted(normalise_skill, value)
+    return values
+
+
+def _missing_organisation(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    kind, organisation = data.get("kind"), data.get("organisation")
+    if kind not in {k.value for k in Kind} or not (
+        organisation is None or isinstance(organisation, str)
+    ):
+        return None
+    return organisation_required(kind, organisation)
+
+
+def _email_accepted(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise PydanticCustomError("value_error", "must not be empty")
+    return _accepted(normalise_email, value)
 
 
 # ---------------------------------------------------------------- commands and queries
@@ -99,12 +216,78 @@ class ProfileFields(Message):
     )
     public: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _name_has_text(cls, value: str) -> str | None:
+        return _accepted(normalise_name, value)
+
+    @field_validator("email")
+    @classmethod
+    def _email_is_an_address(cls, value: str) -> str | None:
+        return _email_accepted(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_is_a_number(cls, value: str | None) -> str | None:
+        return _accepted(normalise_phone, value)
+
+    @field_validator("website")
+    @classmethod
+    def _website_is_a_url(cls, value: str | None) -> str | None:
+        return _accepted(normalise_website, value)
+
+    @field_validator("skills")
+    @classmethod
+    def _skills_are_tags(cls, value: list[str]) -> list[str] | None:
+        return _skills_accepted(value)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem_at_once(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ProfileFields]
+    ) -> ProfileFields:
+        """A rejected profile also names a missing organisation.
+
+        Whether a kind needs an organisation is the domain's rule (it reports it with every
+        other problem); but when the message already fails here, the domain never sees it,
+        so the answer would name only half of what is wrong.
+        """
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problem = _missing_organisation(data)
+            if problem is None or any(e["loc"][:1] == ("organisation",) for e in exc.errors()):
+                raise
+            errors: list[InitErrorDetails] = [
+                {
+                    "type": PydanticCustomError(e["type"], e["msg"]),
+                    "loc": e["loc"],
+                    "input": e["input"],
+                }
+                for e in exc.errors()
+            ]
+            errors.append(
+                {
+                    "type": PydanticCustomError("value_error", problem),
+                    "loc": ("organisation",),
+                    "input": data.get("organisation"),
+                }
+            )
+            raise ValidationError.from_exception_data(cls.__name__, errors) from None
+
 
 class SignUp(ProfileFields):
     consent: bool
     # Staff sign-ups (entered by a project leader) are active at once; self sign-ups wait
     # for the e-mail confirmation.
     staff: bool = False
+
+    @field_validator("consent")
+    @classmethod
+    def _consent_is_given(cls, value: bool) -> bool:
+        if not value:
+            raise PydanticCustomError("value_error", "consent to store the profile is required")
+        return value
 
 
 class Confirm(Message):
@@ -128,6 +311,31 @@ class UpdateProfile(Message):
         default=None, max_length=SKILLS_MAX
     )
     public: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_has_text(cls, value: str | None) -> str | None:
+        return _accepted(normalise_name, value)
+
+    @field_validator("email")
+    @classmethod
+    def _email_is_an_address(cls, value: str | None) -> str | None:
+        return _email_accepted(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_is_a_number(cls, value: str | None) -> str | None:
+        return _accepted(normalise_phone, value)
+
+    @field_validator("website")
+    @classmethod
+    def _website_is_a_url(cls, value: str | None) -> str | None:
+        return _accepted(normalise_website, value)
+
+    @field_validator("skills")
+    @classmethod
+    def _skills_are_tags(cls, value: list[str] | None) -> list[str] | None:
+        return _skills_accepted(value)
 
 
 class Withdraw(Message):
@@ -300,6 +508,8 @@ class ImportResult(View):
 
 class AmbassadorEvent(Event):
     producer_name: ClassVar[str] = SERVICE
+    # Every event is about one ambassador: erasure finds and purges them all by this key.
+    key_field: ClassVar[str | None] = "ambassador_id"
     ambassador_id: str
 
 

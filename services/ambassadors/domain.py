@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from pydantic import BaseModel, ConfigDict
 
 from contracts.ambassadors import (
@@ -25,6 +25,13 @@ from contracts.ambassadors import (
     MonthPoint,
     Source,
     Status,
+    clean_line,
+    normalise_email,
+    normalise_name,
+    normalise_phone,
+    normalise_skill,
+    normalise_website,
+    organisation_required,
 )
 from contracts.errors import ErrorCode, FieldError, ServiceError
 
@@ -61,18 +68,12 @@ KIND_LABELS: dict[Kind, str] = {
     Kind.OTHER: "Andet",
 }
 
-# Private persons may sign up without an organisation; everyone else signs up on behalf of one.
-PERSONAL_KINDS = frozenset({Kind.CITIZEN, Kind.VOLUNTEER})
-
 # Crockford's base32 without look-alikes: codes are read aloud and typed from paper.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 CERTIFICATE_PREFIX = "FRC"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
-_PHONE_ALLOWED = re.compile(r"^\+?[0-9 ()\-.]+$")
-_SKILL_SEPARATORS = re.compile(r"[\s_]+")
-_SKILL_ALLOWED = re.compile(r"^[0-9a-zæøåäöüéèáàñç\-]+$")
 
 
 class DomainValidationError(ServiceError):
@@ -88,11 +89,6 @@ def _fail(code: ErrorCode, message: str) -> ServiceError:
 # ---------------------------------------------------------------- normalising one field
 
 
-def clean_line(value: str) -> str:
-    """One-line text: no control characters, single spaces, NFC (so æøå compare equal)."""
-    return _SPACES.sub(" ", _CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
-
-
 def clean_text(value: str) -> str:
     """Multi-line text: keeps line breaks, drops control characters and trailing space."""
     text = _CONTROL.sub("", unicodedata.normalize("NFC", value)).replace("\r\n", "\n")
@@ -100,44 +96,9 @@ def clean_text(value: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def normalise_email(value: str) -> str:
-    # Deliverability (DNS) is not checked: sign-up must work offline and the
-    # confirmation mail proves the address anyway.
-    result = validate_email(value.strip(), check_deliverability=False)
-    return str(result.normalized)
-
-
 def email_key(email: str) -> str:
     """The form uniqueness is checked on: mailbox providers ignore case in practice."""
     return email.casefold()
-
-
-def normalise_phone(value: str) -> str:
-    phone = clean_line(value)
-    digits = re.sub(r"\D", "", phone)
-    if not _PHONE_ALLOWED.match(phone) or not 8 <= len(digits) <= 15:
-        raise ValueError("a phone number has 8 to 15 digits, optionally a leading +")
-    return phone
-
-
-def normalise_website(value: str) -> str:
-    url = value.strip()
-    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", url):
-        url = "https://" + url
-    match = re.match(r"^(https?)://([^/\s?#:@]+)(:\d{1,5})?([/?#][^\s]*)?$", url, re.IGNORECASE)
-    if match is None:
-        raise ValueError("a website is an http(s) address such as https://example.dk")
-    host = match.group(2).lower()
-    if "." not in host or host.startswith(".") or host.endswith("."):
-        raise ValueError("the website's host name is not complete")
-    return f"{match.group(1).lower()}://{host}{match.group(3) or ''}{match.group(4) or ''}"
-
-
-def normalise_skill(value: str) -> str:
-    tag = _SKILL_SEPARATORS.sub("-", clean_line(value).casefold()).strip("-")
-    if tag and not _SKILL_ALLOWED.match(tag):
-        raise ValueError("a skill is a short tag of letters, digits and hyphens")
-    return tag
 
 
 # ---------------------------------------------------------------- the profile
@@ -176,12 +137,6 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
         except (ValueError, EmailNotValidError) as exc:
             errors.append(FieldError(field=field, message=str(exc)))
 
-    def required_line(field: str) -> str:
-        value = clean_line(str(fields.get(field) or ""))
-        if not value:
-            raise ValueError("must not be empty")
-        return value
-
     def optional(field: str, fn: Any) -> Any:
         raw = fields.get(field)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -190,7 +145,7 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
 
     kind = Kind(fields["kind"])
     out["kind"] = kind
-    check("name", lambda: required_line("name"))
+    check("name", lambda: normalise_name(str(fields.get("name") or "")))
     check("email", lambda: normalise_email(str(fields.get("email") or "")))
     check("phone", lambda: optional("phone", normalise_phone))
     check("organisation", lambda: optional("organisation", clean_line))
@@ -203,17 +158,9 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
         lambda: tuple(sorted({t for t in map(normalise_skill, fields.get("skills") or ()) if t})),
     )
     out["public"] = bool(fields.get("public", False))
-    if (
-        kind not in PERSONAL_KINDS
-        and not out.get("organisation")
-        and "organisation" not in {e.field for e in errors}
-    ):
-        errors.append(
-            FieldError(
-                field="organisation",
-                message=f"an organisation name is required for kind '{kind.value}'",
-            )
-        )
+    missing_organisation = organisation_required(kind, out.get("organisation"))
+    if missing_organisation and "organisation" not in {e.field for e in errors}:
+        errors.append(FieldError(field="organisation", message=missing_organisation))
     if errors:
         raise DomainValidationError(errors)
     return Profile(**out)
@@ -261,6 +208,14 @@ def certificate_number(year: int, serial: int) -> str:
     return f"{CERTIFICATE_PREFIX}-{year}-{serial:06d}"
 
 
+def certificate_with_code(ambassador: Ambassador, code: str) -> Certificate | None:
+    """The ambassador's current or past certificate with this verification code."""
+    for certificate in (ambassador.certificate, *ambassador.past_certificates):
+        if certificate is not None and certificate.verification_code == code:
+            return certificate
+    return None
+
+
 def certificate_object_name(ambassador_id: str, number: str) -> str:
     return f"{number}-{ambassador_id}.pdf"
 
@@ -277,6 +232,13 @@ class Certificate(BaseModel):
     digest: str | None = None
     size: int | None = None
     rendered_at: datetime | None = None
+
+
+class Membership(BaseModel):
+    """One stretch of time an ambassador was active."""
+
+    activated_at: datetime
+    left_at: datetime
 
 
 class Ambassador(BaseModel):
@@ -296,7 +258,14 @@ class Ambassador(BaseModel):
     erased_at: datetime | None = None
     token_hash: str | None = None
     token_expires_at: datetime | None = None
+    # The hash of the token that confirmed the address, so that a second click on the link
+    # is told "already confirmed" rather than "not valid".
+    confirmed_token_hash: str | None = None
     certificate: Certificate | None = None
+    # Certificates of earlier memberships (revoked): their paper still verifies as genuine.
+    past_certificates: tuple[Certificate, ...] = ()
+    # Earlier memberships of someone who left and rejoined: the goals' history keeps them.
+    earlier_memberships: tuple[Membership, ...] = ()
     # Kept through erasure so goal history stays true; none of it identifies a person.
     kind: Kind
     themes: tuple[int, ...] = ()
@@ -339,6 +308,10 @@ def sign_up(
     origin = source or (Source.STAFF if staff else Source.SELF)
     token = None if staff else new_token()
     base = existing.model_copy() if existing is not None else None
+    earlier = base.earlier_memberships if base else ()
+    if base is not None and base.activated_at is not None and base.left_at is not None:
+        # A withdrawn ambassador rejoins: the membership that ended stays in the history.
+        earlier = (*earlier, Membership(activated_at=base.activated_at, left_at=base.left_at))
     ambassador = Ambassador(
         id=base.id if base else uuid.uuid4().hex,
         status=Status.PENDING,
@@ -352,6 +325,8 @@ def sign_up(
         themes=profile.themes,
         core_areas=profile.core_areas,
         certificate=base.certificate if base else None,
+        past_certificates=base.past_certificates if base else (),
+        earlier_memberships=earlier,
         token_hash=token_hash(token) if token else None,
         token_expires_at=now + token_ttl if token else None,
     )
@@ -359,7 +334,18 @@ def sign_up(
     return SignUpOutcome(ambassador=ambassador, token=token, token_reissued=reissued)
 
 
-def check_token(ambassador: Ambassador | None, now: datetime) -> Ambassador:
+def check_token(
+    ambassador: Ambassador | None, now: datetime, *, confirmed: Ambassador | None = None
+) -> Ambassador:
+    """The pending ambassador ``ambassador`` whose token this is, if it still confirms.
+
+    ``confirmed`` is the ambassador this token already confirmed, if any.
+    """
+    if ambassador is None and confirmed is not None and confirmed.status == Status.ACTIVE:
+        raise _fail(
+            ErrorCode.INVALID_STATE,
+            "this e-mail address is already confirmed: the ambassador is active",
+        )
     if ambassador is None or ambassador.status != Status.PENDING:
         raise _fail(ErrorCode.INVALID_TOKEN, "the confirmation link is not valid")
     if ambassador.token_expires_at is None or ambassador.token_expires_at < now:
@@ -373,14 +359,21 @@ def check_token(ambassador: Ambassador | None, now: datetime) -> Ambassador:
 def activate(ambassador: Ambassador, *, now: datetime, certificate: Certificate) -> Ambassador:
     if ambassador.status != Status.PENDING:
         raise _fail(ErrorCode.INVALID_STATE, f"the ambassador is {ambassador.status.value}")
+    past = ambassador.past_certificates
+    previous = ambassador.certificate
+    if previous is not None and previous.verification_code != certificate.verification_code:
+        # Rejoining: the old paper stays revoked, and verifiable as such.
+        past = (*past, previous.model_copy(update={"revoked_at": previous.revoked_at or now}))
     return ambassador.model_copy(
         update={
+            "past_certificates": past,
             "status": Status.ACTIVE,
             "activated_at": now,
             "withdrawn_at": None,
             "withdraw_reason": None,
             "token_hash": None,
             "token_expires_at": None,
+            "confirmed_token_hash": ambassador.token_hash,
             "certificate": certificate,
         }
     )
@@ -428,6 +421,7 @@ def withdraw(ambassador: Ambassador, *, now: datetime, reason: str | None) -> Am
             "withdraw_reason": clean_line(reason) if reason else None,
             "token_hash": None,
             "token_expires_at": None,
+            "confirmed_token_hash": None,
             "certificate": certificate,
         }
     )
@@ -454,6 +448,7 @@ def erase(ambassador: Ambassador, *, now: datetime) -> Ambassador:
             "withdraw_reason": None,
             "token_hash": None,
             "token_expires_at": None,
+            "confirmed_token_hash": None,
             "erased_at": now,
             "certificate": certificate,
         }
@@ -473,6 +468,13 @@ class GoalRecord:
     core_areas: Sequence[str]
     activated_at: datetime | None
     left_at: datetime | None
+    # (activated, left) of memberships before a rejoin.
+    earlier: Sequence[tuple[datetime, datetime]] = ()
+
+    def periods(self) -> list[tuple[datetime, datetime | None]]:
+        """Every stretch of time this ambassador was active, the current one last."""
+        current = [(self.activated_at, self.left_at)] if self.activated_at is not None else []
+        return [*self.earlier, *current]
 
 
 def _month_end(year: int, month: int) -> datetime:
@@ -495,35 +497,25 @@ def compute_goals(
     by_kind = {k.value: sum(1 for r in active if r.kind == k) for k in Kind}
     by_theme = {str(t): sum(1 for r in active if t in r.themes) for t in THEMES}
     by_area = {a.value: sum(1 for r in active if a.value in r.core_areas) for a in CoreArea}
-    activations = [r.activated_at for r in records if r.activated_at is not None]
+    periods = [(r, begun, left) for r in records for begun, left in r.periods()]
     months: list[MonthPoint] = []
-    if activations:
-        for y, m in _months(min(activations).date(), now.date()):
+    if periods:
+        for y, m in _months(min(begun for _, begun, _ in periods).date(), now.date()):
             start = datetime(y, m, 1, tzinfo=UTC)
             end = _month_end(y, m)
-
-            def was_active(r: GoalRecord, at: datetime) -> bool:
-                return (
-                    r.activated_at is not None
-                    and r.activated_at < at
-                    and (r.left_at is None or r.left_at >= at)
-                )
-
+            # At the end of the month: one ambassador counts once, whichever period it is in.
+            active_then = {
+                id(r): r
+                for r, begun, left in periods
+                if begun < end and (left is None or left >= end)
+            }
             months.append(
                 MonthPoint(
                     month=f"{y:04d}-{m:02d}",
-                    active=sum(1 for r in records if was_active(r, end)),
-                    citizens=sum(
-                        1 for r in records if r.kind == Kind.CITIZEN and was_active(r, end)
-                    ),
-                    activated=sum(
-                        1 for r in records if r.activated_at and start <= r.activated_at < end
-                    ),
-                    left=sum(
-                        1
-                        for r in records
-                        if r.left_at and r.activated_at and start <= r.left_at < end
-                    ),
+                    active=len(active_then),
+                    citizens=sum(1 for r in active_then.values() if r.kind == Kind.CITIZEN),
+                    activated=sum(1 for _, begun, _ in periods if start <= begun < end),
+                    left=sum(1 for _, _, left in periods if left and start <= left < end),
                 )
             )
     count = len(active)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from multiprocessing import get_context
 from pathlib import Path
 
+from nats.js.errors import ObjectNotFoundError
 from pydantic import ValidationError
 
 from contracts.ambassadors import (
@@ -54,6 +57,7 @@ from services.ambassadors.domain import Ambassador
 from services.ambassadors.importing import parse_ambassador_csv
 from services.runtime.logging import get_logger
 from services.runtime.mongo import Session
+from services.runtime.outbox import purge_published_events
 from services.runtime.rpc import field_errors
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -62,7 +66,9 @@ log = get_logger(__name__)
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    # MongoDB keeps milliseconds: a reply must not show a time that a later read no longer has.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
 @dataclass
@@ -132,7 +138,7 @@ async def _activate(
         number = ambassador.certificate.number
     else:
         number = domain.certificate_number(
-            now.year, await store.next_certificate_serial(db, now.year, session)
+            now.year, await store.next_certificate_serial(db, now.year)
         )
     code = domain.new_verification_code()
     while await store.verification_code_taken(db, code, session):
@@ -205,6 +211,12 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
     result = await ctx.service.transaction(work)
     if cmd.staff:
         ctx.render_wakeup.set()
+    log.debug(
+        "sign-up handled",
+        ambassador_id=result.ambassador.id,
+        status=result.ambassador.status.value,
+        token_reissued=result.token_reissued,
+    )
     return result
 
 
@@ -212,8 +224,12 @@ async def confirm(ctx: Context, cmd: Confirm) -> AmbassadorView:
     db = ctx.service.db
 
     async def work(session: Session) -> tuple[AmbassadorView, Sequence[Event]]:
-        found = await store.load_by_token_hash(db, domain.token_hash(cmd.token), session)
-        pending = domain.check_token(found, ctx.clock())
+        digest = domain.token_hash(cmd.token)
+        found = await store.load_by_token_hash(db, digest, session)
+        confirmed = (
+            await store.load_by_confirmed_token_hash(db, digest, session) if found is None else None
+        )
+        pending = domain.check_token(found, ctx.clock(), confirmed=confirmed)
         active, activated = await _activate(ctx, pending, session, None)
         await store.save(db, active, session)
         return view(active), [activated]
@@ -288,7 +304,7 @@ async def erase(ctx: Context, cmd: Erase) -> AmbassadorView:
         return view(erased), [Erased(ambassador_id=erased.id)]
 
     result = await ctx.service.transaction(work)
-    ctx.render_wakeup.set()  # the sweep removes the certificate PDF
+    ctx.render_wakeup.set()  # the sweep deletes the certificate PDF and the person's events
     return result
 
 
@@ -356,9 +372,21 @@ def _certificate_view(ctx: Context, a: Ambassador) -> CertificateView:
 async def _render(ctx: Context, certificate_view: CertificateView) -> bytes:
     loop = asyncio.get_running_loop()
     if ctx.renderer is None:
-        # WeasyPrint holds the GIL for ~100 ms; a worker process keeps commands responsive.
-        ctx.renderer = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-    return await loop.run_in_executor(ctx.renderer, render_certificate_pdf, certificate_view)
+        # WeasyPrint holds the GIL for ~100 ms; a worker process keeps commands responsive,
+        # and a nice one lets sign-ups win the CPU when a backlog of certificates renders.
+        ctx.renderer = ProcessPoolExecutor(
+            max_workers=1, mp_context=get_context("spawn"), initializer=os.nice, initargs=(10,)
+        )
+    pool = ctx.renderer
+    try:
+        return await loop.run_in_executor(pool, render_certificate_pdf, certificate_view)
+    except BrokenProcessPool:
+        # The worker died (killed, out of memory): the next attempt gets a fresh one
+        # instead of failing forever on the broken pool.
+        if ctx.renderer is pool:
+            ctx.renderer = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador:
@@ -369,17 +397,21 @@ async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador
     object_name = ambassador.certificate.object_name
     bucket = await ctx.service.js.object_store(ctx.settings.certificate_bucket)
     info = await bucket.put(object_name, pdf)
+    log.info("certificate rendered", number=number, ambassador_id=ambassador.id, size=len(pdf))
     db = ctx.service.db
+    erased = False
 
     async def work(session: Session) -> tuple[Ambassador, Sequence[Event]]:
+        nonlocal erased
         current = await store.load(db, ambassador.id, session)
+        erased = current is None or current.status == Status.ERASED
         if (
             current is None
             or current.certificate is None
             or current.certificate.object_name != object_name
             or current.status != Status.ACTIVE
         ):
-            return ambassador, []  # erased or withdrawn meanwhile; the sweep tidies up
+            return ambassador, []  # withdrawn or erased meanwhile
         if current.certificate.rendered_at is not None:
             return current, []
         cert = current.certificate.model_copy(
@@ -397,27 +429,87 @@ async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador
         )
         return rendered, [issued]
 
-    return await ctx.service.transaction(work)
+    result = await ctx.service.transaction(work)
+    if erased:
+        # Erased while this PDF rendered: the sweep may have purged before the put above.
+        await _delete_certificate_object(ctx, object_name)
+    return result
+
+
+async def _delete_certificate_object(ctx: Context, object_name: str) -> None:
+    bucket = await ctx.service.js.object_store(ctx.settings.certificate_bucket)
+    with contextlib.suppress(ObjectNotFoundError):  # never rendered, or deleted already
+        await bucket.delete(object_name)
+
+
+# Certificates rendered between two sweeps for erased ambassadors' PDFs and events.
+RENDER_BATCH = 20
+# How long a claimed certificate is left to its renderer before another may take it over.
+RENDER_LEASE = timedelta(seconds=60)
 
 
 async def certificate_worker(ctx: Context) -> None:
-    """Renders pending certificates and deletes the PDFs of erased ambassadors, forever."""
+    """Renders pending certificates; for erased ambassadors, deletes their PDFs and their
+    events on the stream. Forever."""
     while True:
         ctx.render_wakeup.clear()
-        pending = [a async for a in store.certificates_to_render(ctx.service.db, 20)]
-        for ambassador in pending:
-            await render_certificate(ctx, ambassador)
-        for doc in await store.certificates_to_purge(ctx.service.db, 50):
-            bucket = await ctx.service.js.object_store(ctx.settings.certificate_bucket)
-            try:
-                await bucket.delete(doc["certificate"]["object_name"])
-            except Exception as exc:  # an object that was never rendered is fine to skip
-                if "not found" not in str(exc).lower():
-                    raise
-            await store.mark_purged(ctx.service.db, doc["_id"])
-        if not pending:
+        rendered = await _render_pending(ctx)
+        await _finish_erasures(ctx)
+        if rendered < RENDER_BATCH:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.render_wakeup.wait(), timeout=2.0)
+
+
+async def _render_pending(ctx: Context) -> int:
+    """Render up to a batch of certificates that no other replica is rendering."""
+    rendered = 0
+    while rendered < RENDER_BATCH:
+        ambassador = await store.claim_certificate_to_render(
+            ctx.service.db, ctx.clock(), RENDER_LEASE
+        )
+        if ambassador is None:
+            break
+        rendered += 1
+        try:
+            await render_certificate(ctx, ambassador)
+        except BrokenProcessPool:
+            # The renderer process was killed (at shutdown the whole process group is):
+            # hand the certificate back, and pause before a fresh process is started, so
+            # that a shutdown is not kept waiting for one.
+            log.warning("certificate renderer died", ambassador_id=ambassador.id)
+            await store.release_render_claim(ctx.service.db, ambassador.id)
+            await asyncio.sleep(1.0)
+            break
+        except Exception:
+            # Any replica tries again once the claim's lease has run out.
+            log.exception("certificate rendering failed", ambassador_id=ambassador.id)
+    return rendered
+
+
+async def _finish_erasures(ctx: Context) -> None:
+    """Delete erased ambassadors' certificate PDFs and their events on the stream.
+
+    Each is tried on its own: one that fails is logged and tried again on the next round.
+    """
+    db = ctx.service.db
+    for doc in await store.certificates_to_purge(db, 50):
+        try:
+            await _delete_certificate_object(ctx, doc["certificate"]["object_name"])
+            await store.mark_purged(db, doc["_id"])
+        except Exception:
+            log.exception("deleting an erased certificate failed", ambassador_id=doc["_id"])
+    for ambassador_id in await store.erasures_with_events_to_purge(db, 50):
+        try:
+            # Only ``erased`` stays on the stream: consumers that have not seen the person
+            # yet learn that there is nothing to keep. Events not yet published are
+            # counted and purged on a later round.
+            left = await purge_published_events(
+                db, ctx.service.js, ambassador_id, keep_subjects=[Erased.subject]
+            )
+            if left == 0:
+                await store.mark_events_purged(db, ambassador_id)
+        except Exception:
+            log.exception("purging erased events failed", ambassador_id=ambassador_id)
 
 
 async def get_certificate(ctx: Context, cmd: GetCertificate) -> CertificateLocation:
@@ -464,10 +556,10 @@ async def show(ctx: Context, query: ShowAmbassador) -> AmbassadorView:
 async def verify(ctx: Context, query: VerifyCertificate) -> VerifyResult:
     code = domain.normalise_code(query.code)
     found = await store.load_by_code(ctx.service.db, code)
-    if found is None or found.certificate is None:
+    cert = domain.certificate_with_code(found, code) if found is not None else None
+    if found is None or cert is None:
         return VerifyResult(code=code, genuine=False, valid=False, status="unknown")
-    cert = found.certificate
-    valid = found.status == Status.ACTIVE and cert.revoked_at is None
+    valid = found.status == Status.ACTIVE and cert is found.certificate and cert.revoked_at is None
     profile = found.profile
     return VerifyResult(
         code=code,

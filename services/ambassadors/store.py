@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from contracts.ambassadors import Kind, ListAmbassadors, Status
 from services.ambassadors.domain import Ambassador, GoalRecord
@@ -22,14 +22,27 @@ async def ensure_indexes(db: DatabaseT) -> None:
         name="email_key_unique",
     )
     await db.ambassadors.create_index("token_hash", sparse=True)
+    await db.ambassadors.create_index("confirmed_token_hash", sparse=True)
     await db.ambassadors.create_index(
         "certificate.verification_code",
         unique=True,
         partialFilterExpression={"certificate.verification_code": {"$type": "string"}},
         name="verification_code_unique",
     )
+    # A query for one address or code cannot use the partial unique indexes above (its
+    # filter does not state the partial expression; SecantusDB never uses them at all), so
+    # lookups get their own: without them every sign-up scans the whole collection.
+    await db.ambassadors.create_index(
+        [("email_key", ASCENDING), ("_id", ASCENDING)], name="email_key_lookup"
+    )
+    await db.ambassadors.create_index(
+        [("certificate.verification_code", ASCENDING), ("_id", ASCENDING)],
+        name="verification_code_lookup",
+    )
+    await db.ambassadors.create_index("past_certificates.verification_code", sparse=True)
     await db.ambassadors.create_index([("status", ASCENDING), ("signed_up_at", ASCENDING)])
     await db.ambassadors.create_index("certificate.pending_render", sparse=True)
+    await db.ambassadors.create_index("purge_events", sparse=True)
     await db.consents.create_index([("ambassador_id", ASCENDING), ("given_at", ASCENDING)])
 
 
@@ -40,6 +53,8 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
         doc["profile"]["themes"] = list(ambassador.profile.themes)
         doc["profile"]["core_areas"] = [a.value for a in ambassador.profile.core_areas]
         doc["profile"]["skills"] = list(ambassador.profile.skills)
+    doc["past_certificates"] = [c.model_dump(mode="python") for c in ambassador.past_certificates]
+    doc["earlier_memberships"] = [m.model_dump() for m in ambassador.earlier_memberships]
     doc["themes"] = list(ambassador.themes)
     doc["core_areas"] = [a.value for a in ambassador.core_areas]
     if ambassador.certificate is not None:
@@ -52,6 +67,10 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
         if ambassador.status == Status.ERASED:
             # The PDF carries the name: the renderer's sweep deletes it from the bucket.
             doc["certificate"]["purge_object"] = True
+    if ambassador.status == Status.ERASED:
+        # The person's events on the stream still carry the name and e-mail: the sweep
+        # deletes them there once every one of them is published.
+        doc["purge_events"] = True
     return doc
 
 
@@ -76,9 +95,25 @@ async def load_by_token_hash(db: DatabaseT, digest: str, session: Session) -> Am
     return from_document(doc) if doc else None
 
 
-async def load_by_code(db: DatabaseT, code: str) -> Ambassador | None:
-    doc = await db.ambassadors.find_one({"certificate.verification_code": code})
+async def load_by_confirmed_token_hash(
+    db: DatabaseT, digest: str, session: Session
+) -> Ambassador | None:
+    doc = await db.ambassadors.find_one({"confirmed_token_hash": digest}, session=session)
     return from_document(doc) if doc else None
+
+
+# Current and past certificates' codes, asked one at a time: each query uses its index,
+# where an $or of the two may scan the collection.
+_CODE_FIELDS = ("certificate.verification_code", "past_certificates.verification_code")
+
+
+async def load_by_code(db: DatabaseT, code: str) -> Ambassador | None:
+    """The ambassador whose current or past certificate has this verification code."""
+    for field in _CODE_FIELDS:
+        doc = await db.ambassadors.find_one({field: code})
+        if doc:
+            return from_document(doc)
+    return None
 
 
 async def save(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
@@ -97,23 +132,34 @@ async def record_consent(
     )
 
 
-async def next_certificate_serial(db: DatabaseT, year: int, session: Session) -> int:
-    counter = await db.counters.find_one_and_update(
-        {"_id": f"certificate-{year}"},
-        {"$inc": {"value": 1}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
-    assert counter is not None  # upsert with ReturnDocument.AFTER always returns one
-    return int(counter["value"])
+async def next_certificate_serial(db: DatabaseT, year: int) -> int:
+    """A certificate serial of its own, taken outside the caller's transaction on purpose.
+
+    Inside it, the one counter every activation writes would make concurrent sign-ups
+    conflict and retry (40 % of them with two writers); outside, a sign-up that aborts after
+    taking a number leaves a gap in the numbering, and nothing needs the numbers gapless.
+    """
+    for _ in range(5):
+        try:
+            counter = await db.counters.find_one_and_update(
+                {"_id": f"certificate-{year}"},
+                {"$inc": {"value": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            continue  # two first serials of the year at once: the loser increments next
+        # SecantusDB answers None to the loser of that race instead of the error.
+        if counter is not None:
+            return int(counter["value"])
+    raise RuntimeError(f"no certificate serial for {year}")
 
 
 async def verification_code_taken(db: DatabaseT, code: str, session: Session) -> bool:
-    found = await db.ambassadors.find_one(
-        {"certificate.verification_code": code}, {"_id": 1}, session=session
-    )
-    return found is not None
+    for field in _CODE_FIELDS:
+        if await db.ambassadors.find_one({field: code}, {"_id": 1}, session=session):
+            return True
+    return False
 
 
 def list_filter(query: ListAmbassadors) -> dict[str, Any]:
@@ -159,6 +205,7 @@ async def goal_records(db: DatabaseT) -> list[GoalRecord]:
             "activated_at": 1,
             "withdrawn_at": 1,
             "erased_at": 1,
+            "earlier_memberships": 1,
         },
     )
     return [
@@ -169,6 +216,7 @@ async def goal_records(db: DatabaseT) -> list[GoalRecord]:
             core_areas=doc.get("core_areas") or [],
             activated_at=doc.get("activated_at"),
             left_at=doc.get("withdrawn_at") or doc.get("erased_at"),
+            earlier=[(m["activated_at"], m["left_at"]) for m in doc.get("earlier_memberships", ())],
         )
         async for doc in cursor
     ]
@@ -178,10 +226,29 @@ async def count(db: DatabaseT) -> int:
     return await db.ambassadors.count_documents({})
 
 
-async def certificates_to_render(db: DatabaseT, limit: int) -> AsyncIterator[Ambassador]:
-    cursor = db.ambassadors.find({"certificate.pending_render": True}).limit(limit)
-    async for doc in cursor:
-        yield from_document(doc)
+async def claim_certificate_to_render(
+    db: DatabaseT, now: datetime, lease: timedelta
+) -> Ambassador | None:
+    """One certificate waiting for its PDF that no other worker is rendering, claimed for
+    ``lease``: replicas render each certificate once, and one that keeps failing waits its
+    lease out instead of blocking the rest. Saving the rendered certificate drops the claim."""
+    doc = await db.ambassadors.find_one_and_update(
+        # Unclaimed (no lease) or its lease has run out.
+        {
+            "certificate.pending_render": True,
+            "certificate.render_claimed_until": {"$not": {"$gte": now}},
+        },
+        {"$set": {"certificate.render_claimed_until": now + lease}},
+        sort=[("activated_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
+    return from_document(doc) if doc else None
+
+
+async def release_render_claim(db: DatabaseT, ambassador_id: str) -> None:
+    await db.ambassadors.update_one(
+        {"_id": ambassador_id}, {"$unset": {"certificate.render_claimed_until": ""}}
+    )
 
 
 async def certificates_to_purge(db: DatabaseT, limit: int) -> list[dict[str, Any]]:
@@ -197,6 +264,17 @@ async def mark_purged(db: DatabaseT, ambassador_id: str) -> None:
         {"_id": ambassador_id},
         {"$unset": {"certificate.purge_object": ""}, "$set": {"certificate.purged_at": _now()}},
     )
+
+
+async def erasures_with_events_to_purge(db: DatabaseT, limit: int) -> list[str]:
+    cursor = db.ambassadors.find(
+        {"status": Status.ERASED.value, "purge_events": True}, {"_id": 1}
+    ).limit(limit)
+    return [doc["_id"] async for doc in cursor]
+
+
+async def mark_events_purged(db: DatabaseT, ambassador_id: str) -> None:
+    await db.ambassadors.update_one({"_id": ambassador_id}, {"$unset": {"purge_events": ""}})
 
 
 def _now() -> datetime:

@@ -65,6 +65,10 @@ async def ensure_outbox_indexes(db: DatabaseT) -> None:
     await db.outbox.create_index([("state", ASCENDING), ("order", ASCENDING)])
     await db.outbox.create_index("claimed_by")
     await db.outbox.create_index([("key", ASCENDING), ("state", ASCENDING)], sparse=True)
+    # Entries published by releases that kept the payload: drop it now.
+    await db.outbox.update_many(
+        {"state": PUBLISHED, "payload": {"$exists": True}}, {"$unset": {"payload": ""}}
+    )
     ttl = int(PUBLISHED_RETENTION.total_seconds())
     try:
         await db.outbox.create_index("published_at", expireAfterSeconds=ttl)
