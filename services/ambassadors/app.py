@@ -51,6 +51,11 @@ async def certificates() -> None:
     await handlers.certificate_worker(ctx)
 
 
+@service.on_shutdown
+async def stop_renderer() -> None:
+    handlers.stop_renderer(ctx)
+
+
 @service.endpoint(Subjects.SIGN_UP, SignUp)
 async def sign_up(cmd: SignUp) -> SignUpResult:
     """Sign up an ambassador: self sign-ups wait for e-mail confirmation, staff ones are active."""

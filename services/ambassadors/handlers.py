@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -61,6 +60,7 @@ from services.runtime.outbox import purge_published_events
 from services.runtime.rpc import field_errors
 from services.runtime.service import Service
 from services.runtime.settings import Settings
+from services.runtime.workers import worker_init
 
 log = get_logger(__name__)
 
@@ -375,7 +375,7 @@ async def _render(ctx: Context, certificate_view: CertificateView) -> bytes:
         # WeasyPrint holds the GIL for ~100 ms; a worker process keeps commands responsive,
         # and a nice one lets sign-ups win the CPU when a backlog of certificates renders.
         ctx.renderer = ProcessPoolExecutor(
-            max_workers=1, mp_context=get_context("spawn"), initializer=os.nice, initargs=(10,)
+            max_workers=1, mp_context=get_context("spawn"), initializer=worker_init
         )
     pool = ctx.renderer
     try:
@@ -387,6 +387,12 @@ async def _render(ctx: Context, certificate_view: CertificateView) -> bytes:
             ctx.renderer = None
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+
+
+def stop_renderer(ctx: Context) -> None:
+    if ctx.renderer is not None:
+        ctx.renderer.shutdown(wait=False, cancel_futures=True)
+        ctx.renderer = None
 
 
 async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador:

@@ -121,6 +121,7 @@ class Service:
         self._relay: OutboxRelay | None = None
         self.routes: dict[str, Route] = {}
         self._startup_hooks: list[Hook] = []
+        self._shutdown_hooks: list[Hook] = []
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.time()
@@ -190,6 +191,11 @@ class Service:
     def on_startup(self, hook: Hook) -> Hook:
         """Runs after the database and NATS are ready, before any message is taken."""
         self._startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        """Runs when the service stops, after its background tasks were cancelled."""
+        self._shutdown_hooks.append(hook)
         return hook
 
     def background(self, task: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -398,6 +404,8 @@ class Service:
         for running in self._tasks:
             running.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for hook in self._shutdown_hooks:
+            await hook()
         # The relay stops while NATS is still connected, so its last publish can finish.
         if self._relay is not None:
             await self._relay.stop()
