@@ -325,13 +325,16 @@ class Service:
             return
         self._subscribers_wired = True
         for stream in self._consumed_streams():
-            # One durable pull consumer per service per stream; replicas share it.
+            # One durable pull consumer per service per stream; replicas share it. One message
+            # per fetch: faststream handles a fetched batch concurrently, and two events about
+            # the same person must not race each other's transactions. (A failed event is
+            # redelivered later, so order holds only while deliveries succeed.)
             self.broker.subscriber(
                 f"{stream.lower()}.v1.>",
                 stream=JStream(stream, declare=False),
                 durable=self.name,
                 inbox_prefix=f"{inbox_prefix(self.name)}.".encode(),
-                pull_sub=PullSub(batch_size=20, timeout=1.0),
+                pull_sub=PullSub(batch_size=1, timeout=5.0),
                 config=self._consumer_config(),
                 title=f"{self.name} consumes {stream}",
             )(self._consume)
