@@ -42,6 +42,7 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.ambassadors.create_index("past_certificates.verification_code", sparse=True)
     await db.ambassadors.create_index([("status", ASCENDING), ("signed_up_at", ASCENDING)])
     await db.ambassadors.create_index("certificate.pending_render", sparse=True)
+    await db.ambassadors.create_index("certificate.purge_object", sparse=True)
     await db.ambassadors.create_index("purge_events", sparse=True)
     await db.consents.create_index([("ambassador_id", ASCENDING), ("given_at", ASCENDING)])
 
@@ -155,13 +156,6 @@ async def next_certificate_serial(db: DatabaseT, year: int) -> int:
     raise RuntimeError(f"no certificate serial for {year}")
 
 
-async def verification_code_taken(db: DatabaseT, code: str, session: Session) -> bool:
-    for field in _CODE_FIELDS:
-        if await db.ambassadors.find_one({field: code}, {"_id": 1}, session=session):
-            return True
-    return False
-
-
 def list_filter(query: ListAmbassadors) -> dict[str, Any]:
     criteria: dict[str, Any] = {}
     if query.status is not None:
@@ -232,16 +226,26 @@ async def claim_certificate_to_render(
     """One certificate waiting for its PDF that no other worker is rendering, claimed for
     ``lease``: replicas render each certificate once, and one that keeps failing waits its
     lease out instead of blocking the rest. Saving the rendered certificate drops the claim."""
-    doc = await db.ambassadors.find_one_and_update(
-        # Unclaimed (no lease) or its lease has run out.
-        {
-            "certificate.pending_render": True,
-            "certificate.render_claimed_until": {"$not": {"$gte": now}},
-        },
-        {"$set": {"certificate.render_claimed_until": now + lease}},
-        sort=[("activated_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
+    # Candidates by the indexed flag alone (a compound test here would scan the whole
+    # collection), then each claimed by id; the filter repeats the test, so of two racing
+    # workers one gets it.
+    candidates = db.ambassadors.find({"certificate.pending_render": True}, {"_id": 1}).sort(
+        "activated_at", ASCENDING
     )
+    doc = None
+    async for candidate in candidates.limit(20):
+        doc = await db.ambassadors.find_one_and_update(
+            {
+                "_id": candidate["_id"],
+                "certificate.pending_render": True,
+                # Unclaimed (no lease) or its lease has run out.
+                "certificate.render_claimed_until": {"$not": {"$gte": now}},
+            },
+            {"$set": {"certificate.render_claimed_until": now + lease}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            break
     return from_document(doc) if doc else None
 
 
@@ -253,7 +257,8 @@ async def release_render_claim(db: DatabaseT, ambassador_id: str) -> None:
 
 async def certificates_to_purge(db: DatabaseT, limit: int) -> list[dict[str, Any]]:
     cursor = db.ambassadors.find(
-        {"status": Status.ERASED.value, "certificate.purge_object": True},
+        # Only erased ambassadors carry the flag; querying the indexed flag alone avoids a scan.
+        {"certificate.purge_object": True},
         {"certificate.object_name": 1},
     ).limit(limit)
     return [doc async for doc in cursor]
@@ -267,9 +272,7 @@ async def mark_purged(db: DatabaseT, ambassador_id: str) -> None:
 
 
 async def erasures_with_events_to_purge(db: DatabaseT, limit: int) -> list[str]:
-    cursor = db.ambassadors.find(
-        {"status": Status.ERASED.value, "purge_events": True}, {"_id": 1}
-    ).limit(limit)
+    cursor = db.ambassadors.find({"purge_events": True}, {"_id": 1}).limit(limit)
     return [doc["_id"] async for doc in cursor]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import OperationFailure
 
 from contracts.envelope import Event
@@ -104,7 +104,7 @@ async def purge_published_events(
         await db.outbox.update_one(
             {"_id": entry["_id"]}, {"$set": {"purged_at": datetime.now(UTC)}}
         )
-    return await db.outbox.count_documents({"key": key, "state": {"$ne": PUBLISHED}})
+    return await db.outbox.count_documents({"key": key, "state": {"$in": [PENDING, IN_PROGRESS]}})
 
 
 class OutboxRelay:
@@ -166,70 +166,96 @@ class OutboxRelay:
                 self._wake.clear()
 
     async def relay_once(self) -> int:
-        """Claim one batch and publish it in order; returns how many were published."""
+        """Claim one batch and publish it; returns how many were published."""
         batch = await self._claim()
-        published = 0
-        for entry in batch:
-            try:
-                ack = await self._js.publish(
+        if not batch:
+            return 0
+        # Sent back to back, in order, then the acks awaited together: one round trip per
+        # batch instead of one per event. Only a failure can leave a later event ahead of
+        # an earlier one on the stream.
+        results = await asyncio.gather(
+            *(
+                self._js.publish(
                     entry["subject"],
                     bytes(entry["payload"]),
                     headers={"Nats-Msg-Id": entry["_id"]},
                     timeout=self._publish_timeout,
                 )
-            except Exception as exc:
-                # Hand the rest back at once so order is kept and no entry waits for a lease.
-                await self._release([e["_id"] for e in batch[published:]], repr(exc))
-                raise
-            await self._db.outbox.update_one(
+                for entry in batch
+            ),
+            return_exceptions=True,
+        )
+        now = datetime.now(UTC)
+        marks = [
+            UpdateOne(
                 {"_id": entry["_id"], "claimed_by": self.worker_id},
                 {
                     "$set": {
                         "state": PUBLISHED,
-                        "published_at": datetime.now(UTC),
+                        "published_at": now,
                         "stream": ack.stream,
                         "stream_seq": ack.seq,
                     },
                     "$unset": {"payload": "", "claimed_by": "", "claimed_until": ""},
                 },
             )
-            published += 1
-        return published
-
-    def _claimable(self, now: datetime) -> dict[str, Any]:
-        # An entry claimed by a relay that died is claimable again once its lease ran out.
-        return {
-            "$or": [
-                {"state": PENDING},
-                {"state": IN_PROGRESS, "claimed_until": {"$lt": now}},
-            ]
-        }
+            for entry, ack in zip(batch, results, strict=True)
+            if not isinstance(ack, BaseException)
+        ]
+        if marks:
+            await self._db.outbox.bulk_write(marks, ordered=False)
+        failed = [
+            (entry["_id"], error)
+            for entry, error in zip(batch, results, strict=True)
+            if isinstance(error, BaseException)
+        ]
+        if failed:
+            # Hand them back at once so none waits for its lease to run out.
+            await self._release([entry_id for entry_id, _ in failed], repr(failed[0][1]))
+            raise failed[0][1]
+        return len(marks)
 
     async def _claim(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
+        # Plain equality on the indexed state: an $or here makes MongoDB-compatible servers
+        # scan the whole outbox (published entries included) on every poll.
         cursor = (
-            self._db.outbox.find(self._claimable(now), {"_id": 1})
+            self._db.outbox.find(
+                {"state": {"$in": [PENDING, IN_PROGRESS]}},
+                {"_id": 1, "state": 1, "claimed_until": 1},
+            )
             .sort("order", ASCENDING)
             .limit(self._batch_size)
         )
-        ids = [doc["_id"] async for doc in cursor]
-        if not ids:
+        candidates = [doc async for doc in cursor]
+        pending = [doc["_id"] for doc in candidates if doc["state"] == PENDING]
+        # An entry claimed by a relay that died is claimable again once its lease ran out.
+        expired = [
+            doc["_id"]
+            for doc in candidates
+            if doc["state"] == IN_PROGRESS and doc.get("claimed_until", now) < now
+        ]
+        if not pending and not expired:
             return []
-        # The filter repeats the claimable test, so of two relays racing for an entry
-        # exactly one update matches it.
-        await self._db.outbox.update_many(
-            {"_id": {"$in": ids}, **self._claimable(now)},
-            {
-                "$set": {
-                    "state": IN_PROGRESS,
-                    "claimed_by": self.worker_id,
-                    "claimed_until": now + self._claim_timeout,
-                },
-                "$inc": {"attempts": 1},
+        claim = {
+            "$set": {
+                "state": IN_PROGRESS,
+                "claimed_by": self.worker_id,
+                "claimed_until": now + self._claim_timeout,
             },
-        )
+            "$inc": {"attempts": 1},
+        }
+        # Each filter repeats the claimable test, so of two relays racing for an entry
+        # exactly one update matches it.
+        if pending:
+            await self._db.outbox.update_many({"_id": {"$in": pending}, "state": PENDING}, claim)
+        if expired:
+            await self._db.outbox.update_many(
+                {"_id": {"$in": expired}, "state": IN_PROGRESS, "claimed_until": {"$lt": now}},
+                claim,
+            )
         cursor = self._db.outbox.find(
-            {"_id": {"$in": ids}, "state": IN_PROGRESS, "claimed_by": self.worker_id}
+            {"_id": {"$in": pending + expired}, "state": IN_PROGRESS, "claimed_by": self.worker_id}
         ).sort("order", ASCENDING)
         return [doc async for doc in cursor]
 
@@ -243,4 +269,4 @@ class OutboxRelay:
         )
 
     async def pending_count(self) -> int:
-        return await self._db.outbox.count_documents({"state": {"$ne": PUBLISHED}})
+        return await self._db.outbox.count_documents({"state": {"$in": [PENDING, IN_PROGRESS]}})

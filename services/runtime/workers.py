@@ -10,7 +10,7 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def worker_init(niceness: int = 10) -> None:
+def worker_init(niceness: int = 19) -> None:
     """Runs first in each worker: yield the CPU to the service, and die with it.
 
     A worker outliving a killed service would hold the CPU and files for nobody.
