@@ -199,7 +199,36 @@ def _email_accepted(value: str | None) -> str | None:
 # ---------------------------------------------------------------- commands and queries
 
 
-class ProfileFields(Message):
+class ProfileRules(Message):
+    """The field rules a profile's fields follow wherever they arrive (sign-up or update)."""
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name_has_text(cls, value: str | None) -> str | None:
+        return _accepted(normalise_name, value)
+
+    @field_validator("email", check_fields=False)
+    @classmethod
+    def _email_is_an_address(cls, value: str | None) -> str | None:
+        return _email_accepted(value)
+
+    @field_validator("phone", check_fields=False)
+    @classmethod
+    def _phone_is_a_number(cls, value: str | None) -> str | None:
+        return _accepted(normalise_phone, value)
+
+    @field_validator("website", check_fields=False)
+    @classmethod
+    def _website_is_a_url(cls, value: str | None) -> str | None:
+        return _accepted(normalise_website, value)
+
+    @field_validator("skills", check_fields=False)
+    @classmethod
+    def _skills_are_tags(cls, value: list[str] | None) -> list[str] | None:
+        return _skills_accepted(value)
+
+
+class ProfileFields(ProfileRules):
     """The fields an ambassador's profile is made of, as they arrive (not yet normalised)."""
 
     name: str = Field(min_length=1, max_length=NAME_MAX)
@@ -215,31 +244,6 @@ class ProfileFields(Message):
         default_factory=list, max_length=SKILLS_MAX
     )
     public: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _name_has_text(cls, value: str) -> str | None:
-        return _accepted(normalise_name, value)
-
-    @field_validator("email")
-    @classmethod
-    def _email_is_an_address(cls, value: str) -> str | None:
-        return _email_accepted(value)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone_is_a_number(cls, value: str | None) -> str | None:
-        return _accepted(normalise_phone, value)
-
-    @field_validator("website")
-    @classmethod
-    def _website_is_a_url(cls, value: str | None) -> str | None:
-        return _accepted(normalise_website, value)
-
-    @field_validator("skills")
-    @classmethod
-    def _skills_are_tags(cls, value: list[str]) -> list[str] | None:
-        return _skills_accepted(value)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -294,7 +298,7 @@ class Confirm(Message):
     token: str = Field(min_length=10, max_length=200)
 
 
-class UpdateProfile(Message):
+class UpdateProfile(ProfileRules):
     """Only the fields that are set change."""
 
     ambassador_id: AmbassadorId
@@ -311,31 +315,6 @@ class UpdateProfile(Message):
         default=None, max_length=SKILLS_MAX
     )
     public: bool | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_has_text(cls, value: str | None) -> str | None:
-        return _accepted(normalise_name, value)
-
-    @field_validator("email")
-    @classmethod
-    def _email_is_an_address(cls, value: str | None) -> str | None:
-        return _email_accepted(value)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone_is_a_number(cls, value: str | None) -> str | None:
-        return _accepted(normalise_phone, value)
-
-    @field_validator("website")
-    @classmethod
-    def _website_is_a_url(cls, value: str | None) -> str | None:
-        return _accepted(normalise_website, value)
-
-    @field_validator("skills")
-    @classmethod
-    def _skills_are_tags(cls, value: list[str] | None) -> list[str] | None:
-        return _skills_accepted(value)
 
 
 class Withdraw(Message):
