@@ -186,7 +186,11 @@ def validate_sign_up(fields: dict[str, Any], consent: bool) -> Profile:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    # A token is typed or pasted after a command (`samskab ambassadors confirm TOKEN`): one
+    # starting with "-" would be read as an option.
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 def token_hash(token: str) -> str:

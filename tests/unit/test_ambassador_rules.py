@@ -252,3 +252,7 @@ def test_goals_count_active_ambassadors_and_the_citizen_share_month_by_month() -
 def test_goals_of_an_empty_network() -> None:
     goals = domain.compute_goals([], target=150, citizen_share_target=0.2, now=NOW)
     assert goals.active == 0 and goals.citizen_share == 0 and goals.months == []
+
+
+def test_a_confirmation_token_never_looks_like_a_command_line_option() -> None:
+    assert not any(domain.new_token().startswith("-") for _ in range(2000))
