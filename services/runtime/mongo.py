@@ -8,11 +8,14 @@ from typing import Any, TypeVar
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 T = TypeVar("T")
 Document = dict[str, Any]
 Session = AsyncClientSession
+
+DUPLICATE_KEY_ATTEMPTS = 3
 
 
 def connect(url: str, app_name: str) -> AsyncMongoClient[Document]:
@@ -31,9 +34,19 @@ async def in_transaction(
     "snapshot" (majority-committed reads) cost about half again per transaction here while
     unique indexes and write conflicts already guard what our handlers check.
     """
-    async with client.start_session() as session:
-        result: T = await session.with_transaction(work, write_concern=WriteConcern("majority"))
-        return result
+    for attempt in range(1, DUPLICATE_KEY_ATTEMPTS + 1):
+        try:
+            async with client.start_session() as session:
+                result: T = await session.with_transaction(
+                    work, write_concern=WriteConcern("majority")
+                )
+                return result
+        except DuplicateKeyError:
+            # Two requests checked, found nothing and inserted the same key at once: run
+            # again, and the check now sees the other's row (a genuine conflict repeats).
+            if attempt == DUPLICATE_KEY_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 DatabaseT = AsyncDatabase[Document]

@@ -168,6 +168,8 @@ class Service:
             subscriber = self.broker.subscriber(
                 subject,
                 queue=self.name,
+                # Requests are independent: one slow transaction must not queue the rest.
+                max_workers=self.settings.endpoint_concurrency,
                 title=subject,
                 description=description or (handler.__doc__ or "").strip() or None,
             )
@@ -210,14 +212,20 @@ class Service:
     ) -> T:
         """Run ``work``; its state change and the events it returns commit together."""
 
+        relay = self._relay
+        written: list[dict[str, Any]] = []
+
         async def unit(session: Session) -> T:
             result, events = await work(session)
-            await add_to_outbox(self.db, session, events)
+            # A retried transaction writes its entries again: keep the last attempt's.
+            written[:] = await add_to_outbox(
+                self.db, session, events, relay.claim() if relay is not None else None
+            )
             return result
 
         result = await in_transaction(self.mongo, unit)
-        if self._relay is not None:
-            self._relay.notify()
+        if relay is not None and written:
+            relay.hand_over(written)
         return result
 
     # ------------------------------------------------------------------ consuming

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Delays between redeliveries of a failed message; the last one repeats.
     consumer_backoff_seconds: list[float] = [1.0, 5.0, 30.0, 120.0]
 
+    # Requests one service process answers at once (commands and queries).
+    endpoint_concurrency: int = Field(default=16, ge=1, le=256)
+
     # Outbox relay
     outbox_batch_size: int = Field(default=100, ge=1, le=1000)
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
@@ -60,6 +63,34 @@ class Settings(BaseSettings):
     # Mail (the embedded stack runs an SMTP sink here; docker-compose uses Mailpit)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
+    # none: plain SMTP (the local sink, Mailpit); starttls: upgrade on 587; tls: implicit TLS 465.
+    smtp_security: str = Field(default="none", pattern="^(none|starttls|tls)$")
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_from_address: str = "ambassadoer@fredericia.example"
+    mail_from_name: str = "Ambassadørnetværket, Fredericia Kommune"
+    # The mailto half of List-Unsubscribe; the https half is built from public_url.
+    mail_unsubscribe_mailto: str = "afmeld@fredericia.example"
+    # Domain part of every Message-ID we generate.
+    mail_message_id_domain: str = "samskab.fredericia.example"
+    # Open SMTP connections at once, and mails per second over all of them (0: no limit).
+    mail_concurrency: int = Field(default=4, ge=1, le=64)
+    mail_rate_per_second: float = Field(default=0.0, ge=0)
+    # Mails claimed per delivery round, and how long a claim holds before a crash is assumed.
+    mail_batch_size: int = Field(default=50, ge=1, le=1000)
+    mail_send_lease_seconds: float = Field(default=120.0, gt=0)
+    # 4xx answers: retried after these delays (the last repeats) up to mail_max_attempts.
+    mail_max_attempts: int = Field(default=8, ge=1)
+    mail_retry_backoff_seconds: list[float] = [30.0, 120.0, 600.0, 1800.0, 3600.0]
+    # 5xx answers: after this many hard failures in a row the address is "bouncing".
+    mail_hard_bounce_limit: int = Field(default=3, ge=1)
+
+    # Newsletter
+    newsletter_token_ttl_hours: int = Field(default=72, ge=1)
+    # A draft without --since gathers what happened since the last sent issue, or this long.
+    newsletter_default_since_days: int = Field(default=90, ge=1)
+    newsletter_image_max_bytes: int = Field(default=3_000_000, ge=1)
 
     # Embedded stack (make up)
     data_dir: Path = Path("var")
