@@ -5,9 +5,15 @@ relay claims pending entries atomically (several replicas may run), publishes ea
 JetStream with ``Nats-Msg-Id = event_id`` so the server drops a re-publish after a crash,
 waits for the ack, then marks the entry published. It retries forever with backoff.
 
-Once published, an entry keeps only where it went (stream and sequence), not its payload:
-the stream holds the event, and personal data is not kept twice. The stream position is
-what :func:`purge_published_events` needs to delete a person's events on erasure.
+Entries written by a process that runs a relay are born claimed by that relay (state
+``in_progress`` with its lease) and handed to it in memory after the commit: the common case
+costs no claim queries at all. If the process dies first, the lease runs out and any relay
+publishes them, exactly as for an entry whose relay died mid-publish.
+
+Once published, an entry keeps only where it went (its batch's record of stream positions),
+not its payload: the stream holds the event, and personal data is not kept twice. The
+stream position is what :func:`purge_published_events` needs to delete a person's events on
+erasure.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.errors import OperationFailure
 
 from contracts.envelope import Event
@@ -40,8 +47,16 @@ PUBLISHED = "published"
 PUBLISHED_RETENTION = timedelta(days=400)
 
 
-def outbox_document(event: Event, order: int) -> dict[str, Any]:
-    return {
+@dataclass(frozen=True)
+class Claim:
+    """Who publishes a new entry and until when, when it is born claimed."""
+
+    worker_id: str
+    until: datetime
+
+
+def outbox_document(event: Event, order: int, claim: Claim | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "_id": str(event.event_id),
         "subject": event.subject,
         "key": event.key(),
@@ -51,14 +66,25 @@ def outbox_document(event: Event, order: int) -> dict[str, Any]:
         "created_at": datetime.now(UTC),
         "attempts": 0,
     }
+    if claim is not None:
+        doc |= {
+            "state": IN_PROGRESS,
+            "claimed_by": claim.worker_id,
+            "claimed_until": claim.until,
+            "attempts": 1,
+        }
+    return doc
 
 
-async def add_to_outbox(db: DatabaseT, session: Session, events: Iterable[Event]) -> None:
-    """Record events as part of the caller's transaction."""
+async def add_to_outbox(
+    db: DatabaseT, session: Session, events: Iterable[Event], claim: Claim | None = None
+) -> list[dict[str, Any]]:
+    """Record events as part of the caller's transaction; returns the entries written."""
     base = time.time_ns()
-    docs = [outbox_document(event, base + i) for i, event in enumerate(events)]
+    docs = [outbox_document(event, base + i, claim) for i, event in enumerate(events)]
     if docs:
         await db.outbox.insert_many(docs, session=session, ordered=True)
+    return docs
 
 
 async def ensure_outbox_indexes(db: DatabaseT) -> None:
@@ -70,6 +96,7 @@ async def ensure_outbox_indexes(db: DatabaseT) -> None:
         {"state": PUBLISHED, "payload": {"$exists": True}}, {"$unset": {"payload": ""}}
     )
     ttl = int(PUBLISHED_RETENTION.total_seconds())
+    await db.outbox_batches.create_index("published_at", expireAfterSeconds=ttl)
     try:
         await db.outbox.create_index("published_at", expireAfterSeconds=ttl)
     except OperationFailure as exc:
@@ -90,21 +117,28 @@ async def purge_published_events(
     """
     keep = list(keep_subjects)
     cursor = db.outbox.find(
-        {
-            "key": key,
-            "state": PUBLISHED,
-            "stream_seq": {"$exists": True},
-            "purged_at": {"$exists": False},
-            "subject": {"$nin": keep},
-        }
+        {"key": key, "state": PUBLISHED, "purged_at": {"$exists": False}, "subject": {"$nin": keep}}
     )
     async for entry in cursor:
-        with contextlib.suppress(NotFoundError):  # aged out of the stream already
-            await js.delete_msg(entry["stream"], entry["stream_seq"])
+        position = await stream_position(db, entry)
+        if position is not None:
+            with contextlib.suppress(NotFoundError):  # aged out of the stream already
+                await js.delete_msg(*position)
         await db.outbox.update_one(
             {"_id": entry["_id"]}, {"$set": {"purged_at": datetime.now(UTC)}}
         )
     return await db.outbox.count_documents({"key": key, "state": {"$in": [PENDING, IN_PROGRESS]}})
+
+
+async def stream_position(db: DatabaseT, entry: dict[str, Any]) -> tuple[str, int] | None:
+    """Stream and sequence a published entry went to (None if its batch record aged out)."""
+    if "stream_seq" in entry:  # marked by an earlier release, which stored it on the entry
+        return str(entry["stream"]), int(entry["stream_seq"])
+    batch = await db.outbox_batches.find_one(
+        {"_id": entry.get("batch")}, {f"positions.{entry['_id']}": 1}
+    )
+    position = (batch or {}).get("positions", {}).get(entry["_id"])
+    return (str(position[0]), int(position[1])) if position else None
 
 
 class OutboxRelay:
@@ -130,7 +164,17 @@ class OutboxRelay:
         self._stop = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._handed: list[dict[str, Any]] = []
         self.worker_id = uuid.uuid4().hex
+
+    def claim(self) -> Claim:
+        """The claim new entries are born with, when this relay will publish them itself."""
+        return Claim(self.worker_id, datetime.now(UTC) + self._claim_timeout)
+
+    def hand_over(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Committed entries born with :meth:`claim`: published next, without a query."""
+        self._handed.extend(entries)
+        self._wake.set()
 
     def notify(self) -> None:
         """Called after a commit that added entries, so they go out without waiting a poll."""
@@ -145,12 +189,24 @@ class OutboxRelay:
         self._wake.set()
         if self._task is not None:
             await self._task
+        if self._handed:
+            # Last try, so a clean restart does not wait for their lease to run out.
+            with contextlib.suppress(Exception):
+                await self._publish_handed()
 
     async def _run(self) -> None:
         failures = 0
+        last_poll = 0.0
         while not self._stopping:
             try:
-                published = await self.relay_once()
+                published = 0
+                if self._handed:
+                    published = await self._publish_handed()
+                # The poll finds what no one handed over (a dead relay's entries, released
+                # ones, other writers'); under load it still runs once per poll interval.
+                if not self._handed or time.monotonic() - last_poll >= self._poll:
+                    last_poll = time.monotonic()
+                    published += await self.relay_once()
                 failures = 0
             except Exception as exc:  # the relay must outlive NATS or MongoDB outages
                 failures += 1
@@ -165,9 +221,17 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
                 self._wake.clear()
 
+    async def _publish_handed(self) -> int:
+        batch = self._handed[: self._batch_size]
+        del self._handed[: len(batch)]
+        return await self._publish(batch)
+
     async def relay_once(self) -> int:
         """Claim one batch and publish it; returns how many were published."""
-        batch = await self._claim()
+        return await self._publish(await self._claim())
+
+    async def _publish(self, batch: list[dict[str, Any]]) -> int:
+        """Publish entries this relay holds the claim of, mark them; failed ones released."""
         if not batch:
             return 0
         # Sent back to back, in order, then the acks awaited together: one round trip per
@@ -185,25 +249,14 @@ class OutboxRelay:
             ),
             return_exceptions=True,
         )
-        now = datetime.now(UTC)
-        marks = [
-            UpdateOne(
-                {"_id": entry["_id"], "claimed_by": self.worker_id},
-                {
-                    "$set": {
-                        "state": PUBLISHED,
-                        "published_at": now,
-                        "stream": ack.stream,
-                        "stream_seq": ack.seq,
-                    },
-                    "$unset": {"payload": "", "claimed_by": "", "claimed_until": ""},
-                },
-            )
+        published = [
+            (entry["_id"], ack)
             for entry, ack in zip(batch, results, strict=True)
             if not isinstance(ack, BaseException)
         ]
-        if marks:
-            await self._db.outbox.bulk_write(marks, ordered=False)
+        if published:
+            await self._mark_published(published)
+        log.debug("outbox entries published", published=len(published), batch=len(batch))
         failed = [
             (entry["_id"], error)
             for entry, error in zip(batch, results, strict=True)
@@ -213,7 +266,34 @@ class OutboxRelay:
             # Hand them back at once so none waits for its lease to run out.
             await self._release([entry_id for entry_id, _ in failed], repr(failed[0][1]))
             raise failed[0][1]
-        return len(marks)
+        return len(published)
+
+    async def _mark_published(self, published: list[tuple[str, Any]]) -> None:
+        """Record where a batch went, then mark it published: two writes for the batch.
+
+        Per-entry updates would cost a commit (an fsync) each; one transaction for them all
+        would leave the entries locked for a minute when the process dies mid-mark (an
+        abandoned transaction lives until the server reaps it, and the next relay's claim
+        waits on it). So the stream positions go into one ``outbox_batches`` document
+        first, and one plain update flips the entries; a crash between the two only means
+        they are published again, which the stream drops as duplicates.
+        """
+        now = datetime.now(UTC)
+        batch_id = uuid.uuid4().hex
+        await self._db.outbox_batches.insert_one(
+            {
+                "_id": batch_id,
+                "published_at": now,
+                "positions": {entry_id: [ack.stream, ack.seq] for entry_id, ack in published},
+            }
+        )
+        await self._db.outbox.update_many(
+            {"_id": {"$in": [entry_id for entry_id, _ in published]}, "claimed_by": self.worker_id},
+            {
+                "$set": {"state": PUBLISHED, "published_at": now, "batch": batch_id},
+                "$unset": {"payload": "", "claimed_by": "", "claimed_until": ""},
+            },
+        )
 
     async def _claim(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -237,6 +317,7 @@ class OutboxRelay:
         ]
         if not pending and not expired:
             return []
+        log.debug("outbox entries to claim", pending=len(pending), expired=len(expired))
         claim = {
             "$set": {
                 "state": IN_PROGRESS,
