@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,6 +78,7 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     renderer: ProcessPoolExecutor | None = None
     render_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    serials: store.CertificateSerials = field(default_factory=store.CertificateSerials)
 
     @property
     def settings(self) -> Settings:
@@ -137,9 +139,7 @@ async def _activate(
         # Rejoining keeps the number but gets a fresh code: the old paper stays revoked.
         number = ambassador.certificate.number
     else:
-        number = domain.certificate_number(
-            now.year, await store.next_certificate_serial(db, now.year)
-        )
+        number = domain.certificate_number(now.year, await ctx.serials.take(db, now.year))
     # 30^8 codes: a clash is practically impossible, and the unique index turns one into a
     # failed (retried) command rather than two certificates with one code.
     code = domain.new_verification_code()
@@ -176,9 +176,21 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
     s = ctx.settings
     db = ctx.service.db
 
+    attempts = 0
+
     async def work(session: Session) -> tuple[SignUpResult, Sequence[Event]]:
+        nonlocal attempts
+        attempts += 1
         now = ctx.clock()
-        existing = await store.load_by_email_key(db, domain.email_key(profile.email), session)
+        # Most sign-ups are new addresses: the first attempt just inserts, and the unique
+        # index on the address turns a known one into a duplicate-key error, upon which
+        # the transaction runs again and looks the address up (a lookup every time would
+        # cost each sign-up a query for the rare re-sign-up's sake).
+        existing = (
+            await store.load_by_email_key(db, domain.email_key(profile.email), session)
+            if attempts > 1
+            else None
+        )
         outcome = domain.sign_up(
             profile,
             staff=cmd.staff,
@@ -203,7 +215,10 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
         if cmd.staff:
             ambassador, activated = await _activate(ctx, ambassador, session, signed)
             events.append(activated)
-        await store.save(db, ambassador, session)
+        if existing is None:
+            await store.insert(db, ambassador, session)
+        else:
+            await store.save(db, ambassador, session)
         await store.record_consent(db, ambassador.id, s.consent_text_version, now, session)
         result = SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
         return result, events
@@ -395,51 +410,85 @@ def stop_renderer(ctx: Context) -> None:
         ctx.renderer = None
 
 
-async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador:
-    """Render the PDF into the bucket, then record it and announce it (once)."""
+@dataclass(frozen=True)
+class StoredPdf:
+    """A certificate PDF put into the bucket, not yet recorded on its ambassador."""
+
+    ambassador: Ambassador
+    object_name: str
+    digest: str
+    size: int
+
+
+async def store_certificate_pdf(ctx: Context, ambassador: Ambassador) -> StoredPdf:
+    """Render the PDF and put it into the bucket (a re-put after a crash overwrites it)."""
     pdf = await _render(ctx, _certificate_view(ctx, ambassador))
     assert ambassador.certificate is not None
-    number = ambassador.certificate.number
     object_name = ambassador.certificate.object_name
     bucket = await ctx.service.js.object_store(ctx.settings.certificate_bucket)
     info = await bucket.put(object_name, pdf)
-    log.info("certificate rendered", number=number, ambassador_id=ambassador.id, size=len(pdf))
+    log.info(
+        "certificate rendered",
+        number=ambassador.certificate.number,
+        ambassador_id=ambassador.id,
+        size=len(pdf),
+    )
+    return StoredPdf(ambassador, object_name, info.digest or "", info.size or len(pdf))
+
+
+async def record_certificates(ctx: Context, stored: Sequence[StoredPdf]) -> list[Ambassador]:
+    """Record rendered PDFs on their ambassadors and announce each once, in one transaction
+    (one commit for a batch of renders rather than one each)."""
     db = ctx.service.db
-    erased = False
+    orphans: list[str] = []
 
-    async def work(session: Session) -> tuple[Ambassador, Sequence[Event]]:
-        nonlocal erased
-        current = await store.load(db, ambassador.id, session)
-        erased = current is None or current.status == Status.ERASED
-        if (
-            current is None
-            or current.certificate is None
-            or current.certificate.object_name != object_name
-            or current.status != Status.ACTIVE
-        ):
-            return ambassador, []  # withdrawn or erased meanwhile
-        if current.certificate.rendered_at is not None:
-            return current, []
-        cert = current.certificate.model_copy(
-            update={"rendered_at": ctx.clock(), "digest": info.digest, "size": info.size}
-        )
-        rendered = current.model_copy(update={"certificate": cert})
-        await store.save(db, rendered, session)
-        issued = CertificateIssued(
-            ambassador_id=current.id,
-            number=number,
-            bucket=ctx.settings.certificate_bucket,
-            object_name=object_name,
-            digest=info.digest or "",
-            size=info.size or len(pdf),
-        )
-        return rendered, [issued]
+    async def work(session: Session) -> tuple[list[Ambassador], Sequence[Event]]:
+        orphans.clear()
+        results: list[Ambassador] = []
+        events: list[Event] = []
+        for item in stored:
+            current = await store.load(db, item.ambassador.id, session)
+            if current is None or current.status == Status.ERASED:
+                orphans.append(item.object_name)
+            if (
+                current is None
+                or current.certificate is None
+                or current.certificate.object_name != item.object_name
+                or current.status != Status.ACTIVE
+            ):
+                results.append(item.ambassador)  # withdrawn or erased meanwhile
+                continue
+            if current.certificate.rendered_at is not None:
+                results.append(current)
+                continue
+            cert = current.certificate.model_copy(
+                update={"rendered_at": ctx.clock(), "digest": item.digest, "size": item.size}
+            )
+            rendered = current.model_copy(update={"certificate": cert})
+            await store.save(db, rendered, session)
+            events.append(
+                CertificateIssued(
+                    ambassador_id=current.id,
+                    number=cert.number,
+                    bucket=ctx.settings.certificate_bucket,
+                    object_name=item.object_name,
+                    digest=item.digest,
+                    size=item.size,
+                )
+            )
+            results.append(rendered)
+        return results, events
 
-    result = await ctx.service.transaction(work)
-    if erased:
-        # Erased while this PDF rendered: the sweep may have purged before the put above.
+    results = await ctx.service.transaction(work)
+    for object_name in orphans:
+        # Erased while this PDF rendered: the sweep may have purged before the put.
         await _delete_certificate_object(ctx, object_name)
-    return result
+    return results
+
+
+async def render_certificate(ctx: Context, ambassador: Ambassador) -> Ambassador:
+    """Render the PDF into the bucket, then record it and announce it (once)."""
+    return (await record_certificates(ctx, [await store_certificate_pdf(ctx, ambassador)]))[0]
 
 
 async def _delete_certificate_object(ctx: Context, object_name: str) -> None:
@@ -452,6 +501,8 @@ async def _delete_certificate_object(ctx: Context, object_name: str) -> None:
 RENDER_BATCH = 20
 # How long a claimed certificate is left to its renderer before another may take it over.
 RENDER_LEASE = timedelta(seconds=60)
+# Rendered PDFs are recorded together, at least this often while a batch renders.
+RECORD_EVERY_SECONDS = 0.5
 
 
 async def certificate_worker(ctx: Context) -> None:
@@ -468,28 +519,39 @@ async def certificate_worker(ctx: Context) -> None:
 
 async def _render_pending(ctx: Context) -> int:
     """Render up to a batch of certificates that no other replica is rendering."""
-    rendered = 0
-    while rendered < RENDER_BATCH:
-        ambassador = await store.claim_certificate_to_render(
-            ctx.service.db, ctx.clock(), RENDER_LEASE
-        )
-        if ambassador is None:
-            break
-        rendered += 1
+    db = ctx.service.db
+    claimed = await store.claim_certificates_to_render(db, ctx.clock(), RENDER_LEASE, RENDER_BATCH)
+    stored: list[StoredPdf] = []
+    since = time.monotonic()
+    for i, ambassador in enumerate(claimed):
         try:
-            await render_certificate(ctx, ambassador)
+            stored.append(await store_certificate_pdf(ctx, ambassador))
         except BrokenProcessPool:
             # The renderer process was killed (at shutdown the whole process group is):
-            # hand the certificate back, and pause before a fresh process is started, so
-            # that a shutdown is not kept waiting for one.
+            # hand the rest back, and pause before a fresh process is started, so that a
+            # shutdown is not kept waiting for one.
             log.warning("certificate renderer died", ambassador_id=ambassador.id)
-            await store.release_render_claim(ctx.service.db, ambassador.id)
+            for left in claimed[i:]:
+                await store.release_render_claim(db, left.id)
             await asyncio.sleep(1.0)
             break
         except Exception:
             # Any replica tries again once the claim's lease has run out.
             log.exception("certificate rendering failed", ambassador_id=ambassador.id)
-    return rendered
+        if stored and time.monotonic() - since >= RECORD_EVERY_SECONDS:
+            await _record(ctx, stored)
+            stored, since = [], time.monotonic()
+    if stored:
+        await _record(ctx, stored)
+    return len(claimed)
+
+
+async def _record(ctx: Context, stored: list[StoredPdf]) -> None:
+    try:
+        await record_certificates(ctx, stored)
+    except Exception:
+        # The PDFs are in the bucket; they are rendered and recorded again after the lease.
+        log.exception("recording rendered certificates failed", count=len(stored))
 
 
 async def _finish_erasures(ctx: Context) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,6 +119,11 @@ async def load_by_code(db: DatabaseT, code: str) -> Ambassador | None:
     return None
 
 
+async def insert(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
+    """A new ambassador (cheaper than an upsert, which looks for the document first)."""
+    await db.ambassadors.insert_one(to_document(ambassador), session=session)
+
+
 async def save(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
     await db.ambassadors.replace_one(
         {"_id": ambassador.id}, to_document(ambassador), upsert=True, session=session
@@ -133,18 +140,39 @@ async def record_consent(
     )
 
 
-async def next_certificate_serial(db: DatabaseT, year: int) -> int:
-    """A certificate serial of its own, taken outside the caller's transaction on purpose.
+class CertificateSerials:
+    """Certificate serials, reserved from the year's counter a block at a time.
 
-    Inside it, the one counter every activation writes would make concurrent sign-ups
-    conflict and retry (40 % of them with two writers); outside, a sign-up that aborts after
-    taking a number leaves a gap in the numbering, and nothing needs the numbers gapless.
+    Taken outside the caller's transaction on purpose: inside it, the one counter every
+    activation writes would make concurrent sign-ups conflict and retry (40 % of them with
+    two writers). A block per process makes the counter one write per ``block`` sign-ups
+    instead of one each; the price is gaps (a stop or a crash forgets the rest of the block,
+    an aborted sign-up its number) and, with several replicas, numbers that are not in
+    activation order. Nothing needs the numbers gapless or ordered: they only must be unique.
     """
+
+    def __init__(self, block: int = 10) -> None:
+        self.block = block
+        self._free: dict[int, range] = {}
+        self._lock = asyncio.Lock()
+
+    async def take(self, db: DatabaseT, year: int) -> int:
+        async with self._lock:
+            free = self._free.get(year)
+            if not free:
+                last = await _reserve(db, year, self.block)
+                free = range(last - self.block + 1, last + 1)
+            self._free[year] = free[1:]
+            return free[0]
+
+
+async def _reserve(db: DatabaseT, year: int, count: int) -> int:
+    """Advance the year's counter by ``count``; returns the last serial reserved."""
     for _ in range(5):
         try:
             counter = await db.counters.find_one_and_update(
                 {"_id": f"certificate-{year}"},
-                {"$inc": {"value": 1}},
+                {"$inc": {"value": count}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
@@ -220,38 +248,48 @@ async def count(db: DatabaseT) -> int:
     return await db.ambassadors.count_documents({})
 
 
-async def claim_certificate_to_render(
-    db: DatabaseT, now: datetime, lease: timedelta
-) -> Ambassador | None:
-    """One certificate waiting for its PDF that no other worker is rendering, claimed for
-    ``lease``: replicas render each certificate once, and one that keeps failing waits its
-    lease out instead of blocking the rest. Saving the rendered certificate drops the claim."""
-    # Candidates by the indexed flag alone (a compound test here would scan the whole
-    # collection), then each claimed by id; the filter repeats the test, so of two racing
-    # workers one gets it.
-    candidates = db.ambassadors.find({"certificate.pending_render": True}, {"_id": 1}).sort(
-        "activated_at", ASCENDING
+async def claim_certificates_to_render(
+    db: DatabaseT, now: datetime, lease: timedelta, limit: int
+) -> list[Ambassador]:
+    """Up to ``limit`` certificates waiting for their PDF that no other worker is rendering,
+    claimed for ``lease``: replicas render each certificate once, and one that keeps failing
+    waits its lease out instead of blocking the rest. Saving the rendered certificate drops
+    the claim."""
+    # Candidates by the indexed flag alone, in index (insertion) order: a compound test or
+    # a sort on another field here would read every waiting certificate on each claim.
+    cursor = db.ambassadors.find(
+        {"certificate.pending_render": True}, {"_id": 1, "certificate.render_claimed_until": 1}
+    ).limit(limit * 2)
+    free = [
+        doc["_id"]
+        async for doc in cursor
+        if doc["certificate"].get("render_claimed_until", now) <= now
+    ][:limit]
+    if not free:
+        return []
+    claim = uuid.uuid4().hex
+    # The filter repeats the test, so of two racing workers one gets each certificate.
+    await db.ambassadors.update_many(
+        {
+            "_id": {"$in": free},
+            "certificate.pending_render": True,
+            "certificate.render_claimed_until": {"$not": {"$gt": now}},
+        },
+        {
+            "$set": {
+                "certificate.render_claimed_until": now + lease,
+                "certificate.render_claim": claim,
+            }
+        },
     )
-    doc = None
-    async for candidate in candidates.limit(20):
-        doc = await db.ambassadors.find_one_and_update(
-            {
-                "_id": candidate["_id"],
-                "certificate.pending_render": True,
-                # Unclaimed (no lease) or its lease has run out.
-                "certificate.render_claimed_until": {"$not": {"$gte": now}},
-            },
-            {"$set": {"certificate.render_claimed_until": now + lease}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is not None:
-            break
-    return from_document(doc) if doc else None
+    claimed = db.ambassadors.find({"_id": {"$in": free}, "certificate.render_claim": claim})
+    return [from_document(doc) async for doc in claimed]
 
 
 async def release_render_claim(db: DatabaseT, ambassador_id: str) -> None:
     await db.ambassadors.update_one(
-        {"_id": ambassador_id}, {"$unset": {"certificate.render_claimed_until": ""}}
+        {"_id": ambassador_id},
+        {"$unset": {"certificate.render_claimed_until": "", "certificate.render_claim": ""}},
     )
 
 
