@@ -1,0 +1,1 @@
+"""Mail rendering and composition for the newsletter service."""
