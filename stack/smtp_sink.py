@@ -3,6 +3,13 @@
 The embedded stack's services send real SMTP here instead of to the outside world; tests and
 people read the result back with :func:`read_mailbox` (or any mail client: ``.eml`` opens
 everywhere). Run it with ``python -m stack.smtp_sink --host H --port P --dir DIR``.
+
+Like Mailpit with ``MP_IGNORE_DUPLICATE_IDS``, a message whose Message-ID was stored before
+is accepted (250) and dropped: a sender that resends after a crash, with the same
+Message-ID, leaves one copy. Each drop is one line in :func:`duplicates_log` (beside the
+mail directory, so the directory holds only ``.eml`` files); :func:`read_duplicates` reads it.
+The stored file names carry a hash of the Message-ID, so the sink knows what it holds
+after a restart without parsing every message.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import email.parser
 import email.policy
+import hashlib
 import logging
 import os
 import signal
@@ -21,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -34,7 +43,10 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MailboxHandler",
     "SmtpSink",
+    "duplicates_log",
     "main",
+    "message_id_key",
+    "read_duplicates",
     "read_mailbox",
     "smtp_banner_ok",
     "wait_for_mail",
@@ -47,35 +59,91 @@ ENVELOPE_TO_HEADER = "X-Samskab-Envelope-To"
 ENVELOPE_FROM_HEADER = "X-Samskab-Envelope-From"
 
 
+def duplicates_log(directory: Path | str) -> Path:
+    """Where the sink writes one line per dropped duplicate: ``<mail dir>-duplicates.log``."""
+    directory = Path(directory)
+    return directory.parent / f"{directory.name}-duplicates.log"
+
+
+def read_duplicates(directory: Path | str) -> list[str]:
+    """The Message-IDs of the messages the sink dropped as duplicates, oldest first."""
+    path = duplicates_log(directory)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.split(" ", 1)[1] for line in lines if " " in line]
+
+
+def message_id_key(message_id: str) -> str:
+    """The 32 hex digits a stored message with this Message-ID carries in its file name."""
+    return hashlib.sha256(message_id.strip().encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _message_id(raw: bytes) -> str | None:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    head = raw if end < 0 else raw[: end + 2]
+    # compat32 and headers only: no MIME parsing of a body we only need to store.
+    parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+    value = parser.parsebytes(head).get("Message-ID")
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
 class MailboxHandler:
-    """aiosmtpd handler: every message becomes ``<UTC ns>-<uuid4 hex>.eml`` under ``directory``."""
+    """aiosmtpd handler: every message becomes ``<UTC ns>-<key>.eml`` under ``directory``.
+
+    ``key`` is :func:`message_id_key` of its Message-ID, or a uuid4 hex when it has none.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._last_ns = 0
         self._lock = threading.Lock()
+        # The keys of every stored message, from the names: survives a restart. A uuid of a
+        # message without Message-ID lands here too, harmlessly (no Message-ID hashes to it).
+        self._seen = {path.stem.partition("-")[2] for path in self.directory.glob("*.eml")}
+        self.duplicates = 0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        message_id = _message_id(raw)
+        key = message_id_key(message_id) if message_id else uuid.uuid4().hex
+        # Checked and claimed with no await in between: two sessions delivering the same
+        # Message-ID at once store it once.
+        if message_id and key in self._seen:
+            self.duplicates += 1
+            await asyncio.to_thread(self._record_duplicate, message_id)
+            log.info("dropped duplicate %s", message_id)
+            return "250 OK: duplicate Message-ID, dropped"
+        self._seen.add(key)
         # Bcc recipients exist only in the envelope; record them or tests cannot see them.
         header = b"".join(
             [f"{ENVELOPE_FROM_HEADER}: {envelope.mail_from or ''}\r\n".encode()]
             + [f"{ENVELOPE_TO_HEADER}: {rcpt}\r\n".encode() for rcpt in envelope.rcpt_tos]
         )
-        path = await asyncio.to_thread(self._store, header + raw)
+        try:
+            path = await asyncio.to_thread(self._store, header + raw, key)
+        except BaseException:
+            # Not stored: the client is told so and may send it again.
+            self._seen.discard(key)
+            raise
         log.info("stored %s for %s", path.name, ", ".join(envelope.rcpt_tos))
         return "250 OK: stored"
 
-    def _next_name(self) -> str:
+    def _next_name(self, key: str) -> str:
         with self._lock:
             # Strictly increasing even if two messages land in the same nanosecond or the
             # clock steps back, so sorting names always gives arrival order.
             self._last_ns = max(time.time_ns(), self._last_ns + 1)
-            return f"{self._last_ns:020d}-{uuid.uuid4().hex}.eml"
+            return f"{self._last_ns:020d}-{key}.eml"
 
-    def _store(self, data: bytes) -> Path:
-        name = self._next_name()
+    def _store(self, data: bytes, key: str) -> Path:
+        name = self._next_name(key)
         final = self.directory / name
         # A dot-name without .eml: readers never see a half-written message.
         tmp = self.directory / f".{name}.tmp"
@@ -85,6 +153,13 @@ class MailboxHandler:
             os.fsync(file.fileno())
         os.replace(tmp, final)
         return final
+
+    def _record_duplicate(self, message_id: str) -> None:
+        line = f"{datetime.now(UTC).isoformat()} {message_id}\n"
+        with self._lock, duplicates_log(self.directory).open("a", encoding="utf-8") as file:
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 class _LenientSMTP(SMTP):
@@ -178,6 +253,10 @@ class SmtpSink(ManagedProcess):
 
     def messages(self) -> list[EmailMessage]:
         return read_mailbox(self.mail_dir)
+
+    def duplicates(self) -> list[str]:
+        """Message-IDs this sink dropped because it had stored them already."""
+        return read_duplicates(self.mail_dir)
 
 
 async def serve(host: str, port: int, directory: Path) -> None:
