@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import ambassadors, operations
+from cli import ambassadors, newsletter, operations
 
 app = typer.Typer(
     help="samskab: run the ambassador network (talks to the running stack over NATS).",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ambassadors.app, name="ambassadors")
+app.add_typer(newsletter.app, name="newsletter")
 app.add_typer(operations.dead_letters, name="dead-letters")
 app.command("goals")(operations.goals)
 app.command("health")(operations.health)

@@ -1,0 +1,354 @@
+"""`samskab newsletter ...`: subscribers, news items, issues and the archive."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from nats.js.errors import NotFoundError
+
+from cli import calls
+from cli.ambassadors import _build
+from cli.output import fail, reporting, show, table
+from contracts.errors import ErrorCode, ServiceError
+from contracts.newsletter import (
+    UPLOADS_BUCKET,
+    AddItem,
+    ConfirmSubscription,
+    DraftIssue,
+    GetArchive,
+    ListItems,
+    ListSubscribers,
+    PreviewIssue,
+    RemoveItem,
+    SendIssue,
+    Subjects,
+    Subscribe,
+    SubscriberStatus,
+    TestSend,
+    Unsubscribe,
+)
+from services.runtime.client import ServiceClient
+
+app = typer.Typer(
+    help="Newsletter: subscribers, news items, issues and the archive.", no_args_is_help=True
+)
+item_app = typer.Typer(help="News items for the next issue.", no_args_is_help=True)
+app.add_typer(item_app, name="item")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+IssueArg = Annotated[str, typer.Argument(metavar="ID", help="The issue's id (from draft).")]
+
+
+def _who(s: dict[str, Any]) -> str:
+    if s.get("status") == SubscriberStatus.ERASED.value:
+        return "(erased)"
+    name = s.get("name")
+    return f"{name} <{s['email']}>" if name else str(s.get("email") or "")
+
+
+# ---------------------------------------------------------------- subscribers
+
+
+@app.command()
+def subscribe(
+    email: str,
+    name: Annotated[str | None, typer.Option("--name", help="Name to greet them by.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Subscribe an address; a confirmation mail is sent first (double opt-in)."""
+    with reporting(as_json):
+        result = calls.request(Subjects.SUBSCRIBE, _build(Subscribe, email=email, name=name))
+
+    def human(r: dict[str, Any]) -> None:
+        s = r["subscriber"]
+        again = "a new confirmation link was sent" if r.get("token_reissued") else "confirmation"
+        typer.echo(f"{s['id']} pending: {again} mailed to {s['email']}")
+
+    show(result, as_json, human)
+
+
+@app.command()
+def confirm(token: str, as_json: JsonOpt = False) -> None:
+    """Confirm a subscription with the token from the confirmation mail."""
+    with reporting(as_json):
+        result = calls.request(Subjects.CONFIRM, _build(ConfirmSubscription, token=token))
+    show(result, as_json, lambda s: typer.echo(f"{s['id']} subscribed: {_who(s)}"))
+
+
+@app.command()
+def unsubscribe(token: str, as_json: JsonOpt = False) -> None:
+    """Unsubscribe with the token from any newsletter mail (the link's last part)."""
+    with reporting(as_json):
+        result = calls.request(Subjects.UNSUBSCRIBE, _build(Unsubscribe, token=token))
+    show(result, as_json, lambda s: typer.echo(f"{s['id']} unsubscribed"))
+
+
+@app.command()
+def subscribers(
+    status: Annotated[SubscriberStatus | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List subscribers, optionally by status."""
+    with reporting(as_json):
+        query = _build(ListSubscribers, status=status, limit=limit, offset=offset)
+        result = calls.request(Subjects.SUBSCRIBERS, query)
+
+    def human(page: dict[str, Any]) -> None:
+        table(
+            [(s["id"], s["status"], s["source"], _who(s)) for s in page["items"]],
+            ["ID", "STATUS", "SOURCE", "SUBSCRIBER"],
+        )
+        typer.echo(f"{len(page['items'])} of {page['total']}")
+
+    show(result, as_json, human)
+
+
+# ---------------------------------------------------------------- news items
+
+
+async def _upload(client: ServiceClient, data: bytes, suffix: str) -> str:
+    """Put the file into the uploads bucket (a NATS message holds at most 1 MB)."""
+    try:
+        bucket = await client.nc.jetstream().object_store(UPLOADS_BUCKET)
+    except NotFoundError:
+        raise ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "the newsletter service is not running (it has never created its uploads bucket)",
+        ) from None
+    name = f"upload-{uuid.uuid4().hex}{suffix.lower()[:10]}"
+    await bucket.put(name, data)
+    return name
+
+
+@item_app.command("add")
+def item_add(
+    title: Annotated[str, typer.Option("--title", help="Headline of the item.")],
+    body: Annotated[
+        str, typer.Option("--body", help="Text; blank lines make paragraphs (simple HTML works).")
+    ],
+    link: Annotated[str | None, typer.Option("--link", help="Read-more address.")] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="JPEG, PNG, WebP or GIF; re-encoded.")
+    ] = None,
+    ambassador: Annotated[
+        str | None, typer.Option("--ambassador", help="Id of the ambassador it came from.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a news item for the next issue."""
+    with reporting(as_json):
+        max_bytes = calls.settings().newsletter_image_max_bytes
+        if image is not None and not image.is_file():
+            fail(f"{image}: no such file", as_json)
+        if image is not None and image.stat().st_size > max_bytes:
+            fail(f"{image}: larger than {max_bytes // 1_000_000} MB", as_json)
+        # Checked before the upload: a typo costs no transfer.
+        fields = {"title": title, "body": body, "link": link, "ambassador_id": ambassador}
+        _build(AddItem, **fields)
+        data = image.read_bytes() if image is not None else None
+
+        async def add(client: ServiceClient) -> Any:
+            upload = None
+            if image is not None and data is not None:
+                upload = await _upload(client, data, image.suffix)
+            command = _build(AddItem, **fields, image_object=upload)
+            return await client.request(Subjects.ITEM_ADD, command)
+
+        result = calls.run(add)
+    show(result, as_json, lambda i: typer.echo(f"{i['id']} added: {i['title']}"))
+
+
+@item_app.command("list")
+def item_list(
+    unused: Annotated[bool, typer.Option("--unused", help="Only those not yet sent.")] = False,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List news items, oldest first."""
+    with reporting(as_json):
+        query = _build(ListItems, unused=unused, limit=limit, offset=offset)
+        result = calls.request(Subjects.ITEM_LIST, query)
+
+    def human(page: dict[str, Any]) -> None:
+        table(
+            [
+                (
+                    i["id"],
+                    str(i["created_at"])[:10],
+                    "sent" if i.get("used_in_issue") else "unused",
+                    "image" if i.get("image") else "",
+                    i["title"],
+                )
+                for i in page["items"]
+            ],
+            ["ID", "ADDED", "STATE", "", "TITLE"],
+        )
+        typer.echo(f"{len(page['items'])} of {page['total']}")
+
+    show(result, as_json, human)
+
+
+@item_app.command("remove")
+def item_remove(
+    item_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Remove a news item that was not sent in an issue."""
+    with reporting(as_json):
+        result = calls.request(Subjects.ITEM_REMOVE, _build(RemoveItem, item_id=item_id))
+    show(result, as_json, lambda i: typer.echo(f"{i['id']} removed"))
+
+
+# ---------------------------------------------------------------- issues
+
+
+def _summary_line(r: dict[str, Any]) -> str:
+    sections = ", ".join(f"{k} {v}" for k, v in r.get("sections", {}).items())
+    line = f"{r['id']} issue {r['number']} {r['state']}: {r['title']} ({r['items']} items"
+    return line + (f"; {sections})" if sections else ")")
+
+
+@app.command()
+def draft(
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], help="Gather from this date (YYYY-MM-DD)."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    intro: Annotated[str | None, typer.Option("--intro", help="Opening words.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Assemble an issue from the unused items and what happened since the last one."""
+    day: date | None = since.date() if since else None
+    with reporting(as_json):
+        command = _build(DraftIssue, since=day, title=title, intro=intro)
+        result = calls.request(Subjects.DRAFT, command)
+    show(result, as_json, lambda r: typer.echo(_summary_line(r)))
+
+
+async def _write_images(client: ServiceClient, images: list[dict[str, Any]], out: Path) -> None:
+    for image in images:
+        bucket = await client.nc.jetstream().object_store(image["bucket"])
+        found = await bucket.get(image["object_name"])
+        target = out / image["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(found.data or b""))
+
+
+def _write_issue(rendering: dict[str, Any], out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    number = rendering["number"]
+    written = []
+    for suffix, key in ((".html", "html"), (".txt", "text")):
+        path = out / f"issue-{number}{suffix}"
+        path.write_text(rendering[key], encoding="utf-8")
+        written.append(str(path))
+    return written
+
+
+@app.command()
+def preview(
+    issue_id: IssueArg,
+    out: Annotated[Path, typer.Option("--out", help="Directory for issue-<n>.html and .txt.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an issue's HTML and text versions (and its images) to a directory."""
+
+    async def fetch(client: ServiceClient) -> dict[str, Any]:
+        rendering: dict[str, Any] = await client.request(
+            Subjects.PREVIEW, _build(PreviewIssue, issue_id=issue_id)
+        )
+        files = _write_issue(rendering, out)
+        await _write_images(client, rendering["images"], out)
+        return {"id": rendering["id"], "number": rendering["number"], "files": files}
+
+    with reporting(as_json):
+        result = calls.run(fetch)
+    show(result, as_json, lambda r: typer.echo(f"issue {r['number']}: {', '.join(r['files'])}"))
+
+
+@app.command("test-send")
+def test_send(
+    issue_id: IssueArg,
+    to: Annotated[str, typer.Option("--to", help="Address for the test copy.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Mail one test copy of an issue."""
+    with reporting(as_json):
+        result = calls.request(Subjects.TEST_SEND, _build(TestSend, issue_id=issue_id, to=to))
+    show(result, as_json, lambda r: typer.echo(f"test copy queued for {r['to']}"))
+
+
+@app.command()
+def send(issue_id: IssueArg, as_json: JsonOpt = False) -> None:
+    """Send an issue to every confirmed subscriber."""
+    with reporting(as_json):
+        result = calls.request(Subjects.SEND, _build(SendIssue, issue_id=issue_id))
+
+    def human(r: dict[str, Any]) -> None:
+        if r["state"] == "sent":
+            typer.echo(f"issue {r['number']} sent: queued for {r['recipients']} subscribers")
+        else:
+            typer.echo(
+                f"issue {r['number']} is being sent ({r['recipients']} queued so far); "
+                "`samskab newsletter archive` lists it once done"
+            )
+
+    show(result, as_json, human)
+
+
+def _index(entries: list[dict[str, Any]]) -> str:
+    rows = "\n".join(
+        f'<li><a href="issue-{e["number"]}.html">{html.escape(e["title"])}</a>'
+        f" ({html.escape(str(e['sent_at'])[:10])})</li>"
+        for e in reversed(entries)
+    )
+    return (
+        '<!doctype html>\n<html lang="da"><head><meta charset="utf-8">'
+        "<title>Nyhedsbreve</title></head>\n"
+        f"<body><h1>Nyhedsbreve</h1>\n<ul>\n{rows}\n</ul></body></html>\n"
+    )
+
+
+@app.command()
+def archive(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write every sent issue and an index.html here."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sent issues; with --out, write their public web versions for the website."""
+
+    async def fetch(client: ServiceClient) -> dict[str, Any]:
+        listing: dict[str, Any] = await client.request(Subjects.ARCHIVE, GetArchive())
+        if out is None:
+            return listing
+        files: list[str] = []
+        for entry in listing["issues"]:
+            one = await client.request(Subjects.ARCHIVE, GetArchive(number=entry["number"]))
+            files += _write_issue(one["issue"], out)
+            await _write_images(client, one["issue"]["images"], out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "index.html").write_text(_index(listing["issues"]), encoding="utf-8")
+        return {**listing, "files": [*files, str(out / "index.html")]}
+
+    with reporting(as_json):
+        result = calls.run(fetch)
+
+    def human(r: dict[str, Any]) -> None:
+        table(
+            [(e["number"], str(e["sent_at"])[:10], e["title"]) for e in r["issues"]],
+            ["NO", "SENT", "TITLE"],
+        )
+        if "files" in r:
+            typer.echo(f"{len(r['files'])} files written to {out}")
+
+    show(result, as_json, human)

@@ -1,0 +1,1 @@
+"""The newsletter service: every e-mail the network sends, and the digest."""
