@@ -94,7 +94,7 @@ class Settings(BaseSettings):
 
     # Embedded stack (make up)
     data_dir: Path = Path("var")
-    services: list[str] = ["ambassadors"]
+    services: list[str] = ["ambassadors", "newsletter"]
 
     # Request/reply timeout the CLI and services use when they ask another service.
     request_timeout_seconds: float = Field(default=10.0, gt=0)

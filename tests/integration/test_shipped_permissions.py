@@ -1,4 +1,4 @@
-"""The ambassadors service and the CLI work under the NATS permissions we ship.
+"""The services and the CLI work under the NATS permissions we ship.
 
 deploy/nats/accounts.conf gives each service its own user, allowed to publish only its own
 subjects and to read only its own inbox. A permission the runtime needs but the config
@@ -12,12 +12,15 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import nats
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 
 from contracts.ambassadors import Subjects
@@ -26,6 +29,7 @@ from services.runtime.settings import Settings
 from stack.mongo import MongoServer
 from stack.nats import service_is_healthy
 from stack.processes import ManagedProcess
+from stack.smtp_sink import SmtpSink, read_mailbox
 from tests.support.stack import REPO_ROOT
 from tests.unit.test_deploy_configs import ShippedNats, compose, shipped_nats
 
@@ -34,28 +38,30 @@ __all__ = ["compose", "shipped_nats"]
 SAMSKAB = str(Path(sys.executable).parent / "samskab")
 
 
-@pytest.fixture
-def ambassadors_as_its_user(
-    shipped_nats: ShippedNats, mongo_server: MongoServer, tmp_path: Path
+def run_as_its_user(
+    name: str, server: ShippedNats, mongo_server: MongoServer, tmp_path: Path, **env: str
 ) -> Iterator[ManagedProcess]:
-    password = shipped_nats.passwords["ambassadors"]
+    """The service ``name`` connected to NATS as its own user; afterwards its log must hold
+    no permissions violation."""
+    log_path = tmp_path / f"{name}.log"
     process = ManagedProcess(
-        "ambassadors",
-        [sys.executable, "-m", "services.ambassadors"],
-        log_path=tmp_path / "ambassadors.log",
+        name,
+        [sys.executable, "-m", f"services.{name}"],
+        log_path=log_path,
         env={
             **os.environ,
             "PYTHONUNBUFFERED": "1",
-            "SAMSKAB_NATS_URL": shipped_nats.url,
-            "SAMSKAB_NATS_USER": "ambassadors",
-            "SAMSKAB_NATS_PASSWORD": password,
+            "SAMSKAB_NATS_URL": server.url,
+            "SAMSKAB_NATS_USER": name,
+            "SAMSKAB_NATS_PASSWORD": server.passwords[name],
             "SAMSKAB_MONGO_URL": mongo_server.url,
-            "SAMSKAB_MONGO_DATABASE": f"perm_{uuid.uuid4().hex[:8]}",
+            "SAMSKAB_MONGO_DATABASE": f"perm_{name}_{uuid.uuid4().hex[:8]}",
             "SAMSKAB_DEMO_IMPORT": "false",
+            **env,
         },
         cwd=REPO_ROOT,
         ready_check=lambda: service_is_healthy(
-            shipped_nats.url, "ambassadors", user="cli", password=shipped_nats.passwords["cli"]
+            server.url, name, user="cli", password=server.passwords["cli"]
         ),
     )
     process.start()
@@ -64,8 +70,29 @@ def ambassadors_as_its_user(
         yield process
     finally:
         process.stop()
-        log = (tmp_path / "ambassadors.log").read_text()
+        log = log_path.read_text()
         assert "Permissions Violation" not in log and "permissions violation" not in log, log
+
+
+@pytest.fixture
+def ambassadors_as_its_user(
+    shipped_nats: ShippedNats, mongo_server: MongoServer, tmp_path: Path
+) -> Iterator[ManagedProcess]:
+    yield from run_as_its_user("ambassadors", shipped_nats, mongo_server, tmp_path)
+
+
+@pytest.fixture
+def newsletter_as_its_user(
+    shipped_nats: ShippedNats, mongo_server: MongoServer, smtp_sink: SmtpSink, tmp_path: Path
+) -> Iterator[ManagedProcess]:
+    yield from run_as_its_user(
+        "newsletter",
+        shipped_nats,
+        mongo_server,
+        tmp_path,
+        SAMSKAB_SMTP_HOST="127.0.0.1",
+        SAMSKAB_SMTP_PORT=str(smtp_sink.port),
+    )
 
 
 def cli_env(server: ShippedNats) -> dict[str, str]:
@@ -141,3 +168,43 @@ async def test_another_user_cannot_read_the_cli_replies(
     await snoop.close()
     assert seen == []
     assert any("_inbox_cli" in e.lower() for e in errors), errors
+
+
+def test_welcome_mail_and_news_image_under_shipped_permissions(
+    shipped_nats: ShippedNats,
+    ambassadors_as_its_user: ManagedProcess,
+    newsletter_as_its_user: ManagedProcess,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+) -> None:
+    env = cli_env(shipped_nats)
+    address = f"velkommen-{uuid.uuid4().hex[:8]}@example.org"
+    signed = subprocess.run(
+        [SAMSKAB, "ambassadors", "sign-up", "--name", "Velkommen Ambassadør",
+         "--email", address, "--kind", "citizen", "--consent", "--staff"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+
+    # The newsletter consumed the ambassadors' event and read the PDF from their bucket.
+    deadline = time.monotonic() + 60
+    welcome: list[EmailMessage] = []
+    while not welcome and time.monotonic() < deadline:
+        welcome = [m for m in read_mailbox(smtp_sink.mail_dir) if address in str(m["To"])]
+        time.sleep(0.3)
+    assert welcome, "no welcome mail arrived"
+    attachments = [
+        p for p in welcome[0].iter_attachments() if p.get_content_type() == "application/pdf"
+    ]
+    assert attachments and bytes(attachments[0].get_content()).startswith(b"%PDF")
+
+    # An image bigger than one NATS message goes through the uploads bucket.
+    photo = tmp_path / "foto.png"
+    Image.effect_noise((900, 700), 90).convert("RGB").save(photo)
+    assert photo.stat().st_size > 1_000_000
+    added = subprocess.run(
+        [SAMSKAB, "newsletter", "item", "add", "--title", "Billede", "--body", "Tekst",
+         "--image", str(photo), "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr

@@ -34,6 +34,7 @@ import yaml
 from jsonschema import Draft7Validator
 from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
+from nats.js.errors import ObjectNotFoundError
 
 from services.runtime.settings import Settings
 
@@ -508,10 +509,11 @@ async def test_requests_reach_a_service_only_from_the_cli(shipped_nats: ShippedN
             await user.nc.close()
 
 
-async def test_certificates_bucket_is_readable_by_owner_and_cli_only(
+async def test_certificates_bucket_is_readable_by_owner_newsletter_and_cli_only(
     shipped_nats: ShippedNats,
 ) -> None:
     ambassadors = await login(shipped_nats, "ambassadors")
+    newsletter = await login(shipped_nats, "newsletter")
     networks = await login(shipped_nats, "networks")
     cli = await login(shipped_nats, "cli")
     try:
@@ -521,9 +523,50 @@ async def test_certificates_bucket_is_readable_by_owner_and_cli_only(
         read = await (await cli.js.object_store("certificates")).get("probe.pdf")
         assert read.data == content
         assert not cli.errors
+        # The welcome mail carries the PDF: the newsletter reads, but cannot change it.
+        certificates = await newsletter.js.object_store("certificates")
+        assert (await certificates.get("probe.pdf")).data == content
+        assert not newsletter.errors
+        with pytest.raises(nats.errors.TimeoutError):
+            await certificates.put("forged.pdf", b"%PDF-1.7 forged")
+        with pytest.raises(ObjectNotFoundError):
+            await bucket.get("forged.pdf")
         with pytest.raises(nats.errors.TimeoutError):
             await networks.js.object_store("certificates")
         assert await networks.refused("$JS.API.STREAM.INFO.OBJ_certificates")
     finally:
-        for user in (ambassadors, networks, cli):
+        for user in (ambassadors, newsletter, networks, cli):
             await user.nc.close()
+
+
+async def test_the_cli_uploads_news_images_only_the_newsletter_reads(
+    shipped_nats: ShippedNats,
+) -> None:
+    newsletter = await login(shipped_nats, "newsletter")
+    networks = await login(shipped_nats, "networks")
+    cli = await login(shipped_nats, "cli")
+    try:
+        await newsletter.js.create_object_store("newsletter-uploads")
+        image = os.urandom(1_500_000)  # over one NATS message: only an upload carries it
+        uploads = await cli.js.object_store("newsletter-uploads")
+        await uploads.put("upload-1", image)
+        assert not cli.errors
+        got = await (await newsletter.js.object_store("newsletter-uploads")).get("upload-1")
+        assert got.data == image
+        with pytest.raises(nats.errors.TimeoutError):
+            await networks.js.object_store("newsletter-uploads")
+        # The CLI writes uploads, but no other bucket (certificates carry names).
+        await ambassadors_bucket(shipped_nats)
+        with pytest.raises(nats.errors.TimeoutError):
+            await (await cli.js.object_store("certificates")).put("x.pdf", b"%PDF")
+    finally:
+        for user in (newsletter, networks, cli):
+            await user.nc.close()
+
+
+async def ambassadors_bucket(server: ShippedNats) -> None:
+    ambassadors = await login(server, "ambassadors")
+    try:
+        await ambassadors.js.create_object_store("certificates")
+    finally:
+        await ambassadors.nc.close()
