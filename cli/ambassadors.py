@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import calls
-from cli.output import fail, fields, reporting, show, table
+from cli.output import build, fail, fields, reporting, show, table
 from contracts.ambassadors import (
     IMPORT_CSV_MAX_BYTES,
     Confirm,
@@ -124,7 +124,7 @@ def sign_up(
 ) -> None:
     """Sign up an ambassador. Without --staff a confirmation mail is sent first."""
     with reporting(as_json):
-        payload = _build(
+        payload = build(
             SignUp,
             name=name,
             email=email,
@@ -160,7 +160,7 @@ def sign_up(
 def confirm(token: str, as_json: JsonOpt = False) -> None:
     """Confirm a self sign-up with the token from the confirmation mail."""
     with reporting(as_json):
-        result = calls.request(Subjects.CONFIRM, _build(Confirm, token=token))
+        result = calls.request(Subjects.CONFIRM, build(Confirm, token=token))
     show(result, as_json, lambda a: typer.echo(f"{a['id']} active: {_who(a)}"))
 
 
@@ -176,7 +176,7 @@ def list_(
 ) -> None:
     """List ambassadors, optionally filtered."""
     with reporting(as_json):
-        query = _build(
+        query = build(
             ListAmbassadors,
             status=status,
             kind=kind,
@@ -203,7 +203,7 @@ def show_(
 ) -> None:
     """Show one ambassador."""
     with reporting(as_json):
-        result = calls.request(Subjects.SHOW, _build(ShowAmbassador, ambassador_id=ambassador_id))
+        result = calls.request(Subjects.SHOW, build(ShowAmbassador, ambassador_id=ambassador_id))
     show(result, as_json, _show_ambassador)
 
 
@@ -243,7 +243,7 @@ def update(
     with reporting(as_json):
         if not given:
             fail("nothing to update: give at least one option", as_json)
-        command = _build(UpdateProfile, ambassador_id=ambassador_id, **given)
+        command = build(UpdateProfile, ambassador_id=ambassador_id, **given)
         result = calls.request(Subjects.UPDATE, command)
     show(result, as_json, lambda a: typer.echo(f"{a['id']} updated: {_who(a)}"))
 
@@ -256,7 +256,7 @@ def withdraw(
 ) -> None:
     """The ambassador leaves the network; history is kept, the certificate revoked."""
     with reporting(as_json):
-        command = _build(Withdraw, ambassador_id=ambassador_id, reason=reason)
+        command = build(Withdraw, ambassador_id=ambassador_id, reason=reason)
         result = calls.request(Subjects.WITHDRAW, command)
     show(result, as_json, lambda a: typer.echo(f"{a['id']} withdrawn"))
 
@@ -271,7 +271,7 @@ def erase(
     with reporting(as_json):
         if not yes:
             fail("erasure cannot be undone: add --yes to confirm", as_json)
-        result = calls.request(Subjects.ERASE, _build(Erase, ambassador_id=ambassador_id))
+        result = calls.request(Subjects.ERASE, build(Erase, ambassador_id=ambassador_id))
     show(result, as_json, lambda a: typer.echo(f"{a['id']} erased"))
 
 
@@ -285,7 +285,7 @@ def certificate(
 
     async def fetch(client: ServiceClient) -> dict[str, Any]:
         location: dict[str, Any] = await client.request(
-            Subjects.CERTIFICATE, _build(GetCertificate, ambassador_id=ambassador_id)
+            Subjects.CERTIFICATE, build(GetCertificate, ambassador_id=ambassador_id)
         )
         bucket = await client.nc.jetstream().object_store(location["bucket"])
         found = await bucket.get(location["object_name"])
@@ -305,7 +305,7 @@ def certificate(
 def verify(code: str, as_json: JsonOpt = False) -> None:
     """Tell whether a certificate is genuine and still valid."""
     with reporting(as_json):
-        result = calls.request(Subjects.VERIFY, _build(VerifyCertificate, code=code))
+        result = calls.request(Subjects.VERIFY, build(VerifyCertificate, code=code))
 
     def human(r: dict[str, Any]) -> None:
         if not r["genuine"]:
@@ -359,7 +359,7 @@ def import_(
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             fail(f"{file}: not UTF-8 text (save the CSV as UTF-8)", as_json)
-        command = _build(ImportCsv, csv_text=text, filename=file.name)
+        command = build(ImportCsv, csv_text=text, filename=file.name)
         result = calls.request(Subjects.IMPORT, command)
 
     def human(r: dict[str, Any]) -> None:
@@ -374,17 +374,3 @@ def import_(
     show(result, as_json, human)
     if result["errors"]:
         raise typer.Exit(1)
-
-
-def _build(model: type[Any], **values: Any) -> Any:
-    """Validate on this side too, so a typo fails before anything is sent."""
-    from pydantic import ValidationError
-
-    from services.runtime.rpc import field_errors
-
-    try:
-        return model.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        raise ServiceError(
-            ErrorCode.VALIDATION_FAILED, "the request is not valid", field_errors(exc)
-        ) from None

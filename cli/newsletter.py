@@ -12,8 +12,7 @@ import typer
 from nats.js.errors import NotFoundError
 
 from cli import calls
-from cli.ambassadors import _build
-from cli.output import fail, reporting, show, table
+from cli.output import build, fail, reporting, show, table
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import (
     UPLOADS_BUCKET,
@@ -62,7 +61,7 @@ def subscribe(
 ) -> None:
     """Subscribe an address; a confirmation mail is sent first (double opt-in)."""
     with reporting(as_json):
-        result = calls.request(Subjects.SUBSCRIBE, _build(Subscribe, email=email, name=name))
+        result = calls.request(Subjects.SUBSCRIBE, build(Subscribe, email=email, name=name))
 
     def human(r: dict[str, Any]) -> None:
         s = r["subscriber"]
@@ -76,7 +75,7 @@ def subscribe(
 def confirm(token: str, as_json: JsonOpt = False) -> None:
     """Confirm a subscription with the token from the confirmation mail."""
     with reporting(as_json):
-        result = calls.request(Subjects.CONFIRM, _build(ConfirmSubscription, token=token))
+        result = calls.request(Subjects.CONFIRM, build(ConfirmSubscription, token=token))
     show(result, as_json, lambda s: typer.echo(f"{s['id']} subscribed: {_who(s)}"))
 
 
@@ -84,7 +83,7 @@ def confirm(token: str, as_json: JsonOpt = False) -> None:
 def unsubscribe(token: str, as_json: JsonOpt = False) -> None:
     """Unsubscribe with the token from any newsletter mail (the link's last part)."""
     with reporting(as_json):
-        result = calls.request(Subjects.UNSUBSCRIBE, _build(Unsubscribe, token=token))
+        result = calls.request(Subjects.UNSUBSCRIBE, build(Unsubscribe, token=token))
     show(result, as_json, lambda s: typer.echo(f"{s['id']} unsubscribed"))
 
 
@@ -97,7 +96,7 @@ def subscribers(
 ) -> None:
     """List subscribers, optionally by status."""
     with reporting(as_json):
-        query = _build(ListSubscribers, status=status, limit=limit, offset=offset)
+        query = build(ListSubscribers, status=status, limit=limit, offset=offset)
         result = calls.request(Subjects.SUBSCRIBERS, query)
 
     def human(page: dict[str, Any]) -> None:
@@ -151,14 +150,14 @@ def item_add(
             fail(f"{image}: larger than {max_bytes // 1_000_000} MB", as_json)
         # Checked before the upload: a typo costs no transfer.
         fields = {"title": title, "body": body, "link": link, "ambassador_id": ambassador}
-        _build(AddItem, **fields)
+        build(AddItem, **fields)
         data = image.read_bytes() if image is not None else None
 
         async def add(client: ServiceClient) -> Any:
             upload = None
             if image is not None and data is not None:
                 upload = await _upload(client, data, image.suffix)
-            command = _build(AddItem, **fields, image_object=upload)
+            command = build(AddItem, **fields, image_object=upload)
             return await client.request(Subjects.ITEM_ADD, command)
 
         result = calls.run(add)
@@ -174,7 +173,7 @@ def item_list(
 ) -> None:
     """List news items, oldest first."""
     with reporting(as_json):
-        query = _build(ListItems, unused=unused, limit=limit, offset=offset)
+        query = build(ListItems, unused=unused, limit=limit, offset=offset)
         result = calls.request(Subjects.ITEM_LIST, query)
 
     def human(page: dict[str, Any]) -> None:
@@ -202,7 +201,7 @@ def item_remove(
 ) -> None:
     """Remove a news item that was not sent in an issue."""
     with reporting(as_json):
-        result = calls.request(Subjects.ITEM_REMOVE, _build(RemoveItem, item_id=item_id))
+        result = calls.request(Subjects.ITEM_REMOVE, build(RemoveItem, item_id=item_id))
     show(result, as_json, lambda i: typer.echo(f"{i['id']} removed"))
 
 
@@ -228,7 +227,7 @@ def draft(
     """Assemble an issue from the unused items and what happened since the last one."""
     day: date | None = since.date() if since else None
     with reporting(as_json):
-        command = _build(DraftIssue, since=day, title=title, intro=intro)
+        command = build(DraftIssue, since=day, title=title, intro=intro)
         result = calls.request(Subjects.DRAFT, command)
     show(result, as_json, lambda r: typer.echo(_summary_line(r)))
 
@@ -263,7 +262,7 @@ def preview(
 
     async def fetch(client: ServiceClient) -> dict[str, Any]:
         rendering: dict[str, Any] = await client.request(
-            Subjects.PREVIEW, _build(PreviewIssue, issue_id=issue_id)
+            Subjects.PREVIEW, build(PreviewIssue, issue_id=issue_id)
         )
         files = _write_issue(rendering, out)
         await _write_images(client, rendering["images"], out)
@@ -282,7 +281,7 @@ def test_send(
 ) -> None:
     """Mail one test copy of an issue."""
     with reporting(as_json):
-        result = calls.request(Subjects.TEST_SEND, _build(TestSend, issue_id=issue_id, to=to))
+        result = calls.request(Subjects.TEST_SEND, build(TestSend, issue_id=issue_id, to=to))
     show(result, as_json, lambda r: typer.echo(f"test copy queued for {r['to']}"))
 
 
@@ -290,7 +289,7 @@ def test_send(
 def send(issue_id: IssueArg, as_json: JsonOpt = False) -> None:
     """Send an issue to every confirmed subscriber."""
     with reporting(as_json):
-        result = calls.request(Subjects.SEND, _build(SendIssue, issue_id=issue_id))
+        result = calls.request(Subjects.SEND, build(SendIssue, issue_id=issue_id))
 
     def human(r: dict[str, Any]) -> None:
         if r["state"] == "sent":

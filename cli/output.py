@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from contracts.errors import ErrorCode, ServiceError
+from services.runtime.rpc import field_errors
 
 EXIT_ERROR = 1
 EXIT_UNAVAILABLE = 3
@@ -82,3 +84,13 @@ def fail(message: str, as_json: bool, code: ErrorCode = ErrorCode.VALIDATION_FAI
     else:
         print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(EXIT_ERROR)
+
+
+def build(model: type[Any], **values: Any) -> Any:
+    """Validate on this side too, so a typo fails before anything is sent."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise ServiceError(
+            ErrorCode.VALIDATION_FAILED, "the request is not valid", field_errors(exc)
+        ) from None

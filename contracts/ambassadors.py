@@ -53,6 +53,23 @@ class Kind(StrEnum):
     OTHER = "other"
 
 
+# The 12 themes of the 2018 strategy (each filmed by citizens), as every service shows them.
+THEME_LABELS: dict[int, str] = {
+    1: "Hele mennesket",
+    2: "En by for alle",
+    3: "Idræt i fællesskaber",
+    4: "Inddrag borgerne",
+    5: "Flere ind i fællesskaber",
+    6: "Fra udsat til ansat",
+    7: "Vær en god ven",
+    8: "Netværk og kommunikation",
+    9: "Samarbejde på tværs af sektorer",
+    10: "Mere frivillighed",
+    11: "Fysisk og mental sundhed",
+    12: "Forebyg",
+}
+
+
 class CoreArea(StrEnum):
     HOUSING = "housing"
     EMPLOYMENT = "employment"

@@ -19,6 +19,7 @@ from email_validator import EmailNotValidError
 from pydantic import BaseModel, ConfigDict
 
 from contracts.ambassadors import (
+    THEME_LABELS,
     CoreArea,
     Goals,
     Kind,
@@ -36,20 +37,7 @@ from contracts.ambassadors import (
 from contracts.errors import ErrorCode, FieldError, ServiceError
 
 # The 12 themes of the 2018 strategy, each filmed by citizens.
-THEMES: dict[int, str] = {
-    1: "Hele mennesket",
-    2: "En by for alle",
-    3: "Idræt i fællesskaber",
-    4: "Inddrag borgerne",
-    5: "Flere ind i fællesskaber",
-    6: "Fra udsat til ansat",
-    7: "Vær en god ven",
-    8: "Netværk og kommunikation",
-    9: "Samarbejde på tværs af sektorer",
-    10: "Mere frivillighed",
-    11: "Fysisk og mental sundhed",
-    12: "Forebyg",
-}
+THEMES = THEME_LABELS
 
 CORE_AREAS: dict[CoreArea, str] = {
     CoreArea.HOUSING: "Bolig",

@@ -6,24 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contracts.ambassadors import THEME_LABELS
 from services.newsletter import store
 from services.runtime.mongo import DatabaseT
-
-# The strategy's twelve themes (2018), as the ambassadors service labels them.
-THEME_LABELS: dict[int, str] = {
-    1: "Hele mennesket",
-    2: "En by for alle",
-    3: "Idræt i fællesskaber",
-    4: "Inddrag borgerne",
-    5: "Flere ind i fællesskaber",
-    6: "Fra udsat til ansat",
-    7: "Vær en god ven",
-    8: "Netværk og kommunikation",
-    9: "Samarbejde på tværs af sektorer",
-    10: "Mere frivillighed",
-    11: "Fysisk og mental sundhed",
-    12: "Forebyg",
-}
 
 
 @dataclass(frozen=True)
