@@ -5,7 +5,6 @@ No I/O here: store.py loads and saves, handlers.py orchestrates.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import unicodedata
@@ -35,6 +34,7 @@ from contracts.ambassadors import (
     organisation_required,
 )
 from contracts.errors import ErrorCode, FieldError, ServiceError
+from services.runtime.tokens import new_token, token_hash
 
 # The 12 themes of the 2018 strategy, each filmed by citizens.
 THEMES = THEME_LABELS
@@ -171,19 +171,6 @@ def validate_sign_up(fields: dict[str, Any], consent: bool) -> Profile:
 
 
 # ---------------------------------------------------------------- tokens and codes
-
-
-def new_token() -> str:
-    # A token is typed or pasted after a command (`samskab ambassadors confirm TOKEN`): one
-    # starting with "-" would be read as an option.
-    while (token := secrets.token_urlsafe(32)).startswith("-"):
-        pass
-    return token
-
-
-def token_hash(token: str) -> str:
-    # Only the hash is stored: a leaked database does not confirm anyone's address.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_verification_code() -> str:

@@ -61,6 +61,7 @@ from services.runtime.outbox import purge_published_events
 from services.runtime.rpc import field_errors
 from services.runtime.service import Service
 from services.runtime.settings import Settings
+from services.runtime.tokens import token_hash
 from services.runtime.workers import worker_init
 
 log = get_logger(__name__)
@@ -239,7 +240,7 @@ async def confirm(ctx: Context, cmd: Confirm) -> AmbassadorView:
     db = ctx.service.db
 
     async def work(session: Session) -> tuple[AmbassadorView, Sequence[Event]]:
-        digest = domain.token_hash(cmd.token)
+        digest = token_hash(cmd.token)
         found = await store.load_by_token_hash(db, digest, session)
         confirmed = (
             await store.load_by_confirmed_token_hash(db, digest, session) if found is None else None

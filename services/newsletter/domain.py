@@ -5,9 +5,7 @@ No I/O here: store.py loads and saves, handlers.py orchestrates.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,7 @@ from contracts.newsletter import (
     SubscriberSource,
     SubscriberStatus,
 )
+from services.runtime.tokens import new_token, token_hash
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
@@ -99,19 +98,6 @@ def normalised_name(value: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------- tokens
-
-
-def new_token() -> str:
-    # A token is typed or pasted after a command (`samskab newsletter confirm TOKEN`): one
-    # starting with "-" would be read as an option.
-    while (token := secrets.token_urlsafe(32)).startswith("-"):
-        pass
-    return token
-
-
-def token_hash(token: str) -> str:
-    # Only the hash of a confirmation token is stored: a leaked database confirms nobody.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def confirm_url(public_url: str, token: str) -> str:

@@ -75,6 +75,7 @@ from services.runtime.logging import get_logger
 from services.runtime.mongo import Session
 from services.runtime.service import Service
 from services.runtime.settings import Settings
+from services.runtime.tokens import token_hash
 
 log = get_logger(__name__)
 
@@ -250,7 +251,7 @@ async def confirm(ctx: Context, cmd: ConfirmSubscription) -> SubscriberView:
     db = ctx.service.db
 
     async def work(session: Session) -> tuple[SubscriberView, Sequence[Event]]:
-        digest = domain.token_hash(cmd.token)
+        digest = token_hash(cmd.token)
         found = await store.subscriber_by_token_hash(db, digest, session)
         before = (
             await store.subscriber_by_confirmed_token_hash(db, digest, session)
