@@ -357,6 +357,9 @@ async def ambassador_activated(ctx: Context, event: Activated, session: Session)
             "name": event.name,
             "certificate_number": cert.number,
             "verify_url": domain.verify_url(ctx.settings.public_url, cert.verification_code),
+            # Someone who unsubscribed earlier stays unsubscribed: the mail must not promise
+            # them the newsletter.
+            "receives_newsletter": subscriber.status == SubscriberStatus.CONFIRMED,
         },
         # The PDF is rendered after activation: the delivery worker waits for it.
         attachments=[

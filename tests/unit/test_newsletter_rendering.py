@@ -372,3 +372,17 @@ def test_an_issue_with_only_the_required_fields_renders() -> None:
     mail = render_issue(minimal).personalise("https://samskab.example/u/1")
 
     assert "1. januar 2026 til 31. marts 2026" in mail.text
+
+
+def test_the_welcome_mail_promises_the_newsletter_only_to_subscribers() -> None:
+    context = {
+        "name": "Anna",
+        "certificate_number": "FRC-2026-000001",
+        "verify_url": "https://samskab.example/verify/K7QM-2XHD",
+    }
+    subscribed = render_mail("welcome", {**context, "receives_newsletter": True})
+    opted_out = render_mail("welcome", {**context, "receives_newsletter": False})
+    assert "Du får fremover også vores nyhedsbrev" in subscribed.text
+    assert "Du får fremover også vores nyhedsbrev" not in opted_out.text
+    assert "frameldt vores nyhedsbrev" in opted_out.text
+    assert "frameldt vores nyhedsbrev" in opted_out.html
