@@ -178,6 +178,10 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
     db = ctx.service.db
 
     attempts = 0
+    # Ids this call's earlier attempts inserted: if a commit went through but its answer was
+    # lost (a database restart forgets the transaction, so the driver runs ``work`` again),
+    # the next attempt finds its own sign-up and must report it, not a conflict.
+    tried: set[str] = set()
 
     async def work(session: Session) -> tuple[SignUpResult, Sequence[Event]]:
         nonlocal attempts
@@ -192,6 +196,10 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
             if attempts > 1
             else None
         )
+        if existing is not None and existing.id in tried:
+            # Committed with its events by an earlier attempt; their outbox entries go
+            # out once the lease they were born with runs out.
+            return SignUpResult(ambassador=view(existing), token_reissued=False), []
         outcome = domain.sign_up(
             profile,
             staff=cmd.staff,
@@ -202,6 +210,7 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
             existing=existing,
         )
         ambassador = outcome.ambassador
+        tried.add(ambassador.id)
         signed = SignedUp(
             ambassador_id=ambassador.id,
             name=profile.name,

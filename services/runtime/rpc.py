@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pymongo.errors import ConnectionFailure
 
 from contracts.errors import Error, ErrorCode, FieldError, Reply, ServiceError
 from services.runtime.logging import get_logger
@@ -61,6 +62,15 @@ async def answer(model: type[M], handler: RequestHandler[M], data: bytes) -> byt
                 code=ErrorCode.VALIDATION_FAILED,
                 message="the request is not valid",
                 details=field_errors(exc),
+            )
+        )
+    except ConnectionFailure as exc:
+        # The database is down or unreachable: the caller may try again, nothing changed.
+        log.warning("request failed: database unavailable", model=model.__name__, error=repr(exc))
+        return encode_error(
+            Error(
+                code=ErrorCode.SERVICE_UNAVAILABLE,
+                message="the database is unavailable; try again shortly",
             )
         )
     except Exception as exc:

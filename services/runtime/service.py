@@ -401,13 +401,15 @@ class Service:
     async def _keep_running(self, task: Callable[[], Awaitable[None]]) -> None:
         failures = 0
         while True:
+            started = time.monotonic()
             try:
                 await task()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
-                failures += 1
+                # The backoff grows with failures in a row, not over the whole uptime.
+                failures = 1 if time.monotonic() - started > 300 else failures + 1
                 log.exception("background task failed, restarting", task=task.__name__)
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
 
