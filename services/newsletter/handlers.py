@@ -705,14 +705,16 @@ async def preview(ctx: Context, query: PreviewIssue) -> IssueRendering:
 async def test_send(ctx: Context, cmd: TestSend) -> TestSendResult:
     issue = await _load_issue(ctx, cmd.issue_id)
     to = domain.normalised_email(cmd.to, "to")
-    mail_id = uuid.uuid4().hex
+    # Every test-send is a mail of its own; its id (and Message-ID) follows from the key.
+    dedupe_key = f"test_issue:{issue.id}:{uuid.uuid4().hex}"
+    mail_id = delivery.mail_id_for(dedupe_key)
 
     async def work(session: Session) -> tuple[TestSendResult, Sequence[Event]]:
         await queue(
             ctx,
             session,
             kind="test_issue",
-            dedupe_key=f"test_issue:{issue.id}:{mail_id}",
+            dedupe_key=dedupe_key,
             to_address=to,
             # Not in issue_id: that counts the issue's real recipients.
             context={"issue_id": issue.id},

@@ -32,6 +32,10 @@ STOP_TIMEOUT = 20.0
 READY_TIMEOUT = 90.0
 # A CLI call that takes longer than this is hanging; it is killed and the test fails.
 CLI_TIMEOUT = 30.0
+# The public web address the stack is told it has (links in mails and on certificates).
+PUBLIC_URL = "https://ambassadoer.fredericia.example"
+# What `make up` runs; healthy means every one answers `samskab health`.
+SERVICES = ("ambassadors", "newsletter")
 
 
 def venv_script(name: str) -> Path:
@@ -140,7 +144,7 @@ class StackRun:
             return ""
 
     def wait_healthy(self, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
-        """Poll ``samskab health --json`` until the ambassadors service is ok; its answer."""
+        """Poll ``samskab health --json`` until every service is ok; its answer."""
         deadline = time.monotonic() + timeout
         last = "(no answer yet)"
         while True:
@@ -153,7 +157,7 @@ class StackRun:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(
-                    f"the ambassadors service was not healthy {timeout:.0f} s after the start; "
+                    f"the services were not all healthy {timeout:.0f} s after the start; "
                     f"last health answer: {last}\n--- launcher\n{self.launcher_output()}"
                 )
             try:
@@ -163,7 +167,8 @@ class StackRun:
                 continue
             if result.returncode == 0:
                 answer: dict[str, Any] = json.loads(result.stdout)
-                if answer.get("running", {}).get("ambassadors", {}).get("status") == "ok":
+                running = answer.get("running", {})
+                if all(running.get(name, {}).get("status") == "ok" for name in SERVICES):
                     self._remember_processes()
                     self.readiness.append(time.monotonic() - self.started)
                     return answer
@@ -293,6 +298,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
             "SAMSKAB_SMTP_PORT": str(free_port()),
             # As in `make up` (the default, stated so a developer's .env cannot turn it off).
             "SAMSKAB_DEMO_IMPORT": "true",
+            # As a deployment has it: RFC 8058 one-click unsubscribe links must be https.
+            "SAMSKAB_PUBLIC_URL": PUBLIC_URL,
         }
     )
     return env

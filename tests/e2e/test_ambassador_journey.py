@@ -27,7 +27,8 @@ from pymongo import MongoClient
 from pypdf import PdfReader
 
 from stack.nats import run_sync
-from tests.e2e.conftest import CliHangError, CliResult, StackRun
+from tests.e2e.conftest import PUBLIC_URL, CliHangError, CliResult, StackRun
+from tests.e2e.mailbox import Mailbox
 
 pytestmark = pytest.mark.e2e
 
@@ -231,13 +232,19 @@ def test_self_sign_up_is_pending_until_confirmed(stack: StackRun, journey: Journ
         f"{a['id']} still pending: a new confirmation link was issued for {EMAIL}"
     ), again.describe()
 
-    # The confirmation e-mail belongs to the newsletter service (a later issue), so the token
-    # is read where that service will find it: the ambassadors.v1.signed_up event on the
-    # AMBASSADORS stream. The newest one for this ambassador carries the re-issued token.
+    # The newest signed_up event carries the re-issued token; the newsletter service mails
+    # it, and the person confirms with what the mail says.
     event = signed_up_event(stack, a["id"])
     assert (event["source"], event["email"]) == ("self", EMAIL)
-    journey.token = event["confirmation_token"]
-    assert journey.token
+    token = event["confirmation_token"]
+    link = f"{PUBLIC_URL}/confirm/{token}"
+    mails = Mailbox(stack.data_dir / "mail").wait(
+        lambda m: EMAIL in m.to and link in m.text,
+        timeout=60,
+        what=f"the confirmation mail with the re-issued link to {EMAIL}",
+    )
+    assert f"samskab ambassadors confirm {token}" in mails[0].text
+    journey.token = token
 
 
 def test_a_bad_sign_up_names_the_fields_and_stores_nothing(stack: StackRun) -> None:

@@ -16,6 +16,7 @@ from services.newsletter.delivery.states import (
     PermanentFailure,
     TransientFailure,
     classify,
+    mail_id_for,
     message_id_for,
     new_mail,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ensure_mail_indexes",
     "erase_recipient",
     "get_mail",
+    "mail_id_for",
     "mark",
     "message_id_for",
     "new_mail",
