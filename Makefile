@@ -57,6 +57,7 @@ chaos: install
 
 bench: install
 	$(BIN)/python bench/signup.py
+	$(BIN)/python bench/newsletter.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,749 @@
+"""Sending one newsletter issue to many subscribers, against a bare aiosmtplib baseline.
+
+Run ``.venv/bin/python bench/newsletter.py`` (``--quick`` for a smoke run). It starts its
+own embedded stack in a temporary directory on free ports (nats-server, SecantusDB, the
+SMTP sink and the newsletter service as a process, through ``stack/``), then for two sizes,
+``--subscribers`` / 5 first and ``--subscribers`` after it:
+
+1. seeds confirmed subscribers straight into the service's database (the documents the
+   service's own subscribe + confirm would store, built by its domain functions; without
+   their confirmation mails and ``subscribed`` events), up to the size;
+2. adds a news item and drafts an issue through the service (ServiceClient requests);
+3. baseline: a bare aiosmtplib loop sends one pre-rendered copy of that issue to the same
+   recipients over ``mail_concurrency`` connections, each opened once and reused, every
+   copy with its own Message-ID (the sink drops a Message-ID it stored before);
+4. ours: ``send`` through the service, timed from the request until the sink holds a copy
+   for every subscriber (file names in the sink's mail directory carry a hash of the
+   Message-ID, which follows from the issue and the subscriber); the service's RSS is
+   sampled every ~50 ms meanwhile.
+
+The sink stores every message with an fsync, for both paths alike. The table shows each
+process's CPU during each run; ``--keep`` keeps the stack's directory (logs, mail) for a
+post-mortem, ``--profile DIR`` records py-spy profiles (raw, collapsed stacks) of the
+service, SecantusDB and the sink while ours sends the larger issue.
+
+Printed last: ``newsletter_send_ratio=<ours/baseline>`` (mails per second at the larger
+size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosmtplib
+import nats
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from pymongo import AsyncMongoClient
+
+from contracts.newsletter import Subjects
+from services.newsletter import delivery, domain, handlers, store
+from services.newsletter.delivery.states import mail_id_for, message_id_for
+from services.newsletter.mail import compose
+from services.newsletter.mail.rendering import render_issue
+from services.runtime.client import ServiceClient
+from services.runtime.mongo import DatabaseT
+from services.runtime.settings import Settings
+from stack.embedded import EmbeddedStack
+from stack.processes import free_port
+from stack.smtp_sink import message_id_key, read_duplicates
+
+try:  # a dev dependency: without it the CPU and memory columns are empty
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REQUEST_TIMEOUT = 60.0
+SEED_BATCH = 1000
+RSS_INTERVAL = 0.05
+COUNT_INTERVAL = 0.1
+AMBASSADORS_STREAM = "AMBASSADORS"
+# A placeholder the baseline's pre-rendered copy carries where each send's Message-ID goes.
+PLACEHOLDER_ID = "PLACEHOLDERPLACEHOLDERPLACEHOLDER"
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Run:
+    """One measured send: how many mails reached the sink, how fast, at what cost."""
+
+    label: str
+    size: int
+    done: int = 0
+    failures: int = 0
+    elapsed: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # share of one core, per process
+    rss_start: int | None = None  # the service's, bytes
+    rss_peak: int | None = None
+    timed_out: bool = False
+
+    @property
+    def per_second(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class RssSampler:
+    """The peak RSS of one process, sampled every ``interval`` seconds in the background."""
+
+    def __init__(self, pid: int | None, interval: float = RSS_INTERVAL) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def read(self) -> int | None:
+        if psutil is None or self.pid is None:
+            return None
+        try:
+            rss = int(psutil.Process(self.pid).memory_info().rss)
+        except psutil.Error:
+            return None
+        self.peak = max(self.peak, rss)
+        self.samples += 1
+        return rss
+
+    async def _loop(self) -> None:
+        while True:
+            self.read()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> int | None:
+        self.peak, self.samples = 0, 0
+        first = self.read()
+        self._task = asyncio.create_task(self._loop())
+        return first
+
+    async def stop(self) -> int | None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.read()
+        return self.peak or None
+
+
+class CpuMeter:
+    """CPU seconds used by each process of the stack (and this script) between two reads."""
+
+    NAMES = ("db", "svc", "sink", "nats", "bench")
+
+    def __init__(self, stack: EmbeddedStack) -> None:
+        self.pids = {
+            "db": stack.mongo.pid,
+            "svc": stack.service("newsletter").pid,
+            "sink": stack.smtp.pid,
+            "nats": stack.nats.pid,
+            "bench": os.getpid(),
+        }
+
+    def read(self) -> dict[str, float]:
+        if psutil is None:
+            return {}
+        used: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            if pid is None:
+                continue
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                used[name] = times.user + times.system
+        return used
+
+    async def measure(self, run: Run, work: Awaitable[T]) -> T:
+        before, started = self.read(), time.perf_counter()
+        result = await work
+        after, wall = self.read(), time.perf_counter() - started
+        if wall > 0:
+            run.cpu = {
+                name: max(0.0, after[name] - before.get(name, 0.0)) / wall
+                for name in after
+                if name in before
+            }
+        return result
+
+
+class SinkCounter:
+    """How many of the expected Message-IDs the sink has stored, from its file names
+    (``<ns>-<sha256(Message-ID)[:32]>.eml``), looking at each new name once."""
+
+    def __init__(self, mail_dir: Path, message_ids: Sequence[str]) -> None:
+        self.mail_dir = mail_dir
+        self.expected = {message_id_key(m) for m in message_ids}
+        self.looked_at: set[str] = set()
+        self.count = 0
+
+    def poll(self) -> int:
+        with os.scandir(self.mail_dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(".eml") or name in self.looked_at:
+                    continue
+                self.looked_at.add(name)
+                if name[:-4].partition("-")[2] in self.expected:
+                    self.count += 1
+        return self.count
+
+
+# ---------------------------------------------------------------------------- subscribers
+
+
+def subscriber_documents(
+    settings: Settings, run: str, start: int, count: int
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+    """What ``subscribe`` then ``confirm`` store for ``count`` new addresses, built by the
+    service's domain rules; with (id, address, unsubscribe token) of each."""
+    docs: list[dict[str, Any]] = []
+    who: list[tuple[str, str, str]] = []
+    ttl = timedelta(hours=settings.newsletter_token_ttl_hours)
+    for i in range(start, start + count):
+        now = handlers.utcnow()
+        email = domain.normalised_email(f"abonnent-{run}-{i:06d}@example.org")
+        name = domain.normalised_name(f"Abonnent Nummer {i}")
+        outcome = domain.subscribe(None, email=email, name=name, now=now, token_ttl=ttl)
+        confirmed = domain.confirm(outcome.subscriber, now)
+        docs.append(store._to_document(confirmed))
+        assert confirmed.address is not None and confirmed.unsubscribe_token is not None
+        who.append((confirmed.id, confirmed.address, confirmed.unsubscribe_token))
+    return docs, who
+
+
+async def seed(
+    db: DatabaseT, settings: Settings, run: str, start: int, count: int
+) -> list[tuple[str, str, str]]:
+    who: list[tuple[str, str, str]] = []
+    for offset in range(0, count, SEED_BATCH):
+        n = min(SEED_BATCH, count - offset)
+        docs, batch = subscriber_documents(settings, run, start + offset, n)
+        await db.subscribers.insert_many(docs, ordered=False)
+        who.extend(batch)
+    return who
+
+
+# ---------------------------------------------------------------------------- baseline
+
+
+@dataclass(frozen=True)
+class Template:
+    """One pre-rendered copy of the issue, split where the Message-ID goes."""
+
+    head: bytes
+    tail: bytes
+    sender: str
+
+    def message(self, message_id: str) -> bytes:
+        return self.head + message_id.encode() + self.tail
+
+
+async def prerender(
+    db: DatabaseT, settings: Settings, issue_id: str, who: tuple[str, str, str]
+) -> Template:
+    """The issue as the service renders it (no images here), one subscriber's copy."""
+    issue = await store.load_issue(db, issue_id)
+    assert issue is not None, f"issue {issue_id} not found"
+    context = domain.issue_context(issue, message_id_domain=settings.mail_message_id_domain)
+    rendered = render_issue(context)
+    prepared = compose.PreparedIssue(
+        rendered, from_address=settings.mail_from_address, from_name=settings.mail_from_name
+    )
+    _, address, token = who
+    message = prepared.message_for(
+        to_address=address,
+        to_name=None,
+        message_id=f"<{PLACEHOLDER_ID}@{settings.mail_message_id_domain}>",
+        unsubscribe_url=domain.unsubscribe_url(settings.public_url, token),
+        unsubscribe_mailto=compose.mailto_unsubscribe(settings.mail_unsubscribe_mailto, token),
+    )
+    marker = f"<{PLACEHOLDER_ID}@{settings.mail_message_id_domain}>".encode()
+    head, found, tail = message.partition(marker)
+    assert found and marker not in tail, "the Message-ID placeholder must appear once"
+    return Template(head, tail, settings.mail_from_address)
+
+
+async def bare_send(
+    settings: Settings, template: Template, recipients: Sequence[str], tag: str, run: Run
+) -> None:
+    """``mail_concurrency`` connections, each opened once, sending until none are left."""
+    todo = iter(enumerate(recipients))
+    domain_name = settings.mail_message_id_domain
+
+    async def connection() -> None:
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            local_hostname=domain_name,
+            timeout=settings.smtp_timeout_seconds,
+            start_tls=False,
+        )
+        await client.connect()
+        try:
+            for i, rcpt in todo:
+                message = template.message(f"<base-{tag}-{i}@{domain_name}>")
+                try:
+                    await client.sendmail(template.sender, [rcpt], message)
+                except aiosmtplib.SMTPException as exc:
+                    run.failures += 1
+                    if run.failures <= 3:
+                        print(f"  baseline: failed: {exc!r}", file=sys.stderr)
+                    continue
+                run.done += 1
+        finally:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(settings.mail_concurrency)))
+    run.elapsed = time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------- ours
+
+
+def issue_message_ids(
+    settings: Settings, issue_id: str, subscriber_ids: Sequence[str]
+) -> list[str]:
+    """The Message-IDs the service gives this issue's mails (they follow from the dedupe key)."""
+    return [
+        message_id_for(mail_id_for(f"issue:{issue_id}:{sid}"), settings.mail_message_id_domain)
+        for sid in subscriber_ids
+    ]
+
+
+async def draft_issue(client: ServiceClient, label: str) -> str:
+    await client.request(
+        Subjects.ITEM_ADD,
+        {
+            "title": f"Nyt fra netværket ({label})",
+            "body": "Vi mødtes i Fredericia og planlagde efterårets arrangementer.\n\n"
+            "Alle er velkomne til næste møde; skriv til os, hvis du vil være med.",
+            "link": "https://fredericia.example/netvaerk",
+        },
+        timeout=REQUEST_TIMEOUT,
+    )
+    issue = await client.request(
+        Subjects.DRAFT, {"title": f"Nyhedsbrev, benchmark {label}"}, timeout=REQUEST_TIMEOUT
+    )
+    return str(issue["id"])
+
+
+async def send_through_service(
+    client: ServiceClient,
+    issue_id: str,
+    counter: SinkCounter,
+    sampler: RssSampler,
+    run: Run,
+    deadline_seconds: float,
+) -> None:
+    run.rss_start = sampler.start()
+    started = time.perf_counter()
+    # The reply comes once the fan-out queued every mail (or after 5 s): mails go out
+    # meanwhile, so the sink is watched from the start.
+    request = asyncio.create_task(
+        client.request(Subjects.SEND, {"issue_id": issue_id}, timeout=REQUEST_TIMEOUT)
+    )
+    try:
+        want = len(counter.expected)
+        while counter.poll() < want:
+            if request.done():
+                request.result()  # an error reply ends the run
+            if time.perf_counter() - started > deadline_seconds:
+                run.timed_out = True
+                break
+            await asyncio.sleep(COUNT_INTERVAL)
+        run.elapsed = time.perf_counter() - started
+        run.done = counter.count
+        await request
+    finally:
+        request.cancel()
+        run.rss_peak = await sampler.stop()
+
+
+async def settle(db: DatabaseT, issue_id: str, size: int, timeout: float = 60.0) -> dict[str, int]:
+    """Wait (unmeasured) until the service has marked the issue's mails, so its trailing
+    writes do not land in the next run; returns the issue's mails by state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await delivery.count_by_state(db, issue_id)
+        if counts.get("sent", 0) >= size or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.25)
+
+
+# ---------------------------------------------------------------------------- profiling
+
+
+class Profiler:
+    """py-spy record (raw collapsed stacks) of some processes while a run lasts."""
+
+    def __init__(self, out_dir: Path | None, pids: dict[str, int | None], label: str) -> None:
+        self.out_dir = out_dir
+        self.pids = pids
+        self.label = label
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def __enter__(self) -> Profiler:
+        if self.out_dir is None:
+            return self
+        spy = Path(sys.executable).with_name("py-spy")
+        exe = str(spy) if spy.exists() else shutil.which("py-spy")
+        if exe is None:
+            print("py-spy not found: no profiles", file=sys.stderr)
+            return self
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, pid in self.pids.items():
+            if pid is None:
+                continue
+            out = self.out_dir / f"{self.label}-{name}.raw"
+            cmd = [exe, "record", "-p", str(pid), "-d", "3600", "-f", "raw", "-o", str(out)]
+            cmd += ["--nonblocking", "-r", "200"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.procs.append((name, proc))
+        time.sleep(0.5)  # py-spy attaches
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for _, proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        for name, proc in self.procs:
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode not in (0, -signal.SIGINT):
+                print(f"py-spy ({name}): {err.decode(errors='replace')[-300:]}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- the stack
+
+
+def bench_settings(data_dir: Path, run: str, concurrency: int | None) -> Settings:
+    extra: dict[str, Any] = {} if concurrency is None else {"mail_concurrency": concurrency}
+    return Settings(
+        _env_file=None,
+        nats_url=f"nats://127.0.0.1:{free_port()}",
+        mongo_url=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        data_dir=data_dir,
+        services=["newsletter"],
+        mongo_database=f"bench_{run}",
+        demo_import=False,
+        # Per-mail INFO lines would cost the service CPU a production setup would not.
+        log_level="WARNING",
+        log_format="json",
+        **extra,
+    )
+
+
+async def _quiet(_exc: Exception) -> None:
+    """nats-py prints every refused connect attempt otherwise."""
+
+
+async def declare_ambassadors_stream(settings: Settings, starting: asyncio.Future[None]) -> None:
+    """The AMBASSADORS stream as the ambassadors service declares it, once NATS is up."""
+    config = StreamConfig(
+        name=AMBASSADORS_STREAM,
+        subjects=["ambassadors.v1.>"],
+        storage=StorageType.FILE,
+        num_replicas=settings.stream_replicas,
+        max_age=settings.stream_max_age_days * 24 * 3600,
+        duplicate_window=settings.stream_duplicate_window_hours * 3600,
+    )
+    deadline = time.monotonic() + 60
+    while not starting.done():
+        try:
+            nc = await nats.connect(
+                settings.nats_url,
+                user=settings.nats_user,
+                password=settings.nats_password,
+                connect_timeout=1,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                error_cb=_quiet,
+            )
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            js = nc.jetstream()
+            try:
+                await js.stream_info(AMBASSADORS_STREAM)
+            except NotFoundError:
+                await js.add_stream(config)
+            return
+        finally:
+            await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(
+    data_dir: Path, run: str, concurrency: int | None
+) -> AsyncIterator[EmbeddedStack]:
+    stack = EmbeddedStack(
+        bench_settings(data_dir, run, concurrency),
+        REPO_ROOT,
+        nats_monitor_port=free_port(),
+        ready_timeout=60,
+    )
+    starting = asyncio.create_task(asyncio.to_thread(stack.start))
+    try:
+        # The service consumes the ambassadors' events and waits until their stream exists;
+        # the ambassadors service is not part of this stack, so its stream is declared here.
+        await declare_ambassadors_stream(stack.settings, starting)
+        await starting
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            await starting
+        raise
+    try:
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def render_table(runs: list[Run]) -> str:
+    header = ["run", "mails", "done", "failed", "seconds", "mails/s", "rss0 MiB", "peak MiB"]
+    if any(r.cpu for r in runs):
+        header += [f"{n}%" for n in CpuMeter.NAMES]
+    rows = []
+    for r in runs:
+        row = [
+            r.label + (" (deadline)" if r.timed_out else ""),
+            str(r.size),
+            str(r.done),
+            str(r.failures),
+            f"{r.elapsed:.2f}",
+            f"{r.per_second:.1f}",
+            mib(r.rss_start),
+            mib(r.rss_peak),
+        ]
+        if r.cpu:
+            row += [f"{100 * r.cpu.get(n, 0.0):.0f}" for n in CpuMeter.NAMES]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+# ---------------------------------------------------------------------------- main
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    stack: EmbeddedStack
+    db: DatabaseT
+    client: ServiceClient
+    run_id: str
+    meter: CpuMeter
+    sampler: RssSampler
+    who: list[tuple[str, str, str]] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.stack.settings
+
+    async def size(self, size: int, profile_dir: Path | None) -> tuple[Run, Run]:
+        s = self.settings
+        started = time.perf_counter()
+        added = await seed(self.db, s, self.run_id, len(self.who), size - len(self.who))
+        self.who.extend(added)
+        print(
+            f"  seeded {len(added)} confirmed subscribers ({len(self.who)} in all) in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        issue_id = await draft_issue(self.client, str(size))
+        template = await prerender(self.db, s, issue_id, self.who[0])
+        recipients = [address for _, address, _ in self.who]
+
+        print(f"  baseline: {size} mails, {s.mail_concurrency} connections ...", flush=True)
+        base = Run(f"baseline n={size}", size)
+        await self.meter.measure(
+            base, bare_send(s, template, recipients, f"{self.run_id}-{size}", base)
+        )
+        self.runs.append(base)
+        await asyncio.sleep(1.0)  # the sink's last fsyncs, the service's idle polls
+
+        print(f"  ours: send issue {issue_id} to {size} subscribers ...", flush=True)
+        ours = Run(f"ours n={size}", size)
+        ids = issue_message_ids(s, issue_id, [sid for sid, _, _ in self.who])
+        counter = SinkCounter(self.stack.mail_dir, ids)
+        counter.poll()  # names already there are looked at before the clock starts
+        pids = {"svc": self.meter.pids["svc"], "db": self.meter.pids["db"]}
+        pids["sink"] = self.meter.pids["sink"]
+        with Profiler(profile_dir, pids, f"n{size}"):
+            await self.meter.measure(
+                ours,
+                send_through_service(
+                    self.client, issue_id, counter, self.sampler, ours, self.args.phase_timeout
+                ),
+            )
+        self.runs.append(ours)
+        counts = await settle(self.db, issue_id, size)
+        states = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        self.notes.append(f"issue n={size}: mails by state after the run: {states}")
+        return base, ours
+
+
+async def run_bench(args: argparse.Namespace) -> int:
+    run_id = uuid.uuid4().hex[:8]
+    with contextlib.ExitStack() as cleanup:
+        if args.keep:
+            tmp = tempfile.mkdtemp(prefix="samskab-bench-newsletter-")
+            print(f"keeping the stack's data and logs in {tmp}", flush=True)
+        else:
+            tmp = cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="samskab-bench-newsletter-")
+            )
+        async with embedded_stack(Path(tmp) / "var", run_id, args.concurrency) as stack:
+            s = stack.settings
+            service = stack.service("newsletter")
+            print(
+                f"stack: nats-server {s.nats_url}, SecantusDB {s.mongo_url}, SMTP sink "
+                f"{s.smtp_host}:{s.smtp_port}, newsletter pid {service.pid}; "
+                f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongo_url, tz_aware=True)
+            client = ServiceClient(Settings(_env_file=None, nats_url=s.nats_url))
+            try:
+                await client.connect()
+                bench = Bench(
+                    args,
+                    stack,
+                    mongo[s.mongo_database],
+                    client,
+                    run_id,
+                    CpuMeter(stack),
+                    RssSampler(service.pid),
+                )
+                return await measure(bench)
+            finally:
+                await client.close()
+                await mongo.close()
+    return 1  # pragma: no cover (the context managers do not swallow exceptions)
+
+
+async def measure(bench: Bench) -> int:
+    args = bench.args
+    small = max(1, args.subscribers // 5)
+    print(f"small issue: {small} subscribers ...", flush=True)
+    _, ours_small = await bench.size(small, None)
+    print(f"large issue: {args.subscribers} subscribers ...", flush=True)
+    base, ours = await bench.size(args.subscribers, args.profile)
+
+    s = bench.settings
+    print()
+    print(render_table(bench.runs))
+    print()
+    print("mails/s: mails in the sink per second; ours from the send request until the sink")
+    print("         holds every subscriber's copy, baseline from its first connect to the")
+    print(f"         last reply; both over mail_concurrency={s.mail_concurrency} connections")
+    print("rss:     the newsletter service's resident memory when the send starts, and its")
+    print(f"         peak while sending (sampled every {RSS_INTERVAL * 1000:.0f} ms)")
+    print("cpu:     share of one core per process during the run (2 cores = 200)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on this machine)")
+    duplicates = read_duplicates(bench.stack.mail_dir)
+    print(f"duplicates the sink dropped: {len(duplicates)}")
+    for note in bench.notes:
+        print(note)
+    if ours_small.rss_peak and ours.rss_peak:
+        growth = (ours.rss_peak - ours_small.rss_peak) / 2**20
+        print(
+            f"service peak RSS: {mib(ours_small.rss_peak)} MiB at {ours_small.size} subscribers, "
+            f"{mib(ours.rss_peak)} MiB at {ours.size} ({growth:+.1f} MiB)"
+        )
+    print(f"ours: {ours.per_second:.1f} mails/s, baseline: {base.per_second:.1f} mails/s")
+    ratio = ours.per_second / base.per_second if base.per_second > 0 else 0.0
+    print(f"newsletter_send_ratio={ratio:.3f}")
+    complete = all(r.done == r.size and not r.timed_out for r in bench.runs)
+    return 0 if complete else 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=10_000,
+        help="confirmed subscribers of the larger issue (the smaller one goes to a fifth)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="SMTP connections, for the service (mail_concurrency) and the baseline alike "
+        "(default: the setting's default)",
+    )
+    parser.add_argument(
+        "--phase-timeout",
+        type=float,
+        default=600.0,
+        help="give up on a send through the service after this many seconds",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write py-spy raw profiles of the service, SecantusDB and the sink during "
+        "ours at the larger size into DIR",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary stack directory (logs, data)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subscribers, args.phase_timeout = 300, 30.0
+    if args.subscribers < 5 or args.phase_timeout <= 0:
+        parser.error("--subscribers must be at least 5 and --phase-timeout > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(run_bench(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
