@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import email.parser
 import email.policy
+import functools
 import hashlib
 import logging
 import os
@@ -126,14 +127,24 @@ class MailboxHandler:
             [f"{ENVELOPE_FROM_HEADER}: {envelope.mail_from or ''}\r\n".encode()]
             + [f"{ENVELOPE_TO_HEADER}: {rcpt}\r\n".encode() for rcpt in envelope.rcpt_tos]
         )
+        storing = asyncio.ensure_future(asyncio.to_thread(self._store, header + raw, key))
         try:
-            path = await asyncio.to_thread(self._store, header + raw, key)
+            # Shielded: a client that drops the connection cancels this handler, but the
+            # thread goes on writing the file; the key must stay taken if it does.
+            path = await asyncio.shield(storing)
+        except asyncio.CancelledError:
+            storing.add_done_callback(functools.partial(self._release_unless_stored, key))
+            raise
         except BaseException:
             # Not stored: the client is told so and may send it again.
             self._seen.discard(key)
             raise
         log.info("stored %s for %s", path.name, ", ".join(envelope.rcpt_tos))
         return "250 OK: stored"
+
+    def _release_unless_stored(self, key: str, storing: asyncio.Future[Path]) -> None:
+        if storing.cancelled() or storing.exception() is not None:
+            self._seen.discard(key)
 
     def _next_name(self, key: str) -> str:
         with self._lock:
