@@ -10,26 +10,12 @@ from pathlib import Path
 import jinja2
 import weasyprint
 
+from services.runtime.danish import long_date
+
 _TEMPLATE_NAME = "certificate.html.j2"
 # Above this many characters of name plus organisation the explanatory text is set smaller
 # so that worst-case wide letters (200 × "W" in both fields) still clear the footer.
 _DENSE_THRESHOLD = 250
-
-# Spelled out by hand so the output never depends on which locales the host has installed.
-_DANISH_MONTHS = (
-    "januar",
-    "februar",
-    "marts",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 
 
 @dataclass(frozen=True)
@@ -44,7 +30,7 @@ class CertificateView:
 
 
 def danish_date(value: date) -> str:
-    return f"{value.day}. {_DANISH_MONTHS[value.month - 1]} {value.year}"
+    return long_date(value)
 
 
 def _size_class(text: str, limits: tuple[int, int, int]) -> str:

@@ -24,6 +24,7 @@ from contracts.newsletter import (
     SubscriberSource,
     SubscriberStatus,
 )
+from services.runtime.danish import month_name
 from services.runtime.tokens import new_token, token_hash
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -35,21 +36,6 @@ NEWSLETTER_KINDS = frozenset({"issue"})
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t]+")
-
-_DANISH_MONTHS = (
-    "januar",
-    "februar",
-    "marts",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 
 
 def _fail(code: ErrorCode, message: str, field: str | None = None) -> ServiceError:
@@ -526,7 +512,7 @@ def default_since(last_until: datetime | None, now: datetime, default_days: int)
 
 def default_title(until: datetime) -> str:
     local = until.astimezone(COPENHAGEN)
-    return f"Nyhedsbrev, {_DANISH_MONTHS[local.month - 1]} {local.year}"
+    return f"Nyhedsbrev, {month_name(local.month)} {local.year}"
 
 
 def assemble_issue(

@@ -39,24 +39,10 @@ import jinja2
 import nh3
 from markupsafe import Markup, escape
 
+from services.runtime.danish import long_date
 from services.runtime.settings import get_settings
 
 _COPENHAGEN = ZoneInfo("Europe/Copenhagen")
-# Spelled out by hand so the output never depends on which locales the host has installed.
-_DANISH_MONTHS = (
-    "januar",
-    "februar",
-    "marts",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 
 # What an ambassador may use in a news item body. Everything else is dropped (its text kept),
 # and script/style lose their content too.
@@ -95,7 +81,7 @@ def danish_date(value: datetime | date | str) -> str:
         value = date.fromisoformat(value) if len(value) == 10 else _as_datetime(value)
     if isinstance(value, datetime):
         value = _as_datetime(value).astimezone(_COPENHAGEN).date()
-    return f"{value.day}. {_DANISH_MONTHS[value.month - 1]} {value.year}"
+    return long_date(value)
 
 
 def danish_datetime(value: datetime | date | str) -> str:
