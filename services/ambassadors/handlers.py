@@ -513,6 +513,10 @@ RENDER_BATCH = 20
 RENDER_LEASE = timedelta(seconds=60)
 # Rendered PDFs are recorded together, at least this often while a batch renders.
 RECORD_EVERY_SECONDS = 0.5
+# While requests are being answered, a PDF is rendered every RENDER_PACE_UNDER_LOAD seconds
+# at most (looking again every BUSY_CHECK_SECONDS).
+BUSY_CHECK_SECONDS = 0.05
+RENDER_PACE_UNDER_LOAD = 2.0
 
 
 async def certificate_worker(ctx: Context) -> None:
@@ -534,6 +538,7 @@ async def _render_pending(ctx: Context) -> int:
     stored: list[StoredPdf] = []
     since = time.monotonic()
     for i, ambassador in enumerate(claimed):
+        await _yield_to_requests(ctx)
         try:
             stored.append(await store_certificate_pdf(ctx, ambassador))
         except BrokenProcessPool:
@@ -554,6 +559,19 @@ async def _render_pending(ctx: Context) -> int:
     if stored:
         await _record(ctx, stored)
     return len(claimed)
+
+
+async def _yield_to_requests(ctx: Context) -> None:
+    """While sign-ups come in, render one PDF per RENDER_PACE_UNDER_LOAD at most.
+
+    A PDF costs ~100 ms of CPU and its bookkeeping a few database writes; both slow the
+    answers people are waiting for, while a certificate that comes a minute later harms
+    no one. The pace still drains a backlog under constant load; idle, it renders at once.
+    """
+    waited = 0.0
+    while ctx.service.answering and waited < RENDER_PACE_UNDER_LOAD:
+        await asyncio.sleep(BUSY_CHECK_SECONDS)
+        waited += BUSY_CHECK_SECONDS
 
 
 async def _record(ctx: Context, stored: list[StoredPdf]) -> None:

@@ -125,6 +125,7 @@ class Service:
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.time()
+        self._answering = 0
         self._subscribers_wired = False
         self._register_health()
         self._register_dead_letter_endpoints()
@@ -162,7 +163,11 @@ class Service:
 
         def register(handler: RequestHandler[M]) -> RequestHandler[M]:
             async def reply(msg: NatsMessage) -> bytes:
-                return await answer(model, handler, msg.body)
+                self._answering += 1
+                try:
+                    return await answer(model, handler, msg.body)
+                finally:
+                    self._answering -= 1
 
             reply.__name__ = handler.__name__
             subscriber = self.broker.subscriber(
@@ -189,6 +194,12 @@ class Service:
             return handler
 
         return register
+
+    @property
+    def answering(self) -> bool:
+        """Whether requests are being answered right now: background work that can wait
+        (rendering, sweeps) yields to people waiting for an answer."""
+        return self._answering > 0
 
     def on_startup(self, hook: Hook) -> Hook:
         """Runs after the database and NATS are ready, before any message is taken."""
