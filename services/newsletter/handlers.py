@@ -80,12 +80,20 @@ from services.runtime.tokens import token_hash
 log = get_logger(__name__)
 
 # Subscribers queued per round of an issue's fan-out: one insert and one progress write each.
-FANOUT_BATCH = 500
+# Small enough that an insert holds the database only briefly: mails go out meanwhile.
+FANOUT_BATCH = 200
 # How long `send` waits for the fan-out before answering "still sending".
 SEND_WAIT_SECONDS = 5.0
 # A rendered issue is reused this long by the delivery worker; an erasure that scrubs a
 # sending issue reaches the mails still to go within it.
 ISSUE_CACHE_SECONDS = 60.0
+# Subscribers looked up for a claimed batch are used for its mails this long at most (the
+# batch waits behind the ones being sent); later, a mail looks its subscriber up again, so
+# an unsubscribe or erasure stops mails already claimed within this time.
+SUBSCRIBER_PREFETCH_SECONDS = 3.0
+# A delivered mail resets its subscriber's bounce counter if the subscriber had any when
+# the mail was materialized; what is remembered for that is forgotten after this long.
+BOUNCE_MEMORY_SECONDS = 3600.0
 
 
 def utcnow() -> datetime:
@@ -104,6 +112,15 @@ class Context:
     fanout_done: dict[str, asyncio.Event] = field(default_factory=dict)
     issues: IssueCache = field(default_factory=lambda: IssueCache(ISSUE_CACHE_SECONDS))
     subscribers: SubscriberLoader | None = None
+    # Mail id -> (when, subscriber id) of mails materialized for a subscriber with hard
+    # bounces: only their delivery resets a counter (see on_delivered).
+    bounced_before: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    @property
+    def loader(self) -> SubscriberLoader:
+        if self.subscribers is None:
+            self.subscribers = SubscriberLoader(self)
+        return self.subscribers
 
     @property
     def settings(self) -> Settings:
@@ -280,7 +297,9 @@ async def unsubscribe(ctx: Context, cmd: Unsubscribe) -> SubscriberView:
         events = [Unsubscribed(subscriber_id=updated.id)] if found.status != updated.status else []
         return subscriber_view(updated), events
 
-    return await ctx.service.transaction(work)
+    view = await ctx.service.transaction(work)
+    ctx.loader.forget(view.id)  # a mail claimed already must see the unsubscribe
+    return view
 
 
 async def list_subscribers(ctx: Context, query: ListSubscribers) -> SubscriberPage:
@@ -793,7 +812,8 @@ async def fanout(ctx: Context, issue_id: str) -> Issue | None:
         return issue
     cursor = issue.fanout_cursor
     queued = 0
-    while batch := await store.confirmed_after(db, cursor, FANOUT_BATCH):
+    scan = store.ConfirmedScan()
+    while batch := await store.confirmed_after(db, cursor, FANOUT_BATCH, scan):
         now = ctx.clock()
         records = [
             delivery.new_mail(
@@ -809,11 +829,15 @@ async def fanout(ctx: Context, issue_id: str) -> Issue | None:
             for doc in batch
             if doc.get("address")
         ]
+        first = cursor == issue.fanout_cursor
         queued += await delivery.queue_many(db, records)
         cursor = batch[-1]["_id"]
         await store.advance_fanout(db, issue.id, cursor)
-        ctx.notify_delivery()
-    recipients = sum((await delivery.count_by_state(db, issue.id)).values())
+        if first:
+            # The worker starts on the first batch; it finds the later ones by itself when
+            # it runs out (a notify per batch would make it re-sort every queued mail).
+            ctx.notify_delivery()
+    recipients = await delivery.count_issue_mails(db, issue.id)
     log.info("issue fanned out", issue_id=issue.id, number=issue.number, queued_now=queued)
     await _store_archive(ctx, issue)
 
@@ -907,18 +931,41 @@ class IssueCache:
 
 
 class SubscriberLoader:
-    """Subscribers for the mails being materialized, one query for all asked at once.
+    """Subscribers for the mails being materialized, in as few queries as possible.
 
-    The worker materializes a batch of mails concurrently; each asks for its subscriber,
-    and the requests made in one turn of the event loop share one ``$in`` query.
+    The delivery worker hands each claimed batch to :meth:`prefetch`: one ``$in`` query for
+    the whole batch, kept for :meth:`load` for up to ``max_age`` seconds, each entry used
+    once. Anything else (an entry used or too old, no prefetch) is looked up on demand, and
+    the requests made in one turn of the event loop share one query.
     """
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, max_age: float = SUBSCRIBER_PREFETCH_SECONDS) -> None:
         self._ctx = ctx
+        self._max_age = max_age
         self._waiting: dict[str, list[asyncio.Future[Subscriber | None]]] = {}
         self._flushing: set[asyncio.Task[None]] = set()
+        # subscriber id -> (when looked up, the subscriber or None if there is none)
+        self._prefetched: dict[str, tuple[float, Subscriber | None]] = {}
+
+    async def prefetch(self, records: Sequence[MailRecord]) -> None:
+        ids = {r.subscriber_id for r in records if r.subscriber_id is not None}
+        if not ids:
+            return
+        found = await store.load_subscribers(self._ctx.service.db, ids)
+        now = time.monotonic()
+        # Entries nobody used (their mail was released or cancelled) go once too old: the
+        # cache holds a few batches, whatever the number of subscribers.
+        self._prefetched = {k: v for k, v in self._prefetched.items() if now - v[0] < self._max_age}
+        for subscriber_id in ids:
+            self._prefetched[subscriber_id] = (now, found.get(subscriber_id))
+
+    def forget(self, subscriber_id: str) -> None:
+        self._prefetched.pop(subscriber_id, None)
 
     async def load(self, subscriber_id: str) -> Subscriber | None:
+        entry = self._prefetched.pop(subscriber_id, None)
+        if entry is not None and time.monotonic() - entry[0] < self._max_age:
+            return entry[1]
         future: asyncio.Future[Subscriber | None] = asyncio.get_running_loop().create_future()
         if not self._waiting:
             task = asyncio.create_task(self._flush())
@@ -960,9 +1007,7 @@ async def materialize(ctx: Context, record: MailRecord) -> MaterializedMail | No
     s = ctx.settings
     subscriber = None
     if record.subscriber_id is not None:
-        if ctx.subscribers is None:
-            ctx.subscribers = SubscriberLoader(ctx)
-        subscriber = await ctx.subscribers.load(record.subscriber_id)
+        subscriber = await ctx.loader.load(record.subscriber_id)
         if subscriber is None:
             return None  # merged into another subscriber meanwhile
     if not domain.may_receive(record.kind, subscriber):
@@ -1001,7 +1046,21 @@ async def materialize(ctx: Context, record: MailRecord) -> MaterializedMail | No
             unsubscribe_mailto=mailto,
             attachments=attachments,
         )
+    if subscriber is not None and subscriber.hard_bounces > 0:
+        _remember_bounces(ctx, record.id, subscriber.id)
     return MaterializedMail(message=message, sender=s.mail_from_address, recipients=[to_address])
+
+
+def _remember_bounces(ctx: Context, mail_id: str, subscriber_id: str) -> None:
+    now = time.monotonic()
+    known = ctx.bounced_before
+    if known and now - next(iter(known.values()))[0] > BOUNCE_MEMORY_SECONDS:
+        # Mails that never reached on_delivered/on_hard_bounce (retried later, given up).
+        ctx.bounced_before = known = {
+            k: v for k, v in known.items() if now - v[0] <= BOUNCE_MEMORY_SECONDS
+        }
+    known.pop(mail_id, None)  # re-inserted last: the oldest entry stays first
+    known[mail_id] = (now, subscriber_id)
 
 
 async def _bundle(ctx: Context, issue_id: str) -> RenderedBundle | None:
@@ -1009,14 +1068,27 @@ async def _bundle(ctx: Context, issue_id: str) -> RenderedBundle | None:
     return await render(ctx, issue) if issue is not None else None
 
 
+async def prefetch(ctx: Context, records: list[MailRecord]) -> None:
+    """A claimed batch's subscribers, in one query, for materialize."""
+    await ctx.loader.prefetch(records)
+
+
 async def on_delivered(ctx: Context, records: list[MailRecord]) -> None:
-    ids = [r.subscriber_id for r in records if r.subscriber_id]
+    """A delivered mail resets its subscriber's hard bounces; most have none, and they are
+    known from materialize, so a batch without any costs no write."""
+    ids = []
+    for record in records:
+        entry = ctx.bounced_before.pop(record.id, None)
+        if entry is not None:
+            ids.append(entry[1])
     if ids:
         await store.reset_bounces(ctx.service.db, ids)
 
 
 async def on_hard_bounce(ctx: Context, records: list[MailRecord]) -> None:
     db = ctx.service.db
+    for record in records:
+        ctx.bounced_before.pop(record.id, None)
     limit = ctx.settings.mail_hard_bounce_limit
 
     async def work(session: Session) -> tuple[None, Sequence[Event]]:
@@ -1043,6 +1115,7 @@ async def delivery_worker(ctx: Context) -> None:
         materialize=lambda record: materialize(ctx, record),
         on_delivered=lambda records: on_delivered(ctx, records),
         on_hard_bounce=lambda records: on_hard_bounce(ctx, records),
+        prefetch=lambda records: prefetch(ctx, records),
         # Reactions to events commit after their handler returns, so they cannot wake the
         # worker themselves; it looks for new mail this often.
         poll_seconds=0.5,

@@ -8,6 +8,7 @@ indexes: every lookup here is an equality, ``$in`` or range on an indexed field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -156,18 +157,93 @@ async def subscriber_page(
     return total, [_subscriber(doc) async for doc in cursor]
 
 
-async def confirmed_after(db: DatabaseT, cursor: str | None, limit: int) -> list[dict[str, Any]]:
+# The fan-out reads confirmed subscribers in windows of the id space (ids are uuid4 hex):
+# SecantusDB decodes and sorts every document a range holds before it applies a limit, so
+# "the next batch after the cursor" would read all the subscribers still to come, for every
+# batch. A window's width follows from how densely the ones read so far were spread.
+ID_WINDOW_DIGITS = 12
+ID_SPACE = 16**ID_WINDOW_DIGITS
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass
+class ConfirmedScan:
+    """What one fan-out learned about the id space: confirmed subscribers per id unit."""
+
+    count: int = 0
+    width: int = 0
+    first_width: int = ID_SPACE // 64
+
+    def width_for(self, want: int) -> int:
+        if self.count == 0:
+            # Nothing seen yet (or only empty windows): try ever wider ones.
+            grown: int = self.first_width * 4 ** min(self.width // self.first_width, 8)
+            return max(1, grown)
+        return max(1, int(want * 1.25 * self.width / self.count))
+
+    def saw(self, count: int, width: int) -> None:
+        self.count += count
+        self.width += max(width, 1)
+
+
+def _id_position(subscriber_id: str | None) -> int | None:
+    """Where an id (or a window boundary) lies in the id space; None if not hex."""
+    if subscriber_id is None:
+        return 0
+    head = subscriber_id[:ID_WINDOW_DIGITS]
+    if len(head) < ID_WINDOW_DIGITS or not set(head) <= _HEX:
+        return None
+    return int(head, 16)
+
+
+async def confirmed_after(
+    db: DatabaseT, cursor: str | None, limit: int, scan: ConfirmedScan | None = None
+) -> list[dict[str, Any]]:
     """The next ``limit`` confirmed subscribers in id order after ``cursor``: the fan-out
-    holds one batch in memory, whatever the number of subscribers."""
-    criteria: dict[str, Any] = {"status": SubscriberStatus.CONFIRMED.value}
-    if cursor is not None:
-        criteria["_id"] = {"$gt": cursor}
-    found = (
-        db.subscribers.find(criteria, {"_id": 1, "address": 1, "name": 1})
-        .sort("_id", ASCENDING)
-        .limit(limit)
-    )
-    return [doc async for doc in found]
+    holds one batch in memory, whatever the number of subscribers.
+
+    Read window by window (see ConfirmedScan; pass the same one for a whole fan-out): the
+    windows follow one another from the cursor, and the last has no upper bound, so no
+    subscriber is skipped, whatever the ids look like (ids that are not hex just make the
+    windows poor guesses).
+    """
+    scan = scan or ConfirmedScan()
+    found: list[dict[str, Any]] = []
+    low, inclusive = cursor, False
+    while len(found) < limit:
+        want = limit - len(found)
+        start = _id_position(low)
+        high: str | None = None
+        if start is not None:
+            end = start + scan.width_for(want)
+            if end < ID_SPACE:
+                high = format(end, f"0{ID_WINDOW_DIGITS}x")
+        bounds: dict[str, Any] = {}
+        if low is not None:
+            bounds["$gte" if inclusive else "$gt"] = low
+        if high is not None:
+            bounds["$lt"] = high
+        criteria: dict[str, Any] = {"status": SubscriberStatus.CONFIRMED.value}
+        if bounds:
+            criteria["_id"] = bounds
+        cursor_ = (
+            db.subscribers.find(criteria, {"_id": 1, "address": 1, "name": 1})
+            .sort("_id", ASCENDING)
+            .limit(want)
+        )
+        docs = [doc async for doc in cursor_]
+        found.extend(docs)
+        if high is None:
+            break  # the last window: there is nothing after it
+        assert start is not None
+        if len(docs) < want:
+            scan.saw(len(docs), int(high, 16) - start)
+        else:
+            # Cut short by the limit: the window is known as far as its last subscriber.
+            last = _id_position(str(docs[-1]["_id"]))
+            scan.saw(len(docs), (last if last is not None else int(high, 16)) - start + 1)
+        low, inclusive = high, True
+    return found[:limit]
 
 
 async def record_bounces(db: DatabaseT, changed: Sequence[Subscriber], session: Session) -> None:

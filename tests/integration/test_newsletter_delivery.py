@@ -619,3 +619,68 @@ async def test_a_confirmation_does_not_wait_behind_an_issue_fan_out(
     await pool.close()
     after = await store.get_mail(db, confirmation.id)
     assert after is not None and after.state is MailState.SENT
+
+
+# ---------------------------------------------------------------- batching what a batch needs
+
+
+async def test_a_mark_applies_to_the_mails_still_owned_and_says_which(
+    db: DatabaseT, mongo_server: MongoServer
+) -> None:
+    kept, lost = mails(run_id(), 2)
+    await store.queue_many(db, [kept, lost])
+    now = datetime.now(UTC)
+    claimed = await store.claim_due(db, "slow", now, 10, timedelta(milliseconds=1))
+    assert {r.id for r in claimed} == {kept.id, lost.id}
+    later = now + timedelta(seconds=1)
+    # Only `lost` comes back to another worker (the other is not a candidate for it).
+    [fast] = await store.claim_ids(db, "fast", [], [lost.id], later, timedelta(seconds=30))
+    applied = await store.mark(db, "slow", [(r, delivered(r, later)) for r in claimed])
+    assert applied == {kept.id}, "the matched count came up short: the ids marked are read back"
+    by_id = {r.id: r for r in await records(db)}
+    assert by_id[kept.id].state is MailState.SENT
+    assert by_id[lost.id].state is MailState.SENDING and by_id[lost.id].claimed_by == "fast"
+    assert await store.mark(db, "fast", [(fast, delivered(fast, later))]) == {lost.id}
+
+
+async def test_each_claimed_batch_is_prefetched_once_before_its_mails_materialize(
+    db: DatabaseT, mongo_server: MongoServer, smtp_sink: SmtpSink
+) -> None:
+    settings = settings_for(mongo_server.url, smtp_sink.host, smtp_sink.port, mail_batch_size=10)
+    queued = mails(run_id(), 35)
+    await store.queue_many(db, queued)
+    prefetched: list[list[str]] = []
+    before: list[bool] = []
+
+    async def prefetch(batch: list[MailRecord]) -> None:
+        await asyncio.sleep(0.01)  # a query's round trip
+        prefetched.append([r.id for r in batch])
+
+    def checked(record: MailRecord) -> MaterializedMail:
+        before.append(any(record.id in batch for batch in prefetched))
+        return materialize(record)
+
+    pool = SmtpPool(settings)
+    worker = DeliveryWorker(db, pool, settings, checked, prefetch=prefetch, poll_seconds=0.05)
+    counts = await run_until_final(worker, db, 35)
+    await pool.close()
+    assert counts == Counter(sent=35)
+    assert all(before) and len(before) == 35
+    assert all(len(batch) <= 10 for batch in prefetched)
+    assert sorted(i for batch in prefetched for i in batch) == sorted(r.id for r in queued)
+
+
+async def test_a_failing_prefetch_does_not_stop_delivery(
+    db: DatabaseT, mongo_server: MongoServer, smtp_sink: SmtpSink
+) -> None:
+    settings = settings_for(mongo_server.url, smtp_sink.host, smtp_sink.port)
+    await store.queue_many(db, mails(run_id(), 20))
+
+    async def prefetch(batch: list[MailRecord]) -> None:
+        raise RuntimeError("database gone")
+
+    pool = SmtpPool(settings)
+    worker = DeliveryWorker(db, pool, settings, materialize, prefetch=prefetch)
+    assert await worker.deliver_once() == 20
+    await pool.close()
+    assert await states(db) == Counter(sent=20)

@@ -23,6 +23,7 @@ from services.newsletter.delivery.states import (
 from services.newsletter.delivery.store import (
     claim_due,
     count_by_state,
+    count_issue_mails,
     ensure_mail_indexes,
     erase_recipient,
     get_mail,
@@ -50,6 +51,7 @@ __all__ = [
     "claim_due",
     "classify",
     "count_by_state",
+    "count_issue_mails",
     "ensure_mail_indexes",
     "erase_recipient",
     "get_mail",

@@ -4,12 +4,13 @@ SecantusDB answers ``$or``/``$ne``/``$nin`` with collection scans and ignores pa
 indexes, so every query here is an equality, ``$in`` or range on an indexed field, and a
 claim follows :mod:`services.runtime.outbox`: find candidates, then claim them by ``_id``
 with the claimable test repeated in the update filter, then read back what we own. Writes
-outside a transaction each cost an fsync'd commit there, so results are marked in one
-transaction per batch.
+outside a transaction each cost an fsync'd commit there, so results are marked with one
+statement per batch and outcome (no transaction: see :func:`mark`).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "claim_due",
     "claim_ids",
     "count_by_state",
+    "count_issue_mails",
     "due_ids",
     "ensure_mail_indexes",
     "erase_recipient",
@@ -42,6 +44,8 @@ __all__ = [
 
 COLLECTION = "mails"
 DUPLICATE_KEY = 11000
+# Set by each mark() on the mails it applied to: see mark().
+MARK_TOKEN = "mark_token"
 
 
 async def ensure_mail_indexes(db: DatabaseT) -> None:
@@ -193,36 +197,40 @@ async def mark(
     """Apply each transition to a mail this worker still owns; returns the ids applied.
 
     Mails with the same outcome share one update_many, so a delivered batch costs one
-    commit. Not a transaction: a worker killed mid-mark would leave one open, holding
+    statement. Not a transaction: a worker killed mid-mark would leave one open, holding
     the mails until the server reaps it a minute later and stalling the next worker's
     claim; each statement repeats the owner test instead. A mail another worker took
     over (our lease ran out) is left alone; its new owner marks it.
+
+    Usually every mail is still ours, and the updates' matched counts say so: no read is
+    needed. Each update also stores this call's ``mark_token``, so when a count comes up
+    short, one read finds which of the mails this call did mark (a mail marked by its new
+    owner looks otherwise the same: no longer sending, claimed by nobody).
     """
     if not results:
         return set()
-    ids = [record.id for record, _ in results]
-    cursor = db[COLLECTION].find(
-        {"_id": {"$in": ids}, "claimed_by": worker_id, "state": MailState.SENDING.value},
-        {"_id": 1},
-    )
-    owned = {str(doc["_id"]) async for doc in cursor}
+    token = uuid.uuid4().hex
     # SecantusDB's cost is per statement as much as per document.
     groups: dict[str, tuple[Update, list[str]]] = {}
     for record, update in results:
-        if record.id in owned:
-            key = repr(sorted((op, sorted(fields.items())) for op, fields in update.items()))
-            groups.setdefault(key, (update, []))[1].append(record.id)
+        key = repr(sorted((op, sorted(fields.items())) for op, fields in update.items()))
+        groups.setdefault(key, (update, []))[1].append(record.id)
     ops: list[UpdateOne | UpdateMany] = []
     for update, group in groups.values():
+        tagged = update | {"$set": update.get("$set", {}) | {MARK_TOKEN: token}}
+        # _id first: SecantusDB looks up the first clause it has an index for, and the
+        # state index would have it read every mail being sent.
+        owner: dict[str, Any] = {"claimed_by": worker_id, "state": MailState.SENDING.value}
         if len(group) == 1:
-            owner: dict[str, Any] = {"_id": group[0], "claimed_by": worker_id}
-            ops.append(UpdateOne(owner | {"state": MailState.SENDING.value}, update))
+            ops.append(UpdateOne({"_id": group[0]} | owner, tagged))
         else:
-            owner = {"_id": {"$in": group}, "claimed_by": worker_id}
-            ops.append(UpdateMany(owner | {"state": MailState.SENDING.value}, update))
-    if ops:
-        await db[COLLECTION].bulk_write(ops, ordered=False)
-    return owned
+            ops.append(UpdateMany({"_id": {"$in": group}} | owner, tagged))
+    ids = [record.id for record, _ in results]
+    outcome = await db[COLLECTION].bulk_write(ops, ordered=False)
+    if outcome.matched_count >= len(set(ids)):
+        return set(ids)
+    cursor = db[COLLECTION].find({"_id": {"$in": ids}, MARK_TOKEN: token}, {"_id": 1})
+    return {str(doc["_id"]) async for doc in cursor}
 
 
 async def erase_recipient(
@@ -297,6 +305,11 @@ async def count_by_state(db: DatabaseT, issue_id: str | None = None) -> dict[str
             query = {"refs": f"issue:{issue_id}", "state": state.value}
         counts[state.value] = await db[COLLECTION].count_documents(query)
     return counts
+
+
+async def count_issue_mails(db: DatabaseT, issue_id: str) -> int:
+    """How many mails an issue has, in any state: one count, not one per state."""
+    return await db[COLLECTION].count_documents({"refs": f"issue:{issue_id}"})
 
 
 async def get_mail(db: DatabaseT, mail_id: str) -> MailRecord | None:

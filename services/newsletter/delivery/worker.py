@@ -1,10 +1,12 @@
 """The delivery loop: claim due mails, turn each into bytes, send, mark the outcome.
 
-Mails are claimed in batches (one set of queries per batch, not per mail) and marked in
-batches (one transaction per batch). :meth:`DeliveryWorker.run_forever` keeps the SMTP
-connections busy: the next batch is claimed while the last one is still being sent, and
-results are marked while later mails go out. :meth:`DeliveryWorker.deliver_once` does one
-batch start to finish, for tests and one-off runs.
+Mails are claimed in batches (one set of queries per batch, not per mail, their subscribers
+looked up by a ``prefetch`` callback per batch too) and marked in batches (one update per
+outcome, up to a batch or ``flush_seconds`` at a time). :meth:`DeliveryWorker.run_forever`
+keeps the SMTP connections busy: the next batch is claimed while the last one is still
+being sent, and results are marked while later mails go out.
+:meth:`DeliveryWorker.deliver_once` does one batch start to finish, for tests and one-off
+runs.
 
 What is guaranteed: a mail is marked only by the worker that holds its claim; a worker that
 dies leaves its mails ``sending`` until the lease runs out, and then any worker sends them
@@ -59,14 +61,17 @@ Materialize = Callable[[MailRecord], Awaitable[MaterializedMail | None] | Materi
 the mail, raising NotReady requeues it shortly, any other exception is a transient failure."""
 
 RecordsCallback = Callable[[list[MailRecord]], Awaitable[None] | None]
-"""Called after the marks committed, with the records as they now are (one batch at a time)."""
+"""Called after the marks committed, with the records as they now are (one batch at a time).
+As ``prefetch``: called with each claimed batch before its mails are materialized, to load
+what they need in one query instead of one per mail; a failure there is logged and ignored
+(materialize must still work without it)."""
 
 Outcome = Literal["sent", "retry", "failed", "bounced", "not_ready", "cancelled", "released"]
 
 
 # Due ids fetched per query, in batches; how long they are trusted, and how soon a
 # notify() may trigger a fresh fetch.
-CANDIDATE_BATCHES = 20
+CANDIDATE_BATCHES = 40
 # Batches claimed beyond the one being sent, so a slow claim never leaves SMTP idle.
 BATCHES_AHEAD = 2
 CANDIDATES_MAX_AGE = timedelta(seconds=5)
@@ -97,9 +102,10 @@ class DeliveryWorker:
         on_hard_bounce: RecordsCallback | None = None,
         clock: Callable[[], datetime] = utc_now,
         *,
+        prefetch: RecordsCallback | None = None,
         worker_id: str | None = None,
         poll_seconds: float = 1.0,
-        flush_seconds: float = 0.05,
+        flush_seconds: float = 0.5,
     ) -> None:
         self._db = db
         self._pool = pool
@@ -107,6 +113,7 @@ class DeliveryWorker:
         self._materialize = materialize
         self._on_delivered = on_delivered
         self._on_hard_bounce = on_hard_bounce
+        self._prefetch = prefetch
         self._clock = clock
         self.worker_id = worker_id or f"mail-{uuid.uuid4().hex}"
         self._poll = poll_seconds
@@ -120,9 +127,13 @@ class DeliveryWorker:
         self._stop = asyncio.Event()
         self._progress = asyncio.Event()
         self._results_ready = asyncio.Event()
+        self._batch_full = asyncio.Event()
         self._stopping = False
         self._closing = False
         self._in_flight: dict[str, asyncio.Task[_Result]] = {}
+        # Sent (or failed) but not marked yet: still "sending" in the database, so a lease
+        # that runs out meanwhile must not make this worker claim and send it again.
+        self._unmarked: set[str] = set()
         self._results: list[_Result] = []
         self._task: asyncio.Task[None] | None = None
         # Due mail ids fetched ahead and claimed a batch at a time; see _refresh.
@@ -169,7 +180,8 @@ class DeliveryWorker:
         records = await self._claim(self.batch_size)
         if not records:
             return 0
-        results = await asyncio.gather(*(self._process(record) for record in records))
+        ready = self._start_prefetch(records)
+        results = await asyncio.gather(*(self._process(record, ready) for record in records))
         await self._finish(list(results))
         return len(records)
 
@@ -203,8 +215,13 @@ class DeliveryWorker:
                     await self._progress.wait()
                     continue
                 records = await self._claim(self.batch_size)
+                # What the batch's mails need (their subscribers), in one query rather than
+                # one per mail. The mails are in flight from here on (so stopping marks or
+                # releases them whatever happens); each waits for the lookup before it
+                # materializes.
+                ready = self._start_prefetch(records)
                 for record in records:
-                    self._spawn(record)
+                    self._spawn(record, ready)
                 failures = 0
                 if len(records) < self.batch_size:
                     # Caught up: sleep until mail is queued (notify) or a retry falls due.
@@ -218,16 +235,24 @@ class DeliveryWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
 
-    def _spawn(self, record: MailRecord) -> None:
-        task = asyncio.create_task(self._process(record), name=f"mail-{record.id}")
+    def _start_prefetch(self, records: list[MailRecord]) -> asyncio.Task[None] | None:
+        if self._prefetch is None or not records:
+            return None
+        return asyncio.create_task(self._call(self._prefetch, records), name="mail-prefetch")
+
+    def _spawn(self, record: MailRecord, ready: asyncio.Task[None] | None = None) -> None:
+        task = asyncio.create_task(self._process(record, ready), name=f"mail-{record.id}")
         self._in_flight[record.id] = task
         task.add_done_callback(functools.partial(self._done, record.id))
 
     def _done(self, mail_id: str, task: asyncio.Task[_Result]) -> None:
         self._in_flight.pop(mail_id, None)
         if not task.cancelled() and task.exception() is None:
+            self._unmarked.add(mail_id)
             self._results.append(task.result())
             self._results_ready.set()
+            if len(self._results) >= self.batch_size:
+                self._batch_full.set()
         elif not task.cancelled():
             # _process catches everything; reaching here is a bug. The mail stays sending
             # and its lease brings it back.
@@ -238,12 +263,16 @@ class DeliveryWorker:
         while True:
             await self._results_ready.wait()
             if not self._closing and len(self._results) < self.batch_size:
-                # Let a few more results arrive: one commit for several mails.
-                await asyncio.sleep(self._flush)
+                # Let more results arrive, up to a batch's worth: one statement for many
+                # mails (each mark costs SecantusDB a commit, delivery competes for it).
+                self._batch_full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_full.wait(), timeout=self._flush)
             batch, self._results = self._results, []
             self._results_ready.clear()
             if batch:
                 await self._finish_retrying(batch)
+                self._unmarked.difference_update(result.record.id for result in batch)
             if self._closing and not self._results:
                 return
 
@@ -254,6 +283,7 @@ class DeliveryWorker:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         self._closing = True
         self._results_ready.set()
+        self._batch_full.set()
         await marker
 
     # ------------------------------------------------------------------ one mail
@@ -268,9 +298,14 @@ class DeliveryWorker:
             # The cache ran dry but the query had more to give: ask again now, not a poll later.
             expired = await self._refresh(now, limit)
             take += self._take(limit - len(take))
+        # Our own mail whose lease ran out while in flight or waiting for its mark: the
+        # running send or the pending mark finishes it.
+        expired = [mail_id for mail_id in expired if not self._ours(mail_id)]
         records = await store.claim_ids(self._db, self.worker_id, take, expired, now, self._lease)
-        # Our own mail whose lease ran out while still in flight: its running send marks it.
-        return [record for record in records if record.id not in self._in_flight]
+        return [record for record in records if not self._ours(record.id)]
+
+    def _ours(self, mail_id: str) -> bool:
+        return mail_id in self._in_flight or mail_id in self._unmarked
 
     def _needs_refresh(self, now: datetime) -> bool:
         age = now - self._refreshed_at
@@ -292,11 +327,16 @@ class DeliveryWorker:
         take: list[str] = []
         while self._candidates and len(take) < limit:
             mail_id = self._candidates.popleft()
-            if mail_id not in self._in_flight:
+            if not self._ours(mail_id):
                 take.append(mail_id)
         return take
 
-    async def _process(self, record: MailRecord) -> _Result:
+    async def _process(
+        self, record: MailRecord, ready: asyncio.Task[None] | None = None
+    ) -> _Result:
+        if ready is not None and not ready.done():
+            # wait(), not await: never raises, and leaves the shared lookup to the others.
+            await asyncio.wait([ready])
         async with self._slots:
             if self._stopping:
                 return _Result(record, release(record), "released")
