@@ -513,10 +513,11 @@ RENDER_BATCH = 20
 RENDER_LEASE = timedelta(seconds=60)
 # Rendered PDFs are recorded together, at least this often while a batch renders.
 RECORD_EVERY_SECONDS = 0.5
-# While requests are being answered, a PDF is rendered every RENDER_PACE_UNDER_LOAD seconds
-# at most (looking again every BUSY_CHECK_SECONDS).
+# Unless requests paused for QUIET_SECONDS, a PDF is rendered every RENDER_PACE_UNDER_LOAD
+# seconds at most (looking again every BUSY_CHECK_SECONDS).
+QUIET_SECONDS = 0.5
 BUSY_CHECK_SECONDS = 0.05
-RENDER_PACE_UNDER_LOAD = 2.0
+RENDER_PACE_UNDER_LOAD = 30.0
 
 
 async def certificate_worker(ctx: Context) -> None:
@@ -562,14 +563,15 @@ async def _render_pending(ctx: Context) -> int:
 
 
 async def _yield_to_requests(ctx: Context) -> None:
-    """While sign-ups come in, render one PDF per RENDER_PACE_UNDER_LOAD at most.
+    """While requests come in, render one PDF per RENDER_PACE_UNDER_LOAD at most.
 
-    A PDF costs ~100 ms of CPU and its bookkeeping a few database writes; both slow the
-    answers people are waiting for, while a certificate that comes a minute later harms
-    no one. The pace still drains a backlog under constant load; idle, it renders at once.
+    A PDF costs ~100 ms of CPU; on our two cores that shows in the answers people are
+    waiting for (niceness alone does not prevent it), while a certificate that comes a
+    minute later harms no one. Under constant load the pace still makes progress; once
+    requests pause for QUIET_SECONDS, the backlog renders at full speed.
     """
     waited = 0.0
-    while ctx.service.answering and waited < RENDER_PACE_UNDER_LOAD:
+    while not ctx.service.quiet_for(QUIET_SECONDS) and waited < RENDER_PACE_UNDER_LOAD:
         await asyncio.sleep(BUSY_CHECK_SECONDS)
         waited += BUSY_CHECK_SECONDS
 

@@ -153,6 +153,7 @@ class OutboxRelay:
         poll_seconds: float = 0.2,
         claim_timeout_seconds: float = 30.0,
         publish_timeout_seconds: float = 5.0,
+        mark_delay_seconds: float = 0.1,
     ) -> None:
         self._db = db
         self._js = js
@@ -165,6 +166,10 @@ class OutboxRelay:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._handed: list[dict[str, Any]] = []
+        # Published, not yet marked: marked together a moment later, off the publishing path.
+        self._unmarked: list[tuple[str, Any]] = []
+        self._marker: asyncio.Task[None] | None = None
+        self._mark_delay = mark_delay_seconds
         self.worker_id = uuid.uuid4().hex
 
     def claim(self) -> Claim:
@@ -193,6 +198,8 @@ class OutboxRelay:
             # Last try, so a clean restart does not wait for their lease to run out.
             with contextlib.suppress(Exception):
                 await self._publish_handed()
+        if self._marker is not None:
+            await self._marker
 
     async def _run(self) -> None:
         failures = 0
@@ -206,7 +213,7 @@ class OutboxRelay:
                 # ones, other writers'); under load it still runs once per poll interval.
                 if not self._handed or time.monotonic() - last_poll >= self._poll:
                     last_poll = time.monotonic()
-                    published += await self.relay_once()
+                    published += await self._publish(await self._claim(), defer_mark=True)
                 failures = 0
             except Exception as exc:  # the relay must outlive NATS or MongoDB outages
                 failures += 1
@@ -224,14 +231,18 @@ class OutboxRelay:
     async def _publish_handed(self) -> int:
         batch = self._handed[: self._batch_size]
         del self._handed[: len(batch)]
-        return await self._publish(batch)
+        return await self._publish(batch, defer_mark=True)
 
     async def relay_once(self) -> int:
         """Claim one batch and publish it; returns how many were published."""
         return await self._publish(await self._claim())
 
-    async def _publish(self, batch: list[dict[str, Any]]) -> int:
-        """Publish entries this relay holds the claim of, mark them; failed ones released."""
+    async def _publish(self, batch: list[dict[str, Any]], *, defer_mark: bool = False) -> int:
+        """Publish entries this relay holds the claim of, mark them; failed ones released.
+
+        ``defer_mark``: leave the marking to the background marker, which marks whatever
+        was published meanwhile in one go; the next batch is published without waiting.
+        """
         if not batch:
             return 0
         # Sent back to back, in order, then the acks awaited together: one round trip per
@@ -254,7 +265,11 @@ class OutboxRelay:
             for entry, ack in zip(batch, results, strict=True)
             if not isinstance(ack, BaseException)
         ]
-        if published:
+        if published and defer_mark:
+            self._unmarked.extend(published)
+            if self._marker is None or self._marker.done():
+                self._marker = asyncio.create_task(self._mark_deferred(), name="outbox-marker")
+        elif published:
             await self._mark_published(published)
         log.debug("outbox entries published", published=len(published), batch=len(batch))
         failed = [
@@ -267,6 +282,29 @@ class OutboxRelay:
             await self._release([entry_id for entry_id, _ in failed], repr(failed[0][1]))
             raise failed[0][1]
         return len(published)
+
+    async def _mark_deferred(self) -> None:
+        """Mark what was published, a batch every ``mark_delay`` while there is any.
+
+        Until marked, entries stay claimed by this relay; if marking keeps failing their
+        lease runs out and they are published again, which the stream drops as duplicates.
+        """
+        failures = 0
+        while self._unmarked:
+            if not self._stopping:
+                await asyncio.sleep(self._mark_delay)  # let more gather: one mark for all
+            batch = self._unmarked[:1000]
+            try:
+                await self._mark_published(batch)
+            except Exception as exc:
+                failures += 1
+                log.warning("marking published outbox entries failed", error=repr(exc))
+                if self._stopping and failures >= 3:
+                    return  # their lease brings them back after a restart
+                await asyncio.sleep(min(5.0, 0.2 * 2**failures))
+                continue
+            failures = 0
+            del self._unmarked[: len(batch)]
 
     async def _mark_published(self, published: list[tuple[str, Any]]) -> None:
         """Record where a batch went, then mark it published: two writes for the batch.

@@ -126,6 +126,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.time()
         self._answering = 0
+        self._last_answered = 0.0
         self._subscribers_wired = False
         self._register_health()
         self._register_dead_letter_endpoints()
@@ -168,6 +169,7 @@ class Service:
                     return await answer(model, handler, msg.body)
                 finally:
                     self._answering -= 1
+                    self._last_answered = time.monotonic()
 
             reply.__name__ = handler.__name__
             subscriber = self.broker.subscriber(
@@ -195,11 +197,10 @@ class Service:
 
         return register
 
-    @property
-    def answering(self) -> bool:
-        """Whether requests are being answered right now: background work that can wait
-        (rendering, sweeps) yields to people waiting for an answer."""
-        return self._answering > 0
+    def quiet_for(self, seconds: float) -> bool:
+        """No request answered now nor in the last ``seconds``: background work that can
+        wait (rendering, sweeps) yields to people waiting for an answer."""
+        return self._answering == 0 and time.monotonic() - self._last_answered >= seconds
 
     def on_startup(self, hook: Hook) -> Hook:
         """Runs after the database and NATS are ready, before any message is taken."""
