@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from typing import Any
 import nats
 import pytest
 from nats.js.api import DiscardPolicy, StreamConfig
-from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,7 +39,8 @@ from services.runtime.settings import Settings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
-from tests.support.stack import start_nats, start_service
+from tests.support.chaos import poll, stream_events
+from tests.support.stack import start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -76,15 +75,6 @@ class Outcome:
     @property
     def acked(self) -> bool:
         return self.ambassador_id is not None
-
-
-@dataclass
-class StreamEvent:
-    seq: int
-    subject: str
-    event_id: str
-    ambassador_id: str
-    msg_id: str | None
 
 
 @dataclass
@@ -162,16 +152,6 @@ async def sign_up(client: ServiceClient, payload: dict[str, Any], timeout: float
     return Outcome(payload["email"], ambassador_id=str(result["ambassador"]["id"]))
 
 
-async def poll(
-    what: str, check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
 async def undrained(db: AsyncDatabase[Document]) -> int:
     """Outbox entries of sign-up events that are not yet published."""
     return await db.outbox.count_documents(
@@ -199,32 +179,6 @@ async def stream_limits(
         config.discard = discard
         await js.update_stream(config)
         return before
-    finally:
-        await nc.close()
-
-
-async def stream_events(nats_url: str) -> list[StreamEvent]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(STREAM)
-        events = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(STREAM, seq)
-            except NotFoundError:
-                continue
-            data = json.loads(msg.data or b"{}")
-            events.append(
-                StreamEvent(
-                    seq=seq,
-                    subject=msg.subject or "",
-                    event_id=str(data["event_id"]),
-                    ambassador_id=str(data["ambassador_id"]),
-                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
-                )
-            )
-        return events
     finally:
         await nc.close()
 
@@ -259,7 +213,7 @@ async def check_exactly_once(harness: Harness, acked: list[Outcome]) -> Checked:
         "every stored ambassador must have exactly one consent record"
     )
 
-    events = await stream_events(harness.nats.url)
+    events = await stream_events(harness.nats.url, STREAM)
     ours = [e for e in events if e.subject in OURS]
     ids = Counter(e.event_id for e in ours)
     assert all(n == 1 for n in ids.values()), "an event_id is on the stream twice"
@@ -308,14 +262,6 @@ async def retry_unacknowledged(
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    """A nats-server for this test alone: its stream holds only our events; killable."""
-    server = start_nats(tmp_path / "own-nats")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

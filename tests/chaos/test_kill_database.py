@@ -44,19 +44,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
-from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -67,7 +64,8 @@ from services.runtime.settings import Settings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
-from tests.support.stack import start_mongo, start_nats, start_service
+from tests.support.chaos import poll, stream_events
+from tests.support.stack import start_mongo, start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(180)]
 
@@ -111,15 +109,6 @@ class Outcome:
     @property
     def acked(self) -> bool:
         return self.ambassador_id is not None
-
-
-@dataclass
-class StreamEvent:
-    seq: int
-    subject: str
-    event_id: str
-    ambassador_id: str
-    msg_id: str | None
 
 
 @dataclass
@@ -210,49 +199,13 @@ def restart(server: MongoServer) -> None:
     server.wait_ready(timeout=30.0, interval=0.1)
 
 
-async def poll(
-    what: str, check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.3
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def stream_events(nats_url: str) -> list[StreamEvent]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(STREAM)
-        events = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(STREAM, seq)
-            except NotFoundError:
-                continue
-            data = json.loads(msg.data or b"{}")
-            events.append(
-                StreamEvent(
-                    seq=seq,
-                    subject=msg.subject or "",
-                    event_id=str(data["event_id"]),
-                    ambassador_id=str(data["ambassador_id"]),
-                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
-                )
-            )
-        return events
-    finally:
-        await nc.close()
-
-
 async def wait_drained(db: AsyncDatabase[Document]) -> None:
     """Every outbox entry published: the relay resumed by itself after the outage."""
 
     async def drained() -> bool:
         return await db.outbox.count_documents({"state": {"$ne": "published"}}) == 0
 
-    await poll("the outbox relay to publish every entry", drained, RECOVERY_TIMEOUT_SECONDS)
+    await poll("the outbox relay to publish every entry", drained, RECOVERY_TIMEOUT_SECONDS, 0.3)
 
 
 async def check_exactly_once(harness: Harness, acked: list[Outcome]) -> dict[str, str]:
@@ -288,7 +241,7 @@ async def check_exactly_once(harness: Harness, acked: list[Outcome]) -> dict[str
     reused = {number: n for number, n in numbers.items() if n > 1}
     assert not reused, f"certificate numbers given twice (serial counter lost): {reused}"
 
-    events = await stream_events(harness.nats.url)
+    events = await stream_events(harness.nats.url, STREAM)
     ours = [e for e in events if e.subject in OURS]
     ids = Counter(e.event_id for e in ours)
     assert all(n == 1 for n in ids.values()), "an event_id is on the stream twice"
@@ -316,14 +269,6 @@ async def check_exactly_once(harness: Harness, acked: list[Outcome]) -> dict[str
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    """A nats-server for this test alone: the AMBASSADORS stream holds only our events."""
-    server = start_nats(tmp_path / "own-nats")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -468,7 +413,7 @@ async def test_kill_database_during_sign_ups(harness: Harness) -> None:
             recent = {"subject": CERTIFICATE_ISSUED, "created_at": {"$gt": up_wall}}
             return await harness.db.outbox.count_documents(recent) > 0
 
-        await poll("a certificate rendered after the restart", rendering_again, 30.0)
+        await poll("a certificate rendered after the restart", rendering_again, 30.0, 0.3)
 
     everything = first_acks + [r for r in retried if r.acked] + list(after)
     final = await check_exactly_once(harness, everything)

@@ -35,7 +35,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,9 @@ from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
 from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
+from tests.support.chaos import poll
 from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subscribers
-from tests.support.stack import start_nats, start_service, start_smtp_sink
+from tests.support.stack import start_service, start_smtp_sink
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -167,16 +168,6 @@ class World:
             yield client
         finally:
             await client.close()
-
-
-async def poll(
-    what: str, check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def sink_count(sink: SmtpSink) -> int:
@@ -353,13 +344,6 @@ async def declare_ambassadors_stream(nats_url: str) -> None:
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    server = start_nats(tmp_path / "own-nats")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,20 @@
+"""Fixtures every chaos test uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.nats import NatsServer
+from tests.support.stack import start_nats
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server for this test alone: its streams hold only its events, and it may be
+    killed."""
+    server = start_nats(tmp_path / "own-nats")
+    yield server
+    server.stop()
