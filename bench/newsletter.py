@@ -59,7 +59,7 @@ from services.newsletter.mail.rendering import render_issue
 from services.runtime.client import ServiceClient
 from services.runtime.mongo import DatabaseT
 from services.runtime.settings import Settings
-from stack.embedded import EmbeddedStack
+from stack.embedded import EmbeddedStack, fresh_settings
 from stack.processes import free_port
 from stack.smtp_sink import message_id_key, read_duplicates
 
@@ -440,13 +440,8 @@ class Profiler:
 
 def bench_settings(data_dir: Path, run: str, concurrency: int | None) -> Settings:
     extra: dict[str, Any] = {} if concurrency is None else {"mail_concurrency": concurrency}
-    return Settings(
-        _env_file=None,
-        nats_url=f"nats://127.0.0.1:{free_port()}",
-        mongo_url=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-        smtp_host="127.0.0.1",
-        smtp_port=free_port(),
-        data_dir=data_dir,
+    return fresh_settings(
+        data_dir,
         services=["newsletter"],
         mongo_database=f"bench_{run}",
         demo_import=False,

@@ -62,7 +62,7 @@ from pymongo.write_concern import WriteConcern
 from contracts.ambassadors import Subjects
 from services.runtime.client import ServiceClient
 from services.runtime.settings import Settings
-from stack.embedded import EmbeddedStack
+from stack.embedded import EmbeddedStack, fresh_settings
 from stack.processes import free_port
 
 try:  # a dev dependency: without it the CPU columns and the renderer pause are skipped
@@ -447,13 +447,8 @@ class CpuMeter:
 
 
 def bench_settings(data_dir: Path, run: str) -> Settings:
-    return Settings(
-        _env_file=None,
-        nats_url=f"nats://127.0.0.1:{free_port()}",
-        mongo_url=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-        smtp_host="127.0.0.1",
-        smtp_port=free_port(),
-        data_dir=data_dir,
+    return fresh_settings(
+        data_dir,
         services=["ambassadors"],
         mongo_database=f"bench_{run}",
         demo_import=False,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -31,7 +31,7 @@ from pymongo.uri_parser import parse_uri
 from services.runtime.settings import Settings, get_settings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, service_is_healthy
-from stack.processes import ManagedProcess, port_in_use
+from stack.processes import ManagedProcess, free_port, port_in_use
 from stack.smtp_sink import SmtpSink
 
 __all__ = [
@@ -52,6 +52,24 @@ DEFAULT_NATS_MONITOR_PORT = 8222
 NATS_MONITOR_PORT_ENV = "SAMSKAB_NATS_MONITOR_PORT"
 
 ServiceCommand = Callable[[str], Sequence[str]]
+
+
+def fresh_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a new stack under ``data_dir`` on free loopback ports, no services.
+
+    ``.env`` is ignored: a developer's local file must not change what tests and
+    benchmarks run against.
+    """
+    values: dict[str, Any] = {
+        "nats_url": f"nats://127.0.0.1:{free_port()}",
+        "mongo_url": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": free_port(),
+        "data_dir": Path(data_dir),
+        "services": [],
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
 
 
 def default_service_command(name: str) -> list[str]:

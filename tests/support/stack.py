@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.runtime.settings import Settings
-from stack.embedded import EmbeddedStack, ServiceCommand, default_service_command
+from stack.embedded import EmbeddedStack, ServiceCommand, default_service_command, fresh_settings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, service_is_healthy
 from stack.processes import ManagedProcess, free_port
@@ -28,23 +27,6 @@ __all__ = [
     "start_service",
     "start_smtp_sink",
 ]
-
-
-def fresh_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a new stack under ``data_dir`` on free loopback ports, no services.
-
-    ``.env`` is ignored: a developer's local file must not change what tests run against.
-    """
-    values: dict[str, Any] = {
-        "nats_url": f"nats://127.0.0.1:{free_port()}",
-        "mongo_url": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": free_port(),
-        "data_dir": Path(data_dir),
-        "services": [],
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
 
 
 def fresh_stack(
