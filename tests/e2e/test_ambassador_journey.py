@@ -13,12 +13,11 @@ from __future__ import annotations
 import csv
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import nats
 import pytest
@@ -27,12 +26,12 @@ from pymongo import MongoClient
 from pypdf import PdfReader
 
 from stack.nats import run_sync
-from tests.e2e.conftest import PUBLIC_URL, CliHangError, CliResult, StackRun
+from tests.e2e.conftest import PUBLIC_URL, CliHangError, StackRun
 from tests.e2e.mailbox import Mailbox
+from tests.e2e.steps import need, one_line_error, poll, whitespace_free
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 
 NAME = "Birthe Ærø Søndergaard"
 EMAIL = "birthe.soendergaard@example.org"
@@ -61,37 +60,6 @@ class Journey:
 @pytest.fixture(scope="module")
 def journey() -> Journey:
     return Journey()
-
-
-def need(value: T | None, what: str) -> T:
-    if value is None:
-        pytest.skip(f"an earlier step did not provide {what}")
-    return value
-
-
-def poll(probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25) -> T:
-    """``probe()`` until it returns something other than None (or False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not so after {timeout:g} s")
-        time.sleep(interval)
-
-
-def one_line_error(result: CliResult) -> str:
-    """A failing command's human error: non-zero, one ``error: ...`` line, no traceback."""
-    assert result.returncode != 0, result.describe()
-    assert "Traceback" not in result.stderr, result.describe()
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.describe()
-    return lines[0]
-
-
-def whitespace_free(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 def demo_csv_emails() -> frozenset[str]:

@@ -20,24 +20,22 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from tests.e2e.conftest import PUBLIC_URL, CliResult, StackRun
+from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mail, Mailbox
+from tests.e2e.steps import need, one_line_error, poll, whitespace_free
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 
 UNSUBSCRIBE_PREFIX = f"{PUBLIC_URL}/newsletter/unsubscribe/"
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -103,37 +101,6 @@ def journey() -> Journey:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def need(value: T | None, what: str) -> T:
-    if value is None:
-        pytest.skip(f"an earlier step did not provide {what}")
-    return value
-
-
-def poll(probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25) -> T:
-    """``probe()`` until it returns something other than None (or False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not so after {timeout:g} s")
-        time.sleep(interval)
-
-
-def one_line_error(result: CliResult) -> str:
-    """A failing command's human error: non-zero, one ``error: ...`` line, no traceback."""
-    assert result.returncode != 0, result.describe()
-    assert "Traceback" not in result.stderr, result.describe()
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.describe()
-    return lines[0]
-
-
-def whitespace_free(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 def subscribers(stack: StackRun, status: str | None = None) -> list[dict[str, Any]]:
