@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import ambassadors, newsletter, operations
+from cli import ambassadors, events, newsletter, operations
 
 app = typer.Typer(
     help="samskab: run the ambassador network (talks to the running stack over NATS).",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(ambassadors.app, name="ambassadors")
 app.add_typer(newsletter.app, name="newsletter")
+app.add_typer(events.app, name="events")
 app.add_typer(operations.dead_letters, name="dead-letters")
 app.command("goals")(operations.goals)
 app.command("health")(operations.health)

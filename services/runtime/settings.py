@@ -92,9 +92,20 @@ class Settings(BaseSettings):
     newsletter_default_since_days: int = Field(default=90, ge=1)
     newsletter_image_max_bytes: int = Field(default=3_000_000, ge=1)
 
+    # Events (meetings)
+    # Who said yes is reminded this long before the start (absolute time, across DST).
+    events_reminder_hours: float = Field(default=48.0, gt=0, le=24 * 30)
+    # How often due reminders and unfinished invitation rounds are looked for.
+    events_poll_seconds: float = Field(default=5.0, gt=0)
+    # Invitees per round of a meeting's invitation fan-out (one transaction each).
+    events_fanout_batch: int = Field(default=100, ge=1, le=1000)
+
+    # Tests only: a file with an ISO instant the clocks of the services jump to.
+    clock_file: Path | None = None
+
     # Embedded stack (make up)
     data_dir: Path = Path("var")
-    services: list[str] = ["ambassadors", "newsletter"]
+    services: list[str] = ["ambassadors", "newsletter", "events"]
 
     # Request/reply timeout the CLI and services use when they ask another service.
     request_timeout_seconds: float = Field(default=10.0, gt=0)

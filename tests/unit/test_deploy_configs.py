@@ -6,7 +6,9 @@
   and what it refers to exists;
 - every SAMSKAB_* variable a container gets is a field of the services' Settings, with a
   value Settings accepts;
-- credentials are wired consistently between a service, nats and mongo-init;
+- every service that can run (services/<name>/__main__.py) has a container;
+- credentials are wired consistently between a service, nats and mongo-init, and mongo-init
+  manages exactly the users of the services that have a container;
 - nats-server itself accepts every shipped NATS config, and each one fsyncs always;
 - a real nats-server started from deploy/nats/nats.conf enforces the per-service permissions.
 """
@@ -44,6 +46,7 @@ COMPOSE_SCHEMA = ROOT / "deploy" / "compose-spec.schema.json"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NATS_DIR = ROOT / "deploy" / "nats"
 ACCOUNTS_CONF = NATS_DIR / "accounts.conf"
+MONGO_INIT_SCRIPT = ROOT / "deploy" / "mongo" / "init-replica-set.js"
 NATS_SERVER_CONFIGS = [
     NATS_DIR / "nats.conf",
     *(NATS_DIR / "cluster" / f"n{i}.conf" for i in (1, 2, 3)),
@@ -159,6 +162,16 @@ def test_compose_references_resolve(compose: dict[str, Any]) -> None:
             assert (ROOT / build["context"] / build["dockerfile"]).is_file()
 
 
+def test_every_runnable_service_has_a_container(
+    app_services: dict[str, dict[str, Any]],
+) -> None:
+    assert set(app_services) <= set(SERVICES)
+    assert {"ambassadors", "newsletter", "events"} <= set(app_services)
+    runnable = {main.parent.name for main in (ROOT / "services").glob("*/__main__.py")}
+    missing = runnable - set(app_services)
+    assert not missing, f"services without a container: {sorted(missing)}"
+
+
 def test_services_wait_for_healthy_infrastructure(
     app_services: dict[str, dict[str, Any]],
 ) -> None:
@@ -252,6 +265,21 @@ def test_service_credentials_are_wired_consistently(
         assert url.hostname == "mongo"
         assert query["replicaSet"] == [replica_set]
         assert query["authSource"] == [f"samskab_{name}"]
+
+
+def test_mongo_init_manages_exactly_the_containers_users(
+    compose: dict[str, Any], app_services: dict[str, dict[str, Any]]
+) -> None:
+    script = MONGO_INIT_SCRIPT.read_text()
+    declared = re.search(r"^const SERVICES = \[(.*?)\];", script, re.MULTILINE)
+    assert declared, "SERVICES not found in init-replica-set.js"
+    assert set(re.findall(r"'(\w+)'", declared.group(1))) == set(SERVICES)
+    passwords = {
+        key
+        for key in environment(compose["services"]["mongo-init"])
+        if key.endswith("_MONGO_PASSWORD")
+    }
+    assert passwords == {f"{name.upper()}_MONGO_PASSWORD" for name in app_services}
 
 
 # --- NATS configs -------------------------------------------------------------------------

@@ -1,0 +1,580 @@
+"""Messages of the events service (the network's meetings): commands, queries, replies, events.
+
+"Meeting" is the gathering (ambassador meeting, assembly, theme day, ...); "event" is kept for
+messages on the bus.
+
+Times: a command may give a naive date-time; it is wall-clock time in Europe/Copenhagen, as
+staff type it (``2027-03-04T17:00``). Replies and events carry aware UTC times.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import Annotated, ClassVar
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from contracts.ambassadors import CoreArea, Theme, clean_line, normalise_website
+from contracts.envelope import Event, Message
+
+SERVICE = "events"
+STREAM = "EVENTS"
+STREAM_SUBJECTS = "events.v1.>"
+TIMEZONE = "Europe/Copenhagen"
+COPENHAGEN = ZoneInfo(TIMEZONE)
+
+# Payload limits: every text and list that crosses the boundary has one.
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+PLACE_MAX = 300
+URL_MAX = 500
+REASON_MAX = 500
+CAPACITY_MAX = 10_000
+INVITE_MAX = 1000
+ATTENDED_MAX = 2000
+OUTCOME_MAX = 500
+OUTCOMES_MAX = 20
+MINUTES_MAX = 100_000
+ORGANISATIONS_MAX = 2000
+TOKEN_MAX = 200
+ICS_MAX = 20_000
+PAGE_MAX = 1000
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class MeetingKind(StrEnum):
+    AMBASSADOR_MEETING = "ambassador_meeting"
+    ANNUAL_ASSEMBLY = "annual_assembly"
+    THEME_DAY = "theme_day"
+    WORKSHOP = "workshop"
+    DIALOGUE_MEETING = "dialogue_meeting"
+    NETWORK_MEETING = "network_meeting"
+    OTHER = "other"
+
+
+# What ambassadors read (Danish), for every service that shows a meeting's kind.
+KIND_LABELS: dict[MeetingKind, str] = {
+    MeetingKind.AMBASSADOR_MEETING: "Ambassadørmøde",
+    MeetingKind.ANNUAL_ASSEMBLY: "Stormøde",
+    MeetingKind.THEME_DAY: "Temadag",
+    MeetingKind.WORKSHOP: "Workshop",
+    MeetingKind.DIALOGUE_MEETING: "Dialogmøde",
+    MeetingKind.NETWORK_MEETING: "Netværksmøde",
+    MeetingKind.OTHER: "Arrangement",
+}
+
+
+class MeetingState(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    # Closed with minutes: it took place.
+    HELD = "held"
+
+
+class Answer(StrEnum):
+    YES = "yes"
+    NO = "no"
+    MAYBE = "maybe"
+
+
+class Participation(StrEnum):
+    """Where one invitee stands."""
+
+    INVITED = "invited"  # no answer yet
+    ATTENDING = "attending"  # yes, with a seat
+    WAITLISTED = "waitlisted"  # yes, but the meeting is full
+    MAYBE = "maybe"
+    DECLINED = "declined"
+
+
+class Subjects:
+    """Request/reply subjects the service answers on."""
+
+    SCHEDULE = "events.cmd.schedule"
+    RESCHEDULE = "events.cmd.reschedule"
+    CANCEL = "events.cmd.cancel"
+    PLAN_YEAR = "events.cmd.plan_year"
+    RSVP = "events.cmd.rsvp"
+    ANSWER = "events.cmd.answer"
+    ATTENDANCE = "events.cmd.attendance"
+    CLOSE = "events.cmd.close"
+    LIST = "events.query.list"
+    SHOW = "events.query.show"
+    CALENDAR = "events.query.calendar"
+
+
+# ---------------------------------------------------------------- field rules
+
+
+def _one_line(value: str | None) -> str | None:
+    if value is None:
+        return None
+    cleaned = clean_line(value)
+    return cleaned or None
+
+
+def _url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return normalise_website(value)
+    except ValueError as exc:
+        raise PydanticCustomError("value_error", str(exc)) from None
+
+
+# ---------------------------------------------------------------- commands and queries
+
+
+class Audience(BaseModel):
+    """Who is invited: the union of what is given; nothing given means all active ambassadors."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    themes: list[Theme] = Field(default_factory=list, max_length=12)
+    core_areas: list[CoreArea] = Field(default_factory=list, max_length=3)
+    network_id: Id | None = None
+    ambassador_ids: list[Id] = Field(default_factory=list, max_length=INVITE_MAX)
+
+    @property
+    def everyone(self) -> bool:
+        return not (self.themes or self.core_areas or self.network_id or self.ambassador_ids)
+
+
+class MeetingFields(Message):
+    """What a meeting is: the fields schedule takes (plan-year fills them in itself)."""
+
+    kind: MeetingKind
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    # Naive: wall-clock time in Europe/Copenhagen.
+    starts: datetime
+    ends: datetime
+    place: str | None = Field(default=None, max_length=PLACE_MAX)
+    online_url: str | None = Field(default=None, max_length=URL_MAX)
+    capacity: int | None = Field(default=None, ge=1, le=CAPACITY_MAX)
+    public: bool = False
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_text(cls, value: str) -> str:
+        cleaned = clean_line(value)
+        if not cleaned:
+            raise PydanticCustomError("value_error", "must not be empty")
+        return cleaned
+
+    @field_validator("place")
+    @classmethod
+    def _place_one_line(cls, value: str | None) -> str | None:
+        return _one_line(value)
+
+    @field_validator("online_url")
+    @classmethod
+    def _online_is_a_url(cls, value: str | None) -> str | None:
+        return _url(value)
+
+    @field_validator("starts")
+    @classmethod
+    def _starts_in_copenhagen(cls, value: datetime) -> datetime:
+        _instant(value)
+        return value
+
+    @field_validator("ends")
+    @classmethod
+    def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _ends_after(info.data.get("starts"), value)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An instant in UTC; a naive value is wall-clock time in Copenhagen.
+
+    A wall-clock time that does not exist (the hour skipped when summer time starts) is
+    refused; one that exists twice (the hour repeated in October) means the first, summer
+    time, as a calendar program would take it.
+    """
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    local = value.replace(tzinfo=COPENHAGEN, fold=0)
+    if local.astimezone(UTC).astimezone(COPENHAGEN).replace(tzinfo=None) != value:
+        raise ValueError(
+            f"{value:%Y-%m-%d %H:%M} does not exist in Copenhagen (clocks skip that hour)"
+        )
+    return local.astimezone(UTC)
+
+
+def _instant(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except ValueError as exc:
+        raise PydanticCustomError("value_error", str(exc)) from None
+
+
+class ScheduleMeeting(MeetingFields):
+    audience: Audience = Field(default_factory=Audience)
+
+
+class RescheduleMeeting(Message):
+    meeting_id: Id
+    starts: datetime
+    ends: datetime
+    # Given: the meeting moves there too; omitted: it stays where it was.
+    place: str | None = Field(default=None, max_length=PLACE_MAX)
+    online_url: str | None = Field(default=None, max_length=URL_MAX)
+
+    @field_validator("place")
+    @classmethod
+    def _place_one_line(cls, value: str | None) -> str | None:
+        return _one_line(value)
+
+    @field_validator("online_url")
+    @classmethod
+    def _online_is_a_url(cls, value: str | None) -> str | None:
+        return _url(value)
+
+    @field_validator("starts")
+    @classmethod
+    def _starts_in_copenhagen(cls, value: datetime) -> datetime:
+        _instant(value)
+        return value
+
+    @field_validator("ends")
+    @classmethod
+    def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _ends_after(info.data.get("starts"), value)
+
+
+def _ends_after(starts: datetime | None, ends: datetime) -> datetime:
+    if starts is not None and _instant(ends) <= _instant(starts):
+        raise PydanticCustomError("value_error", "a meeting must end after it starts")
+    _instant(ends)
+    return ends
+
+
+class CancelMeeting(Message):
+    meeting_id: Id
+    reason: str | None = Field(default=None, max_length=REASON_MAX)
+
+
+class PlanYear(Message):
+    """The fixed meetings of a year: two ambassador meetings (one each half-year) and the
+    annual assembly, all for every active ambassador."""
+
+    year: int = Field(ge=2000, le=2100)
+    ambassador_meetings: list[date] = Field(min_length=2, max_length=2)
+    assembly: date
+    ambassador_meeting_starts: time = time(17, 0)
+    ambassador_meeting_ends: time = time(19, 0)
+    assembly_starts: time = time(16, 0)
+    assembly_ends: time = time(20, 0)
+    place: str | None = Field(default=None, max_length=PLACE_MAX)
+
+    @field_validator("place")
+    @classmethod
+    def _place_one_line(cls, value: str | None) -> str | None:
+        return _one_line(value)
+
+
+class Rsvp(Message):
+    """An answer given for an ambassador (by staff, or by the ambassador through the CLI)."""
+
+    meeting_id: Id
+    ambassador_id: Id
+    answer: Answer
+
+
+class AnswerInvitation(Message):
+    """An answer given with the token from the invitation mail (the web's RSVP links)."""
+
+    token: str = Field(min_length=10, max_length=TOKEN_MAX)
+    answer: Answer
+
+
+class RecordAttendance(Message):
+    meeting_id: Id
+    attended: list[Id] = Field(min_length=1, max_length=ATTENDED_MAX)
+
+
+class CloseMeeting(Message):
+    meeting_id: Id
+    minutes: str = Field(min_length=1, max_length=MINUTES_MAX)
+    outcomes: list[Annotated[str, Field(min_length=1, max_length=OUTCOME_MAX)]] = Field(
+        default_factory=list, max_length=OUTCOMES_MAX
+    )
+
+    @field_validator("minutes")
+    @classmethod
+    def _minutes_have_text(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("value_error", "must not be empty")
+        return value
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes_one_line(cls, values: list[str]) -> list[str]:
+        cleaned = [clean_line(v) for v in values]
+        if any(not v for v in cleaned):
+            raise PydanticCustomError("value_error", "an outcome must not be empty")
+        return cleaned
+
+
+class ListMeetings(Message):
+    # Only meetings still to come (not cancelled), soonest first; otherwise newest first.
+    upcoming: bool = False
+    limit: int = Field(default=200, ge=1, le=PAGE_MAX)
+    offset: int = Field(default=0, ge=0)
+
+
+class ShowMeeting(Message):
+    meeting_id: Id
+
+
+class GetCalendar(Message):
+    """The public calendar: every public meeting, as one iCalendar file."""
+
+
+# ---------------------------------------------------------------- replies
+
+
+class View(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Counts(View):
+    invited: int = 0
+    attending: int = 0
+    waitlisted: int = 0
+    maybe: int = 0
+    declined: int = 0
+    no_answer: int = 0
+    attended: int = 0
+
+
+class MeetingView(View):
+    id: str
+    kind: MeetingKind
+    title: str
+    description: str | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    place: str | None = None
+    online_url: str | None = None
+    capacity: int | None = None
+    public: bool
+    audience: Audience
+    state: MeetingState
+    # iCalendar SEQUENCE: one up with every change invitees are told about.
+    sequence: int
+    created_at: AwareDatetime
+    cancelled_at: AwareDatetime | None = None
+    cancel_reason: str | None = None
+    held_at: AwareDatetime | None = None
+    outcomes: list[str] = []
+    counts: Counts = Field(default_factory=Counts)
+    # The audience is still being invited (large audiences are invited in rounds).
+    inviting: bool = False
+
+
+class InviteeView(View):
+    ambassador_id: str
+    name: str
+    organisation: str | None = None
+    participation: Participation
+    answered_at: AwareDatetime | None = None
+    # 1-based place on the waitlist.
+    waitlist_position: int | None = None
+    attended: bool = False
+
+
+class MeetingDetail(View):
+    meeting: MeetingView
+    invitees: list[InviteeView]
+    # Waitlisted invitees, first in line first.
+    waitlist: list[InviteeView]
+    minutes: str | None = None
+
+
+class MeetingPage(View):
+    total: int
+    items: list[MeetingView]
+
+
+class RsvpResult(View):
+    meeting_id: str
+    ambassador_id: str
+    participation: Participation
+    waitlist_position: int | None = None
+    # Whoever got a seat because this answer freed one.
+    promoted: list[str] = []
+
+
+class AttendanceResult(View):
+    meeting_id: str
+    attended: int
+    # Of those given, the ones who were not invited (they came anyway: recorded too).
+    uninvited: list[str] = []
+
+
+class PlanYearResult(View):
+    meetings: list[MeetingView]
+
+
+class Calendar(View):
+    ics: str
+    meetings: int
+
+
+# ---------------------------------------------------------------- events
+
+
+class EventsEvent(Event):
+    producer_name: ClassVar[str] = SERVICE
+
+
+class MeetingInfo(BaseModel):
+    """A meeting as every message shows it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    meeting_id: str
+    kind: MeetingKind
+    title: str
+    description: str | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    place: str | None = None
+    online_url: str | None = None
+    public: bool = False
+    capacity: int | None = None
+    sequence: int = 0
+
+
+class MeetingEvent(EventsEvent):
+    key_field: ClassVar[str | None] = "meeting_id"
+    meeting_id: str
+
+
+class MeetingScheduled(MeetingEvent):
+    """A meeting was scheduled; its invitations follow, one ``invited`` per invitee."""
+
+    subject: ClassVar[str] = "events.v1.meeting_scheduled"
+
+    meeting: MeetingInfo
+
+
+class MeetingRescheduled(MeetingEvent):
+    subject: ClassVar[str] = "events.v1.meeting_rescheduled"
+
+    meeting: MeetingInfo
+    previous_starts_at: AwareDatetime
+    previous_ends_at: AwareDatetime
+
+
+class MeetingCancelled(MeetingEvent):
+    subject: ClassVar[str] = "events.v1.meeting_cancelled"
+
+    meeting: MeetingInfo
+    reason: str | None = None
+
+
+class MeetingHeld(MeetingEvent):
+    """The meeting took place: it counts toward the strategy's goal of dialogue meetings and
+    theme days. Names no person; organisations are public by what they are."""
+
+    subject: ClassVar[str] = "events.v1.meeting_held"
+
+    kind: MeetingKind
+    title: str
+    # The day it took place, in Copenhagen.
+    date: date
+    starts_at: AwareDatetime
+    held_at: AwareDatetime
+    public: bool = False
+    attendee_count: int = Field(ge=0)
+    attending_organisations: list[str] = Field(default_factory=list, max_length=ORGANISATIONS_MAX)
+    outcomes: list[str] = Field(default_factory=list, max_length=OUTCOMES_MAX)
+
+
+class InviteeEvent(EventsEvent):
+    """Something one invitee is to be told (by mail, through the newsletter service).
+
+    Carries the address: the newsletter service mails it. Purged from the stream when the
+    ambassador is erased.
+    """
+
+    key_field: ClassVar[str | None] = "ambassador_id"
+
+    ambassador_id: str
+    email: str
+    name: str
+    meeting: MeetingInfo
+    # For the answer links in the mail (``/rsvp/<token>``); None where no answer is asked.
+    rsvp_token: str | None = None
+
+
+class Invited(InviteeEvent):
+    """Invited: ``ics`` is the iCalendar REQUEST to attach."""
+
+    subject: ClassVar[str] = "events.v1.invited"
+
+    ics: str = Field(max_length=ICS_MAX)
+
+
+class InvitationUpdated(InviteeEvent):
+    """The meeting moved: ``ics`` is the REQUEST with the same UID and the next SEQUENCE."""
+
+    subject: ClassVar[str] = "events.v1.invitation_updated"
+
+    ics: str = Field(max_length=ICS_MAX)
+    previous_starts_at: AwareDatetime
+    previous_ends_at: AwareDatetime
+
+
+class InvitationCancelled(InviteeEvent):
+    """The meeting is cancelled: ``ics`` is the iCalendar CANCEL."""
+
+    subject: ClassVar[str] = "events.v1.invitation_cancelled"
+
+    ics: str = Field(max_length=ICS_MAX)
+    reason: str | None = None
+
+
+class Waitlisted(InviteeEvent):
+    """Said yes to a full meeting: on the waitlist at ``position`` (1 = next in line)."""
+
+    subject: ClassVar[str] = "events.v1.waitlisted"
+
+    position: int = Field(ge=1)
+
+
+class Promoted(InviteeEvent):
+    """A seat came free: the first on the waitlist now has it."""
+
+    subject: ClassVar[str] = "events.v1.promoted"
+
+    ics: str = Field(max_length=ICS_MAX)
+
+
+class ReminderDue(InviteeEvent):
+    """The meeting is soon and the invitee said yes: remind them."""
+
+    subject: ClassVar[str] = "events.v1.reminder_due"
+
+
+INVITEE_EVENTS: tuple[type[InviteeEvent], ...] = (
+    Invited,
+    InvitationUpdated,
+    InvitationCancelled,
+    Waitlisted,
+    Promoted,
+    ReminderDue,
+)
+MEETING_EVENTS: tuple[type[MeetingEvent], ...] = (
+    MeetingScheduled,
+    MeetingRescheduled,
+    MeetingCancelled,
+    MeetingHeld,
+)
+EVENTS: tuple[type[EventsEvent], ...] = (*MEETING_EVENTS, *INVITEE_EVENTS)

@@ -1,0 +1,1 @@
+"""The events service: the network's meetings, their invitations, answers and calendar."""

@@ -1,0 +1,195 @@
+"""The events service under test: started as a real process next to the real ambassadors
+service, with a clock the test moves, and the EVENTS stream read back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.js.errors import NotFoundError
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.events import STREAM, Subjects
+from services.runtime.clock import travel
+from stack.mongo import MongoServer
+from stack.processes import ManagedProcess
+from tests.conftest import ServiceProcessFactory
+from tests.integration.ambassadors_harness import (
+    Ambassadors,
+    AmbassadorsFactory,
+    eventually,
+    unique_email,
+    wait_for_log,
+)
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BusEvent:
+    seq: int
+    subject: str
+    msg_id: str | None
+    data: Document
+
+    @property
+    def name(self) -> str:
+        """``events.v1.invited`` -> ``invited``."""
+        return self.subject.rsplit(".", 1)[-1]
+
+    @property
+    def meeting_id(self) -> str | None:
+        meeting = self.data.get("meeting") or {}
+        return self.data.get("meeting_id") or meeting.get("meeting_id")
+
+
+@dataclass
+class Events:
+    process: ManagedProcess
+    ambassadors: Ambassadors
+    database: str
+    db: AsyncDatabase[Document]
+    clock_file: Path
+    first_seq: int
+    _read: list[BusEvent] = field(default_factory=list)
+    _next_seq: int = 0
+
+    async def request(self, subject: str, payload: Mapping[str, Any] | None = None) -> Any:
+        return await self.ambassadors.client.request(subject, dict(payload or {}))
+
+    def travel(self, to: datetime) -> None:
+        travel(self.clock_file, to)
+
+    async def active_ambassador(self, **fields: Any) -> str:
+        """A staff sign-up (active at once) that this service has taken in; its id."""
+        fields.setdefault("email", unique_email("inv"))
+        result = await self.ambassadors.sign_up(staff=True, **fields)
+        ambassador_id = str(result["ambassador"]["id"])
+        await self.knows(ambassador_id)
+        return ambassador_id
+
+    async def knows(self, ambassador_id: str, present: bool = True) -> None:
+        async def probe() -> bool | None:
+            found = await self.db.ambassadors.find_one({"_id": ambassador_id}) is not None
+            return True if found == present else None
+
+        await eventually(probe, timeout=30.0, what=f"events knows {ambassador_id}: {present}")
+
+    async def schedule(self, **fields: Any) -> Document:
+        payload: dict[str, Any] = {
+            "kind": "ambassador_meeting",
+            "title": f"Ambassadørmøde {uuid.uuid4().hex[:6]}",
+            "starts": local_iso(days_from_now(10)),
+            "ends": local_iso(days_from_now(10) + timedelta(hours=2)),
+            "place": "Fredericia Rådhus",
+        }
+        payload.update(fields)
+        result: Document = await self.request(Subjects.SCHEDULE, payload)
+        return result
+
+    async def show(self, meeting_id: str) -> Document:
+        result: Document = await self.request(Subjects.SHOW, {"meeting_id": meeting_id})
+        return result
+
+    async def rsvp(self, meeting_id: str, ambassador_id: str, answer: str) -> Document:
+        result: Document = await self.request(
+            Subjects.RSVP,
+            {"meeting_id": meeting_id, "ambassador_id": ambassador_id, "answer": answer},
+        )
+        return result
+
+    # -------------------------------------------------------------- the EVENTS stream
+
+    async def bus(self, meeting_id: str | None = None, name: str | None = None) -> list[BusEvent]:
+        js = self.ambassadors.js
+        if not self._next_seq:
+            self._next_seq = self.first_seq
+        try:
+            last = int((await js.stream_info(STREAM)).state.last_seq)
+        except NotFoundError:
+            last = 0
+        while self._next_seq <= last:
+            try:
+                msg = await js.get_msg(STREAM, self._next_seq)
+            except NotFoundError:
+                self._next_seq += 1
+                continue
+            self._read.append(
+                BusEvent(
+                    seq=self._next_seq,
+                    subject=msg.subject or "",
+                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
+                    data=json.loads(msg.data or b"{}"),
+                )
+            )
+            self._next_seq += 1
+        return [
+            e
+            for e in self._read
+            if (meeting_id is None or e.meeting_id == meeting_id)
+            and (name is None or e.name == name)
+        ]
+
+    async def wait_for(
+        self, meeting_id: str, name: str, count: int = 1, timeout: float = 30.0
+    ) -> list[BusEvent]:
+        async def probe() -> list[BusEvent] | None:
+            found = await self.bus(meeting_id, name)
+            return found if len(found) >= count else None
+
+        found: list[BusEvent] = await eventually(
+            probe, timeout=timeout, interval=0.2, what=f"{count} × {name} for {meeting_id}"
+        )
+        return found
+
+
+def days_from_now(days: float) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=days)).replace(second=0, microsecond=0)
+
+
+def local_iso(instant: datetime) -> str:
+    """As staff type it: Copenhagen wall-clock time, no offset."""
+    from contracts.events import COPENHAGEN
+
+    return instant.astimezone(COPENHAGEN).replace(tzinfo=None).isoformat(timespec="minutes")
+
+
+@pytest.fixture
+async def events(
+    start_ambassadors: AmbassadorsFactory,
+    service_process: ServiceProcessFactory,
+    mongo_server: MongoServer,
+    tmp_path: Path,
+) -> AsyncIterator[Events]:
+    """The events service on a fresh database, next to the ambassadors service."""
+    ambassadors = await start_ambassadors()
+    database = f"ev_{uuid.uuid4().hex[:8]}"
+    clock_file = tmp_path / "clock"
+    js = ambassadors.js
+    try:
+        first_seq = int((await js.stream_info(STREAM)).state.last_seq) + 1
+    except NotFoundError:
+        first_seq = 1
+    process = service_process(
+        "events",
+        {
+            "SAMSKAB_MONGO_DATABASE": database,
+            "SAMSKAB_LOG_LEVEL": "INFO",
+            "SAMSKAB_CLOCK_FILE": str(clock_file),
+            "SAMSKAB_EVENTS_POLL_SECONDS": "0.3",
+            "SAMSKAB_EVENTS_FANOUT_BATCH": "7",
+        },
+    )
+    wait_for_log(process, "service ready")
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    try:
+        yield Events(process, ambassadors, database, mongo[database], clock_file, first_seq)
+    finally:
+        await mongo.close()
