@@ -47,8 +47,6 @@ from typing import Any, TypeVar
 
 import aiosmtplib
 import nats
-from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 
 from contracts.newsletter import Subjects
@@ -62,6 +60,7 @@ from services.runtime.settings import Settings
 from stack.embedded import EmbeddedStack, fresh_settings
 from stack.processes import free_port
 from stack.smtp_sink import message_id_key, read_duplicates
+from stack.streams import NEWSLETTER_PRODUCERS, declare_streams
 
 try:  # a dev dependency: without it the CPU and memory columns are empty
     import psutil
@@ -73,7 +72,6 @@ REQUEST_TIMEOUT = 60.0
 SEED_BATCH = 1000
 RSS_INTERVAL = 0.05
 COUNT_INTERVAL = 0.1
-AMBASSADORS_STREAM = "AMBASSADORS"
 # A placeholder the baseline's pre-rendered copy carries where each send's Message-ID goes.
 PLACEHOLDER_ID = "PLACEHOLDERPLACEHOLDERPLACEHOLDER"
 
@@ -456,16 +454,10 @@ async def _quiet(_exc: Exception) -> None:
     """nats-py prints every refused connect attempt otherwise."""
 
 
-async def declare_ambassadors_stream(settings: Settings, starting: asyncio.Future[None]) -> None:
-    """The AMBASSADORS stream as the ambassadors service declares it, once NATS is up."""
-    config = StreamConfig(
-        name=AMBASSADORS_STREAM,
-        subjects=["ambassadors.v1.>"],
-        storage=StorageType.FILE,
-        num_replicas=settings.stream_replicas,
-        max_age=settings.stream_max_age_days * 24 * 3600,
-        duplicate_window=settings.stream_duplicate_window_hours * 3600,
-    )
+async def declare_consumed_streams(settings: Settings, starting: asyncio.Future[None]) -> None:
+    """The streams the newsletter consumes (AMBASSADORS, EVENTS), as their producers declare
+    them, once NATS is up: the service waits for them, and their producers are not part of
+    this stack."""
     deadline = time.monotonic() + 60
     while not starting.done():
         try:
@@ -484,11 +476,7 @@ async def declare_ambassadors_stream(settings: Settings, starting: asyncio.Futur
             await asyncio.sleep(0.1)
             continue
         try:
-            js = nc.jetstream()
-            try:
-                await js.stream_info(AMBASSADORS_STREAM)
-            except NotFoundError:
-                await js.add_stream(config)
+            await declare_streams(nc.jetstream(), NEWSLETTER_PRODUCERS, settings)
             return
         finally:
             await nc.close()
@@ -506,9 +494,9 @@ async def embedded_stack(
     )
     starting = asyncio.create_task(asyncio.to_thread(stack.start))
     try:
-        # The service consumes the ambassadors' events and waits until their stream exists;
-        # the ambassadors service is not part of this stack, so its stream is declared here.
-        await declare_ambassadors_stream(stack.settings, starting)
+        # The service waits until the streams it consumes exist; their producers are not
+        # part of this stack, so the streams are declared here.
+        await declare_consumed_streams(stack.settings, starting)
         await starting
     except BaseException:
         with contextlib.suppress(BaseException):

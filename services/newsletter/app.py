@@ -7,6 +7,18 @@ from collections.abc import Sequence
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, SignedUp, Withdrawn
 from contracts.envelope import Event
+from contracts.events import (
+    InvitationCancelled,
+    InvitationUpdated,
+    Invited,
+    MeetingCancelled,
+    MeetingHeld,
+    MeetingRescheduled,
+    MeetingScheduled,
+    Promoted,
+    ReminderDue,
+    Waitlisted,
+)
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     EVENTS,
@@ -35,7 +47,8 @@ from contracts.newsletter import (
     TestSendResult,
     Unsubscribe,
 )
-from services.newsletter import delivery, handlers, store
+from services.newsletter import delivery, handlers, meetings, store
+from services.runtime.clock import Clock
 from services.runtime.mongo import Session
 from services.runtime.service import Service
 from services.runtime.settings import get_settings
@@ -44,7 +57,7 @@ settings = get_settings()
 service = Service(
     SERVICE, produces=EVENTS, buckets=[IMAGES_BUCKET, ARCHIVE_BUCKET], settings=settings
 )
-ctx = handlers.Context(service)
+ctx = handlers.Context(service, clock=Clock(settings.clock_file))
 app = service.app
 
 
@@ -91,6 +104,60 @@ async def withdrawn(event: Withdrawn, session: Session) -> Sequence[Event]:
 @service.on_event(Erased)
 async def erased(event: Erased, session: Session) -> Sequence[Event]:
     return await handlers.ambassador_erased(ctx, event, session)
+
+
+# ---------------------------------------------------------------- reactions to meetings
+# One mail per invitee event (see meetings.py); the meeting events feed the digest.
+
+
+@service.on_event(Invited)
+async def invited(event: Invited, session: Session) -> Sequence[Event]:
+    return await meetings.invitee_event(ctx, event, session)
+
+
+@service.on_event(InvitationUpdated)
+async def invitation_updated(event: InvitationUpdated, session: Session) -> Sequence[Event]:
+    return await meetings.invitee_event(ctx, event, session)
+
+
+@service.on_event(InvitationCancelled)
+async def invitation_cancelled(event: InvitationCancelled, session: Session) -> Sequence[Event]:
+    return await meetings.invitee_event(ctx, event, session)
+
+
+@service.on_event(Waitlisted)
+async def waitlisted(event: Waitlisted, session: Session) -> Sequence[Event]:
+    return await meetings.invitee_event(ctx, event, session)
+
+
+@service.on_event(Promoted)
+async def promoted(event: Promoted, session: Session) -> Sequence[Event]:
+    return await meetings.invitee_event(ctx, event, session)
+
+
+@service.on_event(ReminderDue)
+async def reminder_due(event: ReminderDue, session: Session) -> Sequence[Event]:
+    return await meetings.invitee_event(ctx, event, session)
+
+
+@service.on_event(MeetingScheduled)
+async def meeting_scheduled(event: MeetingScheduled, session: Session) -> Sequence[Event]:
+    return await meetings.meeting_scheduled(ctx, event, session)
+
+
+@service.on_event(MeetingRescheduled)
+async def meeting_rescheduled(event: MeetingRescheduled, session: Session) -> Sequence[Event]:
+    return await meetings.meeting_rescheduled(ctx, event, session)
+
+
+@service.on_event(MeetingCancelled)
+async def meeting_cancelled(event: MeetingCancelled, session: Session) -> Sequence[Event]:
+    return await meetings.meeting_cancelled(ctx, event, session)
+
+
+@service.on_event(MeetingHeld)
+async def meeting_held(event: MeetingHeld, session: Session) -> Sequence[Event]:
+    return await meetings.meeting_held(ctx, event, session)
 
 
 # ---------------------------------------------------------------- subscribers

@@ -1,5 +1,6 @@
-"""The newsletter service's own database: subscribers, items, issues, the ambassadors read
-model, and their indexes (the ``mails`` collection belongs to ``delivery.store``).
+"""The newsletter service's own database: subscribers, items, issues, the ambassadors and
+meetings read models, the ids of erased ambassadors, and their indexes (the ``mails``
+collection belongs to ``delivery.store``).
 
 SecantusDB answers ``$or``/``$ne``/``$nin`` with collection scans and ignores partial
 indexes: every lookup here is an equality, ``$in`` or range on an indexed field.
@@ -14,6 +15,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
+from contracts.events import MeetingState
 from contracts.newsletter import IssueState, SubscriberStatus
 from services.newsletter.domain import Issue, Item, KnownAmbassador, Subscriber
 from services.runtime.mongo import DatabaseT, Session
@@ -46,6 +48,11 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.issues.create_index("items.ambassador_id", sparse=True)
     await db.issues.create_index("sections.entries.ambassador_id", sparse=True)
     await db.ambassadors.create_index([("public", ASCENDING), ("activated_at", ASCENDING)])
+    # The digest's meeting sections: public scheduled ones by start, held ones by when.
+    await db.meetings.create_index(
+        [("state", ASCENDING), ("public", ASCENDING), ("starts_at", ASCENDING)]
+    )
+    await db.meetings.create_index([("state", ASCENDING), ("held_at", ASCENDING)])
 
 
 # ---------------------------------------------------------------- documents
@@ -438,3 +445,62 @@ async def addresses_mailed_for(db: DatabaseT, ambassador_id: str, session: Sessi
     erasure finds a subscription of the same person that is not linked to the ambassador."""
     cursor = db.mails.find({"ambassador_id": ambassador_id}, {"to_address": 1}, session=session)
     return {doc["to_address"] async for doc in cursor if doc.get("to_address")}
+
+
+async def remember_erased_ambassador(
+    db: DatabaseT, ambassador_id: str, now: datetime, session: Session
+) -> None:
+    """The id (nothing else) of an erased ambassador: a meeting mail for them that arrives
+    later, on another stream, is not sent."""
+    await db.erased_ambassadors.update_one(
+        {"_id": ambassador_id}, {"$setOnInsert": {"erased_at": now}}, upsert=True, session=session
+    )
+
+
+async def is_erased_ambassador(db: DatabaseT, ambassador_id: str, session: Session) -> bool:
+    if await db.erased_ambassadors.find_one({"_id": ambassador_id}, {"_id": 1}, session=session):
+        return True
+    # Erased before the collection above existed: the subscriber kept its ambassador id.
+    linked = await db.subscribers.find_one(
+        {"ambassador_id": ambassador_id}, {"status": 1}, session=session
+    )
+    return linked is not None and linked.get("status") == SubscriberStatus.ERASED.value
+
+
+# ---------------------------------------------------------------- the meetings read model
+
+
+async def load_meeting(
+    db: DatabaseT, meeting_id: str, session: Session | None = None
+) -> dict[str, Any] | None:
+    return await db.meetings.find_one({"_id": meeting_id}, session=session)
+
+
+async def save_meeting(db: DatabaseT, doc: dict[str, Any], session: Session) -> None:
+    await db.meetings.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
+
+
+async def public_meetings_starting(
+    db: DatabaseT, start: datetime, end: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Public meetings still scheduled that start in [start, end), soonest first."""
+    cursor = (
+        db.meetings.find(
+            {
+                "state": MeetingState.SCHEDULED.value,
+                "public": True,
+                "starts_at": {"$gte": start, "$lt": end},
+            }
+        )
+        .sort([("starts_at", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return [doc async for doc in cursor]
+
+
+async def meetings_held(db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Meetings (public or not) held in [since, until), in the order they were held."""
+    cursor = db.meetings.find(
+        {"state": MeetingState.HELD.value, "held_at": {"$gte": since, "$lt": until}}
+    ).sort([("held_at", ASCENDING), ("_id", ASCENDING)])
+    return [doc async for doc in cursor]

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -55,6 +54,7 @@ from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
 from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
+from stack.streams import NEWSLETTER_PRODUCERS, declare_streams_at
 from tests.support.chaos import poll
 from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subscribers
 from tests.support.stack import start_service, start_smtp_sink
@@ -333,16 +333,6 @@ async def sending_ids(db: AsyncDatabase[Document], issue_id: str) -> set[str]:
     return {str(doc["_id"]) async for doc in cursor}
 
 
-async def declare_ambassadors_stream(nats_url: str) -> None:
-    """The service consumes the ambassadors' events and waits for their stream to exist; no
-    ambassadors service runs here, so the (empty) stream is declared for it."""
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().add_stream(name="AMBASSADORS", subjects=["ambassadors.v1.>"])
-    finally:
-        await nc.close()
-
-
 # ---------------------------------------------------------------------------- fixtures
 
 
@@ -359,7 +349,8 @@ async def world(
 ) -> AsyncIterator[World]:
     database = f"kaos_nl_{uuid.uuid4().hex[:12]}"
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
-    await declare_ambassadors_stream(own_nats.url)
+    # The service waits for the streams it consumes; their producers do not run here.
+    await declare_streams_at(own_nats.url, NEWSLETTER_PRODUCERS)
     here = World(
         nats=own_nats,
         sink=own_sink,

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from contracts.newsletter import SubscriberStatus
 from services.newsletter import delivery, domain, handlers, store
 from services.newsletter.delivery import MailRecord
 from services.newsletter.domain import Subscriber, Unsubscriber
@@ -110,20 +111,20 @@ async def test_a_prefetched_subscriber_is_used_once_and_not_when_too_old(
     await db.subscribers.replace_one({"_id": one.id}, store._to_document(gone))
     # The batch's lookup answers its mail (the unsubscribe came after the claim) ...
     first = await loader.load(one.id)
-    assert first is not None and first.status == domain.SubscriberStatus.CONFIRMED
+    assert first is not None and first.status == SubscriberStatus.CONFIRMED
     # ... and only that one: asked again, the subscriber is looked up as it is now.
     again = await loader.load(one.id)
-    assert again is not None and again.status == domain.SubscriberStatus.UNSUBSCRIBED
+    assert again is not None and again.status == SubscriberStatus.UNSUBSCRIBED
     # forget() drops what an unsubscribe handled here made stale.
     await loader.prefetch([mail_to(one)])
     loader.forget(one.id)
     fresh = await loader.load(one.id)
-    assert fresh is not None and fresh.status == domain.SubscriberStatus.UNSUBSCRIBED
+    assert fresh is not None and fresh.status == SubscriberStatus.UNSUBSCRIBED
     # Too old: looked up again.
     stale = handlers.SubscriberLoader(ctx, max_age=0.0)
     await stale.prefetch([mail_to(one)])
     late = await stale.load(one.id)
-    assert late is not None and late.status == domain.SubscriberStatus.UNSUBSCRIBED
+    assert late is not None and late.status == SubscriberStatus.UNSUBSCRIBED
     other = await loader.load(two.id)
     assert other is not None and other.id == two.id
     assert await loader.load("nobody") is None

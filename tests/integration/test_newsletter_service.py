@@ -1,8 +1,8 @@
 """The newsletter service as a real process against real NATS, SecantusDB and the SMTP sink,
 fed by the real ambassadors service.
 
-Each test gets its own databases; the SMTP sink and the AMBASSADORS stream are shared by
-the session, so mails are found by the unique addresses a test made up.
+Each test gets its own databases; the SMTP sink and the AMBASSADORS and EVENTS streams are
+shared by the session, so mails are found by the unique addresses a test made up.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from contracts.ambassadors import Subjects as AmbassadorSubjects
 from contracts.newsletter import UPLOADS_BUCKET, Subjects
 from services.runtime.client import ServiceClient
 from stack.mongo import MongoServer
+from stack.nats import NatsServer
 from stack.smtp_sink import SmtpSink
+from stack.streams import declare_streams_at
 from tests.conftest import ServiceProcessFactory
 from tests.integration.ambassadors_harness import (
     Ambassadors,
@@ -71,10 +73,13 @@ class Newsletter:
 async def services(
     start_ambassadors: AmbassadorsFactory,
     service_process: ServiceProcessFactory,
+    nats_server: NatsServer,
     mongo_server: MongoServer,
     smtp_sink: SmtpSink,
 ) -> AsyncIterator[tuple[Ambassadors, Newsletter]]:
     ambassadors = await start_ambassadors()
+    # The newsletter also consumes the events service's stream; that service is not run here.
+    await declare_streams_at(nats_server.url, ["events"])
     database = f"nl_{uuid.uuid4().hex[:8]}"
     process = service_process(
         "newsletter",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from PIL import Image
 from pypdf import PdfReader
 
@@ -27,9 +28,10 @@ from contracts.ambassadors import Subjects
 from services.runtime.client import ServiceClient
 from services.runtime.settings import Settings
 from stack.mongo import MongoServer
-from stack.nats import service_is_healthy
+from stack.nats import run_sync, service_is_healthy
 from stack.processes import ManagedProcess
 from stack.smtp_sink import SmtpSink, read_mailbox
+from stack.streams import declare_streams_at
 from tests.support.stack import REPO_ROOT
 from tests.unit.test_deploy_configs import ShippedNats, compose, shipped_nats
 
@@ -85,6 +87,13 @@ def ambassadors_as_its_user(
 def newsletter_as_its_user(
     shipped_nats: ShippedNats, mongo_server: MongoServer, smtp_sink: SmtpSink, tmp_path: Path
 ) -> Iterator[ManagedProcess]:
+    # It waits for the EVENTS stream too; no events service runs here, so that stream is
+    # declared as the events service would, under its own user.
+    run_sync(
+        declare_streams_at(
+            shipped_nats.url, ["events"], user="events", password=shipped_nats.passwords["events"]
+        )
+    )
     yield from run_as_its_user(
         "newsletter",
         shipped_nats,
@@ -150,7 +159,7 @@ async def test_another_user_cannot_read_the_cli_replies(
     )
     seen: list[bytes] = []
 
-    async def spy(msg: nats.aio.msg.Msg) -> None:
+    async def spy(msg: Msg) -> None:
         seen.append(msg.data)
 
     await snoop.subscribe("_INBOX_cli.>", cb=spy)

@@ -251,7 +251,18 @@ def test_a_missing_context_value_is_an_error_not_an_empty_string() -> None:
 
 
 def test_the_known_kinds_are_found_by_their_templates() -> None:
-    assert mail_kinds() == {"confirmation", "subscribe_confirmation", "welcome", "goodbye"}
+    assert mail_kinds() == {
+        "confirmation",
+        "subscribe_confirmation",
+        "welcome",
+        "goodbye",
+        "meeting_invitation",
+        "meeting_updated",
+        "meeting_cancelled",
+        "meeting_waitlisted",
+        "meeting_promoted",
+        "meeting_reminder",
+    }
 
 
 def test_an_unknown_kind_is_refused() -> None:

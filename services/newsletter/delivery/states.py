@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import aiosmtplib
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BULK_KINDS",
@@ -41,6 +41,7 @@ __all__ = [
     "claim",
     "classify",
     "delivered",
+    "erased",
     "mail_id_for",
     "message_id_for",
     "new_mail",
@@ -80,14 +81,30 @@ FINAL_STATES = frozenset({MailState.SENT, MailState.FAILED, MailState.CANCELLED}
 
 
 class Attachment(BaseModel):
-    """Where an attachment's bytes are (an Object Store bucket), and how the mail names it."""
+    """An attachment and how the mail names it: its bytes are either in an Object Store
+    bucket (``bucket`` + ``object_name``, e.g. a certificate PDF rendered elsewhere) or the
+    record carries them as ``text`` (small, e.g. an iCalendar invitation; UTF-8 on the wire).
+
+    ``content_type`` may have parameters (``text/calendar; method=REQUEST; charset=utf-8``).
+    Inline text is personal data like the rest of the record: erasure drops it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    bucket: str
-    object_name: str
     filename: str
     content_type: str = "application/octet-stream"
+    bucket: str | None = None
+    object_name: str | None = None
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Attachment:
+        stored = self.bucket is not None or self.object_name is not None
+        if stored and (self.bucket is None or self.object_name is None):
+            raise ValueError("an attachment in the Object Store needs bucket and object_name")
+        if stored == (self.text is not None):
+            raise ValueError("an attachment is either in the Object Store or inline text")
+        return self
 
 
 class MailRecord(BaseModel):
@@ -317,6 +334,19 @@ def release(record: MailRecord) -> Update:
     return {
         "$set": _leave_sending(MailState.QUEUED)
         | {"attempts": max(record.attempts - 1, 0), "next_attempt_at": record.next_attempt_at}
+    }
+
+
+def erased(now: datetime) -> dict[str, Any]:
+    """What erasure sets on every mail of a person: no address, name, mail context or
+    attachment stays (an inline attachment such as an invitation's .ics names the person,
+    and the context may hold their tokens). See ``store.erase_recipient``."""
+    return {
+        "to_address": None,
+        "to_name": None,
+        "context": {},
+        "attachments": [],
+        "erased_at": now,
     }
 
 

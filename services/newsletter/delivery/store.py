@@ -23,6 +23,7 @@ from services.newsletter.delivery.states import (
     MailState,
     Update,
     claim,
+    erased,
 )
 from services.runtime.mongo import DatabaseT, Session
 
@@ -241,7 +242,8 @@ async def erase_recipient(
     subscriber_id: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Remove a person's address, name and mail context from every mail; cancel queued ones.
+    """Remove a person's address, name, mail context and attachments from every mail (see
+    ``states.erased``); cancel queued ones.
 
     Runs in the caller's transaction (the erasure event's). Mails being sent right now
     keep going; their worker marks them without touching the erased fields, and one that
@@ -273,14 +275,7 @@ async def erase_recipient(
         )
         await mails.update_many(
             person,
-            {
-                "$set": {
-                    "to_address": None,
-                    "to_name": None,
-                    "context": {},
-                    "erased_at": now,
-                }
-            },
+            {"$set": erased(now)},
             session=session,
         )
     if touched:

@@ -8,7 +8,8 @@ Structure (a level appears only when needed):
         multipart/related                only when there are inline images
           text/html                      refers to the images as cid:<content id>
           image/*                        Content-ID <content id>, disposition inline
-      application/pdf ...                the attachments
+      application/pdf ...                the attachments (a certificate; an invitation as
+                                         text/calendar; method=REQUEST, RFC 6047)
 
 Both text parts are UTF-8 quoted-printable: 7-bit clean for any relay, and the Danish
 letters stay legible in the raw source. Every header value is checked for CR/LF and other
@@ -34,8 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
+from email.headerregistry import ContentTypeHeader
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import cast
 from urllib.parse import quote
 
 from markupsafe import escape
@@ -59,6 +62,8 @@ class HeaderInjectionError(ValueError):
 
 @dataclass(frozen=True)
 class Attachment:
+    """``content_type`` may carry parameters: ``text/calendar; method=REQUEST; charset=utf-8``."""
+
     filename: str
     content_type: str
     data: bytes
@@ -157,10 +162,21 @@ def _list_unsubscribe(url: str, mailto: str | None) -> bytes:
 
 
 def _split_type(content_type: str) -> tuple[str, str]:
-    maintype, _, subtype = _header_safe("content type", content_type).partition("/")
-    if not maintype or not subtype:
-        raise ValueError(f"content type must be type/subtype, got {content_type!r}")
+    maintype, subtype, params = _content_type(content_type)
+    if params:
+        raise ValueError(f"content type takes no parameters here, got {content_type!r}")
     return maintype, subtype
+
+
+def _content_type(content_type: str) -> tuple[str, str, dict[str, str]]:
+    """``type/subtype`` and its parameters: ``text/calendar; method=REQUEST; charset=utf-8``
+    (RFC 6047) is ``("text", "calendar", {"method": "REQUEST", "charset": "utf-8"})``."""
+    header = _POLICY.header_factory("content-type", _header_safe("content type", content_type))
+    parsed = cast("ContentTypeHeader", header)
+    # A parse problem is recorded as a defect, not raised ("garbage" reads as text/plain).
+    if getattr(parsed, "defects", ()) or "/" not in content_type.partition(";")[0]:
+        raise ValueError(f"content type must be type/subtype[; name=value]*, got {content_type!r}")
+    return parsed.maintype, parsed.subtype, dict(parsed.params)
 
 
 def _utc(value: datetime | None) -> datetime:
@@ -248,12 +264,16 @@ def _skeleton_body(
             filename=image.filename,
         )
     for attachment in attachments:
-        maintype, subtype = _split_type(attachment.content_type)
+        maintype, subtype, params = _content_type(attachment.content_type)
+        # Base64 for any type: an .ics is text, but its lines must reach the calendar with
+        # their CRLF and folding untouched. Parameters stay on the Content-Type (an
+        # invitation is recognised by "text/calendar; method=REQUEST").
         message.add_attachment(
             attachment.data,
             maintype=maintype,
             subtype=subtype,
             filename=_header_safe("attachment filename", attachment.filename),
+            params=params or None,
         )
 
 

@@ -12,6 +12,12 @@ naive UTC as MongoDB returns them, or ISO strings):
 - ``subscribe_confirmation``: name (may be None), confirm_url, token, expires_at
 - ``welcome``: name, certificate_number, verify_url
 - ``goodbye``: name
+- ``meeting_invitation``, ``meeting_updated``, ``meeting_cancelled``, ``meeting_waitlisted``,
+  ``meeting_promoted``, ``meeting_reminder`` (one invitee of a meeting; see
+  ``services/newsletter/meetings.py``): name, meeting {kind_label, title, description,
+  starts_at, ends_at, place, online_url}, rsvp {yes, maybe, no, token} or None; and
+  ``meeting_updated``: previous_starts_at, previous_ends_at; ``meeting_cancelled``: reason
+  (may be None); ``meeting_waitlisted``: position.
 - ``issue``: see :func:`render_issue`; use that, not ``render_mail``.
 
 Every kind also takes ``unsubscribe_url`` (the personal link for the footer; absent or None
@@ -88,6 +94,33 @@ def danish_datetime(value: datetime | date | str) -> str:
     """``3. marts 2026 kl. 14.30`` in Copenhagen time (Danish writes the time with a dot)."""
     local = _as_datetime(value).astimezone(_COPENHAGEN)
     return f"{danish_date(local.date())} kl. {local:%H.%M}"
+
+
+# Spelled out by hand, as services.runtime.danish does the months.
+_WEEKDAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+
+
+def danish_day(value: datetime | date | str) -> str:
+    """``torsdag den 4. marts 2027``; a datetime is taken in Copenhagen time."""
+    if isinstance(value, str):
+        value = date.fromisoformat(value) if len(value) == 10 else _as_datetime(value)
+    if isinstance(value, datetime):
+        value = _as_datetime(value).astimezone(_COPENHAGEN).date()
+    return f"{_WEEKDAYS[value.weekday()]} den {long_date(value)}"
+
+
+def danish_span(starts: datetime | str, ends: datetime | str | None = None) -> str:
+    """When a meeting is, in Copenhagen time: ``torsdag den 4. marts 2027 kl. 17.00–19.00``,
+    or with both days when it ends on another (``... kl. 10.00 til fredag den 5. marts 2027
+    kl. 15.00``)."""
+    start = _as_datetime(starts).astimezone(_COPENHAGEN)
+    text = f"{danish_day(start.date())} kl. {start:%H.%M}"
+    if ends is None:
+        return text
+    end = _as_datetime(ends).astimezone(_COPENHAGEN)
+    if end.date() == start.date():
+        return f"{text}–{end:%H.%M}"
+    return f"{text} til {danish_day(end.date())} kl. {end:%H.%M}"
 
 
 def paragraphs(text: str | None) -> Markup:
@@ -246,6 +279,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["danish_date"] = danish_date
     env.filters["danish_datetime"] = danish_datetime
+    env.filters["danish_day"] = danish_day
+    env.filters["danish_span"] = danish_span
     env.filters["paragraphs"] = paragraphs
     env.filters["sanitise"] = sanitise_html
     env.filters["underline"] = _underline

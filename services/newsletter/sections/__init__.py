@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.newsletter.domain import IssueSection
-from services.newsletter.sections import new_ambassadors
+from services.newsletter.sections import coming_up, new_ambassadors, recently_held
 from services.runtime.mongo import DatabaseT
 
 
@@ -63,4 +63,4 @@ class SectionRegistry:
         ]
 
 
-REGISTRY = SectionRegistry([new_ambassadors.SECTION])
+REGISTRY = SectionRegistry([new_ambassadors.SECTION, coming_up.SECTION, recently_held.SECTION])
