@@ -16,12 +16,14 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from services.runtime.clock import travel
 from stack.processes import free_port
 from tests.support.stack import REPO_ROOT
 
@@ -35,7 +37,10 @@ CLI_TIMEOUT = 30.0
 # The public web address the stack is told it has (links in mails and on certificates).
 PUBLIC_URL = "https://ambassadoer.fredericia.example"
 # What `make up` runs; healthy means every one answers `samskab health`.
-SERVICES = ("ambassadors", "newsletter")
+SERVICES = ("ambassadors", "newsletter", "events")
+# The stack's clock (services/runtime/clock.py), a file under the data directory: absent,
+# the services run on real time; a test travels by writing it (``StackRun.travel``).
+CLOCK_FILE_NAME = "clock"
 
 
 def venv_script(name: str) -> Path:
@@ -112,6 +117,17 @@ class StackRun:
     # Seconds from each start to healthy, and of each CLI call: printed at the end.
     readiness: list[float] = field(default_factory=list)
     calls: list[tuple[str, float]] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- the clock
+
+    @property
+    def clock_file(self) -> Path:
+        """The file every service's clock reads (SAMSKAB_CLOCK_FILE)."""
+        return Path(self.env["SAMSKAB_CLOCK_FILE"])
+
+    def travel(self, to: datetime) -> None:
+        """Every service of the stack reads ``to`` as the time now, and runs on from it."""
+        travel(self.clock_file, to)
 
     # ---------------------------------------------------------------- the launcher
 
@@ -300,6 +316,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
             "SAMSKAB_DEMO_IMPORT": "true",
             # As a deployment has it: RFC 8058 one-click unsubscribe links must be https.
             "SAMSKAB_PUBLIC_URL": PUBLIC_URL,
+            # Not there until a test travels: until then every service runs on real time.
+            "SAMSKAB_CLOCK_FILE": str(data_dir / CLOCK_FILE_NAME),
         }
     )
     return env
