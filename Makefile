@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy contracts services cli stack
+	$(BIN)/mypy contracts services cli stack tests bench
 
 test: install lint typecheck
 	$(BIN)/pytest -q tests

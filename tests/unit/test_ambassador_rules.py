@@ -11,7 +11,7 @@ from contracts.ambassadors import CoreArea, Kind, SignUp, Source, Status
 from contracts.errors import ErrorCode, ServiceError
 from services.ambassadors import domain
 from services.ambassadors.domain import DomainValidationError, GoalRecord
-from services.runtime.tokens import token_hash
+from services.runtime.tokens import new_token, token_hash
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -256,4 +256,4 @@ def test_goals_of_an_empty_network() -> None:
 
 
 def test_a_confirmation_token_never_looks_like_a_command_line_option() -> None:
-    assert not any(domain.new_token().startswith("-") for _ in range(2000))
+    assert not any(new_token().startswith("-") for _ in range(2000))
