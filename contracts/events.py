@@ -144,27 +144,14 @@ class Audience(BaseModel):
         return not (self.themes or self.core_areas or self.network_id or self.ambassador_ids)
 
 
-class MeetingFields(Message):
-    """What a meeting is: the fields schedule takes (plan-year fills them in itself)."""
+class WhenAndWhere(Message):
+    """When and where a meeting is, as schedule and reschedule take it."""
 
-    kind: MeetingKind
-    title: str = Field(min_length=1, max_length=TITLE_MAX)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     # Naive: wall-clock time in Europe/Copenhagen.
     starts: datetime
     ends: datetime
     place: str | None = Field(default=None, max_length=PLACE_MAX)
     online_url: str | None = Field(default=None, max_length=URL_MAX)
-    capacity: int | None = Field(default=None, ge=1, le=CAPACITY_MAX)
-    public: bool = False
-
-    @field_validator("title")
-    @classmethod
-    def _title_has_text(cls, value: str) -> str:
-        cleaned = clean_line(value)
-        if not cleaned:
-            raise PydanticCustomError("value_error", "must not be empty")
-        return cleaned
 
     @field_validator("place")
     @classmethod
@@ -186,6 +173,24 @@ class MeetingFields(Message):
     @classmethod
     def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
         return _ends_after(info.data.get("starts"), value)
+
+
+class MeetingFields(WhenAndWhere):
+    """What a meeting is: the fields schedule takes (plan-year fills them in itself)."""
+
+    kind: MeetingKind
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    capacity: int | None = Field(default=None, ge=1, le=CAPACITY_MAX)
+    public: bool = False
+
+    @field_validator("title")
+    @classmethod
+    def _title_has_text(cls, value: str) -> str:
+        cleaned = clean_line(value)
+        if not cleaned:
+            raise PydanticCustomError("value_error", "must not be empty")
+        return cleaned
 
 
 def as_utc(value: datetime) -> datetime:
@@ -216,34 +221,10 @@ class ScheduleMeeting(MeetingFields):
     audience: Audience = Field(default_factory=Audience)
 
 
-class RescheduleMeeting(Message):
+class RescheduleMeeting(WhenAndWhere):
+    """Move a meeting; a place or online link given moves it there too, omitted: it stays."""
+
     meeting_id: Id
-    starts: datetime
-    ends: datetime
-    # Given: the meeting moves there too; omitted: it stays where it was.
-    place: str | None = Field(default=None, max_length=PLACE_MAX)
-    online_url: str | None = Field(default=None, max_length=URL_MAX)
-
-    @field_validator("place")
-    @classmethod
-    def _place_one_line(cls, value: str | None) -> str | None:
-        return _one_line(value)
-
-    @field_validator("online_url")
-    @classmethod
-    def _online_is_a_url(cls, value: str | None) -> str | None:
-        return _url(value)
-
-    @field_validator("starts")
-    @classmethod
-    def _starts_in_copenhagen(cls, value: datetime) -> datetime:
-        _instant(value)
-        return value
-
-    @field_validator("ends")
-    @classmethod
-    def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return _ends_after(info.data.get("starts"), value)
 
 
 def _ends_after(starts: datetime | None, ends: datetime) -> datetime:

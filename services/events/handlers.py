@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
 from contracts.ambassadors import Status as AmbassadorStatus
@@ -26,6 +26,7 @@ from contracts.events import (
     InvitationCancelled,
     InvitationUpdated,
     Invited,
+    InviteeEvent,
     InviteeView,
     ListMeetings,
     MeetingCancelled,
@@ -58,6 +59,8 @@ from services.runtime.service import Service
 from services.runtime.settings import Settings
 
 log = get_logger(__name__)
+
+T = TypeVar("T", bound=InviteeEvent)
 
 
 @dataclass
@@ -150,25 +153,27 @@ def _ics(
     )
 
 
-def _invited(ctx: Context, meeting: Meeting, inv: Invitation, who: KnownAmbassador) -> Invited:
-    return Invited(
+def _tell(
+    ctx: Context,
+    kind: type[T],
+    meeting: Meeting,
+    who: KnownAmbassador,
+    inv: Invitation | None = None,
+    *,
+    ics: Literal["REQUEST", "CANCEL"] | None = None,
+    **extra: Any,
+) -> T:
+    """The event that tells ``who`` something about ``meeting`` (mailed by the newsletter):
+    with the answer links' token when ``inv`` is given, the calendar entry when ``ics`` is."""
+    if ics is not None:
+        extra["ics"] = _ics(ctx, meeting, who, ics)
+    return kind(
         ambassador_id=who.id,
         email=who.email,
         name=who.name,
         meeting=meeting.info(),
-        rsvp_token=inv.token,
-        ics=_ics(ctx, meeting, who, "REQUEST"),
-    )
-
-
-def _promoted(ctx: Context, meeting: Meeting, inv: Invitation, who: KnownAmbassador) -> Promoted:
-    return Promoted(
-        ambassador_id=who.id,
-        email=who.email,
-        name=who.name,
-        meeting=meeting.info(),
-        rsvp_token=inv.token,
-        ics=_ics(ctx, meeting, who, "REQUEST"),
+        rsvp_token=inv.token if inv is not None else None,
+        **extra,
     )
 
 
@@ -194,8 +199,9 @@ async def _hand_on_seats(
     )
     meeting, promoted = domain.promote(meeting, domain.waitlist_order(waiting), ctx.clock())
     await store.save_invitations(db, promoted, session)
+    told = await _known(ctx, promoted, session)
     events: list[Event] = [
-        _promoted(ctx, meeting, inv, who) for inv, who in await _known(ctx, promoted, session)
+        _tell(ctx, Promoted, meeting, who, inv, ics="REQUEST") for inv, who in told
     ]
     return meeting, promoted, events
 
@@ -284,7 +290,7 @@ async def invitation_round(ctx: Context, meeting_id: str) -> bool:
             }
         )
         await store.save_meeting(db, progressed, session)
-        return more, [_invited(ctx, meeting, inv, who) for inv, who in new]
+        return more, [_tell(ctx, Invited, meeting, who, inv, ics="REQUEST") for inv, who in new]
 
     return await ctx.service.transaction(work)
 
@@ -314,13 +320,13 @@ async def reschedule(ctx: Context, cmd: RescheduleMeeting) -> MeetingView:
             )
         ]
         events += [
-            InvitationUpdated(
-                ambassador_id=who.id,
-                email=who.email,
-                name=who.name,
-                meeting=moved.info(),
-                rsvp_token=inv.token,
-                ics=_ics(ctx, moved, who, "REQUEST"),
+            _tell(
+                ctx,
+                InvitationUpdated,
+                moved,
+                who,
+                inv,
+                ics="REQUEST",
                 previous_starts_at=meeting.starts_at,
                 previous_ends_at=meeting.ends_at,
             )
@@ -345,12 +351,12 @@ async def cancel(ctx: Context, cmd: CancelMeeting) -> MeetingView:
             )
         ]
         events += [
-            InvitationCancelled(
-                ambassador_id=who.id,
-                email=who.email,
-                name=who.name,
-                meeting=cancelled.info(),
-                ics=_ics(ctx, cancelled, who, "CANCEL"),
+            _tell(
+                ctx,
+                InvitationCancelled,
+                cancelled,
+                who,
+                ics="CANCEL",
                 reason=cancelled.cancel_reason,
             )
             for _, who in await _known(ctx, told, session)
@@ -381,16 +387,7 @@ async def _answer(
         ) + 1
         if invitation.participation != Participation.WAITLISTED:
             for inv, who in await _known(ctx, [updated], session):
-                events.append(
-                    Waitlisted(
-                        ambassador_id=who.id,
-                        email=who.email,
-                        name=who.name,
-                        meeting=meeting.info(),
-                        rsvp_token=inv.token,
-                        position=position,
-                    )
-                )
+                events.append(_tell(ctx, Waitlisted, meeting, who, inv, position=position))
     answered, promoted, told = await _hand_on_seats(ctx, answered, session)
     # Always written: two answers racing for the last seat conflict here, one is retried.
     await store.save_meeting(db, answered, session)
@@ -462,13 +459,7 @@ async def remind(ctx: Context, meeting_id: str) -> int:
         recipients = domain.reminder_recipients(meeting, seated, now)
         await store.save_meeting(db, domain.reminded(meeting), session)
         events = [
-            ReminderDue(
-                ambassador_id=who.id,
-                email=who.email,
-                name=who.name,
-                meeting=meeting.info(),
-                rsvp_token=inv.token,
-            )
+            _tell(ctx, ReminderDue, meeting, who, inv)
             for inv, who in await _known(ctx, recipients, session)
         ]
         return len(events), events
@@ -637,7 +628,7 @@ async def ambassador_activated(ctx: Context, event: Activated, session: Session)
             continue
         invitation = domain.invite(meeting, ambassador.id, now)
         await store.insert_invitations(db, [invitation], session)
-        events.append(_invited(ctx, meeting, invitation, ambassador))
+        events.append(_tell(ctx, Invited, meeting, ambassador, invitation, ics="REQUEST"))
     return events
 
 
