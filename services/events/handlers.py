@@ -614,11 +614,12 @@ def _known_ambassador(event: Activated | ProfileUpdated) -> KnownAmbassador:
     )
 
 
-async def ambassador_activated(ctx: Context, event: Activated, session: Session) -> list[Event]:
-    """Known from now on; invited to the upcoming meetings whose audience includes them."""
+async def _invite_to_upcoming(
+    ctx: Context, ambassador: KnownAmbassador, session: Session
+) -> list[Event]:
+    """Invitations to the meetings still to come whose audience includes ``ambassador`` and
+    that have not invited them yet."""
     db = ctx.service.db
-    ambassador = _known_ambassador(event)
-    await store.save_ambassador(db, ambassador, session)
     now = ctx.clock()
     events: list[Event] = []
     for meeting in await store.upcoming_meetings(db, now, session):
@@ -632,17 +633,26 @@ async def ambassador_activated(ctx: Context, event: Activated, session: Session)
     return events
 
 
+async def ambassador_activated(ctx: Context, event: Activated, session: Session) -> list[Event]:
+    """Known from now on; invited to the upcoming meetings whose audience includes them."""
+    ambassador = _known_ambassador(event)
+    await store.save_ambassador(ctx.service.db, ambassador, session)
+    return await _invite_to_upcoming(ctx, ambassador, session)
+
+
 async def ambassador_profile_updated(
     ctx: Context, event: ProfileUpdated, session: Session
 ) -> list[Event]:
-    """New name, address or themes for an active ambassador this service knows."""
+    """New name, address or themes for an active ambassador this service knows; new themes
+    or core areas bring invitations to the upcoming meetings for them (none is taken back)."""
     db = ctx.service.db
     if event.status != AmbassadorStatus.ACTIVE:
         return []
     if await store.load_ambassador(db, event.ambassador_id, session) is None:
         return []
-    await store.save_ambassador(db, _known_ambassador(event), session)
-    return []
+    ambassador = _known_ambassador(event)
+    await store.save_ambassador(db, ambassador, session)
+    return await _invite_to_upcoming(ctx, ambassador, session)
 
 
 async def _leave_upcoming(

@@ -328,3 +328,14 @@ async def test_plan_year_schedules_the_fixed_meetings_once(events: Events) -> No
     parsed = icalendar.Calendar.from_ical(calendar["ics"])
     assert [str(e["SUMMARY"]) for e in parsed.walk("VEVENT")] == ["Temadag: Om ensomhed"]
     assert public["public"] is True
+
+
+async def test_a_new_theme_brings_the_invitation_to_that_theme_day(events: Events) -> None:
+    a = await events.active_ambassador(themes=[1])
+    meeting = await events.schedule(
+        kind="theme_day", title="Om fællesskaber", audience={"themes": [5]}
+    )
+    meeting_id = meeting["id"]
+    await events.request(AmbassadorSubjects.UPDATE, {"ambassador_id": a, "themes": [1, 5]})
+    (invited,) = await events.wait_for(meeting_id, "invited")
+    assert invited.data["ambassador_id"] == a
