@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,6 +11,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from pymongo.write_concern import WriteConcern
+
+from services.runtime.logging import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 Document = dict[str, Any]
@@ -34,11 +39,30 @@ async def in_transaction(
     "snapshot" (majority-committed reads) cost about half again per transaction here while
     unique indexes and write conflicts already guard what our handlers check.
     """
+    runs = 0
+    started = time.monotonic()
+
+    async def counted(session: Session) -> T:
+        # pymongo retries a transaction that hit a write conflict silently, for up to two
+        # minutes: after a kill -9 mid-transaction the server holds its locks until the
+        # transaction expires (60 s), and without this line a stall shows nothing at all.
+        nonlocal runs
+        runs += 1
+        if runs in (2, 5) or runs % 20 == 0:
+            log.warning(
+                "transaction retried",
+                attempt=runs,
+                seconds=round(time.monotonic() - started, 1),
+                work=getattr(work, "__qualname__", repr(work)),
+            )
+        return await work(session)
+
     for attempt in range(1, DUPLICATE_KEY_ATTEMPTS + 1):
+        runs = 0  # a duplicate-key rerun is expected (see below), not a stall
         try:
             async with client.start_session() as session:
                 result: T = await session.with_transaction(
-                    work, write_concern=WriteConcern("majority")
+                    counted, write_concern=WriteConcern("majority")
                 )
                 return result
         except DuplicateKeyError:
