@@ -235,6 +235,8 @@ class Service:
             )
             return result
 
+        # What a stalled transaction is, in the log (see in_transaction).
+        unit.__qualname__ = getattr(work, "__qualname__", unit.__qualname__)
         result = await in_transaction(self.mongo, unit)
         if relay is not None and written:
             relay.hand_over(written)
@@ -258,6 +260,7 @@ class Service:
             await mark_processed(self.db, session, consumer, event_id)
             return True, produced
 
+        unit.__qualname__ = f"applying {route.model.subject}"
         return await self.transaction(unit)
 
     async def _consume(self, msg: NatsMessage) -> None:
