@@ -38,6 +38,7 @@ EMAIL = "birthe.soendergaard@example.org"
 DESCRIPTION = "Laver mad til fællesspisning i Byens Hus hver torsdag."
 GOOD_IMPORT_EMAIL = "kontakt@madklubben-vest.example"
 DATABASE = "samskab_ambassadors"
+SERVICE_DATABASES = (DATABASE, "samskab_newsletter", "samskab_events")
 STREAM = "AMBASSADORS"
 SIGNED_UP = "ambassadors.v1.signed_up"
 # Anything that looks like an e-mail address.
@@ -133,16 +134,22 @@ def _texts(value: Any) -> Iterator[str]:
 
 
 def documents_holding(mongo_url: str, needles: list[str]) -> list[str]:
-    """``collection/_id: needle`` for every document of the ambassadors database holding one."""
+    """``database.collection/_id: needle`` for every document of any service's database
+    holding one (erasure reaches every service that knew the person)."""
     wanted = [n.casefold() for n in needles]
     found: list[str] = []
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, serverSelectionTimeoutMS=5000)
     try:
-        db = client[DATABASE]
-        for collection in db.list_collection_names():
-            for doc in db[collection].find():
-                text = "\n".join(_texts(doc)).casefold()
-                found += [f"{collection}/{doc.get('_id')}: {n!r}" for n in wanted if n in text]
+        for database in SERVICE_DATABASES:
+            db = client[database]
+            for collection in db.list_collection_names():
+                for doc in db[collection].find():
+                    text = "\n".join(_texts(doc)).casefold()
+                    found += [
+                        f"{database}.{collection}/{doc.get('_id')}: {n!r}"
+                        for n in wanted
+                        if n in text
+                    ]
     finally:
         client.close()
     return found
@@ -430,7 +437,7 @@ def test_erasure_leaves_no_trace_of_the_person(stack: StackRun, journey: Journey
         poll(clean, timeout=20, interval=1.0, what="no document holds the e-mail or name")
     except AssertionError:
         pytest.fail(
-            f"after erasure {len(holding)} document(s) in {DATABASE} still hold personal "
+            f"after erasure {len(holding)} document(s) still hold personal "
             "data:\n  " + "\n  ".join(holding[:20])
         )
 
