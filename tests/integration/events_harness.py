@@ -5,28 +5,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from nats.js.errors import NotFoundError
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.events import STREAM, Subjects
 from services.runtime.clock import travel
-from stack.mongo import MongoServer
 from stack.processes import ManagedProcess
-from tests.conftest import ServiceProcessFactory
 from tests.integration.ambassadors_harness import (
     Ambassadors,
-    AmbassadorsFactory,
     eventually,
     unique_email,
-    wait_for_log,
 )
 
 Document = dict[str, Any]
@@ -159,37 +153,3 @@ def local_iso(instant: datetime) -> str:
     from contracts.events import COPENHAGEN
 
     return instant.astimezone(COPENHAGEN).replace(tzinfo=None).isoformat(timespec="minutes")
-
-
-@pytest.fixture
-async def events(
-    start_ambassadors: AmbassadorsFactory,
-    service_process: ServiceProcessFactory,
-    mongo_server: MongoServer,
-    tmp_path: Path,
-) -> AsyncIterator[Events]:
-    """The events service on a fresh database, next to the ambassadors service."""
-    ambassadors = await start_ambassadors()
-    database = f"ev_{uuid.uuid4().hex[:8]}"
-    clock_file = tmp_path / "clock"
-    js = ambassadors.js
-    try:
-        first_seq = int((await js.stream_info(STREAM)).state.last_seq) + 1
-    except NotFoundError:
-        first_seq = 1
-    process = service_process(
-        "events",
-        {
-            "SAMSKAB_MONGO_DATABASE": database,
-            "SAMSKAB_LOG_LEVEL": "INFO",
-            "SAMSKAB_CLOCK_FILE": str(clock_file),
-            "SAMSKAB_EVENTS_POLL_SECONDS": "0.3",
-            "SAMSKAB_EVENTS_FANOUT_BATCH": "7",
-        },
-    )
-    wait_for_log(process, "service ready")
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
-    try:
-        yield Events(process, ambassadors, database, mongo[database], clock_file, first_seq)
-    finally:
-        await mongo.close()

@@ -15,7 +15,7 @@ from contracts.events import Subjects
 from tests.integration.ambassadors_harness import eventually
 from tests.integration.events_harness import Events, days_from_now, local_iso
 
-pytest_plugins = ["tests.integration.ambassadors_fixtures", "tests.integration.events_harness"]
+pytest_plugins = ["tests.integration.ambassadors_fixtures", "tests.integration.events_fixtures"]
 pytestmark = pytest.mark.integration
 
 
