@@ -14,6 +14,7 @@ import typer
 from cli import calls
 from cli.output import build, fail, fields, reporting, show, table
 from contracts.ambassadors import CoreArea
+from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import (
     COPENHAGEN,
     MINUTES_MAX,
@@ -303,16 +304,32 @@ def plan_year(
         typer.Option("--assembly", metavar="DATE", help="Day (YYYY-MM-DD) of the annual assembly."),
     ],
     place: PlaceOpt = None,
+    meeting_time: Annotated[
+        str,
+        typer.Option(
+            "--meeting-time", metavar="HH:MM-HH:MM", help="When the ambassador meetings run."
+        ),
+    ] = "17:00-19:00",
+    assembly_time: Annotated[
+        str,
+        typer.Option("--assembly-time", metavar="HH:MM-HH:MM", help="When the assembly runs."),
+    ] = "16:00-20:00",
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule the year's two ambassador meetings and the annual assembly, for everyone."""
     with reporting(as_json):
+        meeting_starts, meeting_ends = _span("--meeting-time", meeting_time)
+        assembly_starts, assembly_ends = _span("--assembly-time", assembly_time)
         command = build(
             PlanYear,
             year=year,
             ambassador_meetings=ambassador_meeting,
             assembly=assembly,
             place=place,
+            ambassador_meeting_starts=meeting_starts,
+            ambassador_meeting_ends=meeting_ends,
+            assembly_starts=assembly_starts,
+            assembly_ends=assembly_ends,
         )
         result = calls.request(Subjects.PLAN_YEAR, command)
 
@@ -327,16 +344,32 @@ def plan_year(
 # ---------------------------------------------------------------- reading
 
 
+def _span(option: str, value: str) -> tuple[str, str]:
+    """``17:00-19:00`` -> the two times, as the contract takes them (it checks them)."""
+    starts, dash, ends = value.partition("-")
+    if not dash or not starts.strip() or not ends.strip():
+        message = f"a time span such as 17:00-19:00, not {value!r}"
+        raise ServiceError(
+            ErrorCode.VALIDATION_FAILED,
+            f"{option}: {message}",
+            [FieldError(field=option.lstrip("-"), message=message)],
+        )
+    return starts.strip(), ends.strip()
+
+
 @app.command("list")
 def list_(
     upcoming: Annotated[
         bool, typer.Option("--upcoming", help="Only meetings still to come, soonest first.")
     ] = False,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 200,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """List meetings, newest first (or upcoming ones, soonest first)."""
     with reporting(as_json):
-        result = calls.request(Subjects.LIST, build(ListMeetings, upcoming=upcoming))
+        query = build(ListMeetings, upcoming=upcoming, limit=limit, offset=offset)
+        result = calls.request(Subjects.LIST, query)
 
     def human(page: dict[str, Any]) -> None:
         table(

@@ -362,7 +362,10 @@ def test_list_shows_local_times_and_seats(service: FakeService) -> None:
     result = run("list", "--upcoming")
 
     assert result.exit_code == 0, result.output
-    assert service.only_request() == (Subjects.LIST, {"upcoming": True})
+    assert service.only_request() == (
+        Subjects.LIST,
+        {"upcoming": True, "limit": 200, "offset": 0},
+    )
     rows = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert rows[2] == "m1 2027-03-04 17:00 theme_day Temadag om bolig scheduled 12/30"
     assert rows[3] == "m2 2027-09-02 17:00 ambassador_meeting Ambassadørmøde scheduled 4"
@@ -419,6 +422,8 @@ def test_plan_year_sends_the_three_dates(service: FakeService) -> None:
         "2027-11-18",
         "--place",
         "Rådhuset",
+        "--meeting-time",
+        "16:30-18:30",
     )
 
     assert result.exit_code == 0, result.output
@@ -428,10 +433,35 @@ def test_plan_year_sends_the_three_dates(service: FakeService) -> None:
             "year": 2027,
             "ambassador_meetings": ["2027-03-04", "2027-09-02"],
             "assembly": "2027-11-18",
+            "ambassador_meeting_starts": "16:30:00",
+            "ambassador_meeting_ends": "18:30:00",
+            "assembly_starts": "16:00:00",
+            "assembly_ends": "20:00:00",
             "place": "Rådhuset",
         },
     )
     assert [line.split()[0] for line in result.stdout.splitlines()[:3]] == ["m1", "m2", "m3"]
+
+
+def test_plan_year_refuses_a_time_that_is_no_span_without_a_request(
+    service: FakeService,
+) -> None:
+    result = run(
+        "plan-year",
+        "2027",
+        "--ambassador-meeting",
+        "2027-03-04",
+        "--ambassador-meeting",
+        "2027-09-02",
+        "--assembly",
+        "2027-11-18",
+        "--meeting-time",
+        "17:00",
+    )
+
+    assert result.exit_code != 0
+    assert "--meeting-time" in result.output
+    assert service.sent == []
 
 
 # ---------------------------------------------------------------- --json and errors
