@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.ambassadors import CoreArea
 from contracts.errors import ErrorCode, FieldError, ServiceError
@@ -306,14 +306,25 @@ def plan_year(cmd: PlanYear) -> list[tuple[str, ScheduleMeeting]]:
     def meeting(
         kind: MeetingKind, title: str, day: date, starts: time, ends: time
     ) -> ScheduleMeeting:
-        return ScheduleMeeting(
-            kind=kind,
-            title=title,
-            description=PLAN_DESCRIPTIONS[kind],
-            starts=datetime.combine(day, starts),
-            ends=datetime.combine(day, ends),
-            place=cmd.place,
-        )
+        try:
+            return ScheduleMeeting(
+                kind=kind,
+                title=title,
+                description=PLAN_DESCRIPTIONS[kind],
+                starts=datetime.combine(day, starts),
+                ends=datetime.combine(day, ends),
+                place=cmd.place,
+            )
+        except ValidationError as exc:
+            # A time that does not exist that day (the hour skipped for summer time): name
+            # the plan's own field, not the meeting it would have made.
+            prefix = "assembly" if kind == MeetingKind.ANNUAL_ASSEMBLY else "ambassador_meeting"
+            raise DomainValidationError(
+                [
+                    FieldError(field=f"{prefix}_{e['loc'][0]}", message=e["msg"])
+                    for e in exc.errors()
+                ]
+            ) from None
 
     spring, autumn = dates
     return [

@@ -771,3 +771,13 @@ def test_forgetting_an_attendee_removes_them() -> None:
 def test_forgetting_someone_who_did_not_attend_changes_nothing() -> None:
     m = meeting(attended=("a-1",))
     assert domain.forget_attendee(m, "a-9") is m
+
+
+def test_a_planned_time_skipped_by_summer_time_is_reported_at_the_plans_own_field() -> None:
+    skipped = plan(assembly=date(2027, 3, 28), assembly_starts="02:30", assembly_ends="04:00")
+
+    with pytest.raises(domain.DomainValidationError) as raised:
+        domain.plan_year(skipped)
+
+    assert [d.field for d in raised.value.error.details] == ["assembly_starts"]
+    assert "does not exist in Copenhagen" in raised.value.error.message
