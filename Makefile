@@ -41,7 +41,7 @@ typecheck: install
 	$(BIN)/mypy contracts services cli stack tests bench
 
 test: install lint typecheck
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=15 tests
 
 unit: install
 	$(BIN)/pytest -q tests/unit
