@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from stack.nats import NatsServer
-from tests.support.stack import start_nats
+from stack.smtp_sink import SmtpSink
+from tests.support.stack import start_nats, start_smtp_sink
 
 
 @pytest.fixture
@@ -18,3 +19,11 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server = start_nats(tmp_path / "own-nats")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    """An SMTP sink for this test alone: it holds only this test's mail."""
+    sink = start_smtp_sink(tmp_path / "own-sink")
+    yield sink
+    sink.stop()

@@ -46,7 +46,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +69,8 @@ from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
 from stack.streams import declare_streams_at
 from tests.support.ambassadors_seed import SeededAmbassador, publish_active_ambassadors
 from tests.support.chaos import poll
-from tests.support.stack import start_service, start_smtp_sink
+from tests.support.stack import start_service
+from tests.support.streams import read_stream
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -236,49 +237,11 @@ async def invited_on_stream(js: Any) -> int:
     return int((info.state.subjects or {}).get(INVITED, 0))
 
 
-@dataclass(frozen=True)
-class OnStream:
-    subject: str
-    msg_id: str | None
-    data: Document
-
-
-async def stream_messages(nats_url: str) -> list[OnStream]:
-    """Every message on the EVENTS stream, in order."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        state = (await js.stream_info(STREAM)).state
-        found = []
-        for seq in range(state.first_seq, state.last_seq + 1):
-            try:
-                msg = await js.get_msg(STREAM, seq)
-            except NotFoundError:
-                continue
-            found.append(
-                OnStream(
-                    subject=msg.subject or "",
-                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
-                    data=json.loads(msg.data or b"{}"),
-                )
-            )
-        return found
-    finally:
-        await nc.close()
-
-
 def local(instant: datetime) -> str:
     return instant.astimezone(COPENHAGEN).replace(tzinfo=None).isoformat(timespec="minutes")
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def own_sink(tmp_path: Path) -> Iterator[SmtpSink]:
-    sink = start_smtp_sink(tmp_path / "own-sink")
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture
@@ -455,7 +418,7 @@ def check_one_invitation_mail_each(
 async def check_one_invited_event_each(
     world: World, meeting_id: str, seeded: list[SeededAmbassador]
 ) -> None:
-    invited = [m for m in await stream_messages(world.nats.url) if m.subject == INVITED]
+    invited = [m for m in await read_stream(world.nats.url, STREAM) if m.subject == INVITED]
     assert {m.data["meeting"]["meeting_id"] for m in invited} == {meeting_id}
     event_ids = Counter(str(m.data["event_id"]) for m in invited)
     per_ambassador = Counter(str(m.data["ambassador_id"]) for m in invited)

@@ -35,7 +35,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
 from stack.streams import NEWSLETTER_PRODUCERS, declare_streams_at
 from tests.support.chaos import poll
 from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subscribers
-from tests.support.stack import start_service, start_smtp_sink
+from tests.support.stack import start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -334,13 +334,6 @@ async def sending_ids(db: AsyncDatabase[Document], issue_id: str) -> set[str]:
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def own_sink(tmp_path: Path) -> Iterator[SmtpSink]:
-    sink = start_smtp_sink(tmp_path / "own-sink")
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

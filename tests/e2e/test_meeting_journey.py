@@ -28,16 +28,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from icalendar import Calendar
-from nats.js.errors import NotFoundError
 
 from contracts.events import COPENHAGEN, STREAM
 from services.runtime.settings import Settings
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mail, Mailbox
 from tests.e2e.steps import need, poll
+from tests.support.streams import read_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -206,26 +205,11 @@ def schedule_when_known(stack: StackRun, *args: str) -> dict[str, Any]:
 def stream_events(stack: StackRun, meeting_id: str) -> list[tuple[str, dict[str, Any]]]:
     """(event name, payload) of every event about the meeting on the EVENTS stream."""
 
-    async def read() -> list[tuple[str, dict[str, Any]]]:
-        nc = await nats.connect(stack.env["SAMSKAB_NATS_URL"])
-        try:
-            js = nc.jetstream()
-            state = (await js.stream_info(STREAM)).state
-            found = []
-            for seq in range(state.first_seq, state.last_seq + 1):
-                try:
-                    msg = await js.get_msg(STREAM, seq)
-                except NotFoundError:
-                    continue
-                data = json.loads(msg.data or b"{}")
-                about = data.get("meeting_id") or (data.get("meeting") or {}).get("meeting_id")
-                if about == meeting_id:
-                    found.append(((msg.subject or "").rsplit(".", 1)[-1], data))
-            return found
-        finally:
-            await nc.close()
+    def about(data: dict[str, Any]) -> Any:
+        return data.get("meeting_id") or (data.get("meeting") or {}).get("meeting_id")
 
-    return asyncio.run(read())
+    everything = asyncio.run(read_stream(stack.env["SAMSKAB_NATS_URL"], STREAM))
+    return [(m.name, m.data) for m in everything if about(m.data) == meeting_id]
 
 
 def section(text: str, heading: str) -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import nats
-from nats.js.errors import NotFoundError
+from tests.support.streams import read_stream
 
 
 async def poll(
@@ -33,26 +31,13 @@ class StreamEvent:
 
 async def stream_events(nats_url: str, stream: str) -> list[StreamEvent]:
     """Every ambassador event still on ``stream``, in stream order."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(stream)
-        events = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(stream, seq)
-            except NotFoundError:
-                continue
-            data = json.loads(msg.data or b"{}")
-            events.append(
-                StreamEvent(
-                    seq=seq,
-                    subject=msg.subject or "",
-                    event_id=str(data["event_id"]),
-                    ambassador_id=str(data["ambassador_id"]),
-                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
-                )
-            )
-        return events
-    finally:
-        await nc.close()
+    return [
+        StreamEvent(
+            seq=m.seq,
+            subject=m.subject,
+            event_id=str(m.data["event_id"]),
+            ambassador_id=str(m.data["ambassador_id"]),
+            msg_id=m.msg_id,
+        )
+        for m in await read_stream(nats_url, stream)
+    ]

@@ -1,0 +1,48 @@
+"""Reading a whole JetStream stream back, message by message, as a test checks it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.js.errors import NotFoundError
+
+
+@dataclass(frozen=True)
+class OnStream:
+    seq: int
+    subject: str
+    msg_id: str | None
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """``events.v1.invited`` -> ``invited``."""
+        return self.subject.rsplit(".", 1)[-1]
+
+
+async def read_stream(nats_url: str, stream: str) -> list[OnStream]:
+    """Every message still on ``stream``, in stream order (deleted ones are skipped)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        state = (await js.stream_info(stream)).state
+        found = []
+        for seq in range(state.first_seq, state.last_seq + 1):
+            try:
+                msg = await js.get_msg(stream, seq)
+            except NotFoundError:
+                continue
+            found.append(
+                OnStream(
+                    seq=seq,
+                    subject=msg.subject or "",
+                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
+                    data=json.loads(msg.data or b"{}"),
+                )
+            )
+        return found
+    finally:
+        await nc.close()
