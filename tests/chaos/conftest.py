@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.smtp_sink import SmtpSink
-from tests.support.stack import start_nats, start_smtp_sink
+from tests.support.stack import start_mongo, start_nats, start_smtp_sink
 
 
 @pytest.fixture
@@ -27,3 +28,13 @@ def own_sink(tmp_path: Path) -> Iterator[SmtpSink]:
     sink = start_smtp_sink(tmp_path / "own-sink")
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def own_mongo(tmp_path: Path) -> Iterator[MongoServer]:
+    """A SecantusDB for this test alone. A process killed mid-transaction leaves the
+    transaction open on the server until it expires (60 s), holding its locks and slowing
+    the server: on the session's shared server that would reach into the next tests."""
+    server = start_mongo(tmp_path / "own-mongo")
+    yield server
+    server.stop()

@@ -266,13 +266,13 @@ async def retry_unacknowledged(
 
 @pytest.fixture
 async def harness(
-    own_nats: NatsServer, mongo_server: MongoServer, tmp_path: Path
+    own_nats: NatsServer, own_mongo: MongoServer, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     database = f"chaos_{uuid.uuid4().hex[:12]}"
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(own_mongo.url, tz_aware=True)
     world = Harness(
         nats=own_nats,
-        mongo_url=mongo_server.url,
+        mongo_url=own_mongo.url,
         database=database,
         data_dir=tmp_path,
         db=mongo[database],

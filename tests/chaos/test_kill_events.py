@@ -246,13 +246,13 @@ def local(instant: datetime) -> str:
 
 @pytest.fixture
 async def world(
-    own_nats: NatsServer, own_sink: SmtpSink, mongo_server: MongoServer, tmp_path: Path
+    own_nats: NatsServer, own_sink: SmtpSink, own_mongo: MongoServer, tmp_path: Path
 ) -> AsyncIterator[World]:
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(own_mongo.url, tz_aware=True)
     here = World(
         nats=own_nats,
         sink=Sink(own_sink),
-        mongo_url=mongo_server.url,
+        mongo_url=own_mongo.url,
         mongo=mongo,
         data_dir=tmp_path,
     )

@@ -338,16 +338,16 @@ async def sending_ids(db: AsyncDatabase[Document], issue_id: str) -> set[str]:
 
 @pytest.fixture
 async def world(
-    own_nats: NatsServer, own_sink: SmtpSink, mongo_server: MongoServer, tmp_path: Path
+    own_nats: NatsServer, own_sink: SmtpSink, own_mongo: MongoServer, tmp_path: Path
 ) -> AsyncIterator[World]:
     database = f"kaos_nl_{uuid.uuid4().hex[:12]}"
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(own_mongo.url, tz_aware=True)
     # The service waits for the streams it consumes; their producers do not run here.
     await declare_streams_at(own_nats.url, NEWSLETTER_PRODUCERS)
     here = World(
         nats=own_nats,
         sink=own_sink,
-        mongo_url=mongo_server.url,
+        mongo_url=own_mongo.url,
         database=database,
         db=mongo[database],
         data_dir=tmp_path,
