@@ -228,9 +228,9 @@ class RescheduleMeeting(WhenAndWhere):
 
 
 def _ends_after(starts: datetime | None, ends: datetime) -> datetime:
-    if starts is not None and _instant(ends) <= _instant(starts):
+    end = _instant(ends)
+    if starts is not None and end <= _instant(starts):
         raise PydanticCustomError("value_error", "a meeting must end after it starts")
-    _instant(ends)
     return ends
 
 
