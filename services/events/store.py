@@ -48,8 +48,10 @@ def _meeting_document(meeting: Meeting) -> dict[str, Any]:
     doc["outcomes"] = list(meeting.outcomes)
     doc["attended"] = list(meeting.attended)
     doc["attending_organisations"] = list(meeting.attending_organisations)
-    # Only meetings with invitations to send are in the "inviting" index.
-    doc["inviting"] = True if meeting.inviting else None
+    # Only meetings with invitations to send are in the sparse "inviting" index: a sparse
+    # index leaves out documents without the field, but it does index a null.
+    if not meeting.inviting:
+        del doc["inviting"]
     return doc
 
 
