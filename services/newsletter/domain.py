@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -100,6 +101,10 @@ def ambassador_confirm_url(public_url: str, token: str) -> str:
 
 def verify_url(public_url: str, code: str) -> str:
     return f"{public_url.rstrip('/')}/verify/{code}"
+
+
+def rsvp_url(public_url: str, token: str, answer: str) -> str:
+    return f"{public_url.rstrip('/')}/rsvp/{quote(token, safe='')}/{answer}"
 
 
 # ---------------------------------------------------------------- subscribers

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from contracts.envelope import Event
 from contracts.events import (
     KIND_LABELS,
+    Answer,
     InvitationCancelled,
     InvitationUpdated,
     Invited,
@@ -38,7 +38,7 @@ from contracts.events import (
     ReminderDue,
     Waitlisted,
 )
-from services.newsletter import delivery, store
+from services.newsletter import delivery, domain, store
 from services.newsletter.handlers import Context, queue
 from services.newsletter.mail.rendering import safe_url
 from services.runtime.logging import get_logger
@@ -78,8 +78,8 @@ CANCEL_TYPE = "text/calendar; method=CANCEL; charset=utf-8"
 def rsvp_links(public_url: str, token: str) -> dict[str, str]:
     """The answer links of a mail: ``{public_url}/rsvp/{token}/yes`` etc., and the token
     (staff can answer for someone with ``samskab events answer <token> --yes``)."""
-    base = f"{public_url.rstrip('/')}/rsvp/{quote(token, safe='')}"
-    return {"yes": f"{base}/yes", "maybe": f"{base}/maybe", "no": f"{base}/no", "token": token}
+    links = {a.value: domain.rsvp_url(public_url, token, a.value) for a in Answer}
+    return {**links, "token": token}
 
 
 def meeting_view(info: MeetingInfo) -> dict[str, Any]:
