@@ -65,6 +65,7 @@ app = service.app
 async def prepare() -> None:
     await store.ensure_indexes(service.db)
     await delivery.ensure_mail_indexes(service.db)
+    await delivery.ensure_batch_indexes(service.db)
     await handlers.ensure_uploads_bucket(ctx)
 
 

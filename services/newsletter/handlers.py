@@ -81,7 +81,6 @@ log = get_logger(__name__)
 
 # Subscribers queued per round of an issue's fan-out: one insert and one progress write each.
 # Small enough that an insert holds the database only briefly: mails go out meanwhile.
-FANOUT_BATCH = 200
 # How long `send` waits for the fan-out before answering "still sending".
 SEND_WAIT_SECONDS = 5.0
 # A rendered issue is reused this long by the delivery worker; an erasure that scrubs a
@@ -804,42 +803,56 @@ async def archive(ctx: Context, query: GetArchive) -> Archive:
 async def fanout(ctx: Context, issue_id: str) -> Issue | None:
     """Queue the issue for every confirmed subscriber, then mark it sent (once).
 
-    Resumable at any point: subscribers are queued in id order from the stored cursor,
-    and the dedupe key ``issue:{issue}:{subscriber}`` makes a batch queued again after a
-    crash (before its cursor was stored) a no-op.
+    The mails are queued as bulk batches (see ``delivery.batches``) of ``batch_size_for``
+    subscribers each, which the delivery worker claims a batch at a time; a page of
+    ``newsletter_fanout_page`` batches is read and written at once. Resumable at any point:
+    subscribers are taken in id order from the stored cursor, and a batch is named after
+    the cursor it starts after, so a batch queued again after a crash (before the cursor
+    was stored) is found, and the fan-out goes on after it.
     """
     db = ctx.service.db
     issue = await store.load_issue(db, issue_id)
     if issue is None or issue.state != IssueState.SENDING:
         return issue
     cursor = issue.fanout_cursor
+    size = delivery.batch_size_for(ctx.settings)
+    page_batches = ctx.settings.newsletter_fanout_page
     queued = 0
     scan = store.ConfirmedScan()
-    while batch := await store.confirmed_after(db, cursor, FANOUT_BATCH, scan):
+    while page := await store.confirmed_after(db, cursor, size * page_batches, scan):
         now = ctx.clock()
-        records = [
-            delivery.new_mail(
-                kind="issue",
-                dedupe_key=f"issue:{issue.id}:{doc['_id']}",
-                to_address=doc["address"],
-                to_name=doc.get("name"),
-                subscriber_id=doc["_id"],
-                issue_id=issue.id,
-                message_id_domain=ctx.settings.mail_message_id_domain,
-                now=now,
-            )
-            for doc in batch
-            if doc.get("address")
-        ]
+        chain: list[delivery.PlannedBatch] = []
+        after = cursor
+        for start in range(0, len(page), size):
+            subscribers = page[start : start + size]
+            records = [
+                delivery.new_mail(
+                    kind="issue",
+                    dedupe_key=f"issue:{issue.id}:{doc['_id']}",
+                    to_address=doc["address"],
+                    to_name=doc.get("name"),
+                    subscriber_id=doc["_id"],
+                    issue_id=issue.id,
+                    message_id_domain=ctx.settings.mail_message_id_domain,
+                    now=now,
+                )
+                for doc in subscribers
+                if doc.get("address")
+            ]
+            last = str(subscribers[-1]["_id"])
+            batch_id = delivery.batch_id_for(issue.id, after)
+            chain.append(delivery.PlannedBatch(batch_id, issue.id, records, last))
+            after = last
         first = cursor == issue.fanout_cursor
-        queued += await delivery.queue_many(db, records)
-        cursor = batch[-1]["_id"]
+        queued_now, cursor = await delivery.queue_batches(db, chain, now)
+        queued += queued_now
+        assert cursor is not None  # the chain is not empty
         await store.advance_fanout(db, issue.id, cursor)
         if first:
-            # The worker starts on the first batch; it finds the later ones by itself when
-            # it runs out (a notify per batch would make it re-sort every queued mail).
+            # The worker starts on the first batches; it finds the later ones by itself
+            # when it runs out.
             ctx.notify_delivery()
-    recipients = await delivery.count_issue_mails(db, issue.id)
+    recipients = (await delivery.issue_progress(db, issue.id)).recipients
     log.info("issue fanned out", issue_id=issue.id, number=issue.number, queued_now=queued)
     await _store_archive(ctx, issue)
 

@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     # Open SMTP connections at once, and mails per second over all of them (0: no limit).
     mail_concurrency: int = Field(default=4, ge=1, le=64)
     mail_rate_per_second: float = Field(default=0.0, ge=0)
-    # Mails claimed per delivery round, and how long a claim holds before a crash is assumed.
-    mail_batch_size: int = Field(default=50, ge=1, le=1000)
+    # Mails claimed per delivery round (an issue is queued in batches of this many), and how
+    # long a claim holds before a crash is assumed.
+    mail_batch_size: int = Field(default=200, ge=1, le=1000)
     mail_send_lease_seconds: float = Field(default=120.0, gt=0)
     # 4xx answers: retried after these delays (the last repeats) up to mail_max_attempts.
     mail_max_attempts: int = Field(default=8, ge=1)
@@ -91,6 +92,8 @@ class Settings(BaseSettings):
     # A draft without --since gathers what happened since the last sent issue, or this long.
     newsletter_default_since_days: int = Field(default=90, ge=1)
     newsletter_image_max_bytes: int = Field(default=3_000_000, ge=1)
+    # Delivery batches an issue's fan-out reads subscribers for and writes at once.
+    newsletter_fanout_page: int = Field(default=10, ge=1, le=100)
 
     # Events (meetings)
     # Who said yes is reminded this long before the start (absolute time, across DST).

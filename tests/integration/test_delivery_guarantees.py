@@ -14,7 +14,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,6 +50,7 @@ from services.runtime.service import Service
 from services.runtime.settings import Settings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -58,24 +59,6 @@ T = TypeVar("T")
 
 def short_id() -> str:
     return uuid.uuid4().hex[:8]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]],
-    what: str,
-    *,
-    timeout: float = 15.0,
-    interval: float = 0.05,
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what} (last: {value!r})")
-        await asyncio.sleep(interval)
 
 
 # --------------------------------------------------------------------------- a test's world

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from services.newsletter.delivery import store
+from services.newsletter.delivery import erase_recipient, store
 from services.newsletter.delivery.smtp import SmtpPool
 from services.newsletter.delivery.states import (
     MailRecord,
@@ -40,24 +40,12 @@ from tests.integration.newsletter_delivery_support import (
     scripted_smtp,
     settings_for,
 )
+from tests.support.polling import eventually
 from tests.support.stack import start_smtp_sink
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, *, timeout: float = 30.0
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what} (last: {value!r})")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -514,7 +502,7 @@ async def test_erasure_removes_the_person_from_every_mail_and_cancels_queued_one
     await store.queue_many(db, theirs[1:])
 
     async def erase(session: Session) -> int:
-        return await store.erase_recipient(
+        return await erase_recipient(
             db, session, ambassador_id="amb-erased", subscriber_id="sub-erased"
         )
 
@@ -545,7 +533,7 @@ async def test_a_mail_erased_while_waiting_for_a_retry_is_cancelled(
     [claimed] = await store.claim_due(db, "w", now, 1, timedelta(seconds=30))
 
     async def erase(session: Session) -> int:
-        return await store.erase_recipient(db, session, subscriber_id=claimed.subscriber_id)
+        return await erase_recipient(db, session, subscriber_id=claimed.subscriber_id)
 
     await in_transaction(db.client, erase)
     failure = TransientFailure("451 later", 451)

@@ -340,7 +340,7 @@ def release(record: MailRecord) -> Update:
 def erased(now: datetime) -> dict[str, Any]:
     """What erasure sets on every mail of a person: no address, name, mail context or
     attachment stays (an inline attachment such as an invitation's .ics names the person,
-    and the context may hold their tokens). See ``store.erase_recipient``."""
+    and the context may hold their tokens). See ``erasure.erase_recipient``."""
     return {
         "to_address": None,
         "to_name": None,

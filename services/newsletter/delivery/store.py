@@ -32,10 +32,9 @@ __all__ = [
     "claim_due",
     "claim_ids",
     "count_by_state",
-    "count_issue_mails",
     "due_ids",
     "ensure_mail_indexes",
-    "erase_recipient",
+    "erase_from_mails",
     "expired_ids",
     "get_mail",
     "mark",
@@ -234,7 +233,7 @@ async def mark(
     return {str(doc["_id"]) async for doc in cursor}
 
 
-async def erase_recipient(
+async def erase_from_mails(
     db: DatabaseT,
     session: Session,
     *,
@@ -242,8 +241,9 @@ async def erase_recipient(
     subscriber_id: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Remove a person's address, name, mail context and attachments from every mail (see
-    ``states.erased``); cancel queued ones.
+    """Remove a person's address, name, mail context and attachments from every mail record
+    (see ``states.erased``); cancel queued ones. (``erasure.erase_recipient`` covers the
+    bulk batches too.)
 
     Runs in the caller's transaction (the erasure event's). Mails being sent right now
     keep going; their worker marks them without touching the erased fields, and one that
@@ -300,11 +300,6 @@ async def count_by_state(db: DatabaseT, issue_id: str | None = None) -> dict[str
             query = {"refs": f"issue:{issue_id}", "state": state.value}
         counts[state.value] = await db[COLLECTION].count_documents(query)
     return counts
-
-
-async def count_issue_mails(db: DatabaseT, issue_id: str) -> int:
-    """How many mails an issue has, in any state: one count, not one per state."""
-    return await db[COLLECTION].count_documents({"refs": f"issue:{issue_id}"})
 
 
 async def get_mail(db: DatabaseT, mail_id: str) -> MailRecord | None:

@@ -4,7 +4,9 @@ Mails are claimed in batches (one set of queries per batch, not per mail, their 
 looked up by a ``prefetch`` callback per batch too) and marked in batches (one update per
 outcome, up to a batch or ``flush_seconds`` at a time). :meth:`DeliveryWorker.run_forever`
 keeps the SMTP connections busy: the next batch is claimed while the last one is still
-being sent, and results are marked while later mails go out.
+being sent, and results are marked while later mails go out. Bulk mail (an issue) is
+claimed a whole queued batch at a time and written to ``mails`` once, finished (see
+:mod:`services.newsletter.delivery.batches`); everything else one record per mail.
 :meth:`DeliveryWorker.deliver_once` does one batch start to finish, for tests and one-off
 runs.
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from services.newsletter.delivery import store
+from services.newsletter.delivery import batches, store
 from services.newsletter.delivery.smtp import SmtpPool
 from services.newsletter.delivery.states import (
     Cancelled,
@@ -52,7 +54,7 @@ from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT
 from services.runtime.settings import Settings
 
-__all__ = ["DeliveryWorker", "Materialize", "RecordsCallback", "utc_now"]
+__all__ = ["DeliveryWorker", "Materialize", "RecordsCallback", "batch_size_for", "utc_now"]
 
 log = get_logger(__name__)
 
@@ -80,6 +82,20 @@ CANDIDATES_MIN_AGE = timedelta(seconds=0.2)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def batch_size_for(settings: Settings) -> int:
+    """Mails claimed at once, per-mail or as one bulk batch (the fan-out queues batches of
+    this size)."""
+    batch = settings.mail_batch_size
+    rate = settings.mail_rate_per_second
+    if rate > 0:
+        # Up to BATCHES_AHEAD + 1 batches are claimed at once; at this rate their last
+        # mail must go out well within the lease, or another worker would take it over
+        # and send it a second time.
+        span = 2 * (BATCHES_AHEAD + 1)
+        batch = min(batch, max(1, int(rate * settings.mail_send_lease_seconds / span)))
+    return batch
 
 
 @dataclass(frozen=True)
@@ -141,18 +157,12 @@ class DeliveryWorker:
         self._candidates_full = False
         self._refreshed_at = datetime.min.replace(tzinfo=UTC)
         self._refresh_asked = False
+        # Mails claimed as part of a bulk batch (see batches), by id: their batch's.
+        self._batch_of: dict[str, str] = {}
 
     @staticmethod
     def _batch_size(settings: Settings) -> int:
-        batch = settings.mail_batch_size
-        rate = settings.mail_rate_per_second
-        if rate > 0:
-            # Up to BATCHES_AHEAD + 1 batches are claimed at once; at this rate their last
-            # mail must go out well within the lease, or another worker would take it over
-            # and send it a second time.
-            span = 2 * (BATCHES_AHEAD + 1)
-            batch = min(batch, max(1, int(rate * settings.mail_send_lease_seconds / span)))
-        return batch
+        return batch_size_for(settings)
 
     # ------------------------------------------------------------------ control
 
@@ -302,7 +312,16 @@ class DeliveryWorker:
         # running send or the pending mark finishes it.
         expired = [mail_id for mail_id in expired if not self._ours(mail_id)]
         records = await store.claim_ids(self._db, self.worker_id, take, expired, now, self._lease)
-        return [record for record in records if not self._ours(record.id)]
+        records = [record for record in records if not self._ours(record.id)]
+        if len(records) < limit and not self._stopping:
+            # Mail someone waits for goes first; bulk mail fills what is left, a batch at once.
+            busy = frozenset(self._in_flight) | frozenset(self._unmarked)
+            claimed = await batches.claim_batch(self._db, self.worker_id, now, self._lease, busy)
+            if claimed is not None:
+                for record in claimed.records:
+                    self._batch_of[record.id] = claimed.id
+                records += claimed.records
+        return records
 
     def _ours(self, mail_id: str) -> bool:
         return mail_id in self._in_flight or mail_id in self._unmarked
@@ -403,9 +422,13 @@ class DeliveryWorker:
             _Result(r.record, delivered(r.record, now), r.outcome) if r.outcome == "sent" else r
             for r in results
         ]
+        single = [r for r in results if r.record.id not in self._batch_of]
         applied = await store.mark(
-            self._db, self.worker_id, [(result.record, result.update) for result in results]
+            self._db, self.worker_id, [(result.record, result.update) for result in single]
         )
+        applied |= await self._record_bulk([r for r in results if r.record.id in self._batch_of])
+        for result in results:
+            self._batch_of.pop(result.record.id, None)
         mine = [result for result in results if result.record.id in applied]
         counts: Counter[str] = Counter(result.outcome for result in mine)
         for result in mine:
@@ -434,6 +457,23 @@ class DeliveryWorker:
             self._on_hard_bounce,
             [apply(r.record, r.update) for r in mine if r.outcome == "bounced"],
         )
+
+    async def _record_bulk(self, results: list[_Result]) -> set[str]:
+        """Bulk mails are written to ``mails`` once, finished (see batches.record); a batch
+        whose mails were handed back (the worker is stopping) is released."""
+        now = self._clock()
+        by_batch: dict[str, list[_Result]] = {}
+        for result in results:
+            by_batch.setdefault(self._batch_of[result.record.id], []).append(result)
+        applied: set[str] = set()
+        for batch_id, group in by_batch.items():
+            finished = [apply(r.record, r.update) for r in group if r.outcome != "released"]
+            applied |= await batches.record(self._db, batch_id, finished, now)
+            if len(finished) < len(group):
+                await batches.release_batch(self._db, batch_id, self.worker_id)
+                # Released mails were not written: they count as handled, not applied.
+                applied |= {r.record.id for r in group if r.outcome == "released"}
+        return applied
 
     async def _call(self, callback: RecordsCallback | None, records: list[MailRecord]) -> None:
         if callback is None or not records:
