@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from contracts.ambassadors import Kind, ListAmbassadors, Status
 from services.ambassadors.domain import Ambassador, GoalRecord
@@ -16,31 +17,21 @@ from services.runtime.mongo import DatabaseT, Session
 
 
 async def ensure_indexes(db: DatabaseT) -> None:
+    # Stored documents leave out empty lookup fields (see to_document): SecantusDB keeps an
+    # index entry for a stored null, and each entry costs every sign-up a write. Documents
+    # of older releases have the nulls: drop them once.
+    for field in (*_SPARSE_FIELDS, "certificate.pending_render"):
+        await db.ambassadors.update_many({field: {"$type": "null"}}, {"$unset": {field: ""}})
+    # Older releases kept a partial unique index and a lookup index per field (SecantusDB
+    # never uses a partial index for a query): one unique sparse index does both.
+    for old in _REPLACED_INDEXES:
+        with contextlib.suppress(OperationFailure):
+            await db.ambassadors.drop_index(old)
     # Unique among non-erased ambassadors: erasure clears email_key.
-    await db.ambassadors.create_index(
-        "email_key",
-        unique=True,
-        partialFilterExpression={"email_key": {"$type": "string"}},
-        name="email_key_unique",
-    )
+    await db.ambassadors.create_index("email_key", unique=True, sparse=True)
+    await db.ambassadors.create_index("certificate.verification_code", unique=True, sparse=True)
     await db.ambassadors.create_index("token_hash", sparse=True)
     await db.ambassadors.create_index("confirmed_token_hash", sparse=True)
-    await db.ambassadors.create_index(
-        "certificate.verification_code",
-        unique=True,
-        partialFilterExpression={"certificate.verification_code": {"$type": "string"}},
-        name="verification_code_unique",
-    )
-    # A query for one address or code cannot use the partial unique indexes above (its
-    # filter does not state the partial expression; SecantusDB never uses them at all), so
-    # lookups get their own: without them every sign-up scans the whole collection.
-    await db.ambassadors.create_index(
-        [("email_key", ASCENDING), ("_id", ASCENDING)], name="email_key_lookup"
-    )
-    await db.ambassadors.create_index(
-        [("certificate.verification_code", ASCENDING), ("_id", ASCENDING)],
-        name="verification_code_lookup",
-    )
     await db.ambassadors.create_index("past_certificates.verification_code", sparse=True)
     await db.ambassadors.create_index([("status", ASCENDING), ("signed_up_at", ASCENDING)])
     await db.ambassadors.create_index("certificate.pending_render", sparse=True)
@@ -49,9 +40,22 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.consents.create_index([("ambassador_id", ASCENDING), ("given_at", ASCENDING)])
 
 
+_SPARSE_FIELDS = ("email_key", "token_hash", "confirmed_token_hash")
+_REPLACED_INDEXES = (
+    "email_key_unique",
+    "email_key_lookup",
+    "verification_code_unique",
+    "verification_code_lookup",
+)
+
+
 def to_document(ambassador: Ambassador) -> dict[str, Any]:
     doc = ambassador.model_dump(mode="python", exclude={"id"})
     doc["_id"] = ambassador.id
+    for field in _SPARSE_FIELDS:
+        if doc[field] is None:
+            # Absent, not null: out of its sparse index (and the model's default on reading).
+            del doc[field]
     if ambassador.profile is not None:
         doc["profile"]["themes"] = list(ambassador.profile.themes)
         doc["profile"]["core_areas"] = [a.value for a in ambassador.profile.core_areas]
@@ -62,11 +66,10 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
     doc["core_areas"] = [a.value for a in ambassador.core_areas]
     if ambassador.certificate is not None:
         # A certificate not yet in the Object Store is marked for the renderer.
-        doc["certificate"]["pending_render"] = (
-            True
-            if ambassador.certificate.rendered_at is None and ambassador.status == Status.ACTIVE
-            else None
-        )
+        if ambassador.certificate.rendered_at is None and ambassador.status == Status.ACTIVE:
+            doc["certificate"]["pending_render"] = True
+        else:
+            doc["certificate"].pop("pending_render", None)
         if ambassador.status == Status.ERASED:
             # The PDF carries the name: the renderer's sweep deletes it from the bucket.
             doc["certificate"]["purge_object"] = True
@@ -78,7 +81,8 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
 
 
 def from_document(doc: dict[str, Any]) -> Ambassador:
-    return Ambassador.model_validate({**doc, "id": doc["_id"]})
+    absent = {field: None for field in _SPARSE_FIELDS if field not in doc}
+    return Ambassador.model_validate({**doc, **absent, "id": doc["_id"]})
 
 
 async def load(

@@ -89,7 +89,10 @@ async def add_to_outbox(
 
 async def ensure_outbox_indexes(db: DatabaseT) -> None:
     await db.outbox.create_index([("state", ASCENDING), ("order", ASCENDING)])
-    await db.outbox.create_index("claimed_by")
+    # No index on claimed_by: every query naming it names the entries' _ids first, and an
+    # index costs every insert and mark a write (an older release created one).
+    with contextlib.suppress(OperationFailure):
+        await db.outbox.drop_index("claimed_by_1")
     await db.outbox.create_index([("key", ASCENDING), ("state", ASCENDING)], sparse=True)
     # Entries published by releases that kept the payload: drop it now.
     await db.outbox.update_many(
