@@ -220,6 +220,14 @@ class Membership(BaseModel):
     left_at: datetime
 
 
+class Consent(BaseModel):
+    """One accepted consent text: which version, when. Nothing personal: kept through erasure
+    as the record that the profile was stored with consent."""
+
+    version: str
+    given_at: datetime
+
+
 class Ambassador(BaseModel):
     """An ambassador as the service stores it."""
 
@@ -230,6 +238,8 @@ class Ambassador(BaseModel):
     email_key: str | None
     consent_version: str | None = None
     consented_at: datetime | None = None
+    # Every consent given, oldest first (a rejoin adds one).
+    consents: tuple[Consent, ...] = ()
     signed_up_at: datetime
     activated_at: datetime | None = None
     withdrawn_at: datetime | None = None
@@ -299,6 +309,7 @@ def sign_up(
         email_key=email_key(profile.email),
         consent_version=consent_version,
         consented_at=now,
+        consents=(*(base.consents if base else ()), Consent(version=consent_version, given_at=now)),
         signed_up_at=base.signed_up_at if base else now,
         kind=profile.kind,
         themes=profile.themes,

@@ -229,7 +229,6 @@ async def sign_up(ctx: Context, cmd: SignUp, source: Source | None = None) -> Si
             await store.insert(db, ambassador, session)
         else:
             await store.save(db, ambassador, session)
-        await store.record_consent(db, ambassador.id, s.consent_text_version, now, session)
         result = SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
         return result, events
 

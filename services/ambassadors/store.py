@@ -37,7 +37,18 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.ambassadors.create_index("certificate.pending_render", sparse=True)
     await db.ambassadors.create_index("certificate.purge_object", sparse=True)
     await db.ambassadors.create_index("purge_events", sparse=True)
-    await db.consents.create_index([("ambassador_id", ASCENDING), ("given_at", ASCENDING)])
+    await _fold_in_consents(db)
+
+
+async def _fold_in_consents(db: DatabaseT) -> None:
+    """Older releases kept consents in a collection of their own, one more insert in every
+    sign-up's transaction: they move into their ambassadors' documents, once."""
+    async for doc in db.consents.find({}).sort("given_at", ASCENDING):
+        consent = {"version": doc["version"], "given_at": doc["given_at"]}
+        await db.ambassadors.update_one(
+            {"_id": doc["ambassador_id"]}, {"$addToSet": {"consents": consent}}
+        )
+        await db.consents.delete_one({"_id": doc["_id"]})
 
 
 _SPARSE_FIELDS = ("email_key", "token_hash", "confirmed_token_hash")
@@ -62,6 +73,7 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
         doc["profile"]["skills"] = list(ambassador.profile.skills)
     doc["past_certificates"] = [c.model_dump(mode="python") for c in ambassador.past_certificates]
     doc["earlier_memberships"] = [m.model_dump() for m in ambassador.earlier_memberships]
+    doc["consents"] = [c.model_dump() for c in ambassador.consents]
     doc["themes"] = list(ambassador.themes)
     doc["core_areas"] = [a.value for a in ambassador.core_areas]
     if ambassador.certificate is not None:
@@ -131,16 +143,6 @@ async def insert(db: DatabaseT, ambassador: Ambassador, session: Session) -> Non
 async def save(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
     await db.ambassadors.replace_one(
         {"_id": ambassador.id}, to_document(ambassador), upsert=True, session=session
-    )
-
-
-async def record_consent(
-    db: DatabaseT, ambassador_id: str, version: str, given_at: datetime, session: Session
-) -> None:
-    """Consent history: which text version was accepted when; nothing personal in it."""
-    await db.consents.insert_one(
-        {"ambassador_id": ambassador_id, "version": version, "given_at": given_at},
-        session=session,
     )
 
 

@@ -104,7 +104,7 @@ async def test_an_import_takes_the_good_rows_reports_the_bad_and_skips_the_known
     signed = await ambassadors.wait_for_events(imported, "signed_up", count=2)
     assert {e.data["source"] for e in signed} == {"import"}
     await ambassadors.wait_for_events(imported, "activated", count=2)
-    for collection in ("ambassadors", "outbox", "consents"):
+    for collection in ("ambassadors", "outbox"):
         async for doc in ambassadors.db[collection].find({}):
             assert bad_name not in str(doc) and "ikke-en-adresse" not in str(doc)
 

@@ -69,7 +69,7 @@ async def test_a_bad_sign_up_names_every_bad_field_and_stores_nothing(
         assert bad_fields(error) == {field}
 
     assert await ambassadors.request(Subjects.LIST, {}) == {"total": 0, "items": []}
-    for collection in ("ambassadors", "consents", "outbox", "counters"):
+    for collection in ("ambassadors", "outbox", "counters"):
         assert await ambassadors.db[collection].count_documents({}) == 0, collection
 
     # The outbox publishes in order: once a good sign-up's event is on the stream, anything

@@ -117,6 +117,7 @@ def test_a_self_sign_up_is_pending_with_a_token_whose_hash_is_stored() -> None:
     assert outcome.token not in a.model_dump_json()
     assert a.token_expires_at == NOW + timedelta(hours=72)
     assert a.consent_version == "2026-11" and a.consented_at == NOW
+    assert a.consents == (domain.Consent(version="2026-11", given_at=NOW),)
 
 
 def test_a_repeated_sign_up_reissues_the_token() -> None:
@@ -174,6 +175,8 @@ def test_a_withdrawn_ambassador_can_rejoin_on_the_same_record() -> None:
     back = self_sign_up(existing=gone)
     assert back.ambassador.id == gone.id and back.ambassador.status == Status.PENDING
     assert not back.token_reissued
+    # The consent of the first membership stays on record; the rejoin adds its own.
+    assert [c.version for c in back.ambassador.consents] == ["2026-11", "2026-11"]
 
 
 def test_erasure_removes_every_personal_field_but_keeps_the_goal_facts() -> None:
