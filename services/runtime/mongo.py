@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 from services.runtime.logging import get_logger
@@ -21,6 +22,23 @@ Document = dict[str, Any]
 Session = AsyncClientSession
 
 DUPLICATE_KEY_ATTEMPTS = 3
+DUPLICATE_KEY = 11000
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:
+    """Insert ``docs`` (unordered, outside any transaction); returns the positions of those
+    whose ``_id`` (or other unique key) existed already. Any other write error is raised."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        details = dict(exc.details)
+        errors = details.get("writeErrors", [])
+        if details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
 
 
 def connect(url: str, app_name: str) -> AsyncMongoClient[Document]:

@@ -42,7 +42,7 @@ from pymongo.errors import BulkWriteError
 
 from services.newsletter.delivery.states import MailRecord, MailState, erased
 from services.newsletter.delivery.store import COLLECTION as MAILS
-from services.runtime.mongo import DatabaseT, Session
+from services.runtime.mongo import DUPLICATE_KEY, DatabaseT, Session, insert_new
 
 __all__ = [
     "CLAIMS",
@@ -63,7 +63,6 @@ __all__ = [
 
 COLLECTION = "mail_batches"
 CLAIMS = "mail_batch_claims"
-DUPLICATE_KEY = 11000
 # Due batches looked at per claim: the first that is still claimable is taken.
 CLAIM_CANDIDATES = 20
 # What a batch says of each mail; everything else is shared by the batch.
@@ -159,19 +158,6 @@ def _claim_document(mails: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _insert_ignoring_duplicates(db: DatabaseT, collection: str, docs: list[Any]) -> None:
-    if not docs:
-        return
-    try:
-        await db[collection].insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        details = dict(exc.details)
-        if details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in details.get("writeErrors", [])
-        ):
-            raise
-
-
 async def queue_batches(
     db: DatabaseT, chain: Sequence[PlannedBatch], now: datetime
 ) -> tuple[int, str | None]:
@@ -193,7 +179,7 @@ async def queue_batches(
         if not errors or errors[0].get("code") != DUPLICATE_KEY:
             raise
         stored = int(errors[0]["index"])
-    await _insert_ignoring_duplicates(db, CLAIMS, list(claims[:stored]))
+    await insert_new(db[CLAIMS], list(claims[:stored]))
     queued = sum(len(batch.records) for batch in chain[:stored])
     if stored == len(chain):
         return queued, chain[-1].last
@@ -201,7 +187,7 @@ async def queue_batches(
     found = await db[COLLECTION].find_one({"_id": existing}, {"mails": 0})
     if found is None:  # pragma: no cover (batches are never deleted)
         raise RuntimeError(f"batch {existing} is a duplicate key but cannot be read")
-    await _insert_ignoring_duplicates(db, CLAIMS, [_claim_document(found)])
+    await insert_new(db[CLAIMS], [_claim_document(found)])
     return queued, str(found["last"])
 
 
@@ -313,15 +299,8 @@ async def record(
     if not records:
         return set()
     docs = [record.to_document() for record in records]
-    written = {str(doc["_id"]) for doc in docs}
-    try:
-        await db[MAILS].insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        details = dict(exc.details)
-        errors = details.get("writeErrors", [])
-        if details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        written -= {str(docs[int(e["index"])]["_id"]) for e in errors}
+    existed = await insert_new(db[MAILS], docs)
+    written = {str(doc["_id"]) for i, doc in enumerate(docs) if i not in existed}
     claim = await db[CLAIMS].find_one_and_update(
         {"_id": batch_id},
         # Records that existed count too: the count is what says the batch may be done.

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, UpdateMany, UpdateOne
-from pymongo.errors import BulkWriteError
 
 from services.newsletter.delivery.states import (
     MailRecord,
@@ -25,7 +24,7 @@ from services.newsletter.delivery.states import (
     claim,
     erased,
 )
-from services.runtime.mongo import DatabaseT, Session
+from services.runtime.mongo import DatabaseT, Session, insert_new
 
 __all__ = [
     "COLLECTION",
@@ -43,7 +42,6 @@ __all__ = [
 ]
 
 COLLECTION = "mails"
-DUPLICATE_KEY = 11000
 # Set by each mark() on the mails it applied to: see mark().
 MARK_TOKEN = "mark_token"
 
@@ -76,23 +74,13 @@ async def queue_mail(db: DatabaseT, session: Session, record: MailRecord) -> boo
 
 
 async def queue_many(db: DatabaseT, records: Iterable[MailRecord]) -> int:
-    """Queue a batch outside any transaction (an issue's fan-out); returns how many were new.
+    """Queue many mails outside any transaction; returns how many were new.
 
-    Records whose dedupe_key exists already are skipped, which is what makes a fan-out
-    resumed after a crash idempotent. Any other write error is raised.
+    Records whose dedupe_key exists already are skipped, so queueing the same mails again
+    after a crash is a no-op. Any other write error is raised.
     """
     docs = [record.to_document() for record in records]
-    if not docs:
-        return 0
-    try:
-        result = await db[COLLECTION].insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        details = dict(exc.details)
-        others = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-        if others or details.get("writeConcernErrors"):
-            raise
-        return int(details.get("nInserted", 0))
-    return len(result.inserted_ids)
+    return len(docs) - len(await insert_new(db[COLLECTION], docs))
 
 
 async def due_ids(db: DatabaseT, now: datetime, limit: int) -> list[str]:
