@@ -79,8 +79,6 @@ from services.runtime.tokens import token_hash
 
 log = get_logger(__name__)
 
-# Subscribers queued per round of an issue's fan-out: one insert and one progress write each.
-# Small enough that an insert holds the database only briefly: mails go out meanwhile.
 # How long `send` waits for the fan-out before answering "still sending".
 SEND_WAIT_SECONDS = 5.0
 # A rendered issue is reused this long by the delivery worker; an erasure that scrubs a

@@ -47,7 +47,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.newsletter import Subjects
 from services.newsletter.delivery.states import mail_id_for, message_id_for
-from services.newsletter.delivery.worker import BATCHES_AHEAD, DeliveryWorker
+from services.newsletter.delivery.worker import BATCHES_AHEAD, batch_size_for
 from services.runtime.client import ServiceClient
 from services.runtime.settings import Settings
 from stack.mongo import MongoServer
@@ -329,7 +329,7 @@ def in_flight_bound(settings: Settings) -> int:
     BATCHES_AHEAD + 1 batches are claimed and not yet sent; its mark loop commits results
     as soon as a batch's worth is waiting, so one more batch may be sent and not marked.
     """
-    return (BATCHES_AHEAD + 2) * DeliveryWorker._batch_size(settings)
+    return (BATCHES_AHEAD + 2) * batch_size_for(settings)
 
 
 async def sending_ids(db: AsyncDatabase[Document], issue_id: str) -> set[str]:

@@ -135,7 +135,7 @@ class DeliveryWorker:
         self._poll = poll_seconds
         self._flush = flush_seconds
         self._lease = timedelta(seconds=settings.mail_send_lease_seconds)
-        self.batch_size = self._batch_size(settings)
+        self.batch_size = batch_size_for(settings)
         # Mails materialized or being sent at once: enough to render the next ones while the
         # connections are busy, few enough that message bytes in memory stay bounded.
         self._slots = asyncio.Semaphore(pool.size * 2)
@@ -159,10 +159,6 @@ class DeliveryWorker:
         self._refresh_asked = False
         # Mails claimed as part of a bulk batch (see batches), by id: their batch's.
         self._batch_of: dict[str, str] = {}
-
-    @staticmethod
-    def _batch_size(settings: Settings) -> int:
-        return batch_size_for(settings)
 
     # ------------------------------------------------------------------ control
 
@@ -426,7 +422,8 @@ class DeliveryWorker:
         applied = await store.mark(
             self._db, self.worker_id, [(result.record, result.update) for result in single]
         )
-        applied |= await self._record_bulk([r for r in results if r.record.id in self._batch_of])
+        bulk = [r for r in results if r.record.id in self._batch_of]
+        applied |= await self._record_bulk(bulk, now)
         for result in results:
             self._batch_of.pop(result.record.id, None)
         mine = [result for result in results if result.record.id in applied]
@@ -458,10 +455,9 @@ class DeliveryWorker:
             [apply(r.record, r.update) for r in mine if r.outcome == "bounced"],
         )
 
-    async def _record_bulk(self, results: list[_Result]) -> set[str]:
+    async def _record_bulk(self, results: list[_Result], now: datetime) -> set[str]:
         """Bulk mails are written to ``mails`` once, finished (see batches.record); a batch
         whose mails were handed back (the worker is stopping) is released."""
-        now = self._clock()
         by_batch: dict[str, list[_Result]] = {}
         for result in results:
             by_batch.setdefault(self._batch_of[result.record.id], []).append(result)
