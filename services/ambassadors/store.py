@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
 from contracts.ambassadors import Kind, ListAmbassadors, Status
 from services.ambassadors.domain import Ambassador, GoalRecord
@@ -17,16 +16,18 @@ from services.runtime.mongo import DatabaseT, Session
 
 
 async def ensure_indexes(db: DatabaseT) -> None:
-    # Stored documents leave out empty lookup fields (see to_document): SecantusDB keeps an
-    # index entry for a stored null, and each entry costs every sign-up a write. Documents
-    # of older releases have the nulls: drop them once.
-    for field in (*_SPARSE_FIELDS, "certificate.pending_render"):
-        await db.ambassadors.update_many({field: {"$type": "null"}}, {"$unset": {field: ""}})
     # Older releases kept a partial unique index and a lookup index per field (SecantusDB
     # never uses a partial index for a query): one unique sparse index does both.
-    for old in _REPLACED_INDEXES:
-        with contextlib.suppress(OperationFailure):
-            await db.ambassadors.drop_index(old)
+    replaced = set(_REPLACED_INDEXES) & set(await db.ambassadors.index_information())
+    for old in replaced:
+        await db.ambassadors.drop_index(old)
+    if replaced:
+        # Stored documents leave out empty lookup fields (see to_document): SecantusDB keeps
+        # an index entry for a stored null, and each entry costs every sign-up a write. The
+        # releases with the replaced indexes stored the nulls: drop them, once (each is a
+        # scan of the collection).
+        for field in (*_SPARSE_FIELDS, "certificate.pending_render"):
+            await db.ambassadors.update_many({field: {"$type": "null"}}, {"$unset": {field: ""}})
     # Unique among non-erased ambassadors: erasure clears email_key.
     await db.ambassadors.create_index("email_key", unique=True, sparse=True)
     await db.ambassadors.create_index("certificate.verification_code", unique=True, sparse=True)
