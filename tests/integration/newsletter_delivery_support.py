@@ -21,7 +21,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from services.newsletter.delivery import batches, store
 from services.newsletter.delivery.states import MailRecord, MaterializedMail, new_mail
+from services.runtime.mongo import DatabaseT, connect
 from services.runtime.settings import Settings
 from stack.processes import free_port
 
@@ -178,3 +180,17 @@ async def scripted_smtp(close_after: int | None = None) -> AsyncIterator[Scripte
 
 def run_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@asynccontextmanager
+async def delivery_database(mongo_url: str, name: str) -> AsyncIterator[DatabaseT]:
+    """A fresh database with the delivery collections' indexes, dropped afterwards."""
+    client = connect(mongo_url, f"test-{name}")
+    database = client[f"{name.replace('-', '_')}_{run_id()}"]
+    await store.ensure_mail_indexes(database)
+    await batches.ensure_batch_indexes(database)
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import nats
 import pytest
@@ -53,8 +53,6 @@ from stack.nats import NatsServer
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
 
 
 def short_id() -> str:

@@ -14,7 +14,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -23,9 +23,10 @@ from services.newsletter.delivery.batches import BatchState, PlannedBatch
 from services.newsletter.delivery.smtp import SmtpPool
 from services.newsletter.delivery.states import MailRecord, MailState
 from services.newsletter.delivery.worker import DeliveryWorker
-from services.runtime.mongo import DatabaseT, Session, connect, in_transaction
+from services.runtime.mongo import DatabaseT, Session, in_transaction
 from stack.mongo import MongoServer
 from tests.integration.newsletter_delivery_support import (
+    delivery_database,
     mails,
     materialize,
     run_id,
@@ -36,21 +37,13 @@ from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 LEASE = timedelta(seconds=30)
 
 
 @pytest.fixture
 async def db(mongo_server: MongoServer) -> AsyncIterator[DatabaseT]:
-    client = connect(mongo_server.url, "test-newsletter-batches")
-    database = client[f"nl_batches_{run_id()}"]
-    await store.ensure_mail_indexes(database)
-    await batches.ensure_batch_indexes(database)
-    try:
+    async with delivery_database(mongo_server.url, "nl-batches") as database:
         yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 def chain_of(

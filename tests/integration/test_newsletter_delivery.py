@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -30,10 +29,11 @@ from services.newsletter.delivery.states import (
     transient_failure,
 )
 from services.newsletter.delivery.worker import DeliveryWorker
-from services.runtime.mongo import DatabaseT, Session, connect, in_transaction
+from services.runtime.mongo import DatabaseT, Session, in_transaction
 from stack.mongo import MongoServer
 from stack.smtp_sink import SmtpSink, read_duplicates, read_mailbox
 from tests.integration.newsletter_delivery_support import (
+    delivery_database,
     mails,
     materialize,
     run_id,
@@ -45,19 +45,11 @@ from tests.support.stack import start_smtp_sink
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
-
 
 @pytest.fixture
 async def db(mongo_server: MongoServer) -> AsyncIterator[DatabaseT]:
-    client = connect(mongo_server.url, "test-newsletter-delivery")
-    database = client[f"nl_delivery_{run_id()}"]
-    await store.ensure_mail_indexes(database)
-    try:
+    async with delivery_database(mongo_server.url, "nl-delivery") as database:
         yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 async def states(db: DatabaseT) -> Counter[str]:

@@ -113,17 +113,20 @@ def batch_id_for(issue_id: str, after: str | None) -> str:
     return f"issue:{issue_id}:after:{after or ''}"
 
 
+def _shared(record: MailRecord) -> dict[str, Any]:
+    """What every mail of a batch has in common, stored once on the batch."""
+    return {"kind": record.kind, "context": record.context, "priority": record.priority}
+
+
 def _documents(batch: PlannedBatch, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """The batch's mails and its claim, as stored."""
     records = batch.records
     shared: dict[str, Any] = {"kind": None, "context": {}, "priority": 1}
     if records:
-        first = records[0]
-        shared = {"kind": first.kind, "context": first.context, "priority": first.priority}
+        shared = _shared(records[0])
     for record in records:
-        mine = {"kind": record.kind, "context": record.context, "priority": record.priority}
         if (
-            mine != shared
+            _shared(record) != shared
             or record.issue_id != batch.issue_id
             or record.attachments
             or record.state != MailState.QUEUED
