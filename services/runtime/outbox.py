@@ -184,10 +184,6 @@ class OutboxRelay:
         self._handed.extend(entries)
         self._wake.set()
 
-    def notify(self) -> None:
-        """Called after a commit that added entries, so they go out without waiting a poll."""
-        self._wake.set()
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
@@ -213,8 +209,9 @@ class OutboxRelay:
                 if self._handed:
                     published = await self._publish_handed()
                 # The poll finds what no one handed over (a dead relay's entries, released
-                # ones, other writers'); under load it still runs once per poll interval.
-                if not self._handed or time.monotonic() - last_poll >= self._poll:
+                # ones, other writers'): once per poll interval, not on every hand-over,
+                # which would cost each sign-up a query.
+                if time.monotonic() - last_poll >= self._poll:
                     last_poll = time.monotonic()
                     published += await self._publish(await self._claim(), defer_mark=True)
                 failures = 0
@@ -226,9 +223,10 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 continue
-            if published == 0:
+            if published == 0 and not self._handed:
+                until_poll = last_poll + self._poll - time.monotonic()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, until_poll))
                 self._wake.clear()
 
     async def _publish_handed(self) -> int:
