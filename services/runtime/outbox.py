@@ -10,10 +10,12 @@ Entries written by a process that runs a relay are born claimed by that relay (s
 costs no claim queries at all. If the process dies first, the lease runs out and any relay
 publishes them, exactly as for an entry whose relay died mid-publish.
 
-Once published, an entry keeps only where it went (its batch's record of stream positions),
-not its payload: the stream holds the event, and personal data is not kept twice. The
-stream position is what :func:`purge_published_events` needs to delete a person's events on
-erasure.
+Marking a batch published moves it out of the outbox: one ``outbox_published`` document
+records where each of its events went (subject, key, stream position, not the payload: the
+stream holds the event, and personal data is not kept twice), and the entries are deleted.
+So the outbox holds only what is still to be published, and an entry is written twice in
+its life (inserted, deleted) rather than rewritten with every index it has. The records are
+what :func:`purge_published_events` needs to delete a person's events on erasure.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ log = get_logger(__name__)
 
 PENDING = "pending"
 IN_PROGRESS = "in_progress"
-PUBLISHED = "published"
+PUBLISHED = "published"  # only entries an older release left in the outbox are
 
-# Published entries (without payload) are kept as long as their event can be in a stream,
-# so a person's events can still be found and purged on erasure.
+# Records of published events are kept as long as their event can be in a stream, so a
+# person's events can still be found and purged on erasure.
 PUBLISHED_RETENTION = timedelta(days=400)
 
 
@@ -87,27 +89,97 @@ async def add_to_outbox(
     return docs
 
 
+@dataclass(frozen=True)
+class PublishedEvent:
+    """Where one published event went, as its ``outbox_published`` record says."""
+
+    event_id: str
+    subject: str
+    key: str | None
+    stream: str
+    seq: int
+    published_at: datetime
+
+
+# Indexes of older releases, which kept published entries in the outbox.
+_LEGACY_OUTBOX_INDEXES = ("claimed_by_1", "key_1_state_1", "published_at_1")
+
+
 async def ensure_outbox_indexes(db: DatabaseT) -> None:
     await db.outbox.create_index([("state", ASCENDING), ("order", ASCENDING)])
-    # No index on claimed_by: every query naming it names the entries' _ids first, and an
-    # index costs every insert and mark a write (an older release created one).
-    with contextlib.suppress(OperationFailure):
-        await db.outbox.drop_index("claimed_by_1")
-    await db.outbox.create_index([("key", ASCENDING), ("state", ASCENDING)], sparse=True)
-    # Entries published by releases that kept the payload: drop it now.
-    await db.outbox.update_many(
-        {"state": PUBLISHED, "payload": {"$exists": True}}, {"$unset": {"payload": ""}}
-    )
+    # Each index costs every insert and delete a write; the outbox needs only its claim
+    # order now that published entries leave it.
+    for name in _LEGACY_OUTBOX_INDEXES:
+        with contextlib.suppress(OperationFailure):
+            await db.outbox.drop_index(name)
     ttl = int(PUBLISHED_RETENTION.total_seconds())
-    await db.outbox_batches.create_index("published_at", expireAfterSeconds=ttl)
-    try:
-        await db.outbox.create_index("published_at", expireAfterSeconds=ttl)
-    except OperationFailure as exc:
-        # An older release created it with another retention: replace it.
-        if exc.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict
-            raise
-        await db.outbox.drop_index("published_at_1")
-        await db.outbox.create_index("published_at", expireAfterSeconds=ttl)
+    await db.outbox_published.create_index("published_at", expireAfterSeconds=ttl)
+    await db.outbox_published.create_index("events.key", sparse=True)
+    await _move_published_entries(db)
+
+
+async def _move_published_entries(db: DatabaseT, chunk: int = 500) -> None:
+    """Move the published entries an older release left in the outbox into records.
+
+    Their stream positions are on the entry or in an ``outbox_batches`` document; a crash
+    midway only means some are recorded twice, which a purge tolerates.
+    """
+    while entries := await db.outbox.find({"state": PUBLISHED}).limit(chunk).to_list():
+        batch_ids = list({e["batch"] for e in entries if "batch" in e})
+        positions: dict[str, Any] = {}
+        async for batch in db.outbox_batches.find({"_id": {"$in": batch_ids}}):
+            positions |= batch.get("positions", {})
+        events = []
+        for entry in entries:
+            position = (
+                [entry["stream"], entry["stream_seq"]]
+                if "stream_seq" in entry
+                else positions.get(entry["_id"])
+            )
+            if position is None or "purged_at" in entry:
+                continue  # aged out of its record, or already purged from the stream
+            events.append(_record(entry, position[0], int(position[1])))
+        if events:
+            newest = max(e.get("published_at") or datetime.now(UTC) for e in entries)
+            await db.outbox_published.insert_one(
+                {"_id": uuid.uuid4().hex, "published_at": newest, "events": events}
+            )
+        await db.outbox.delete_many({"_id": {"$in": [e["_id"] for e in entries]}})
+    await db.outbox_batches.drop()
+
+
+def _record(entry: dict[str, Any], stream: str, seq: int) -> dict[str, Any]:
+    return {
+        "id": entry["_id"],
+        "subject": entry["subject"],
+        "key": entry.get("key"),
+        "stream": stream,
+        "seq": seq,
+    }
+
+
+async def published_events(
+    db: DatabaseT, subjects: Iterable[str] | None = None
+) -> list[PublishedEvent]:
+    """The records of published events (of ``subjects``), oldest first. An event published
+    again after its relay died before recording it appears once per record."""
+    wanted = set(subjects) if subjects is not None else None
+    criteria = {"events.subject": {"$in": list(wanted)}} if wanted is not None else {}
+    found = []
+    async for record in db.outbox_published.find(criteria).sort("published_at", ASCENDING):
+        found += [
+            PublishedEvent(
+                event_id=e["id"],
+                subject=e["subject"],
+                key=e.get("key"),
+                stream=e["stream"],
+                seq=int(e["seq"]),
+                published_at=record["published_at"],
+            )
+            for e in record["events"]
+            if wanted is None or e["subject"] in wanted
+        ]
+    return found
 
 
 async def purge_published_events(
@@ -119,29 +191,18 @@ async def purge_published_events(
     Events whose subject is in ``keep_subjects`` stay: consumers still need them.
     """
     keep = list(keep_subjects)
-    cursor = db.outbox.find(
-        {"key": key, "state": PUBLISHED, "purged_at": {"$exists": False}, "subject": {"$nin": keep}}
-    )
-    async for entry in cursor:
-        position = await stream_position(db, entry)
-        if position is not None:
-            with contextlib.suppress(NotFoundError):  # aged out of the stream already
-                await js.delete_msg(*position)
-        await db.outbox.update_one(
-            {"_id": entry["_id"]}, {"$set": {"purged_at": datetime.now(UTC)}}
+    async for record in db.outbox_published.find({"events.key": key}):
+        for event in record["events"]:
+            if event.get("key") == key and event["subject"] not in keep:
+                with contextlib.suppress(NotFoundError):  # aged out of the stream already
+                    await js.delete_msg(event["stream"], int(event["seq"]))
+        # Deleted from the stream, so out of the record: a second purge finds nothing.
+        await db.outbox_published.update_one(
+            {"_id": record["_id"]},
+            {"$pull": {"events": {"key": key, "subject": {"$nin": keep}}}},
         )
-    return await db.outbox.count_documents({"key": key, "state": {"$in": [PENDING, IN_PROGRESS]}})
-
-
-async def stream_position(db: DatabaseT, entry: dict[str, Any]) -> tuple[str, int] | None:
-    """Stream and sequence a published entry went to (None if its batch record aged out)."""
-    if "stream_seq" in entry:  # marked by an earlier release, which stored it on the entry
-        return str(entry["stream"]), int(entry["stream_seq"])
-    batch = await db.outbox_batches.find_one(
-        {"_id": entry.get("batch")}, {f"positions.{entry['_id']}": 1}
-    )
-    position = (batch or {}).get("positions", {}).get(entry["_id"])
-    return (str(position[0]), int(position[1])) if position else None
+    # The outbox holds only unpublished entries: no index on the key is worth its writes.
+    return await db.outbox.count_documents({"key": key})
 
 
 class OutboxRelay:
@@ -170,7 +231,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._handed: list[dict[str, Any]] = []
         # Published, not yet marked: marked together a moment later, off the publishing path.
-        self._unmarked: list[tuple[str, Any]] = []
+        self._unmarked: list[tuple[dict[str, Any], Any]] = []
         self._marker: asyncio.Task[None] | None = None
         self._mark_delay = mark_delay_seconds
         self.worker_id = uuid.uuid4().hex
@@ -262,7 +323,7 @@ class OutboxRelay:
             return_exceptions=True,
         )
         published = [
-            (entry["_id"], ack)
+            (entry, ack)
             for entry, ack in zip(batch, results, strict=True)
             if not isinstance(ack, BaseException)
         ]
@@ -307,31 +368,26 @@ class OutboxRelay:
             failures = 0
             del self._unmarked[: len(batch)]
 
-    async def _mark_published(self, published: list[tuple[str, Any]]) -> None:
-        """Record where a batch went, then mark it published: two writes for the batch.
+    async def _mark_published(self, published: list[tuple[dict[str, Any], Any]]) -> None:
+        """Record where a batch went, then take it out of the outbox: two writes for the batch.
 
-        Per-entry updates would cost a commit (an fsync) each; one transaction for them all
+        Per-entry writes would cost a commit (an fsync) each; one transaction for them all
         would leave the entries locked for a minute when the process dies mid-mark (an
         abandoned transaction lives until the server reaps it, and the next relay's claim
-        waits on it). So the stream positions go into one ``outbox_batches`` document
-        first, and one plain update flips the entries; a crash between the two only means
-        they are published again, which the stream drops as duplicates.
+        waits on it). So the record goes in first and one plain delete follows; a crash
+        between the two only means the entries are published again, which the stream drops
+        as duplicates (its ack names the first copy's position), and recorded twice.
         """
-        now = datetime.now(UTC)
-        batch_id = uuid.uuid4().hex
-        await self._db.outbox_batches.insert_one(
+        await self._db.outbox_published.insert_one(
             {
-                "_id": batch_id,
-                "published_at": now,
-                "positions": {entry_id: [ack.stream, ack.seq] for entry_id, ack in published},
+                "_id": uuid.uuid4().hex,
+                "published_at": datetime.now(UTC),
+                "events": [_record(entry, ack.stream, ack.seq) for entry, ack in published],
             }
         )
-        await self._db.outbox.update_many(
-            {"_id": {"$in": [entry_id for entry_id, _ in published]}, "claimed_by": self.worker_id},
-            {
-                "$set": {"state": PUBLISHED, "published_at": now, "batch": batch_id},
-                "$unset": {"payload": "", "claimed_by": "", "claimed_until": ""},
-            },
+        # Only while still ours: had the lease run out, the relay that took over deletes it.
+        await self._db.outbox.delete_many(
+            {"_id": {"$in": [entry["_id"] for entry, _ in published]}, "claimed_by": self.worker_id}
         )
 
     async def _claim(self) -> list[dict[str, Any]]:
@@ -389,4 +445,4 @@ class OutboxRelay:
         )
 
     async def pending_count(self) -> int:
-        return await self._db.outbox.count_documents({"state": {"$in": [PENDING, IN_PROGRESS]}})
+        return await self._db.outbox.count_documents({})

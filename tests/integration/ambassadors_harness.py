@@ -242,7 +242,7 @@ class Ambassadors:
         """Every outbox entry of this database is published."""
 
         async def probe() -> bool:
-            return await self.db.outbox.count_documents({"state": {"$ne": "published"}}) == 0
+            return await self.db.outbox.count_documents({}) == 0
 
         await eventually(probe, timeout=timeout, what="the outbox relay to publish everything")
 

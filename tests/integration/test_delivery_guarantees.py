@@ -43,8 +43,8 @@ from services.runtime.outbox import (
     OutboxRelay,
     add_to_outbox,
     ensure_outbox_indexes,
+    published_events,
     purge_published_events,
-    stream_position,
 )
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -475,8 +475,9 @@ def producer_db(bed: Bed) -> DatabaseT:
 
 
 async def _all_published(db: DatabaseT, expected: int) -> bool:
-    published = await db.outbox.count_documents({"state": "published"})
-    return published == expected and await db.outbox.count_documents({}) == expected
+    """Every entry recorded as published and out of the outbox."""
+    published = await published_events(db)
+    return len(published) == expected and await db.outbox.count_documents({}) == 0
 
 
 async def test_outbox_publishes_committed_events_once_in_order_never_aborted_ones(
@@ -512,7 +513,7 @@ async def test_outbox_publishes_committed_events_once_in_order_never_aborted_one
     assert [json.loads(m.data or b"")["event_id"] for m in messages] == expected
     assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == expected
     assert {m.subject for m in messages} == {bed.thing.subject}
-    assert await producer_db(bed).outbox.count_documents({}) == len(committed)
+    assert [e.event_id for e in await published_events(producer_db(bed))] == expected
     assert [doc["note"] async for doc in producer_db(bed).notes.find()] == ["committed"]
 
 
@@ -538,7 +539,7 @@ async def _drain(relay: OutboxRelay, db: DatabaseT) -> int:
         batch = await relay.relay_once()
         published += batch
         if batch == 0:
-            if await db.outbox.count_documents({"state": {"$ne": "published"}}) == 0:
+            if await db.outbox.count_documents({}) == 0:
                 return published
             await asyncio.sleep(0.01)
 
@@ -568,7 +569,9 @@ async def test_two_relays_on_one_outbox_publish_each_entry_exactly_once(
     ids = {json.loads(m.data or b"")["event_id"] for m in messages}
     assert len(ids) == 300
     assert ids == {(m.headers or {}).get("Nats-Msg-Id") for m in messages}
-    assert await db.outbox.count_documents({"state": "published", "attempts": 1}) == 300
+    # Recorded once each: a doubly claimed entry would have two records.
+    recorded = [e.event_id for e in await published_events(db)]
+    assert len(recorded) == 300 and set(recorded) == ids
 
 
 async def test_an_entry_of_a_relay_that_died_is_republished_and_deduplicated(bed: Bed) -> None:
@@ -576,41 +579,42 @@ async def test_an_entry_of_a_relay_that_died_is_republished_and_deduplicated(bed
     db = await _outbox(bed, 1)
     entry = await db.outbox.find_one({})
     assert entry is not None
-    first = OutboxRelay(db, bed.js)
-    assert await first.relay_once() == 1
-    # The first relay published it and then "died" before marking it: it still holds a claim
-    # (and, unmarked, the entry still has its payload).
+    # A relay claimed it, published it and died before recording it: its claim stays.
+    await bed.js.publish(
+        entry["subject"], bytes(entry["payload"]), headers={"Nats-Msg-Id": entry["_id"]}
+    )
     now = datetime.now(UTC)
     await db.outbox.update_one(
         {"_id": entry["_id"]},
         {
             "$set": {
-                "payload": entry["payload"],
                 "state": "in_progress",
                 "claimed_by": "a-relay-that-died",
                 "claimed_until": now + timedelta(seconds=60),
             },
-            "$unset": {"published_at": ""},
+            "$inc": {"attempts": 1},
         },
     )
     second = OutboxRelay(db, bed.js)
     assert await second.relay_once() == 0, "took an entry whose lease has not run out"
+    assert await db.outbox.count_documents({}) == 1
 
     await db.outbox.update_one(
         {"_id": entry["_id"]}, {"$set": {"claimed_until": now - timedelta(seconds=1)}}
     )
     assert await second.relay_once() == 1
-    republished = await db.outbox.find_one({"_id": entry["_id"]})
-    assert republished is not None
-    assert republished["state"] == "published" and "claimed_by" not in republished
-    assert republished["attempts"] == 2
-    # Published twice with the same Nats-Msg-Id: the stream kept one copy.
+    assert await db.outbox.count_documents({}) == 0
+    # Published twice with the same Nats-Msg-Id: the stream kept one copy, and the record
+    # names that copy's position.
     messages = await bed.stream_messages()
     assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == [entry["_id"]]
+    [record] = await published_events(db)
+    assert (record.event_id, record.stream, record.seq) == (entry["_id"], bed.stream, 1)
 
 
 async def test_a_relay_keeps_retrying_until_the_stream_exists(bed: Bed) -> None:
     db = await _outbox(bed, 2)
+    ordered = [doc["_id"] async for doc in db.outbox.find().sort("order", 1)]
     relay = OutboxRelay(db, bed.js, poll_seconds=0.05)
     relay.start()
     try:
@@ -628,7 +632,6 @@ async def test_a_relay_keeps_retrying_until_the_stream_exists(bed: Bed) -> None:
     finally:
         await asyncio.wait_for(relay.stop(), timeout=5)
     messages = await bed.stream_messages()
-    ordered = [doc["_id"] async for doc in db.outbox.find().sort("order", 1)]
     assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == ordered
 
 
@@ -696,15 +699,22 @@ async def test_a_request_nobody_serves_says_which_service_is_not_running(bed: Be
         assert time.monotonic() - started < 2
 
 
-async def test_a_published_entry_keeps_where_it_went_but_not_its_payload(bed: Bed) -> None:
+async def test_a_published_entry_leaves_the_outbox_and_its_record_keeps_no_payload(
+    bed: Bed,
+) -> None:
     await bed.create_stream()
     db = await _outbox(bed, 2)
-    assert await OutboxRelay(db, bed.js).relay_once() == 2
     entries = [doc async for doc in db.outbox.find({}).sort("order", 1)]
+    assert await OutboxRelay(db, bed.js).relay_once() == 2
+    assert await db.outbox.count_documents({}) == 0
     messages = await bed.stream_messages()
-    positions = [await stream_position(db, e) for e in entries]
-    assert positions == [(bed.stream, m.seq) for m in messages]
-    assert all("payload" not in e for e in entries)
+    records = await published_events(db)
+    assert [(r.event_id, r.subject, r.key) for r in records] == [
+        (e["_id"], e["subject"], e["key"]) for e in entries
+    ]
+    assert [(r.stream, r.seq) for r in records] == [(bed.stream, m.seq) for m in messages]
+    async for raw in db.outbox_published.find({}):
+        assert all(set(e) == {"id", "subject", "key", "stream", "seq"} for e in raw["events"])
 
 
 async def test_the_published_events_about_one_key_can_be_purged_from_the_stream(bed: Bed) -> None:
@@ -727,3 +737,46 @@ async def test_the_published_events_about_one_key_can_be_purged_from_the_stream(
     assert [(m.headers or {}).get("Nats-Msg-Id") for m in remaining] == [str(about_bo[0].event_id)]
     # A second purge finds nothing more to do and does not fail on the deleted messages.
     assert await purge_published_events(db, bed.js, "anna") == 0
+
+
+async def test_published_entries_an_older_release_left_in_the_outbox_become_records(
+    bed: Bed,
+) -> None:
+    """Older releases marked entries published in place, their positions on the entry or
+    in an ``outbox_batches`` document; starting up moves them out of the outbox."""
+    db = producer_db(bed)
+    when = datetime(2026, 6, 1, tzinfo=UTC)
+    legacy = {"subject": bed.thing.subject, "state": "published", "published_at": when}
+    await db.outbox_batches.insert_one(
+        {"_id": "b1", "published_at": when, "positions": {"e1": [bed.stream, 7]}}
+    )
+    await db.outbox.insert_many(
+        [
+            legacy | {"_id": "e1", "key": "anna", "order": 1, "batch": "b1"},
+            legacy | {"_id": "e2", "key": "bo", "order": 2, "stream": bed.stream, "stream_seq": 8},
+            legacy
+            | {"_id": "e3", "key": "anna", "order": 3, "stream": "S", "stream_seq": 9}
+            | {"purged_at": when},
+            {
+                "_id": "e4",
+                "subject": bed.thing.subject,
+                "key": "cy",
+                "state": "pending",
+                "order": 4,
+            },
+        ]
+    )
+    await db.outbox.create_index([("key", 1), ("state", 1)], sparse=True)
+    await db.outbox.create_index("published_at", expireAfterSeconds=3600)
+
+    await ensure_outbox_indexes(db)
+    await ensure_outbox_indexes(db)  # and again, as every start does: nothing more moves
+
+    records = await published_events(db)
+    assert [(r.event_id, r.key, r.stream, r.seq) for r in records] == [
+        ("e1", "anna", bed.stream, 7),
+        ("e2", "bo", bed.stream, 8),
+    ]
+    assert [doc["_id"] async for doc in db.outbox.find({})] == ["e4"]
+    assert set(await db.outbox.index_information()) == {"_id_", "state_1_order_1"}
+    assert "outbox_batches" not in await db.list_collection_names()
