@@ -122,7 +122,8 @@ async def _move_published_entries(db: DatabaseT, chunk: int = 500) -> None:
     """Move the published entries an older release left in the outbox into records.
 
     Their stream positions are on the entry or in an ``outbox_batches`` document; a crash
-    midway only means some are recorded twice, which a purge tolerates.
+    (or a second replica doing the same) midway only means some are recorded twice, which a
+    purge tolerates.
     """
     while entries := await db.outbox.find({"state": PUBLISHED}).limit(chunk).to_list():
         batch_ids = list({e["batch"] for e in entries if "batch" in e})
@@ -145,7 +146,8 @@ async def _move_published_entries(db: DatabaseT, chunk: int = 500) -> None:
                 {"_id": uuid.uuid4().hex, "published_at": newest, "events": events}
             )
         await db.outbox.delete_many({"_id": {"$in": [e["_id"] for e in entries]}})
-    await db.outbox_batches.drop()
+    # The old ``outbox_batches`` documents are left to their TTL index: a replica starting
+    # at the same moment may still be reading them.
 
 
 def _record(entry: dict[str, Any], stream: str, seq: int) -> dict[str, Any]:

@@ -779,4 +779,3 @@ async def test_published_entries_an_older_release_left_in_the_outbox_become_reco
     ]
     assert [doc["_id"] async for doc in db.outbox.find({})] == ["e4"]
     assert set(await db.outbox.index_information()) == {"_id_", "state_1_order_1"}
-    assert "outbox_batches" not in await db.list_collection_names()
