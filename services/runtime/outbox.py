@@ -193,6 +193,10 @@ async def purge_published_events(
     Events whose subject is in ``keep_subjects`` stay: consumers still need them.
     """
     keep = list(keep_subjects)
+    # Counted first: an entry is recorded before it leaves the outbox, so whatever is not
+    # counted here is in a record the loop below reads.
+    # The outbox holds only unpublished entries: no index on the key is worth its writes.
+    unpublished = await db.outbox.count_documents({"key": key})
     async for record in db.outbox_published.find({"events.key": key}):
         for event in record["events"]:
             if event.get("key") == key and event["subject"] not in keep:
@@ -203,8 +207,7 @@ async def purge_published_events(
             {"_id": record["_id"]},
             {"$pull": {"events": {"key": key, "subject": {"$nin": keep}}}},
         )
-    # The outbox holds only unpublished entries: no index on the key is worth its writes.
-    return await db.outbox.count_documents({"key": key})
+    return unpublished
 
 
 class OutboxRelay:
