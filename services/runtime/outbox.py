@@ -397,24 +397,24 @@ class OutboxRelay:
 
     async def _claim(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        # Plain equality on the indexed state: an $or here makes MongoDB-compatible servers
-        # scan the whole outbox (published entries included) on every poll.
-        cursor = (
-            self._db.outbox.find(
-                {"state": {"$in": [PENDING, IN_PROGRESS]}},
-                {"_id": 1, "state": 1, "claimed_until": 1},
-            )
-            .sort("order", ASCENDING)
-            .limit(self._batch_size)
-        )
-        candidates = [doc async for doc in cursor]
-        pending = [doc["_id"] for doc in candidates if doc["state"] == PENDING]
+        # Two queries on the indexed (state, order), not one over both states: entries other
+        # relays hold must not fill the window, or a second replica would find only those
+        # while a backlog waits behind them. (An $or would make MongoDB-compatible servers
+        # scan the whole outbox.)
+        fields = {"_id": 1, "state": 1, "order": 1}
+        waiting = self._db.outbox.find({"state": PENDING}, fields)
         # An entry claimed by a relay that died is claimable again once its lease ran out.
-        expired = [
-            doc["_id"]
-            for doc in candidates
-            if doc["state"] == IN_PROGRESS and doc.get("claimed_until", now) < now
+        abandoned = self._db.outbox.find(
+            {"state": IN_PROGRESS, "claimed_until": {"$lt": now}}, fields
+        )
+        found = [
+            doc
+            for cursor in (waiting, abandoned)
+            async for doc in cursor.sort("order", ASCENDING).limit(self._batch_size)
         ]
+        candidates = sorted(found, key=lambda doc: doc["order"])[: self._batch_size]
+        pending = [doc["_id"] for doc in candidates if doc["state"] == PENDING]
+        expired = [doc["_id"] for doc in candidates if doc["state"] == IN_PROGRESS]
         if not pending and not expired:
             return []
         log.debug("outbox entries to claim", pending=len(pending), expired=len(expired))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -541,7 +542,9 @@ async def _drain(relay: OutboxRelay, db: DatabaseT) -> int:
         if batch == 0:
             if await db.outbox.count_documents({}) == 0:
                 return published
-            await asyncio.sleep(0.01)
+            # Jittered: two relays in one event loop otherwise fall into lockstep, the same
+            # one winning every race for the same entries.
+            await asyncio.sleep(random.uniform(0.0, 0.02))
 
 
 async def test_two_relays_on_one_outbox_publish_each_entry_exactly_once(
@@ -610,6 +613,22 @@ async def test_an_entry_of_a_relay_that_died_is_republished_and_deduplicated(bed
     assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == [entry["_id"]]
     [record] = await published_events(db)
     assert (record.event_id, record.stream, record.seq) == (entry["_id"], bed.stream, 1)
+
+
+async def test_a_relay_takes_the_backlog_behind_entries_another_relay_holds(bed: Bed) -> None:
+    await bed.create_stream()
+    db = await _outbox(bed, 20)
+    ids = [doc["_id"] async for doc in db.outbox.find().sort("order", 1)]
+    until = datetime.now(UTC) + timedelta(seconds=60)
+    await db.outbox.update_many(
+        {"_id": {"$in": ids[:10]}},
+        {"$set": {"state": "in_progress", "claimed_by": "a-live-relay", "claimed_until": until}},
+    )
+    relay = OutboxRelay(db, bed.js, batch_size=10)
+    assert await relay.relay_once() == 10
+    messages = await bed.stream_messages()
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == ids[10:]
+    assert [doc["_id"] async for doc in db.outbox.find().sort("order", 1)] == ids[:10]
 
 
 async def test_a_relay_keeps_retrying_until_the_stream_exists(bed: Bed) -> None:
