@@ -81,8 +81,12 @@ SERVICE_SETTINGS: dict[str, Any] = {
     # The fan-out writes one delivery batch at a time: the kill can land in the middle of it.
     "newsletter_fanout_page": 1,
 }
-# Subscribers the fan-out queues in one step.
-FANOUT_BATCH = SERVICE_SETTINGS["mail_batch_size"] * SERVICE_SETTINGS["newsletter_fanout_page"]
+# Subscribers the fan-out queues in one step: a page of delivery batches, each as large as
+# the worker's batch at this rate and lease.
+FANOUT_BATCH = (
+    batch_size_for(Settings(_env_file=None, **SERVICE_SETTINGS))
+    * SERVICE_SETTINGS["newsletter_fanout_page"]
+)
 # Killed once this many copies are in the sink: some went out, most did not.
 KILL_AT_MAILS = SUBSCRIBERS // 5
 DONE_TIMEOUT_SECONDS = 120.0
