@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,6 +39,38 @@ async def insert_new(collection: AsyncCollection[Document], docs: list[Document]
             raise
         return {int(e["index"]) for e in errors}
     return set()
+
+
+class DatabaseOwnedByAnother(RuntimeError):
+    """The configured database already belongs to another service."""
+
+
+async def claim_database(db: AsyncDatabase[Document], service: str) -> None:
+    """Make ``db`` this service's, or refuse to run if another service's data is in it.
+
+    Every service has an ``outbox``, an ``inbox`` and dead letters: two services on one
+    database (a shared ``SAMSKAB_MONGO_DATABASE``) would publish and skip each other's
+    events, so a misconfiguration stops the start instead of mixing their data.
+    """
+    for _ in range(2):  # a second service upserting at the same moment: read its claim
+        try:
+            owner = await db.service_owner.find_one_and_update(
+                {"_id": "owner"},
+                {"$setOnInsert": {"service": service}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            break
+        except DuplicateKeyError:
+            continue
+    else:
+        owner = await db.service_owner.find_one({"_id": "owner"})
+    if owner is not None and owner.get("service") != service:
+        raise DatabaseOwnedByAnother(
+            f"database {db.name!r} belongs to the {owner.get('service')} service, not to "
+            f"{service}: give each service its own database (leave SAMSKAB_MONGO_DATABASE "
+            "empty for samskab_<service>)"
+        )
 
 
 def connect(url: str, app_name: str) -> AsyncMongoClient[Document]:

@@ -31,7 +31,14 @@ from services.runtime import dead_letters
 from services.runtime.client import inbox_prefix
 from services.runtime.inbox import already_processed, ensure_inbox_indexes, mark_processed
 from services.runtime.logging import app_logger, configure_logging, get_logger
-from services.runtime.mongo import DatabaseT, Document, Session, connect, in_transaction
+from services.runtime.mongo import (
+    DatabaseT,
+    Document,
+    Session,
+    claim_database,
+    connect,
+    in_transaction,
+)
 from services.runtime.outbox import OutboxRelay, add_to_outbox, ensure_outbox_indexes
 from services.runtime.rpc import RequestHandler, answer, encode_error, encode_result
 from services.runtime.settings import Settings, get_settings
@@ -378,6 +385,7 @@ class Service:
         configure_logging(s.log_format, s.log_level, service=self.name)
         self._wire_consumers()
         self._mongo = connect(s.mongo_url, f"samskab-{self.name}")
+        await claim_database(self.db, self.name)
         await ensure_outbox_indexes(self.db)
         await ensure_inbox_indexes(self.db)
         await dead_letters.ensure_dead_letter_indexes(self.db)

@@ -39,7 +39,14 @@ from contracts.operations import (
 )
 from services.runtime.client import ServiceClient
 from services.runtime.dead_letters import advisory_stream_name, dead_letter_id
-from services.runtime.mongo import DatabaseT, Document, Session, connect, in_transaction
+from services.runtime.mongo import (
+    DatabaseOwnedByAnother,
+    DatabaseT,
+    Document,
+    Session,
+    connect,
+    in_transaction,
+)
 from services.runtime.outbox import (
     OutboxRelay,
     add_to_outbox,
@@ -668,6 +675,28 @@ async def test_a_relay_stops_promptly_while_backing_off(bed: Bed) -> None:
     assert time.monotonic() - started < 0.5
     # Handed back, not left claimed until a lease runs out.
     assert await db.outbox.count_documents({"state": "pending", "claimed_by": None}) == 1
+
+
+# --------------------------------------------------------------------------- databases
+
+
+async def test_a_service_refuses_a_database_another_service_owns(bed: Bed) -> None:
+    first, second = f"own{short_id()}", f"other{short_id()}"
+    shared = bed.settings(first)  # the second is pointed at the first's database
+    owner = Service(first, produces=[bed.thing], settings=shared)
+    async with running(owner):
+        pass
+    intruder = Service(second, settings=shared)
+    with pytest.raises(DatabaseOwnedByAnother) as refused:
+        await intruder.app.start()
+    await intruder.app.stop()
+    assert f"belongs to the {first} service" in str(refused.value)
+    assert "SAMSKAB_MONGO_DATABASE" in str(refused.value)
+    # The database still belongs to its owner, which starts on it again as before.
+    claim = await bed.db(first).service_owner.find_one({"_id": "owner"})
+    assert claim is not None and claim["service"] == first
+    async with running(Service(first, produces=[bed.thing], settings=shared)):
+        pass
 
 
 # --------------------------------------------------------------------------- request/reply
