@@ -12,16 +12,13 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts.ambassadors import Kind, ListAmbassadors, Status
 from services.ambassadors.domain import Ambassador, GoalRecord
-from services.runtime.mongo import DatabaseT, Session
+from services.runtime.mongo import DatabaseT, Session, drop_indexes
 
 
 async def ensure_indexes(db: DatabaseT) -> None:
     # Older releases kept a partial unique index and a lookup index per field (SecantusDB
     # never uses a partial index for a query): one unique sparse index does both.
-    replaced = set(_REPLACED_INDEXES) & set(await db.ambassadors.index_information())
-    for old in replaced:
-        await db.ambassadors.drop_index(old)
-    if replaced:
+    if await drop_indexes(db.ambassadors, _REPLACED_INDEXES):
         # Stored documents leave out empty lookup fields (see to_document): SecantusDB keeps
         # an index entry for a stored null, and each entry costs every sign-up a write. The
         # releases with the replaced indexes stored the nulls: drop them, once (each is a

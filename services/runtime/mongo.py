@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, ReturnDocument
@@ -41,6 +41,15 @@ async def insert_new(collection: AsyncCollection[Document], docs: list[Document]
     return set()
 
 
+async def drop_indexes(collection: AsyncCollection[Document], names: Iterable[str]) -> set[str]:
+    """Drop those of ``names`` the collection has (an older release's indexes); returns
+    which it had. One listing, rather than a failing drop per name on every start."""
+    present = set(names) & set(await collection.index_information())
+    for name in present:
+        await collection.drop_index(name)
+    return present
+
+
 class DatabaseOwnedByAnother(RuntimeError):
     """The configured database already belongs to another service."""
 
@@ -52,18 +61,14 @@ async def claim_database(db: AsyncDatabase[Document], service: str) -> None:
     database (a shared ``SAMSKAB_MONGO_DATABASE``) would publish and skip each other's
     events, so a misconfiguration stops the start instead of mixing their data.
     """
-    for _ in range(2):  # a second service upserting at the same moment: read its claim
-        try:
-            owner = await db.service_owner.find_one_and_update(
-                {"_id": "owner"},
-                {"$setOnInsert": {"service": service}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            break
-        except DuplicateKeyError:
-            continue
-    else:
+    try:
+        owner = await db.service_owner.find_one_and_update(
+            {"_id": "owner"},
+            {"$setOnInsert": {"service": service}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+    except DuplicateKeyError:  # another service's upsert came first: read its claim
         owner = await db.service_owner.find_one({"_id": "owner"})
     if owner is not None and owner.get("service") != service:
         raise DatabaseOwnedByAnother(

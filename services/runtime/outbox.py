@@ -32,11 +32,10 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pymongo import ASCENDING
-from pymongo.errors import OperationFailure
 
 from contracts.envelope import Event
 from services.runtime.logging import get_logger
-from services.runtime.mongo import DatabaseT, Session
+from services.runtime.mongo import DatabaseT, Session, drop_indexes
 
 log = get_logger(__name__)
 
@@ -109,9 +108,7 @@ async def ensure_outbox_indexes(db: DatabaseT) -> None:
     await db.outbox.create_index([("state", ASCENDING), ("order", ASCENDING)])
     # Each index costs every insert and delete a write; the outbox needs only its claim
     # order now that published entries leave it.
-    for name in _LEGACY_OUTBOX_INDEXES:
-        with contextlib.suppress(OperationFailure):
-            await db.outbox.drop_index(name)
+    await drop_indexes(db.outbox, _LEGACY_OUTBOX_INDEXES)
     ttl = int(PUBLISHED_RETENTION.total_seconds())
     await db.outbox_published.create_index("published_at", expireAfterSeconds=ttl)
     await db.outbox_published.create_index("events.key", sparse=True)
@@ -194,8 +191,8 @@ async def purge_published_events(
     """
     keep = list(keep_subjects)
     # Counted first: an entry is recorded before it leaves the outbox, so whatever is not
-    # counted here is in a record the loop below reads.
-    # The outbox holds only unpublished entries: no index on the key is worth its writes.
+    # counted here is in a record the loop below reads. (The outbox holds only unpublished
+    # entries: no index on the key is worth its writes.)
     unpublished = await db.outbox.count_documents({"key": key})
     async for record in db.outbox_published.find({"events.key": key}):
         for event in record["events"]:
