@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from contracts import endpoints
 from contracts.envelope import Event, Message
 
 SERVICE = "ambassadors"
@@ -96,21 +97,7 @@ Theme = Annotated[int, Field(ge=1, le=12)]
 AmbassadorId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class Subjects:
-    """Request/reply subjects the service answers on."""
-
-    SIGN_UP = "ambassadors.cmd.sign_up"
-    CONFIRM = "ambassadors.cmd.confirm"
-    UPDATE = "ambassadors.cmd.update"
-    WITHDRAW = "ambassadors.cmd.withdraw"
-    ERASE = "ambassadors.cmd.erase"
-    IMPORT = "ambassadors.cmd.import"
-    CERTIFICATE = "ambassadors.cmd.certificate"
-    LIST = "ambassadors.query.list"
-    SHOW = "ambassadors.query.show"
-    VERIFY = "ambassadors.query.verify"
-    DIRECTORY = "ambassadors.query.directory"
-    GOALS = "ambassadors.query.goals"
+# The endpoints are declared at the end of the module, after their models.
 
 
 # ---------------------------------------------------------------- field rules
@@ -318,6 +305,8 @@ class Confirm(Message):
 class UpdateProfile(ProfileRules):
     """Only the fields that are set change."""
 
+    audit_target: ClassVar[str | None] = "ambassador_id"
+
     ambassador_id: AmbassadorId
     name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     email: str | None = Field(default=None, min_length=3, max_length=EMAIL_MAX)
@@ -335,11 +324,15 @@ class UpdateProfile(ProfileRules):
 
 
 class Withdraw(Message):
+    audit_target: ClassVar[str | None] = "ambassador_id"
+
     ambassador_id: AmbassadorId
     reason: str | None = Field(default=None, max_length=500)
 
 
 class Erase(Message):
+    audit_target: ClassVar[str | None] = "ambassador_id"
+
     ambassador_id: AmbassadorId
 
 
@@ -349,6 +342,8 @@ class ImportCsv(Message):
 
 
 class GetCertificate(Message):
+    audit_target: ClassVar[str | None] = "ambassador_id"
+
     ambassador_id: AmbassadorId
 
 
@@ -392,6 +387,8 @@ class CertificateSummary(View):
 
 
 class AmbassadorView(View):
+    audit_target: ClassVar[str | None] = "id"
+
     id: str
     status: Status
     source: Source
@@ -421,6 +418,8 @@ class AmbassadorPage(View):
 
 
 class SignUpResult(View):
+    audit_target: ClassVar[str | None] = "ambassador.id"
+
     ambassador: AmbassadorView
     # True when the address had a pending self sign-up and a fresh token was sent instead.
     token_reissued: bool = False
@@ -506,6 +505,7 @@ class AmbassadorEvent(Event):
     producer_name: ClassVar[str] = SERVICE
     # Every event is about one ambassador: erasure finds and purges them all by this key.
     key_field: ClassVar[str | None] = "ambassador_id"
+    person_field: ClassVar[str | None] = "ambassador_id"
     ambassador_id: str
 
 
@@ -519,7 +519,9 @@ class CertificateRef(BaseModel):
 
 
 class SignedUp(AmbassadorEvent):
-    """Someone signed up. A self sign-up carries the token for the confirmation mail."""
+    """Someone signed up. A self sign-up carries what the confirmation mail's link is made
+    of (the nonce and the expiry): the newsletter service signs the link with the secret it
+    shares with this service, so no usable token ever travels on the stream."""
 
     subject: ClassVar[str] = "ambassadors.v1.signed_up"
 
@@ -527,7 +529,7 @@ class SignedUp(AmbassadorEvent):
     email: str
     kind: Kind
     source: Source
-    confirmation_token: str | None = None
+    confirmation_nonce: str | None = None
     token_expires_at: AwareDatetime | None = None
     consent_version: str
 
@@ -597,3 +599,77 @@ EVENTS: tuple[type[AmbassadorEvent], ...] = (
     Withdrawn,
     Erased,
 )
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+class Endpoints(endpoints.Endpoints):
+    """What the ambassadors service answers."""
+
+    SIGN_UP = endpoints.command(
+        "ambassadors.cmd.sign_up",
+        SignUp,
+        SignUpResult,
+        "Sign up an ambassador: self sign-ups wait for e-mail confirmation, staff ones are active.",
+    )
+    CONFIRM = endpoints.command(
+        "ambassadors.cmd.confirm",
+        Confirm,
+        AmbassadorView,
+        "Confirm a self sign-up with the token from the confirmation mail.",
+    )
+    UPDATE = endpoints.command(
+        "ambassadors.cmd.update", UpdateProfile, AmbassadorView, "Change the given profile fields."
+    )
+    WITHDRAW = endpoints.command(
+        "ambassadors.cmd.withdraw",
+        Withdraw,
+        AmbassadorView,
+        "The ambassador leaves the network; history is kept, the certificate revoked.",
+    )
+    ERASE = endpoints.command(
+        "ambassadors.cmd.erase",
+        Erase,
+        AmbassadorView,
+        "Remove every personal field; an anonymous record keeps the goals' history true.",
+    )
+    IMPORT = endpoints.command(
+        "ambassadors.cmd.import",
+        ImportCsv,
+        ImportResult,
+        "Import a CSV list as staff sign-ups; each bad row is reported, good rows go in.",
+    )
+    CERTIFICATE = endpoints.command(
+        "ambassadors.cmd.certificate",
+        GetCertificate,
+        CertificateLocation,
+        "Where the certificate PDF is in the Object Store (rendered now if not yet).",
+    )
+    LIST = endpoints.query(
+        "ambassadors.query.list",
+        ListAmbassadors,
+        AmbassadorPage,
+        "Ambassadors, filtered by status, kind, theme or skill.",
+    )
+    SHOW = endpoints.query(
+        "ambassadors.query.show", ShowAmbassador, AmbassadorView, "One ambassador."
+    )
+    VERIFY = endpoints.query(
+        "ambassadors.query.verify",
+        VerifyCertificate,
+        VerifyResult,
+        "Is a certificate with this verification code genuine and still valid?",
+    )
+    DIRECTORY = endpoints.query(
+        "ambassadors.query.directory",
+        GetDirectory,
+        Directory,
+        "The public directory: active ambassadors who chose to be listed.",
+    )
+    GOALS = endpoints.query(
+        "ambassadors.query.goals",
+        GetGoals,
+        Goals,
+        "Active ambassadors and citizen share against the strategy's targets, month by month.",
+    )

@@ -33,6 +33,10 @@ class Event(Message):
     # The field naming the thing this event is about (e.g. "ambassador_id"); lets the
     # producer find every event about one person again, e.g. to purge them on erasure.
     key_field: ClassVar[str | None] = None
+    # The field naming the ambassador the event is about, if any: nothing about an erased
+    # ambassador is applied anywhere, however late the event arrives (see the read model
+    # of ambassadors in services/runtime).
+    person_field: ClassVar[str | None] = None
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     occurred_at: AwareDatetime = Field(default_factory=utcnow)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from contracts import endpoints
 from contracts.ambassadors import CoreArea, Theme, clean_line, normalise_website
 from contracts.envelope import Event, Message
 
@@ -91,20 +92,7 @@ class Participation(StrEnum):
     DECLINED = "declined"
 
 
-class Subjects:
-    """Request/reply subjects the service answers on."""
-
-    SCHEDULE = "events.cmd.schedule"
-    RESCHEDULE = "events.cmd.reschedule"
-    CANCEL = "events.cmd.cancel"
-    PLAN_YEAR = "events.cmd.plan_year"
-    RSVP = "events.cmd.rsvp"
-    ANSWER = "events.cmd.answer"
-    ATTENDANCE = "events.cmd.attendance"
-    CLOSE = "events.cmd.close"
-    LIST = "events.query.list"
-    SHOW = "events.query.show"
-    CALENDAR = "events.query.calendar"
+# The endpoints are declared at the end of the module, after their models.
 
 
 # ---------------------------------------------------------------- field rules
@@ -224,6 +212,8 @@ class ScheduleMeeting(MeetingFields):
 class RescheduleMeeting(WhenAndWhere):
     """Move a meeting; a place or online link given moves it there too, omitted: it stays."""
 
+    audit_target: ClassVar[str | None] = "meeting_id"
+
     meeting_id: Id
 
 
@@ -235,6 +225,8 @@ def _ends_after(starts: datetime | None, ends: datetime) -> datetime:
 
 
 class CancelMeeting(Message):
+    audit_target: ClassVar[str | None] = "meeting_id"
+
     meeting_id: Id
     reason: str | None = Field(default=None, max_length=REASON_MAX)
 
@@ -261,6 +253,8 @@ class PlanYear(Message):
 class Rsvp(Message):
     """An answer given for an ambassador (by staff, or by the ambassador through the CLI)."""
 
+    audit_target: ClassVar[str | None] = "meeting_id"
+
     meeting_id: Id
     ambassador_id: Id
     answer: Answer
@@ -274,11 +268,15 @@ class AnswerInvitation(Message):
 
 
 class RecordAttendance(Message):
+    audit_target: ClassVar[str | None] = "meeting_id"
+
     meeting_id: Id
     attended: list[Id] = Field(min_length=1, max_length=ATTENDED_MAX)
 
 
 class CloseMeeting(Message):
+    audit_target: ClassVar[str | None] = "meeting_id"
+
     meeting_id: Id
     minutes: str = Field(min_length=1, max_length=MINUTES_MAX)
     outcomes: list[Annotated[str, Field(min_length=1, max_length=OUTCOME_MAX)]] = Field(
@@ -334,6 +332,8 @@ class Counts(View):
 
 
 class MeetingView(View):
+    audit_target: ClassVar[str | None] = "id"
+
     id: str
     kind: MeetingKind
     title: str
@@ -383,6 +383,8 @@ class MeetingPage(View):
 
 
 class RsvpResult(View):
+    audit_target: ClassVar[str | None] = "meeting_id"
+
     meeting_id: str
     ambassador_id: str
     participation: Participation
@@ -399,6 +401,8 @@ class AttendanceResult(View):
 
 
 class PlanYearResult(View):
+    audit_target: ClassVar[str | None] = "meetings.id"
+
     meetings: list[MeetingView]
 
 
@@ -486,13 +490,16 @@ class InviteeEvent(EventsEvent):
     """
 
     key_field: ClassVar[str | None] = "ambassador_id"
+    person_field: ClassVar[str | None] = "ambassador_id"
 
     ambassador_id: str
     email: str
     name: str
     meeting: MeetingInfo
-    # For the answer links in the mail (``/rsvp/<token>``); None where no answer is asked.
-    rsvp_token: str | None = None
+    # Whether the mail asks for an answer: the newsletter service then signs the answer
+    # links (``/rsvp/<token>/<answer>``) for this meeting and invitee with the secret it
+    # shares with this service; no token travels on the stream.
+    answerable: bool = False
 
 
 class Invited(InviteeEvent):
@@ -559,3 +566,77 @@ MEETING_EVENTS: tuple[type[MeetingEvent], ...] = (
     MeetingHeld,
 )
 EVENTS: tuple[type[EventsEvent], ...] = (*MEETING_EVENTS, *INVITEE_EVENTS)
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+class Endpoints(endpoints.Endpoints):
+    """What the events service answers."""
+
+    SCHEDULE = endpoints.command(
+        "events.cmd.schedule",
+        ScheduleMeeting,
+        MeetingView,
+        "Schedule a meeting; its audience is invited (in rounds, right after).",
+    )
+    RESCHEDULE = endpoints.command(
+        "events.cmd.reschedule",
+        RescheduleMeeting,
+        MeetingView,
+        "Move a meeting; everyone who has not declined gets the update.",
+    )
+    CANCEL = endpoints.command(
+        "events.cmd.cancel",
+        CancelMeeting,
+        MeetingView,
+        "Cancel a meeting; everyone who has not declined is told.",
+    )
+    PLAN_YEAR = endpoints.command(
+        "events.cmd.plan_year",
+        PlanYear,
+        PlanYearResult,
+        "Schedule a year's two ambassador meetings and its annual assembly.",
+    )
+    RSVP = endpoints.command(
+        "events.cmd.rsvp",
+        Rsvp,
+        RsvpResult,
+        "Record an invitee's answer; a yes to a full meeting goes on the waitlist.",
+    )
+    ANSWER = endpoints.command(
+        "events.cmd.answer",
+        AnswerInvitation,
+        RsvpResult,
+        "Record an answer given with the token from the invitation mail.",
+    )
+    ATTENDANCE = endpoints.command(
+        "events.cmd.attendance",
+        RecordAttendance,
+        AttendanceResult,
+        "Record who came (the full list; recording again corrects it).",
+    )
+    CLOSE = endpoints.command(
+        "events.cmd.close",
+        CloseMeeting,
+        MeetingView,
+        "Close a meeting with minutes and outcomes: it counts as held.",
+    )
+    LIST = endpoints.query(
+        "events.query.list",
+        ListMeetings,
+        MeetingPage,
+        "Meetings: all (newest first) or those to come (soonest first).",
+    )
+    SHOW = endpoints.query(
+        "events.query.show",
+        ShowMeeting,
+        MeetingDetail,
+        "One meeting with its invitees, their answers and the waitlist in order.",
+    )
+    CALENDAR = endpoints.query(
+        "events.query.calendar",
+        GetCalendar,
+        Calendar,
+        "Every public meeting as one iCalendar file.",
+    )

@@ -11,6 +11,7 @@ from email_validator import EmailNotValidError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from contracts import endpoints
 from contracts.ambassadors import normalise_email, normalise_name, normalise_website
 from contracts.envelope import Event, Message
 
@@ -65,21 +66,7 @@ class IssueState(StrEnum):
     SENT = "sent"
 
 
-class Subjects:
-    """Request/reply subjects the service answers on."""
-
-    SUBSCRIBE = "newsletter.cmd.subscribe"
-    CONFIRM = "newsletter.cmd.confirm"
-    UNSUBSCRIBE = "newsletter.cmd.unsubscribe"
-    SUBSCRIBERS = "newsletter.query.subscribers"
-    ITEM_ADD = "newsletter.cmd.item.add"
-    ITEM_LIST = "newsletter.query.item.list"
-    ITEM_REMOVE = "newsletter.cmd.item.remove"
-    DRAFT = "newsletter.cmd.draft"
-    PREVIEW = "newsletter.query.preview"
-    TEST_SEND = "newsletter.cmd.test_send"
-    SEND = "newsletter.cmd.send"
-    ARCHIVE = "newsletter.query.archive"
+# The endpoints are declared at the end of the module, after their models.
 
 
 # ---------------------------------------------------------------- field rules
@@ -169,6 +156,8 @@ class ListItems(Message):
 
 
 class RemoveItem(Message):
+    audit_target: ClassVar[str | None] = "item_id"
+
     item_id: Id
 
 
@@ -184,6 +173,8 @@ class PreviewIssue(Message):
 
 
 class TestSend(Message):
+    audit_target: ClassVar[str | None] = "issue_id"
+
     issue_id: Id
     to: str = Field(min_length=3, max_length=EMAIL_MAX)
 
@@ -194,6 +185,8 @@ class TestSend(Message):
 
 
 class SendIssue(Message):
+    audit_target: ClassVar[str | None] = "issue_id"
+
     issue_id: Id
 
 
@@ -211,6 +204,8 @@ class View(BaseModel):
 
 
 class SubscriberView(View):
+    audit_target: ClassVar[str | None] = "id"
+
     id: str
     status: SubscriberStatus
     source: SubscriberSource
@@ -229,6 +224,8 @@ class SubscriberPage(View):
 
 
 class SubscribeResult(View):
+    audit_target: ClassVar[str | None] = "subscriber.id"
+
     subscriber: SubscriberView
     # True when the address was already waiting for confirmation and a fresh link was sent.
     token_reissued: bool = False
@@ -244,6 +241,8 @@ class ImageView(View):
 
 
 class ItemView(View):
+    audit_target: ClassVar[str | None] = "id"
+
     id: str
     title: str
     body: str
@@ -261,6 +260,8 @@ class ItemPage(View):
 
 
 class IssueSummary(View):
+    audit_target: ClassVar[str | None] = "id"
+
     id: str
     number: int
     state: IssueState
@@ -359,3 +360,80 @@ class Unsubscribed(NewsletterEvent):
 
 
 EVENTS: tuple[type[NewsletterEvent], ...] = (IssueSent, Subscribed, Unsubscribed)
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+class Endpoints(endpoints.Endpoints):
+    """What the newsletter service answers."""
+
+    SUBSCRIBE = endpoints.command(
+        "newsletter.cmd.subscribe",
+        Subscribe,
+        SubscribeResult,
+        "Subscribe an address; it counts once the link in the confirmation mail is used.",
+    )
+    CONFIRM = endpoints.command(
+        "newsletter.cmd.confirm",
+        ConfirmSubscription,
+        SubscriberView,
+        "Confirm a subscription with the token from the confirmation mail.",
+    )
+    UNSUBSCRIBE = endpoints.command(
+        "newsletter.cmd.unsubscribe",
+        Unsubscribe,
+        SubscriberView,
+        "End a subscription with the token every mail carries; final, and idempotent.",
+    )
+    SUBSCRIBERS = endpoints.query(
+        "newsletter.query.subscribers",
+        ListSubscribers,
+        SubscriberPage,
+        "Subscribers, optionally by status.",
+    )
+    ITEM_ADD = endpoints.command(
+        "newsletter.cmd.item.add",
+        AddItem,
+        ItemView,
+        "Add a news item for the next issue (the image is taken from the uploads bucket).",
+    )
+    ITEM_LIST = endpoints.query(
+        "newsletter.query.item.list", ListItems, ItemPage, "News items, oldest first."
+    )
+    ITEM_REMOVE = endpoints.command(
+        "newsletter.cmd.item.remove",
+        RemoveItem,
+        ItemView,
+        "Remove a news item that was not sent in an issue.",
+    )
+    DRAFT = endpoints.command(
+        "newsletter.cmd.draft",
+        DraftIssue,
+        IssueSummary,
+        "Assemble an issue from the unused items and the sections since a date.",
+    )
+    PREVIEW = endpoints.query(
+        "newsletter.query.preview",
+        PreviewIssue,
+        IssueRendering,
+        "An issue's web version (HTML and text), as the archive will show it.",
+    )
+    TEST_SEND = endpoints.command(
+        "newsletter.cmd.test_send",
+        TestSend,
+        TestSendResult,
+        "Mail one copy of an issue to an address (no unsubscribe link: not a subscriber).",
+    )
+    SEND = endpoints.command(
+        "newsletter.cmd.send",
+        SendIssue,
+        IssueSummary,
+        "Send an issue to every confirmed subscriber; resumes after a crash.",
+    )
+    ARCHIVE = endpoints.query(
+        "newsletter.query.archive",
+        GetArchive,
+        Archive,
+        "Sent issues, and one issue's public web version when a number is given.",
+    )

@@ -1,28 +1,48 @@
-"""Operator messages every service answers: health and dead letters."""
+"""Operator endpoints every service answers: health, dead letters, failed outbox entries and
+the audit trail. They are the same for every service, so they are declared per service name
+(``health(name)``, ``dead_letters(name)``, ...) rather than once per contracts module."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from functools import cache
+from typing import Any, ClassVar, Literal
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.endpoints import Endpoint, command, query
 from contracts.envelope import Message
 
-SERVICES = ("ambassadors", "networks", "events", "newsletter", "social")
+
+class OperationsView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------- health
+
+
+class GetHealth(Message):
+    pass
+
+
+class Health(OperationsView):
+    service: str
+    status: str
+    uptime_seconds: float
+    # Events written but not yet on their stream, and entries that can never be published.
+    outbox_pending: int | None = None
+    outbox_failed: int | None = None
+
+
+@cache
+def health(service: str) -> Endpoint[GetHealth, Health]:
+    return Endpoint(f"{service}.health", GetHealth, Health, "Is the service up, and its outbox?")
 
 
 def health_subject(service: str) -> str:
-    return f"{service}.health"
+    return health(service).subject
 
 
-def dead_letters_list_subject(service: str) -> str:
-    return f"{service}.query.dead_letters.list"
-
-
-def dead_letters_show_subject(service: str) -> str:
-    return f"{service}.query.dead_letters.show"
-
-
-def dead_letters_replay_subject(service: str) -> str:
-    return f"{service}.cmd.dead_letters.replay"
+# ---------------------------------------------------------------- dead letters
 
 
 class ListDeadLetters(Message):
@@ -35,4 +55,122 @@ class ShowDeadLetter(Message):
 
 
 class ReplayDeadLetter(Message):
+    audit_target: ClassVar[str | None] = "id"
+
     id: str = Field(min_length=1, max_length=200)
+
+
+class DeadLetterView(OperationsView):
+    id: str
+    # "event": a message a consumer could not apply; "outbox": an event of the service's
+    # own that can never be published (its subject refused, its payload too large).
+    kind: Literal["event", "outbox"] = "event"
+    stream: str | None = None
+    seq: int | None = None
+    consumer: str | None = None
+    subject: str | None = None
+    event_id: str | None = None
+    deliveries: int | None = None
+    reason: str | None = None
+    dead_at: str
+    replayed_at: str | None = None
+    replays: int = 0
+    # Only when shown: the message as it was (JSON, or base64 when it is not JSON), or
+    # null when an erasure scrubbed it.
+    payload: Any = None
+    payload_base64: str | None = None
+    scrubbed: bool = False
+    service: str | None = None
+
+
+class DeadLetterPage(OperationsView):
+    service: str
+    items: list[DeadLetterView]
+
+
+class ReplayResult(OperationsView):
+    service: str
+    id: str
+    applied: bool
+    already_applied: bool
+    # Why nothing was applied when it was not (e.g. the ambassador was erased).
+    note: str | None = None
+
+
+@cache
+def dead_letters_list(service: str) -> Endpoint[ListDeadLetters, DeadLetterPage]:
+    return query(
+        f"{service}.query.dead_letters.list",
+        ListDeadLetters,
+        DeadLetterPage,
+        "Dead letters of this service and its failed outbox entries, newest first.",
+    )
+
+
+@cache
+def dead_letters_show(service: str) -> Endpoint[ShowDeadLetter, DeadLetterView]:
+    return query(
+        f"{service}.query.dead_letters.show",
+        ShowDeadLetter,
+        DeadLetterView,
+        "One dead letter (or failed outbox entry) with its payload.",
+    )
+
+
+@cache
+def dead_letters_replay(service: str) -> Endpoint[ReplayDeadLetter, ReplayResult]:
+    return command(
+        f"{service}.cmd.dead_letters.replay",
+        ReplayDeadLetter,
+        ReplayResult,
+        "Apply a dead letter again through the same inbox-guarded handler (a failed outbox "
+        "entry is queued for publishing again).",
+    )
+
+
+def dead_letters_list_subject(service: str) -> str:
+    return dead_letters_list(service).subject
+
+
+def dead_letters_show_subject(service: str) -> str:
+    return dead_letters_show(service).subject
+
+
+def dead_letters_replay_subject(service: str) -> str:
+    return dead_letters_replay(service).subject
+
+
+# ---------------------------------------------------------------- audit
+
+
+class ListAudit(Message):
+    target: str | None = Field(default=None, min_length=1, max_length=200)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditRecord(OperationsView):
+    """Who asked for what, about which ids, and how it ended. Ids only: no personal field."""
+
+    id: str
+    service: str
+    actor: str
+    command: str
+    targets: list[str] = []
+    at: AwareDatetime
+    # "ok", or the error code the command was answered with.
+    outcome: str
+
+
+class AuditPage(OperationsView):
+    service: str
+    items: list[AuditRecord]
+
+
+@cache
+def audit(service: str) -> Endpoint[ListAudit, AuditPage]:
+    return query(
+        f"{service}.query.audit",
+        ListAudit,
+        AuditPage,
+        "The audit trail of this service's commands, newest first.",
+    )

@@ -25,13 +25,13 @@ from types import FrameType
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pymongo.uri_parser import parse_uri
 
-from services.runtime.settings import Settings, get_settings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, service_is_healthy
 from stack.processes import ManagedProcess, free_port, port_in_use
+from stack.settings import StackSettings, secrets_for
 from stack.smtp_sink import SmtpSink
 
 __all__ = [
@@ -54,7 +54,7 @@ NATS_MONITOR_PORT_ENV = "SAMSKAB_NATS_MONITOR_PORT"
 ServiceCommand = Callable[[str], Sequence[str]]
 
 
-def fresh_settings(data_dir: Path, **overrides: Any) -> Settings:
+def fresh_settings(data_dir: Path, **overrides: Any) -> StackSettings:
     """Settings for a new stack under ``data_dir`` on free loopback ports, no services.
 
     ``.env`` is ignored: a developer's local file must not change what tests and
@@ -69,7 +69,7 @@ def fresh_settings(data_dir: Path, **overrides: Any) -> Settings:
         "services": [],
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return StackSettings(_env_file=None, **values)
 
 
 def default_service_command(name: str) -> list[str]:
@@ -111,16 +111,19 @@ def _host_port(url: str, default_port: int, setting: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
+def settings_env(settings: StackSettings) -> dict[str, str]:
     """``settings`` as SAMSKAB_* variables, so a child process sees exactly these settings.
 
-    A Settings object built in code (a test overriding one field) would otherwise not reach
+    A settings object built in code (a test overriding one field) would otherwise not reach
     the services, which read only their environment.
     """
     env: dict[str, str] = {}
     for field, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
+        secret = getattr(settings, field)
+        if isinstance(secret, SecretStr):
+            value = secret.get_secret_value()
         key = f"SAMSKAB_{field.upper()}"
         # pydantic-settings parses complex fields from JSON and scalars from plain text.
         env[key] = value if isinstance(value, str) else json.dumps(value)
@@ -137,7 +140,7 @@ class EmbeddedStack:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: StackSettings,
         base_dir: Path | None = None,
         *,
         nats_monitor_port: int | None = None,
@@ -307,6 +310,8 @@ class EmbeddedStack:
         env = dict(os.environ)
         env.update(settings_env(self.settings))
         env.update(self.env())
+        for field, secret in secrets_for(self.settings, self.data_dir).items():
+            env[f"SAMSKAB_{field.upper()}"] = secret
         # Logs reach the file as they happen, which matters most for the lines before a crash.
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -429,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     try:
-        stack = EmbeddedStack(get_settings(), Path.cwd(), nats_monitor_port=args.nats_monitor_port)
+        stack = EmbeddedStack(StackSettings(), Path.cwd(), nats_monitor_port=args.nats_monitor_port)
     except ValidationError as exc:
         print(f"samskab-stack: invalid SAMSKAB_* settings: {exc}", file=sys.stderr)
         return 2

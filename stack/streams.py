@@ -15,11 +15,11 @@ from collections.abc import Iterable
 
 import nats
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from services.runtime.client import inbox_prefix
-from services.runtime.settings import Settings
+from services.runtime.settings import ServiceSettings
+from services.runtime.streams import stream_config
 
 __all__ = ["NEWSLETTER_PRODUCERS", "declare_streams", "declare_streams_at", "stream_config"]
 
@@ -27,25 +27,12 @@ __all__ = ["NEWSLETTER_PRODUCERS", "declare_streams", "declare_streams_at", "str
 NEWSLETTER_PRODUCERS = ("ambassadors", "events")
 
 
-def stream_config(producer: str, settings: Settings | None = None) -> StreamConfig:
-    """The stream ``producer`` declares for its events (``events`` -> ``EVENTS``)."""
-    s = settings or Settings(_env_file=None)
-    return StreamConfig(
-        name=producer.upper(),
-        subjects=[f"{producer}.v1.>"],
-        storage=StorageType.FILE,
-        num_replicas=s.stream_replicas,
-        max_age=s.stream_max_age_days * 24 * 3600,
-        duplicate_window=s.stream_duplicate_window_hours * 3600,
-    )
-
-
 async def declare_streams(
-    js: JetStreamContext, producers: Iterable[str], settings: Settings | None = None
+    js: JetStreamContext, producers: Iterable[str], settings: ServiceSettings | None = None
 ) -> None:
     """Declare each producer's stream unless it exists."""
     for producer in producers:
-        config = stream_config(producer, settings)
+        config = stream_config(producer, settings or ServiceSettings(_env_file=None))
         assert config.name is not None
         try:
             await js.stream_info(config.name)
@@ -56,7 +43,7 @@ async def declare_streams(
 async def declare_streams_at(
     nats_url: str,
     producers: Iterable[str],
-    settings: Settings | None = None,
+    settings: ServiceSettings | None = None,
     *,
     user: str | None = None,
     password: str | None = None,

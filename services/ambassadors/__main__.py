@@ -1,6 +1,6 @@
 import asyncio
 
-from services.ambassadors.app import app
+from services.ambassadors.app import create_app
 
 if __name__ == "__main__":
-    asyncio.run(app.run())
+    asyncio.run(create_app().run())

@@ -34,7 +34,7 @@ from contracts.ambassadors import (
     organisation_required,
 )
 from contracts.errors import ErrorCode, FieldError, ServiceError
-from services.runtime.tokens import new_token, token_hash
+from services.runtime.tokens import new_nonce
 
 # The 12 themes of the 2018 strategy, each filmed by citizens.
 THEMES = THEME_LABELS
@@ -245,10 +245,15 @@ class Ambassador(BaseModel):
     withdrawn_at: datetime | None = None
     withdraw_reason: str | None = None
     erased_at: datetime | None = None
-    token_hash: str | None = None
+    # The pending sign-up's confirmation: the nonce its (signed) link carries, and until
+    # when the link works. Signing up again replaces the nonce: the older link stops working.
+    confirmation_nonce: str | None = None
     token_expires_at: datetime | None = None
-    # The hash of the token that confirmed the address, so that a second click on the link
-    # is told "already confirmed" rather than "not valid".
+    # The nonce of the link that confirmed the address, so that a second click on it is
+    # told "already confirmed" rather than "not valid".
+    confirmed_nonce: str | None = None
+    # What older releases stored instead: the hashes of random tokens.
+    token_hash: str | None = None
     confirmed_token_hash: str | None = None
     certificate: Certificate | None = None
     # Certificates of earlier memberships (revoked): their paper still verifies as genuine.
@@ -268,7 +273,6 @@ class Ambassador(BaseModel):
 @dataclass(frozen=True)
 class SignUpOutcome:
     ambassador: Ambassador
-    token: str | None
     token_reissued: bool = False
 
 
@@ -295,7 +299,7 @@ def sign_up(
             [FieldError(field="email", message="already registered")],
         )
     origin = source or (Source.STAFF if staff else Source.SELF)
-    token = None if staff else new_token()
+    nonce = None if staff else new_nonce()
     base = existing.model_copy() if existing is not None else None
     earlier = base.earlier_memberships if base else ()
     if base is not None and base.activated_at is not None and base.left_at is not None:
@@ -317,19 +321,32 @@ def sign_up(
         certificate=base.certificate if base else None,
         past_certificates=base.past_certificates if base else (),
         earlier_memberships=earlier,
-        token_hash=token_hash(token) if token else None,
-        token_expires_at=now + token_ttl if token else None,
+        confirmation_nonce=nonce,
+        token_expires_at=now + token_ttl if nonce else None,
     )
     reissued = existing is not None and existing.status == Status.PENDING and not staff
-    return SignUpOutcome(ambassador=ambassador, token=token, token_reissued=reissued)
+    return SignUpOutcome(ambassador=ambassador, token_reissued=reissued)
+
+
+def check_confirmation(
+    ambassador: Ambassador | None, nonce: str | None, now: datetime
+) -> Ambassador:
+    """The pending ambassador a genuine confirmation link (its ambassador and nonce) is for,
+    if the link still confirms."""
+    if ambassador is not None and nonce is not None:
+        if ambassador.confirmation_nonce == nonce:
+            return check_token(ambassador, now)
+        if ambassador.confirmed_nonce == nonce:
+            return check_token(None, now, confirmed=ambassador)
+    return check_token(None, now)
 
 
 def check_token(
     ambassador: Ambassador | None, now: datetime, *, confirmed: Ambassador | None = None
 ) -> Ambassador:
-    """The pending ambassador ``ambassador`` whose token this is, if it still confirms.
+    """The pending ambassador ``ambassador`` whose link this is, if it still confirms.
 
-    ``confirmed`` is the ambassador this token already confirmed, if any.
+    ``confirmed`` is the ambassador this link already confirmed, if any.
     """
     if ambassador is None and confirmed is not None and confirmed.status == Status.ACTIVE:
         raise _fail(
@@ -361,8 +378,10 @@ def activate(ambassador: Ambassador, *, now: datetime, certificate: Certificate)
             "activated_at": now,
             "withdrawn_at": None,
             "withdraw_reason": None,
-            "token_hash": None,
+            "confirmation_nonce": None,
             "token_expires_at": None,
+            "confirmed_nonce": ambassador.confirmation_nonce,
+            "token_hash": None,
             "confirmed_token_hash": ambassador.token_hash,
             "certificate": certificate,
         }
@@ -409,8 +428,10 @@ def withdraw(ambassador: Ambassador, *, now: datetime, reason: str | None) -> Am
             "status": Status.WITHDRAWN,
             "withdrawn_at": now,
             "withdraw_reason": clean_line(reason) if reason else None,
-            "token_hash": None,
+            "confirmation_nonce": None,
             "token_expires_at": None,
+            "confirmed_nonce": None,
+            "token_hash": None,
             "confirmed_token_hash": None,
             "certificate": certificate,
         }
@@ -436,8 +457,10 @@ def erase(ambassador: Ambassador, *, now: datetime) -> Ambassador:
             "consent_version": None,
             "consented_at": None,
             "withdraw_reason": None,
-            "token_hash": None,
+            "confirmation_nonce": None,
             "token_expires_at": None,
+            "confirmed_nonce": None,
+            "token_hash": None,
             "confirmed_token_hash": None,
             "erased_at": now,
             "certificate": certificate,

@@ -10,9 +10,12 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from contracts.ambassadors import Kind, ListAmbassadors, Status
+from contracts.ambassadors import Erased, Kind, ListAmbassadors, Status
 from services.ambassadors.domain import Ambassador, GoalRecord
-from services.runtime.mongo import DatabaseT, Session, drop_indexes
+from services.runtime import erasure
+from services.runtime.background import retry
+from services.runtime.mongo import DatabaseT, drop_indexes
+from services.runtime.unit_of_work import Scope
 
 
 async def ensure_indexes(db: DatabaseT) -> None:
@@ -34,8 +37,28 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.ambassadors.create_index([("status", ASCENDING), ("signed_up_at", ASCENDING)])
     await db.ambassadors.create_index("certificate.pending_render", sparse=True)
     await db.ambassadors.create_index("certificate.purge_object", sparse=True)
-    await db.ambassadors.create_index("purge_events", sparse=True)
     await _fold_in_consents(db)
+    await _hand_erasures_to_the_runtime(db)
+
+
+async def _hand_erasures_to_the_runtime(db: DatabaseT) -> None:
+    """Older releases marked erased ambassadors whose events were still to be purged from
+    the stream (``purge_events``); the runtime's erasure sweep does that now. Once."""
+    if "purge_events_1" not in await db.ambassadors.index_information():
+        return
+    async for doc in db.ambassadors.find({"purge_events": True}, {"erased_at": 1}):
+        await db[erasure.COLLECTION].update_one(
+            {"_id": doc["_id"]},
+            {
+                "$setOnInsert": {
+                    "erased_at": doc.get("erased_at") or datetime.now(UTC),
+                    "keep_subjects": [Erased.subject],
+                }
+            },
+            upsert=True,
+        )
+    await db.ambassadors.update_many({"purge_events": True}, {"$unset": {"purge_events": ""}})
+    await drop_indexes(db.ambassadors, ["purge_events_1"])
 
 
 async def _fold_in_consents(db: DatabaseT) -> None:
@@ -83,10 +106,6 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
         if ambassador.status == Status.ERASED:
             # The PDF carries the name: the renderer's sweep deletes it from the bucket.
             doc["certificate"]["purge_object"] = True
-    if ambassador.status == Status.ERASED:
-        # The person's events on the stream still carry the name and e-mail: the sweep
-        # deletes them there once every one of them is published.
-        doc["purge_events"] = True
     return doc
 
 
@@ -95,27 +114,26 @@ def from_document(doc: dict[str, Any]) -> Ambassador:
     return Ambassador.model_validate({**doc, **absent, "id": doc["_id"]})
 
 
-async def load(
-    db: DatabaseT, ambassador_id: str, session: Session | None = None
-) -> Ambassador | None:
-    doc = await db.ambassadors.find_one({"_id": ambassador_id}, session=session)
+async def load(scope: Scope, ambassador_id: str) -> Ambassador | None:
+    doc = await scope.db.ambassadors.find_one({"_id": ambassador_id}, session=scope.session)
     return from_document(doc) if doc else None
 
 
-async def load_by_email_key(db: DatabaseT, key: str, session: Session) -> Ambassador | None:
-    doc = await db.ambassadors.find_one({"email_key": key}, session=session)
+async def load_by_email_key(scope: Scope, key: str) -> Ambassador | None:
+    doc = await scope.db.ambassadors.find_one({"email_key": key}, session=scope.session)
     return from_document(doc) if doc else None
 
 
-async def load_by_token_hash(db: DatabaseT, digest: str, session: Session) -> Ambassador | None:
-    doc = await db.ambassadors.find_one({"token_hash": digest}, session=session)
+async def load_by_token_hash(scope: Scope, digest: str) -> Ambassador | None:
+    """A pending sign-up of an older release, by the hash of the token it was mailed."""
+    doc = await scope.db.ambassadors.find_one({"token_hash": digest}, session=scope.session)
     return from_document(doc) if doc else None
 
 
-async def load_by_confirmed_token_hash(
-    db: DatabaseT, digest: str, session: Session
-) -> Ambassador | None:
-    doc = await db.ambassadors.find_one({"confirmed_token_hash": digest}, session=session)
+async def load_by_confirmed_token_hash(scope: Scope, digest: str) -> Ambassador | None:
+    doc = await scope.db.ambassadors.find_one(
+        {"confirmed_token_hash": digest}, session=scope.session
+    )
     return from_document(doc) if doc else None
 
 
@@ -124,23 +142,23 @@ async def load_by_confirmed_token_hash(
 _CODE_FIELDS = ("certificate.verification_code", "past_certificates.verification_code")
 
 
-async def load_by_code(db: DatabaseT, code: str) -> Ambassador | None:
+async def load_by_code(scope: Scope, code: str) -> Ambassador | None:
     """The ambassador whose current or past certificate has this verification code."""
     for field in _CODE_FIELDS:
-        doc = await db.ambassadors.find_one({field: code})
+        doc = await scope.db.ambassadors.find_one({field: code}, session=scope.session)
         if doc:
             return from_document(doc)
     return None
 
 
-async def insert(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
+async def insert(scope: Scope, ambassador: Ambassador) -> None:
     """A new ambassador (cheaper than an upsert, which looks for the document first)."""
-    await db.ambassadors.insert_one(to_document(ambassador), session=session)
+    await scope.db.ambassadors.insert_one(to_document(ambassador), session=scope.session)
 
 
-async def save(db: DatabaseT, ambassador: Ambassador, session: Session) -> None:
-    await db.ambassadors.replace_one(
-        {"_id": ambassador.id}, to_document(ambassador), upsert=True, session=session
+async def save(scope: Scope, ambassador: Ambassador) -> None:
+    await scope.db.ambassadors.replace_one(
+        {"_id": ambassador.id}, to_document(ambassador), upsert=True, session=scope.session
     )
 
 
@@ -160,32 +178,44 @@ class CertificateSerials:
         self._free: dict[int, range] = {}
         self._lock = asyncio.Lock()
 
-    async def take(self, db: DatabaseT, year: int) -> int:
+    async def take(self, scope: Scope, year: int) -> int:
         async with self._lock:
             free = self._free.get(year)
             if not free:
-                last = await _reserve(db, year, self.block)
+                last = await _reserve(scope.db, year, self.block)
                 free = range(last - self.block + 1, last + 1)
             self._free[year] = free[1:]
             return free[0]
 
 
+class _LostFirstSerialRace(Exception):
+    """SecantusDB answers None to the loser of two first upserts of a year's counter
+    (MongoDB raises a duplicate key): either way, incrementing again succeeds."""
+
+
 async def _reserve(db: DatabaseT, year: int, count: int) -> int:
     """Advance the year's counter by ``count``; returns the last serial reserved."""
-    for _ in range(5):
-        try:
-            counter = await db.counters.find_one_and_update(
-                {"_id": f"certificate-{year}"},
-                {"$inc": {"value": count}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            continue  # two first serials of the year at once: the loser increments next
-        # SecantusDB answers None to the loser of that race instead of the error.
-        if counter is not None:
-            return int(counter["value"])
-    raise RuntimeError(f"no certificate serial for {year}")
+
+    async def advance() -> int:
+        counter = await db.counters.find_one_and_update(
+            {"_id": f"certificate-{year}"},
+            {"$inc": {"value": count}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        if counter is None:
+            raise _LostFirstSerialRace(year)
+        return int(counter["value"])
+
+    return await retry(
+        advance,
+        what=f"reserving certificate serials for {year}",
+        on=(DuplicateKeyError, _LostFirstSerialRace),
+        attempts=5,
+        wait_initial=0.0,
+        jitter=0.0,
+        quiet=True,
+    )
 
 
 def list_filter(query: ListAmbassadors) -> dict[str, Any]:
@@ -202,11 +232,11 @@ def list_filter(query: ListAmbassadors) -> dict[str, Any]:
 
 
 async def find_page(
-    db: DatabaseT, criteria: dict[str, Any], *, limit: int, offset: int
+    scope: Scope, criteria: dict[str, Any], *, limit: int, offset: int
 ) -> tuple[int, list[Ambassador]]:
-    total = await db.ambassadors.count_documents(criteria)
+    total = await scope.db.ambassadors.count_documents(criteria)
     cursor = (
-        db.ambassadors.find(criteria)
+        scope.db.ambassadors.find(criteria)
         .sort([("signed_up_at", ASCENDING), ("_id", ASCENDING)])
         .skip(offset)
         .limit(limit)
@@ -214,14 +244,14 @@ async def find_page(
     return total, [from_document(doc) async for doc in cursor]
 
 
-async def directory_entries(db: DatabaseT) -> list[Ambassador]:
-    cursor = db.ambassadors.find({"status": Status.ACTIVE.value, "profile.public": True})
+async def directory_entries(scope: Scope) -> list[Ambassador]:
+    cursor = scope.db.ambassadors.find({"status": Status.ACTIVE.value, "profile.public": True})
     found = [from_document(doc) async for doc in cursor]
     return sorted(found, key=lambda a: a.profile.display_name.casefold() if a.profile else "")
 
 
-async def goal_records(db: DatabaseT) -> list[GoalRecord]:
-    cursor = db.ambassadors.find(
+async def goal_records(scope: Scope) -> list[GoalRecord]:
+    cursor = scope.db.ambassadors.find(
         {},
         {
             "status": 1,
@@ -248,12 +278,12 @@ async def goal_records(db: DatabaseT) -> list[GoalRecord]:
     ]
 
 
-async def count(db: DatabaseT) -> int:
-    return await db.ambassadors.count_documents({})
+async def count(scope: Scope) -> int:
+    return await scope.db.ambassadors.count_documents({})
 
 
 async def claim_certificates_to_render(
-    db: DatabaseT, now: datetime, lease: timedelta, limit: int
+    scope: Scope, lease: timedelta, limit: int
 ) -> list[Ambassador]:
     """Up to ``limit`` certificates waiting for their PDF that no other worker is rendering,
     claimed for ``lease``: replicas render each certificate once, and one that keeps failing
@@ -261,6 +291,7 @@ async def claim_certificates_to_render(
     the claim."""
     # Candidates by the indexed flag alone, in index (insertion) order: a compound test or
     # a sort on another field here would read every waiting certificate on each claim.
+    db, now = scope.db, scope.now
     cursor = db.ambassadors.find(
         {"certificate.pending_render": True}, {"_id": 1, "certificate.render_claimed_until": 1}
     ).limit(limit * 2)
@@ -290,15 +321,15 @@ async def claim_certificates_to_render(
     return [from_document(doc) async for doc in claimed]
 
 
-async def release_render_claim(db: DatabaseT, ambassador_id: str) -> None:
-    await db.ambassadors.update_one(
+async def release_render_claim(scope: Scope, ambassador_id: str) -> None:
+    await scope.db.ambassadors.update_one(
         {"_id": ambassador_id},
         {"$unset": {"certificate.render_claimed_until": "", "certificate.render_claim": ""}},
     )
 
 
-async def certificates_to_purge(db: DatabaseT, limit: int) -> list[dict[str, Any]]:
-    cursor = db.ambassadors.find(
+async def certificates_to_purge(scope: Scope, limit: int) -> list[dict[str, Any]]:
+    cursor = scope.db.ambassadors.find(
         # Only erased ambassadors carry the flag; querying the indexed flag alone avoids a scan.
         {"certificate.purge_object": True},
         {"certificate.object_name": 1},
@@ -306,21 +337,11 @@ async def certificates_to_purge(db: DatabaseT, limit: int) -> list[dict[str, Any
     return [doc async for doc in cursor]
 
 
-async def mark_purged(db: DatabaseT, ambassador_id: str) -> None:
-    await db.ambassadors.update_one(
+async def mark_purged(scope: Scope, ambassador_id: str) -> None:
+    await scope.db.ambassadors.update_one(
         {"_id": ambassador_id},
-        {"$unset": {"certificate.purge_object": ""}, "$set": {"certificate.purged_at": _now()}},
+        {
+            "$unset": {"certificate.purge_object": ""},
+            "$set": {"certificate.purged_at": scope.now},
+        },
     )
-
-
-async def erasures_with_events_to_purge(db: DatabaseT, limit: int) -> list[str]:
-    cursor = db.ambassadors.find({"purge_events": True}, {"_id": 1}).limit(limit)
-    return [doc["_id"] async for doc in cursor]
-
-
-async def mark_events_purged(db: DatabaseT, ambassador_id: str) -> None:
-    await db.ambassadors.update_one({"_id": ambassador_id}, {"$unset": {"purge_events": ""}})
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

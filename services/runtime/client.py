@@ -1,20 +1,31 @@
-"""Asking a service something over NATS request/reply: used by the CLI, tests and tools."""
+"""Asking a service something over NATS request/reply: the CLI, the web gateway, tests, tools.
+
+``call(endpoint, request)`` is the typed way: the declaration in ``contracts/`` gives the
+subject and the reply model, so a caller gets a model back, or a :class:`ServiceError`
+carrying the structured error. Every request carries the client's actor (who asked), which
+a command needs and puts in its audit record.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from contracts.endpoints import ACTOR_HEADER, Endpoint, actor_for, valid_actor
 from contracts.errors import ErrorCode, ServiceError
 from services.runtime.rpc import decode_reply
-from services.runtime.settings import Settings
+from services.runtime.settings import SamskabSettings
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 
 
 async def _quiet(_exc: Exception) -> None:
@@ -32,10 +43,25 @@ def service_of(subject: str) -> str:
     return subject.split(".", 1)[0]
 
 
+def operator_actor(configured: str = "") -> str:
+    """The CLI's actor: ``SAMSKAB_ACTOR`` if set (a full actor, or a name taken as an
+    operator's), else the operator's OS user."""
+    if configured:
+        return configured if valid_actor(configured) else actor_for("operator", configured)
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a bare container)
+        user = "unknown"
+    return actor_for("operator", user)
+
+
 class ServiceClient:
-    def __init__(self, settings: Settings, user: str = "cli") -> None:
+    def __init__(
+        self, settings: SamskabSettings, user: str = "cli", actor: str | None = None
+    ) -> None:
         self._settings = settings
         self._user = user
+        self.actor = actor or operator_actor(getattr(settings, "actor", ""))
         self._nc: Client | None = None
 
     async def __aenter__(self) -> ServiceClient:
@@ -82,12 +108,27 @@ class ServiceClient:
             await self._nc.close()
             self._nc = None
 
+    async def call(
+        self, endpoint: Endpoint[Req, Rep], request: Req, *, timeout: float | None = None
+    ) -> Rep:
+        """Send ``request`` to ``endpoint``; its reply as the declared model."""
+        result = await self.request(endpoint.subject, request, timeout=timeout)
+        try:
+            return endpoint.reply.model_validate(result)
+        except ValidationError as exc:
+            raise ServiceError(
+                ErrorCode.INTERNAL, f"{endpoint.subject} answered an unexpected reply: {exc}"
+            ) from exc
+
     async def request(
         self,
-        subject: str,
+        subject: str | Endpoint[Any, Any],
         payload: BaseModel | dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
+        """Send a raw request (tests and tools that send what no model allows); the result
+        as decoded JSON."""
+        subject = subject.subject if isinstance(subject, Endpoint) else subject
         if isinstance(payload, BaseModel):
             data = payload.model_dump_json(exclude_unset=True).encode()
         else:
@@ -95,7 +136,10 @@ class ServiceClient:
         service = service_of(subject)
         try:
             msg = await self.nc.request(
-                subject, data, timeout=timeout or self._settings.request_timeout_seconds
+                subject,
+                data,
+                timeout=timeout or self._settings.request_timeout_seconds,
+                headers={ACTOR_HEADER: self.actor},
             )
         except NoRespondersError as exc:
             raise ServiceError(

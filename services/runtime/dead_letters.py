@@ -5,12 +5,16 @@ captures the advisories about its own durable consumer in a small stream of its 
 (``DLQ_<SERVICE>``), so none is lost while the service is down, and stores the original
 message here with the last error its handler raised. Operators list, show and replay them
 through the CLI; replay runs the same inbox-guarded handler again.
+
+A dead letter about a person keeps their id (``person``): when they are erased, its payload
+and error go (:func:`scrub_person`), and one stored after the erasure is stored without.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +23,16 @@ from nats.js.api import RawStreamMsg, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from pymongo import DESCENDING
 
-from services.runtime.mongo import DatabaseT
+from contracts.envelope import Event
+from contracts.operations import DeadLetterView
+from services.runtime.mongo import DatabaseT, Session
 
 ADVISORY_PREFIX = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 ERROR_MAX = 2000
+SCRUBBED_REASON = "the person it was about was erased"
+
+# Whether a dead letter (its subject and payload) is about someone erased meanwhile.
+Scrub = Callable[[str | None, bytes], Awaitable[bool]]
 
 
 def advisory_stream_name(service: str) -> str:
@@ -57,19 +67,40 @@ async def ensure_advisory_stream(
 
 async def ensure_dead_letter_indexes(db: DatabaseT) -> None:
     await db.dead_letters.create_index([("dead_at", DESCENDING)])
+    await db.dead_letters.create_index("person", sparse=True)
     await db.failures.create_index("updated_at", expireAfterSeconds=90 * 24 * 3600)
+    await db.failures.create_index("person", sparse=True)
 
 
-async def record_failure(db: DatabaseT, consumer: str, stream: str, seq: int, error: str) -> None:
+def person_of(event: Event | None) -> str | None:
+    """The ambassador an event is about, if it names one."""
+    if event is None or event.person_field is None:
+        return None
+    value = getattr(event, event.person_field, None)
+    return str(value) if value else None
+
+
+def _person_in(payload: bytes) -> str | None:
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    value = data.get("ambassador_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def record_failure(
+    db: DatabaseT, consumer: str, stream: str, seq: int, error: str, event: Event | None = None
+) -> None:
     """Keep the last error of a delivery so a dead letter can say why it died."""
-    await db.failures.update_one(
-        {"_id": dead_letter_id(stream, seq)},
-        {
-            "$set": {"consumer": consumer, "error": error[:ERROR_MAX], "updated_at": _now()},
-            "$inc": {"attempts": 1},
-        },
-        upsert=True,
-    )
+    update: dict[str, Any] = {
+        "$set": {"consumer": consumer, "error": error[:ERROR_MAX], "updated_at": _now()},
+        "$inc": {"attempts": 1},
+    }
+    person = person_of(event)
+    if person is not None:
+        update["$set"]["person"] = person
+    await db.failures.update_one({"_id": dead_letter_id(stream, seq)}, update, upsert=True)
 
 
 async def store_dead_letter(
@@ -77,6 +108,7 @@ async def store_dead_letter(
     js: JetStreamContext,
     advisory: dict[str, Any],
     reason: str | None = None,
+    scrub: Scrub | None = None,
 ) -> str:
     """Store the message an advisory names; idempotent for a repeated advisory."""
     stream = str(advisory["stream"])
@@ -95,24 +127,24 @@ async def store_dead_letter(
     reason = reason or (failure or {}).get("error") or "deliveries exhausted"
     if gone:
         reason += " (the message is no longer in the stream)"
-    await db.dead_letters.update_one(
-        {"_id": key},
-        {
-            "$setOnInsert": {
-                "stream": stream,
-                "seq": seq,
-                "consumer": advisory.get("consumer"),
-                "subject": original.subject,
-                "event_id": event_id,
-                "payload": data,
-                "deliveries": advisory.get("deliveries"),
-                "reason": reason,
-                "dead_at": _now(),
-                "replays": [],
-            }
-        },
-        upsert=True,
-    )
+    doc: dict[str, Any] = {
+        "stream": stream,
+        "seq": seq,
+        "consumer": advisory.get("consumer"),
+        "subject": original.subject,
+        "event_id": event_id,
+        "payload": data,
+        "deliveries": advisory.get("deliveries"),
+        "reason": reason,
+        "dead_at": _now(),
+        "replays": [],
+    }
+    person = _person_in(data)
+    if person is not None:
+        doc["person"] = person
+    if scrub is not None and data and await scrub(original.subject, data):
+        doc |= _scrubbed(_now())
+    await db.dead_letters.update_one({"_id": key}, {"$setOnInsert": doc}, upsert=True)
     return key
 
 
@@ -128,48 +160,104 @@ async def store_poison(
 ) -> str:
     """A message that can never be applied (it does not parse) goes straight here."""
     key = dead_letter_id(stream, seq)
-    await db.dead_letters.update_one(
-        {"_id": key},
-        {
-            "$setOnInsert": {
-                "stream": stream,
-                "seq": seq,
-                "consumer": consumer,
-                "subject": subject,
-                "event_id": None,
-                "payload": payload,
-                "deliveries": 1,
-                "reason": reason[:ERROR_MAX],
-                "dead_at": _now(),
-                "replays": [],
-            }
-        },
-        upsert=True,
-    )
+    doc: dict[str, Any] = {
+        "stream": stream,
+        "seq": seq,
+        "consumer": consumer,
+        "subject": subject,
+        "event_id": None,
+        "payload": payload,
+        "deliveries": 1,
+        "reason": reason[:ERROR_MAX],
+        "dead_at": _now(),
+        "replays": [],
+    }
+    person = _person_in(payload)
+    if person is not None:
+        doc["person"] = person
+    await db.dead_letters.update_one({"_id": key}, {"$setOnInsert": doc}, upsert=True)
     return key
 
 
-def public_view(doc: dict[str, Any], with_payload: bool = False) -> dict[str, Any]:
-    view = {
-        "id": doc["_id"],
-        "stream": doc["stream"],
-        "seq": doc["seq"],
-        "consumer": doc.get("consumer"),
-        "subject": doc.get("subject"),
-        "event_id": doc.get("event_id"),
-        "deliveries": doc.get("deliveries"),
-        "reason": doc.get("reason"),
-        "dead_at": doc["dead_at"].isoformat(),
-        "replayed_at": doc["replayed_at"].isoformat() if doc.get("replayed_at") else None,
-        "replays": len(doc.get("replays", [])),
+def _scrubbed(now: datetime) -> dict[str, Any]:
+    return {"payload": b"", "reason": SCRUBBED_REASON, "scrubbed_at": now}
+
+
+async def scrub_person(db: DatabaseT, person: str, session: Session | None, now: datetime) -> int:
+    """Erasure: the payload and error of every dead letter and failure about ``person`` go.
+
+    Found by the id kept with each (events that name an ambassador), and by a look through
+    the payloads of the rest (few: dead letters are rare), so that a message that did not
+    parse, but names the person, goes too."""
+    ids = {
+        doc["_id"]
+        async for doc in db.dead_letters.find({"person": person}, {"_id": 1}, session=session)
     }
-    if with_payload:
+    needle = person.encode()
+    async for doc in db.dead_letters.find(
+        {"scrubbed_at": None}, {"_id": 1, "payload": 1, "reason": 1}, session=session
+    ):
+        if needle in bytes(doc.get("payload") or b"") or person in str(doc.get("reason") or ""):
+            ids.add(doc["_id"])
+    if ids:
+        await db.dead_letters.update_many(
+            {"_id": {"$in": list(ids)}}, {"$set": _scrubbed(now)}, session=session
+        )
+    await db.failures.update_many(
+        {"$or": [{"person": person}, {"_id": {"$in": list(ids)}}]},
+        {"$set": {"error": SCRUBBED_REASON}},
+        session=session,
+    )
+    return len(ids)
+
+
+async def load(db: DatabaseT, dead_letter: str) -> dict[str, Any] | None:
+    return await db.dead_letters.find_one({"_id": dead_letter})
+
+
+async def page(db: DatabaseT, *, include_replayed: bool, limit: int) -> list[DeadLetterView]:
+    criteria: dict[str, Any] = {} if include_replayed else {"replayed_at": None}
+    cursor = db.dead_letters.find(criteria).sort("dead_at", DESCENDING).limit(limit)
+    return [view(doc) async for doc in cursor]
+
+
+async def show(db: DatabaseT, dead_letter: str) -> DeadLetterView | None:
+    doc = await load(db, dead_letter)
+    return view(doc, with_payload=True) if doc is not None else None
+
+
+async def record_replay(
+    db: DatabaseT, dead_letter: str, now: datetime, error: BaseException | None
+) -> None:
+    replay = {"at": now, "error": repr(error)[:500] if error is not None else None}
+    update: dict[str, Any] = {"$push": {"replays": replay}}
+    if error is None:
+        update["$set"] = {"replayed_at": now}
+    await db.dead_letters.update_one({"_id": dead_letter}, update)
+
+
+def view(doc: dict[str, Any], with_payload: bool = False) -> DeadLetterView:
+    found = DeadLetterView(
+        id=doc["_id"],
+        stream=doc["stream"],
+        seq=doc["seq"],
+        consumer=doc.get("consumer"),
+        subject=doc.get("subject"),
+        event_id=doc.get("event_id"),
+        deliveries=doc.get("deliveries"),
+        reason=doc.get("reason"),
+        dead_at=doc["dead_at"].isoformat(),
+        replayed_at=doc["replayed_at"].isoformat() if doc.get("replayed_at") else None,
+        replays=len(doc.get("replays", [])),
+        scrubbed=doc.get("scrubbed_at") is not None,
+    )
+    if with_payload and not found.scrubbed:
         payload = bytes(doc.get("payload") or b"")
         try:
-            view["payload"] = json.loads(payload)
+            found.payload = json.loads(payload)
         except ValueError:
-            view["payload_base64"] = base64.b64encode(payload).decode()
-    return view
+            found.payload_base64 = base64.b64encode(payload).decode()
+    return found
 
 
 def _now() -> datetime:

@@ -8,14 +8,14 @@ import os
 import sys
 
 from contracts.errors import ServiceError
-from contracts.operations import health_subject
+from contracts.operations import GetHealth, health
 from services.runtime.client import ServiceClient
-from services.runtime.settings import Settings
+from services.runtime.settings import SamskabSettings
 
 
 async def check(service: str) -> None:
-    async with ServiceClient(Settings()) as client:
-        await client.request(health_subject(service), {}, timeout=3)
+    async with ServiceClient(SamskabSettings(), actor="service:healthcheck") as client:
+        await client.call(health(service), GetHealth(), timeout=3)
 
 
 def main() -> int:

@@ -28,12 +28,16 @@ async def ensure_inbox_indexes(db: DatabaseT) -> None:
     )
 
 
-async def already_processed(db: DatabaseT, session: Session, consumer: str, event_id: str) -> bool:
+async def already_processed(
+    db: DatabaseT, session: Session | None, consumer: str, event_id: str
+) -> bool:
     found = await db.inbox.find_one({"_id": _key(consumer, event_id)}, {"_id": 1}, session=session)
     return found is not None
 
 
-async def mark_processed(db: DatabaseT, session: Session, consumer: str, event_id: str) -> None:
+async def mark_processed(
+    db: DatabaseT, session: Session | None, consumer: str, event_id: str
+) -> None:
     # A racing replica that applied the same event makes this insert (or the commit)
     # fail; the transaction is retried or the message redelivered, and then skipped.
     await db.inbox.insert_one(

@@ -21,7 +21,6 @@ T = TypeVar("T")
 Document = dict[str, Any]
 Session = AsyncClientSession
 
-DUPLICATE_KEY_ATTEMPTS = 3
 DUPLICATE_KEY = 11000
 
 
@@ -87,17 +86,19 @@ async def in_transaction(
     client: AsyncMongoClient[Document],
     work: Callable[[Session], Awaitable[T]],
 ) -> T:
-    """Run ``work`` in one transaction; pymongo retries it on transient errors.
+    """Run ``work`` in one transaction; pymongo reruns it on transient errors.
 
-    Majority write concern: an acknowledged command survives a primary failover. The read
-    concern stays the default: a transaction reads one consistent snapshot either way, and
-    "snapshot" (majority-committed reads) cost about half again per transaction here while
-    unique indexes and write conflicts already guard what our handlers check.
+    The one primitive under ``services.runtime.transactions`` (where a unit of work is run:
+    services never call this). Majority write concern: an acknowledged command survives a
+    primary failover. The read concern stays the default: a transaction reads one
+    consistent snapshot either way, and "snapshot" (majority-committed reads) cost about
+    half again per transaction here while unique indexes and write conflicts already guard
+    what our handlers check.
     """
     runs = 0
     started = time.monotonic()
 
-    async def counted(session: Session) -> T:
+    async def logged(session: Session) -> T:
         # pymongo retries a transaction that hit a write conflict silently, for up to two
         # minutes: after a kill -9 mid-transaction the server holds its locks until the
         # transaction expires (60 s), and without this line a stall shows nothing at all.
@@ -112,20 +113,9 @@ async def in_transaction(
             )
         return await work(session)
 
-    for attempt in range(1, DUPLICATE_KEY_ATTEMPTS + 1):
-        runs = 0  # a duplicate-key rerun is expected (see below), not a stall
-        try:
-            async with client.start_session() as session:
-                result: T = await session.with_transaction(
-                    counted, write_concern=WriteConcern("majority")
-                )
-                return result
-        except DuplicateKeyError:
-            # Two requests checked, found nothing and inserted the same key at once: run
-            # again, and the check now sees the other's row (a genuine conflict repeats).
-            if attempt == DUPLICATE_KEY_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    async with client.start_session() as session:
+        result: T = await session.with_transaction(logged, write_concern=WriteConcern("majority"))
+        return result
 
 
 DatabaseT = AsyncDatabase[Document]

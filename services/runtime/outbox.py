@@ -16,24 +16,35 @@ stream holds the event, and personal data is not kept twice), and the entries ar
 So the outbox holds only what is still to be published, and an entry is written twice in
 its life (inserted, deleted) rather than rewritten with every index it has. The records are
 what :func:`purge_published_events` needs to delete a person's events on erasure.
+
+An entry that can never be published (its subject is not on the service's stream, its
+payload is larger than the server takes, the stream refuses it) moves to the ``failed``
+state with the reason: the relay goes on with the rest, ``samskab health`` counts it and
+``samskab dead-letters`` shows it, and replaying it queues it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
+import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 from pymongo import ASCENDING
 
 from contracts.envelope import Event
+from contracts.operations import DeadLetterView
+from services.runtime.background import Loop, retry
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT, Session, drop_indexes
 
@@ -41,7 +52,13 @@ log = get_logger(__name__)
 
 PENDING = "pending"
 IN_PROGRESS = "in_progress"
+FAILED = "failed"  # can never be published: kept with the reason for an operator
 PUBLISHED = "published"  # only entries an older release left in the outbox are
+
+# JetStream's "message size exceeds maximum allowed" (the stream's max_msg_size).
+JS_MESSAGE_TOO_LARGE = 10054
+# How a failed outbox entry is named among the dead letters.
+FAILED_PREFIX = "outbox-"
 
 # Records of published events are kept as long as their event can be in a stream, so a
 # person's events can still be found and purged on erasure.
@@ -78,7 +95,7 @@ def outbox_document(event: Event, order: int, claim: Claim | None = None) -> dic
 
 
 async def add_to_outbox(
-    db: DatabaseT, session: Session, events: Iterable[Event], claim: Claim | None = None
+    db: DatabaseT, session: Session | None, events: Iterable[Event], claim: Claim | None = None
 ) -> list[dict[str, Any]]:
     """Record events as part of the caller's transaction; returns the entries written."""
     base = time.time_ns()
@@ -193,7 +210,9 @@ async def purge_published_events(
     # Counted first: an entry is recorded before it leaves the outbox, so whatever is not
     # counted here is in a record the loop below reads. (The outbox holds only unpublished
     # entries: no index on the key is worth its writes.)
-    unpublished = await db.outbox.count_documents({"key": key})
+    unpublished = await db.outbox.count_documents(
+        {"key": key, "state": {"$in": [PENDING, IN_PROGRESS]}}
+    )
     async for record in db.outbox_published.find({"events.key": key}):
         for event in record["events"]:
             if event.get("key") == key and event["subject"] not in keep:
@@ -205,6 +224,68 @@ async def purge_published_events(
             {"$pull": {"events": {"key": key, "subject": {"$nin": keep}}}},
         )
     return unpublished
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    pending: int
+    failed: int
+
+
+async def counts(db: DatabaseT) -> OutboxCounts:
+    pending = await db.outbox.count_documents({"state": {"$in": [PENDING, IN_PROGRESS]}})
+    failed = await db.outbox.count_documents({"state": FAILED})
+    return OutboxCounts(pending=pending, failed=failed)
+
+
+def _failed_view(doc: dict[str, Any], with_payload: bool = False) -> DeadLetterView:
+    found = DeadLetterView(
+        id=f"{FAILED_PREFIX}{doc['_id']}",
+        kind="outbox",
+        subject=doc.get("subject"),
+        event_id=doc["_id"],
+        deliveries=doc.get("attempts"),
+        reason=doc.get("failed_reason"),
+        dead_at=(doc.get("failed_at") or doc["created_at"]).isoformat(),
+    )
+    if with_payload:
+        payload = bytes(doc.get("payload") or b"")
+        try:
+            found.payload = json.loads(payload)
+        except ValueError:
+            found.payload_base64 = base64.b64encode(payload).decode()
+    return found
+
+
+async def failed_entries(db: DatabaseT, *, limit: int) -> list[DeadLetterView]:
+    """Entries that can never be published, newest first (the dead letters list them)."""
+    cursor = db.outbox.find({"state": FAILED}, {"payload": 0}).sort("order", -1).limit(limit)
+    return [_failed_view(doc) async for doc in cursor]
+
+
+async def failed_entry(db: DatabaseT, name: str) -> DeadLetterView | None:
+    if not name.startswith(FAILED_PREFIX):
+        return None
+    doc = await db.outbox.find_one({"_id": name.removeprefix(FAILED_PREFIX), "state": FAILED})
+    return _failed_view(doc, with_payload=True) if doc is not None else None
+
+
+async def retry_failed(db: DatabaseT, name: str) -> bool:
+    """Queue a failed entry for publishing again (after its cause was mended)."""
+    if not name.startswith(FAILED_PREFIX):
+        return False
+    result = await db.outbox.update_one(
+        {"_id": name.removeprefix(FAILED_PREFIX), "state": FAILED},
+        {"$set": {"state": PENDING}, "$unset": {"failed_reason": "", "failed_at": ""}},
+    )
+    return result.modified_count == 1
+
+
+def never_publishable(error: BaseException) -> bool:
+    """An error no retry can mend: the message is too large for the server or the stream."""
+    if isinstance(error, MaxPayloadError):
+        return True
+    return isinstance(error, APIError) and error.err_code == JS_MESSAGE_TOO_LARGE
 
 
 class OutboxRelay:
@@ -220,6 +301,8 @@ class OutboxRelay:
         claim_timeout_seconds: float = 30.0,
         publish_timeout_seconds: float = 5.0,
         mark_delay_seconds: float = 0.1,
+        subjects: str | None = None,
+        max_payload: Callable[[], int] | None = None,
     ) -> None:
         self._db = db
         self._js = js
@@ -227,10 +310,12 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._claim_timeout = timedelta(seconds=claim_timeout_seconds)
         self._publish_timeout = publish_timeout_seconds
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
+        # What the service's stream takes: subjects with this prefix, up to this size.
+        self._subjects = subjects
+        self._max_payload = max_payload
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._last_poll = 0.0
+        self._loop = Loop("outbox relay", self._step, every=poll_seconds, wait_initial=0.2)
         self._handed: list[dict[str, Any]] = []
         # Published, not yet marked: marked together a moment later, off the publishing path.
         self._unmarked: list[tuple[dict[str, Any], Any]] = []
@@ -245,17 +330,19 @@ class OutboxRelay:
     def hand_over(self, entries: Iterable[dict[str, Any]]) -> None:
         """Committed entries born with :meth:`claim`: published next, without a query."""
         self._handed.extend(entries)
-        self._wake.set()
+        self._loop.wake()
+
+    def wake(self) -> None:
+        """Look for entries now (e.g. a failed one queued again), not at the next poll."""
+        self._last_poll = 0.0
+        self._loop.wake()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
         self._stopping = True
-        self._stop.set()
-        self._wake.set()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop()
         if self._handed:
             # Last try, so a clean restart does not wait for their lease to run out.
             with contextlib.suppress(Exception):
@@ -263,34 +350,18 @@ class OutboxRelay:
         if self._marker is not None:
             await self._marker
 
-    async def _run(self) -> None:
-        failures = 0
-        last_poll = 0.0
-        while not self._stopping:
-            try:
-                published = 0
-                if self._handed:
-                    published = await self._publish_handed()
-                # The poll finds what no one handed over (a dead relay's entries, released
-                # ones, other writers'): once per poll interval, not on every hand-over,
-                # which would cost each sign-up a query.
-                if time.monotonic() - last_poll >= self._poll:
-                    last_poll = time.monotonic()
-                    published += await self._publish(await self._claim(), defer_mark=True)
-                failures = 0
-            except Exception as exc:  # the relay must outlive NATS or MongoDB outages
-                failures += 1
-                delay = min(30.0, 0.2 * 2**failures)
-                log.warning("outbox relay failed, retrying", error=repr(exc), delay=delay)
-                # Interrupted by stop(): a shutdown during an outage must not wait 30 s.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                continue
-            if published == 0 and not self._handed:
-                until_poll = last_poll + self._poll - time.monotonic()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, until_poll))
-                self._wake.clear()
+    async def _step(self) -> bool:
+        """One round: what was handed over, and every poll interval a claim for what no
+        one handed over (a dead relay's entries, released ones, other writers'): once per
+        interval, not on every hand-over, which would cost each sign-up a query. True
+        while there is more to publish at once."""
+        published = 0
+        if self._handed:
+            published = await self._publish_handed()
+        if time.monotonic() - self._last_poll >= self._poll:
+            self._last_poll = time.monotonic()
+            published += await self._publish(await self._claim(), defer_mark=True)
+        return published > 0 or bool(self._handed)
 
     async def _publish_handed(self) -> int:
         batch = self._handed[: self._batch_size]
@@ -309,6 +380,12 @@ class OutboxRelay:
         """
         if not batch:
             return 0
+        unpublishable = [(entry, self._refusal(entry)) for entry in batch]
+        if any(reason for _, reason in unpublishable):
+            await self._fail([(e["_id"], reason) for e, reason in unpublishable if reason])
+            batch = [entry for entry, reason in unpublishable if reason is None]
+            if not batch:
+                return 0
         # Sent back to back, in order, then the acks awaited together: one round trip per
         # batch instead of one per event. Only a failure can leave a later event ahead of
         # an earlier one on the stream.
@@ -336,16 +413,48 @@ class OutboxRelay:
         elif published:
             await self._mark_published(published)
         log.debug("outbox entries published", published=len(published), batch=len(batch))
-        failed = [
+        errors = [
             (entry["_id"], error)
             for entry, error in zip(batch, results, strict=True)
             if isinstance(error, BaseException)
         ]
+        hopeless = [
+            (entry_id, repr(error)) for entry_id, error in errors if never_publishable(error)
+        ]
+        if hopeless:
+            await self._fail(hopeless)
+        failed = [(entry_id, error) for entry_id, error in errors if not never_publishable(error)]
         if failed:
             # Hand them back at once so none waits for its lease to run out.
             await self._release([entry_id for entry_id, _ in failed], repr(failed[0][1]))
             raise failed[0][1]
         return len(published)
+
+    def _refusal(self, entry: dict[str, Any]) -> str | None:
+        """Why ``entry`` can never be published, found before trying; None if it can."""
+        if self._subjects is not None and not str(entry["subject"]).startswith(self._subjects):
+            return f"subject {entry['subject']} is not on this service's stream ({self._subjects}>)"
+        size = len(bytes(entry["payload"]))
+        limit = self._max_payload() if self._max_payload is not None else None
+        if limit is not None and size > limit:
+            return f"payload of {size} bytes exceeds the server's limit of {limit} bytes"
+        return None
+
+    async def _fail(self, reasons: list[tuple[str, str]]) -> None:
+        """Out of the way for good: ``failed`` with the reason, until an operator replays it."""
+        for entry_id, reason in reasons:
+            log.error("outbox entry can never be published", event_id=entry_id, reason=reason)
+            await self._db.outbox.update_one(
+                {"_id": entry_id, "claimed_by": self.worker_id},
+                {
+                    "$set": {
+                        "state": FAILED,
+                        "failed_reason": reason[:500],
+                        "failed_at": datetime.now(UTC),
+                    },
+                    "$unset": {"claimed_by": "", "claimed_until": ""},
+                },
+            )
 
     async def _mark_deferred(self) -> None:
         """Mark what was published, a batch every ``mark_delay`` while there is any.
@@ -353,21 +462,19 @@ class OutboxRelay:
         Until marked, entries stay claimed by this relay; if marking keeps failing their
         lease runs out and they are published again, which the stream drops as duplicates.
         """
-        failures = 0
         while self._unmarked:
             if not self._stopping:
                 await asyncio.sleep(self._mark_delay)  # let more gather: one mark for all
             batch = self._unmarked[:1000]
             try:
-                await self._mark_published(batch)
-            except Exception as exc:
-                failures += 1
-                log.warning("marking published outbox entries failed", error=repr(exc))
-                if self._stopping and failures >= 3:
-                    return  # their lease brings them back after a restart
-                await asyncio.sleep(min(5.0, 0.2 * 2**failures))
-                continue
-            failures = 0
+                await retry(
+                    functools.partial(self._mark_published, batch),
+                    what="marking published outbox entries",
+                    attempts=3 if self._stopping else None,
+                    wait_max=5.0,
+                )
+            except Exception:
+                return  # stopping: their lease brings them back after a restart
             del self._unmarked[: len(batch)]
 
     async def _mark_published(self, published: list[tuple[dict[str, Any], Any]]) -> None:
@@ -447,4 +554,4 @@ class OutboxRelay:
         )
 
     async def pending_count(self) -> int:
-        return await self._db.outbox.count_documents({})
+        return (await counts(self._db)).pending

@@ -1,8 +1,10 @@
 """One service process: its broker, database, outbox relay, consumers and endpoints.
 
-A service module creates a :class:`Service`, registers its commands, queries and event
-handlers with decorators, and exposes ``service.app``. Everything below is the same for
-every service, so a service reads as its own domain.
+A service's ``app.py`` builds a :class:`Service` in its ``create_app(settings)`` factory and
+registers its handlers against the declarations in ``contracts/``: ``command`` and
+``query`` for each endpoint, ``react`` for each event it consumes, ``loop`` for background
+work. Everything below is the same for every service, so a service reads as its own
+domain: it never opens a transaction, writes an outbox or inbox entry, or retries.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from faststream import AckPolicy, FastStream
@@ -20,43 +24,60 @@ from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from faststream.security import SASLPlaintext
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
-from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, DeliverPolicy, ObjectStoreConfig, StorageType
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ValidationError
 from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure
 
+from contracts.ambassadors import Erased
+from contracts.endpoints import ACTOR_HEADER, Endpoint, Endpoints, valid_actor
 from contracts.envelope import Event
-from contracts.errors import Error, ErrorCode
-from services.runtime import dead_letters
+from contracts.errors import ErrorCode, FieldError, ServiceError
+from services.runtime import dead_letters, erasure
+from services.runtime.audit import ensure_audit_indexes
+from services.runtime.background import Loop, retry
 from services.runtime.client import inbox_prefix
+from services.runtime.clock import Clock
 from services.runtime.inbox import already_processed, ensure_inbox_indexes, mark_processed
+from services.runtime.known_ambassadors import EVENTS as AMBASSADOR_EVENTS
+from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.logging import app_logger, configure_logging, get_logger
-from services.runtime.mongo import (
-    DatabaseT,
-    Document,
-    Session,
-    claim_database,
-    connect,
-    in_transaction,
+from services.runtime.mongo import DatabaseT, Document, claim_database, connect
+from services.runtime.outbox import OutboxRelay, ensure_outbox_indexes
+from services.runtime.rpc import answer
+from services.runtime.settings import ServiceSettings
+from services.runtime.streams import stream_config
+from services.runtime.transactions import Transactions, Work
+from services.runtime.unit_of_work import (
+    Applied,
+    CommandContext,
+    Reading,
+    UnitOfWork,
+    current_command,
 )
-from services.runtime.outbox import OutboxRelay, add_to_outbox, ensure_outbox_indexes
-from services.runtime.rpc import RequestHandler, answer, encode_error, encode_result
-from services.runtime.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
 
-EventHandler = Callable[[Any, Session], Awaitable[Sequence[Event] | None]]
+CommandHandler = Callable[[UnitOfWork, Req], Awaitable[Rep]]
+OrchestratingHandler = Callable[[Req], Awaitable[Rep]]
+QueryHandler = Callable[[Reading, Req], Awaitable[Rep]]
+Reaction = Callable[[UnitOfWork, E], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
+# Asked before an event's reactions run: a reason to apply nothing (e.g. it is about an
+# erased ambassador), or None.
+Guard = Callable[[UnitOfWork, Event], Awaitable[str | None]]
 
 # How long a MAX_DELIVERIES advisory waits before it is stored again after a failure.
 DEAD_LETTER_RETRY_SECONDS = 5.0
 
 
-def nats_security(settings: Settings) -> SASLPlaintext | None:
+def nats_security(settings: ServiceSettings) -> SASLPlaintext | None:
     if settings.nats_user is None:
         return None
     return SASLPlaintext(username=settings.nats_user, password=settings.nats_password or "")
@@ -83,27 +104,37 @@ def document_payload(spec: Any, subject: str, model: type[BaseModel]) -> None:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """An Object Store bucket a service owns; ``ttl_seconds``: objects expire after it."""
+
+    name: str
+    ttl_seconds: float | None = None
+
+
+@dataclass
 class Route:
     model: type[Event]
-    handler: EventHandler
+    reactions: list[Reaction[Any]] = field(default_factory=list)
 
 
 class Service:
     def __init__(
         self,
         name: str,
+        settings: ServiceSettings,
         *,
         produces: Sequence[type[Event]] = (),
-        buckets: Sequence[str] = (),
-        settings: Settings | None = None,
+        buckets: Sequence[str | Bucket] = (),
+        transactions: Transactions | None = None,
     ) -> None:
         self.name = name
-        self.settings = settings or get_settings()
+        self.settings = settings
         self.produces = tuple(produces)
-        self.buckets = tuple(buckets)
+        self.buckets = tuple(b if isinstance(b, Bucket) else Bucket(b) for b in buckets)
+        self.clock = Clock(settings.clock_file)
         self.broker = NatsBroker(
-            self.settings.nats_url,
-            security=nats_security(self.settings),
+            settings.nats_url,
+            security=nats_security(settings),
             name=f"samskab-{name}",
             # NACK_ON_ERROR: faststream's NATS default (REJECT_ON_ERROR) terminates a message
             # whose handler raised, and it is lost.
@@ -126,17 +157,20 @@ class Service:
         )
         self._mongo: AsyncMongoClient[Document] | None = None
         self._relay: OutboxRelay | None = None
+        self.transactions = transactions or Transactions(
+            name, lambda: self.mongo, lambda: self.db, self.clock, lambda: self._relay
+        )
         self.routes: dict[str, Route] = {}
+        self.guards: list[Guard] = []
+        self.endpoints: dict[str, Endpoint[Any, Any]] = {}
+        self._handles: dict[str, Callable[[Any], Awaitable[Any]]] = {}
         self._startup_hooks: list[Hook] = []
         self._shutdown_hooks: list[Hook] = []
-        self._background: list[Callable[[], Awaitable[None]]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[Loop] = []
         self._started_at = time.time()
         self._answering = 0
         self._last_answered = 0.0
         self._subscribers_wired = False
-        self._register_health()
-        self._register_dead_letter_endpoints()
         for event_type in self.produces:
             # Declared for the AsyncAPI document only: events leave through the outbox.
             self.broker.publisher(
@@ -145,8 +179,14 @@ class Service:
                 title=event_type.subject,
                 description=(event_type.__doc__ or "").strip() or None,
             )
+        # Erased people's events leave the service's own stream once published.
+        self.erasures = self.loop("erasure sweep", self._sweep_erasures, every=5.0)
+        self.known_ambassadors: KnownAmbassadors | None = None
+        from services.runtime import operator_endpoints
 
-    # ------------------------------------------------------------------ wiring
+        operator_endpoints.register(self)
+
+    # ------------------------------------------------------------------ what it runs on
 
     @property
     def db(self) -> DatabaseT:
@@ -164,50 +204,96 @@ class Service:
     def js(self) -> JetStreamContext:
         return self.broker.connection.jetstream()
 
-    def endpoint(
-        self, subject: str, model: type[M], description: str | None = None
-    ) -> Callable[[RequestHandler[M]], RequestHandler[M]]:
-        """Answer commands or queries on ``subject``; replicas share them (queue group)."""
+    @property
+    def relay(self) -> OutboxRelay | None:
+        return self._relay
 
-        def register(handler: RequestHandler[M]) -> RequestHandler[M]:
-            async def reply(msg: NatsMessage) -> bytes:
-                self._answering += 1
-                try:
-                    return await answer(model, handler, msg.body)
-                finally:
-                    self._answering -= 1
-                    self._last_answered = time.monotonic()
+    def reading(self) -> Reading:
+        """A scope for reads outside a transaction, at the service's time."""
+        return self.transactions.reading()
 
-            reply.__name__ = handler.__name__
-            subscriber = self.broker.subscriber(
-                subject,
-                queue=self.name,
-                # Requests are independent: one slow transaction must not queue the rest.
-                max_workers=self.settings.endpoint_concurrency,
-                title=subject,
-                description=description or (handler.__doc__ or "").strip() or None,
+    async def run(self, work: Work[T], *, name: str) -> T:
+        """Run one unit of work (a background job's step): one transaction."""
+        return await self.transactions.run(work, name=name)
+
+    # ------------------------------------------------------------------ registering handlers
+
+    def command(self, endpoint: Endpoint[Req, Rep], handler: CommandHandler[Req, Rep]) -> None:
+        """Answer ``endpoint`` with ``handler`` in one unit of work: what it saves, emits and
+        the command's audit record commit together."""
+
+        async def handle(request: Req) -> Rep:
+            return await self.transactions.run(
+                lambda uow: handler(uow, request), name=endpoint.subject, audited=request
             )
-            subscriber(reply)
-            # The endpoint takes raw bytes so that a bad request gets a structured error
-            # reply; the AsyncAPI document should still show the request's real schema.
-            document_payload(subscriber.specification, subject, model)
-            return handler
 
-        return register
+        self._register(endpoint, handle, handler)
 
-    def on_event(self, event_type: type[E]) -> Callable[[EventHandler], EventHandler]:
-        """Apply ``event_type`` exactly once: inbox-guarded, in one transaction with the outbox."""
+    def orchestrate(
+        self, endpoint: Endpoint[Req, Rep], handler: OrchestratingHandler[Req, Rep]
+    ) -> None:
+        """Answer ``endpoint`` with a handler that runs several units of work itself
+        (``service.run``), or work outside any (an upload, a wait): an import, a send.
+        Its audit record is written once it answered."""
 
-        def register(handler: EventHandler) -> EventHandler:
-            self.routes[event_type.subject] = Route(event_type, handler)
-            return handler
+        async def handle(request: Req) -> Rep:
+            reply = await handler(request)
+            command = current_command.get()
+            if command is not None:
+                await self.transactions.record_outcome(command, request, reply, "ok")
+            return reply
 
-        return register
+        self._register(endpoint, handle, handler)
 
-    def quiet_for(self, seconds: float) -> bool:
-        """No request answered now nor in the last ``seconds``: background work that can
-        wait (rendering, sweeps) yields to people waiting for an answer."""
-        return self._answering == 0 and time.monotonic() - self._last_answered >= seconds
+    def query(self, endpoint: Endpoint[Req, Rep], handler: QueryHandler[Req, Rep]) -> None:
+        """Answer ``endpoint`` (a query: it changes nothing) with ``handler``."""
+
+        async def handle(request: Req) -> Rep:
+            return await handler(self.reading(), request)
+
+        self._register(endpoint, handle, handler)
+
+    def react(self, event_type: type[E], handler: Reaction[E]) -> None:
+        """Apply ``event_type`` with ``handler`` exactly once: inbox-guarded, in one
+        transaction with the events it emits."""
+        route = self.routes.setdefault(event_type.subject, Route(event_type))
+        route.reactions.append(handler)
+
+    def follow_ambassadors(self) -> KnownAmbassadors:
+        """Keep the read model of ambassadors (see known_ambassadors): updated before the
+        service's own reactions to the ambassadors service's events, with erasure done as
+        everywhere, and nothing about an erased ambassador applied afterwards."""
+        if self.known_ambassadors is not None:
+            return self.known_ambassadors
+        model = self.known_ambassadors = KnownAmbassadors()
+        for event_type in AMBASSADOR_EVENTS:
+            route = self.routes.setdefault(event_type.subject, Route(event_type))
+            route.reactions.insert(0, model.update)
+        self.routes[Erased.subject].reactions.insert(1, self._forget)
+        self.guard(model.guard)
+
+        async def prepare() -> None:
+            await model.ensure_indexes(self.reading())
+
+        self._startup_hooks.insert(0, prepare)
+        return model
+
+    async def _forget(self, uow: UnitOfWork, event: Erased) -> None:
+        await erasure.forget(uow, event.ambassador_id)
+        uow.after_commit(self.erasures.wake)
+
+    async def _sweep_erasures(self) -> bool:
+        return await erasure.sweep(self.reading(), self.js)
+
+    def guard(self, check: Guard) -> None:
+        """Ask ``check`` before any reaction: it may say an event is to be ignored."""
+        self.guards.append(check)
+
+    def check_endpoints(self, declared: type[Endpoints]) -> None:
+        """Every endpoint ``declared`` in contracts has a handler here (called at build)."""
+        missing = [e.subject for e in declared.all() if e.subject not in self.endpoints]
+        if missing:
+            raise RuntimeError(f"{self.name}: no handler for {', '.join(missing)}")
 
     def on_startup(self, hook: Hook) -> Hook:
         """Runs after the database and NATS are ready, before any message is taken."""
@@ -215,60 +301,164 @@ class Service:
         return hook
 
     def on_shutdown(self, hook: Hook) -> Hook:
-        """Runs when the service stops, after its background tasks were cancelled."""
+        """Runs when the service stops, after its background loops ended."""
         self._shutdown_hooks.append(hook)
         return hook
 
-    def background(self, task: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """A long-running task started with the service and cancelled at shutdown."""
-        self._background.append(task)
-        return task
+    def loop(
+        self,
+        what: str,
+        step: Callable[[], Awaitable[bool | None]],
+        *,
+        every: float,
+        wait_max: float = 30.0,
+    ) -> Loop:
+        """Background work started with the service: ``step`` again and again (see Loop);
+        ``loop.wake()`` runs it at once."""
+        loop = Loop(what, step, every=every, wait_max=wait_max)
+        self._loops.append(loop)
+        return loop
 
-    # ------------------------------------------------------------------ writing
+    def background(self, what: str, task: Callable[[], Awaitable[None]]) -> Loop:
+        """A long-running task (its own loop inside), restarted with backoff if it fails."""
 
-    async def transaction(
-        self, work: Callable[[Session], Awaitable[tuple[T, Sequence[Event]]]]
-    ) -> T:
-        """Run ``work``; its state change and the events it returns commit together."""
+        async def step() -> bool:
+            await task()
+            return False  # it returned: it is done until the next start
 
-        relay = self._relay
-        written: list[dict[str, Any]] = []
+        return self.loop(what, step, every=float("inf"))
 
-        async def unit(session: Session) -> T:
-            result, events = await work(session)
-            # A retried transaction writes its entries again: keep the last attempt's.
-            written[:] = await add_to_outbox(
-                self.db, session, events, relay.claim() if relay is not None else None
-            )
-            return result
+    def quiet_for(self, seconds: float) -> bool:
+        """No request answered now nor in the last ``seconds``: background work that can
+        wait (rendering, sweeps) yields to people waiting for an answer."""
+        return self._answering == 0 and time.monotonic() - self._last_answered >= seconds
 
-        # What a stalled transaction is, in the log (see in_transaction).
-        unit.__qualname__ = getattr(work, "__qualname__", unit.__qualname__)
-        result = await in_transaction(self.mongo, unit)
-        if relay is not None and written:
-            relay.hand_over(written)
-        return result
+    # ------------------------------------------------------------------ answering requests
+
+    def _register(
+        self,
+        endpoint: Endpoint[Req, Rep],
+        handle: Callable[[Req], Awaitable[Rep]],
+        handler: Callable[..., Any],
+    ) -> None:
+        if endpoint.subject in self.endpoints:
+            raise RuntimeError(f"{endpoint.subject} has a handler already")
+        self.endpoints[endpoint.subject] = endpoint
+
+        async def reply(msg: NatsMessage) -> bytes:
+            self._answering += 1
+            try:
+                return await self.answer(endpoint, handle, msg.body, msg.headers)
+            finally:
+                self._answering -= 1
+                self._last_answered = time.monotonic()
+
+        reply.__name__ = getattr(handler, "__name__", endpoint.name)
+        subscriber = self.broker.subscriber(
+            endpoint.subject,
+            queue=self.name,
+            # Requests are independent: one slow transaction must not queue the rest.
+            max_workers=self.settings.endpoint_concurrency,
+            title=endpoint.subject,
+            description=endpoint.description or (handler.__doc__ or "").strip() or None,
+        )
+        subscriber(reply)
+        # The endpoint takes raw bytes so that a bad request gets a structured error
+        # reply; the AsyncAPI document should still show the request's real schema.
+        document_payload(subscriber.specification, endpoint.subject, endpoint.request)
+        self._handles[endpoint.subject] = handle
+
+    async def answer(
+        self,
+        endpoint: Endpoint[Req, Rep],
+        handle: Callable[[Req], Awaitable[Rep]] | None,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """The reply to one request (always one: a structured error if need be)."""
+        handle = handle or self._handles[endpoint.subject]
+        if not endpoint.changes_state:
+            return await answer(endpoint.request, handle, body)
+        actor = (headers or {}).get(ACTOR_HEADER)
+
+        async def as_command(request: Req) -> Rep:
+            if not valid_actor(actor):
+                raise ServiceError(
+                    ErrorCode.VALIDATION_FAILED,
+                    "a command must say who asked",
+                    [
+                        FieldError(
+                            field=ACTOR_HEADER,
+                            message="missing or not 'public', 'operator:<name>', "
+                            "'staff:<name>' or 'service:<name>'",
+                        )
+                    ],
+                )
+            assert actor is not None
+            return await self._as_command(endpoint, handle, request, actor)
+
+        return await answer(endpoint.request, as_command, body)
+
+    async def _as_command(
+        self,
+        endpoint: Endpoint[Req, Rep],
+        handle: Callable[[Req], Awaitable[Rep]],
+        request: Req,
+        actor: str,
+    ) -> Rep:
+        command = CommandContext(uuid.uuid4().hex, endpoint.subject, actor)
+        token = current_command.set(command)
+        try:
+            return await handle(request)
+        except ServiceError as exc:
+            await self.transactions.record_outcome(command, request, None, exc.code.value)
+            raise
+        except ValidationError:
+            outcome = ErrorCode.VALIDATION_FAILED.value
+            await self.transactions.record_outcome(command, request, None, outcome)
+            raise
+        except ConnectionFailure:
+            outcome = ErrorCode.SERVICE_UNAVAILABLE.value
+            await self.transactions.record_outcome(command, request, None, outcome)
+            raise
+        except Exception:
+            await self.transactions.record_outcome(command, request, None, ErrorCode.INTERNAL.value)
+            raise
+        finally:
+            current_command.reset(token)
 
     # ------------------------------------------------------------------ consuming
 
-    async def apply_event(self, subject: str, data: bytes) -> bool:
-        """Apply one event through its handler unless this consumer already did; True if applied."""
+    async def apply_event(self, subject: str, data: bytes) -> Applied:
+        """Apply one event (a dead letter replayed) unless this consumer already did."""
         route = self.routes[subject]
-        return await self._apply(route, route.model.model_validate_json(data))
+        return await self.deliver(route.model.model_validate_json(data))
 
-    async def _apply(self, route: Route, event: Event) -> bool:
-        consumer = self.name
+    async def deliver(self, event: Event) -> Applied:
+        """Apply ``event`` through its reactions exactly once (the inbox), unless a guard
+        says to ignore it; in one transaction with what the reactions emit."""
+        route = self.routes[event.subject]
         event_id = str(event.event_id)
 
-        async def unit(session: Session) -> tuple[bool, Sequence[Event]]:
-            if await already_processed(self.db, session, consumer, event_id):
-                return False, ()
-            produced = await route.handler(event, session) or ()
-            await mark_processed(self.db, session, consumer, event_id)
-            return True, produced
+        async def apply_once(uow: UnitOfWork) -> Applied:
+            if await already_processed(uow.db, uow.session, self.name, event_id):
+                return Applied.ALREADY
+            for check in self.guards:
+                reason = await check(uow, event)
+                if reason is not None:
+                    log.info(
+                        "event ignored", subject=event.subject, event_id=event_id, reason=reason
+                    )
+                    await mark_processed(uow.db, uow.session, self.name, event_id)
+                    return Applied.IGNORED
+            for react in route.reactions:
+                await react(uow, event)
+            await mark_processed(uow.db, uow.session, self.name, event_id)
+            return Applied.APPLIED
 
-        unit.__qualname__ = f"applying {route.model.subject}"
-        return await self.transaction(unit)
+        return await self.transactions.run(
+            apply_once, name=f"applying {route.model.subject}", cause=event
+        )
 
     async def _consume(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -296,12 +486,12 @@ class Service:
             return
         try:
             # A ValidationError raised in here is the handler's, not a bad event: retried.
-            await self._apply(route, event)
+            await self.deliver(event)
         except Exception as exc:
             log.exception("event handler failed", subject=raw.subject, seq=seq)
             try:
                 await dead_letters.record_failure(
-                    self.db, self.name, stream, seq, f"{type(exc).__name__}: {exc}"
+                    self.db, self.name, stream, seq, f"{type(exc).__name__}: {exc}", event
                 )
             finally:
                 await msg.nack(delay=self._backoff(meta.num_delivered))
@@ -325,7 +515,9 @@ class Service:
             await msg.reject()
             return
         try:
-            key = await dead_letters.store_dead_letter(self.db, self.js, advisory)
+            key = await dead_letters.store_dead_letter(
+                self.db, self.js, advisory, scrub=self._scrub_dead_letter
+            )
         except Exception:
             # Without a delay a lasting failure would redeliver the advisory in a hot loop.
             log.exception("storing a dead letter failed, retrying", stream=stream, seq=seq)
@@ -333,6 +525,21 @@ class Service:
             return
         log.error("event dead-lettered", id=key, stream=stream, seq=seq)
         await msg.ack()
+
+    async def _scrub_dead_letter(self, subject: str | None, payload: bytes) -> bool:
+        """A dead letter about someone erased meanwhile is stored without its payload."""
+        route = self.routes.get(subject or "")
+        if route is None or not self.guards:
+            return False
+        try:
+            event = route.model.model_validate_json(payload)
+        except ValidationError:
+            return False
+        scope = UnitOfWork(self.db, None, now=self.clock())
+        for check in self.guards:
+            if await check(scope, event) is not None:
+                return True
+        return False
 
     def _consumer_config(self, stream: str | None = None) -> ConsumerConfig:
         config = ConsumerConfig(
@@ -389,6 +596,7 @@ class Service:
         await ensure_outbox_indexes(self.db)
         await ensure_inbox_indexes(self.db)
         await dead_letters.ensure_dead_letter_indexes(self.db)
+        await ensure_audit_indexes(self.db, timedelta(days=s.audit_retention_days))
         await self.broker.connect()
         if self.produces:
             await self._ensure_own_stream()
@@ -411,35 +619,20 @@ class Service:
             batch_size=s.outbox_batch_size,
             poll_seconds=s.outbox_poll_seconds,
             claim_timeout_seconds=s.outbox_claim_timeout_seconds,
+            subjects=f"{self.name}.v1.",
+            max_payload=lambda: self.broker.connection.max_payload,
         )
         log.info("service starting", nats=s.nats_url, database=s.database_for(self.name))
 
     async def _after_startup(self) -> None:
         assert self._relay is not None
         self._relay.start()
-        for task in self._background:
-            self._tasks.append(asyncio.create_task(self._keep_running(task)))
+        for loop in self._loops:
+            loop.start()
         log.info("service ready")
 
-    async def _keep_running(self, task: Callable[[], Awaitable[None]]) -> None:
-        failures = 0
-        while True:
-            started = time.monotonic()
-            try:
-                await task()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The backoff grows with failures in a row, not over the whole uptime.
-                failures = 1 if time.monotonic() - started > 300 else failures + 1
-                log.exception("background task failed, restarting", task=task.__name__)
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
-
     async def _on_shutdown(self) -> None:
-        for running in self._tasks:
-            running.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(loop.stop() for loop in self._loops), return_exceptions=True)
         for hook in self._shutdown_hooks:
             await hook()
         # The relay stops while NATS is still connected, so its last publish can finish.
@@ -452,70 +645,37 @@ class Service:
         log.info("service stopped")
 
     async def _ensure_own_stream(self) -> None:
-        s = self.settings
-        name = stream_of(self.produces[0].subject)
-        config = StreamConfig(
-            name=name,
-            subjects=[f"{self.name}.v1.>"],
-            storage=StorageType.FILE,
-            num_replicas=s.stream_replicas,
-            max_age=s.stream_max_age_days * 24 * 3600,
-            duplicate_window=s.stream_duplicate_window_hours * 3600,
-        )
+        config = stream_config(self.name, self.settings)
+        name = config.name or ""
         try:
             await self.js.stream_info(name)
             await self.js.update_stream(config)
         except NotFoundError:
             await self.js.add_stream(config)
 
-    async def _ensure_bucket(self, bucket: str) -> None:
-        from nats.js.api import ObjectStoreConfig
-
+    async def _ensure_bucket(self, bucket: Bucket) -> None:
         try:
-            await self.js.object_store(bucket)
+            await self.js.object_store(bucket.name)
         except NotFoundError:
             await self.js.create_object_store(
-                bucket,
+                bucket.name,
                 config=ObjectStoreConfig(
-                    storage=StorageType.FILE, replicas=self.settings.stream_replicas
+                    storage=StorageType.FILE,
+                    replicas=self.settings.stream_replicas,
+                    ttl=bucket.ttl_seconds,
                 ),
             )
 
     async def _wait_for_stream(self, stream: str) -> None:
         """A consumer cannot be created before the producing service declared its stream."""
-        delay = 0.5
-        while True:
-            try:
-                await self.js.stream_info(stream)
-                return
-            except NotFoundError:
-                log.info("waiting for stream", stream=stream)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
-    # ------------------------------------------------------------------ operator endpoints
+        async def declared() -> None:
+            await self.js.stream_info(stream)
 
-    def _register_health(self) -> None:
-        async def health(msg: NatsMessage) -> bytes:
-            try:
-                await self.mongo.admin.command("ping")
-                pending = await self._relay.pending_count() if self._relay else None
-            except Exception as exc:
-                return encode_error(
-                    Error(code=ErrorCode.SERVICE_UNAVAILABLE, message=f"database: {exc}")
-                )
-            return encode_result(
-                {
-                    "service": self.name,
-                    "status": "ok",
-                    "uptime_seconds": round(time.time() - self._started_at, 1),
-                    "outbox_pending": pending,
-                }
-            )
-
-        self.broker.subscriber(f"{self.name}.health", include_in_schema=False)(health)
-
-    def _register_dead_letter_endpoints(self) -> None:
-        from services.runtime import dead_letter_endpoints
-
-        dead_letter_endpoints.register(self)
+        await retry(
+            declared,
+            what=f"waiting for stream {stream}",
+            on=NotFoundError,
+            wait_initial=0.5,
+            wait_max=10.0,
+        )

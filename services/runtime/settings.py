@@ -1,34 +1,49 @@
-"""The one settings object every service, the CLI and the embedded stack read.
+"""Settings, read from the environment with the prefix ``SAMSKAB_`` (or a ``.env`` file).
 
-All values come from the environment with the prefix ``SAMSKAB_`` (or a ``.env`` file);
-docker-compose sets the same names.
+One base for everything that talks to NATS (:class:`SamskabSettings`); the base of every
+service (:class:`ServiceSettings`), on which each service declares its own options in
+``services/<name>/settings.py``; what a client such as the CLI needs
+(:class:`ClientSettings`). docker-compose sets the same names; a variable a service does not
+know is ignored by it.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class SamskabSettings(BaseSettings):
+    """What every process of the system reads: where NATS is, and how to log."""
+
     model_config = SettingsConfigDict(env_prefix="SAMSKAB_", env_file=".env", extra="ignore")
 
-    # Connections
     nats_url: str = "nats://127.0.0.1:4222"
-    # HTTP monitoring port of the embedded nats-server (make up); health and /varz.
-    nats_monitor_port: int = 8222
     nats_user: str | None = None
     nats_password: str | None = None
+    # Request/reply timeout of a caller (the CLI, a service asking another).
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    log_format: str = Field(default="console", pattern="^(console|json)$")
+    log_level: str = "INFO"
+
+
+class ClientSettings(SamskabSettings):
+    """A caller of the services (the CLI, tools): who it says it is."""
+
+    # The operator named in every command's audit record; empty: the OS user.
+    actor: str = ""
+
+
+class ServiceSettings(SamskabSettings):
+    """The base every service's settings extend."""
+
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     # Empty means "samskab_<service>": every service owns its own database.
     mongo_database: str = ""
-
-    # Logging
-    log_format: str = Field(default="console", pattern="^(console|json)$")
-    log_level: str = "INFO"
 
     # Public web address used in links (confirmation, certificate verification, unsubscribe).
     public_url: str = "http://localhost:8000"
@@ -51,72 +66,28 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
     outbox_claim_timeout_seconds: float = Field(default=30.0, gt=0)
 
-    # Ambassadors
-    goal_ambassadors: int = Field(default=150, ge=1)
-    goal_citizen_share: float = Field(default=0.20, ge=0, le=1)
-    confirmation_token_ttl_hours: int = Field(default=72, ge=1)
-    consent_text_version: str = "2026-11"
-    certificate_bucket: str = "certificates"
-    demo_import: bool = True
-    demo_csv: Path | None = None
-
-    # Mail (the embedded stack runs an SMTP sink here; docker-compose uses Mailpit)
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 2525
-    # none: plain SMTP (the local sink, Mailpit); starttls: upgrade on 587; tls: implicit TLS 465.
-    smtp_security: str = Field(default="none", pattern="^(none|starttls|tls)$")
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    mail_from_address: str = "ambassadoer@fredericia.example"
-    mail_from_name: str = "Ambassadørnetværket, Fredericia Kommune"
-    # The mailto half of List-Unsubscribe; the https half is built from public_url.
-    mail_unsubscribe_mailto: str = "afmeld@fredericia.example"
-    # Domain part of every Message-ID we generate.
-    mail_message_id_domain: str = "samskab.fredericia.example"
-    # Open SMTP connections at once, and mails per second over all of them (0: no limit).
-    mail_concurrency: int = Field(default=4, ge=1, le=64)
-    mail_rate_per_second: float = Field(default=0.0, ge=0)
-    # Mails claimed per delivery round (an issue is queued in batches of this many), and how
-    # long a claim holds before a crash is assumed.
-    mail_batch_size: int = Field(default=200, ge=1, le=1000)
-    mail_send_lease_seconds: float = Field(default=120.0, gt=0)
-    # 4xx answers: retried after these delays (the last repeats) up to mail_max_attempts.
-    mail_max_attempts: int = Field(default=8, ge=1)
-    mail_retry_backoff_seconds: list[float] = [30.0, 120.0, 600.0, 1800.0, 3600.0]
-    # 5xx answers: after this many hard failures in a row the address is "bouncing".
-    mail_hard_bounce_limit: int = Field(default=3, ge=1)
-
-    # Newsletter
-    newsletter_token_ttl_hours: int = Field(default=72, ge=1)
-    # A draft without --since gathers what happened since the last sent issue, or this long.
-    newsletter_default_since_days: int = Field(default=90, ge=1)
-    newsletter_image_max_bytes: int = Field(default=3_000_000, ge=1)
-    # Delivery batches an issue's fan-out reads subscribers for and writes at once.
-    newsletter_fanout_page: int = Field(default=10, ge=1, le=100)
-
-    # Events (meetings)
-    # Who said yes is reminded this long before the start (absolute time, across DST).
-    events_reminder_hours: float = Field(default=48.0, gt=0, le=24 * 30)
-    # How often due reminders and unfinished invitation rounds are looked for.
-    events_poll_seconds: float = Field(default=5.0, gt=0)
-    # Invitees per round of a meeting's invitation fan-out (one transaction each).
-    events_fanout_batch: int = Field(default=100, ge=1, le=1000)
+    # How long the audit trail of commands is kept.
+    audit_retention_days: int = Field(default=730, ge=1)
 
     # Tests only: a file with an ISO instant the clocks of the services jump to.
     clock_file: Path | None = None
-
-    # Embedded stack (make up)
-    data_dir: Path = Path("var")
-    services: list[str] = ["ambassadors", "newsletter", "events"]
-
-    # Request/reply timeout the CLI and services use when they ask another service.
-    request_timeout_seconds: float = Field(default=10.0, gt=0)
 
     def database_for(self, service: str) -> str:
         return self.mongo_database or f"samskab_{service}"
 
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+class SenderSettings(BaseSettings):
+    """Who the network's mail and calendar entries come from (newsletter and events)."""
+
+    model_config = SettingsConfigDict(env_prefix="SAMSKAB_", env_file=".env", extra="ignore")
+
+    mail_from_address: str = "ambassadoer@fredericia.example"
+    mail_from_name: str = "Ambassadørnetværket, Fredericia Kommune"
+    # Domain part of every Message-ID and calendar UID we generate.
+    mail_message_id_domain: str = "samskab.fredericia.example"
+
+
+# A key that signs the tokens mails carry (services/runtime/tokens.py): long enough that
+# guessing is hopeless (`openssl rand -hex 32`), and no default, so a service without it
+# refuses to start instead of signing with something everybody knows.
+TokenSecret = Annotated[SecretStr, Field(min_length=32)]

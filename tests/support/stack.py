@@ -12,12 +12,14 @@ from stack.embedded import EmbeddedStack, ServiceCommand, default_service_comman
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, service_is_healthy
 from stack.processes import ManagedProcess, free_port
+from stack.settings import SECRET_FIELDS
 from stack.smtp_sink import SmtpSink
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = [
     "REPO_ROOT",
+    "TOKEN_SECRETS",
     "fake_service_command",
     "fresh_settings",
     "fresh_stack",
@@ -84,6 +86,13 @@ def start_smtp_sink(directory: Path, *, timeout: float = 20.0) -> SmtpSink:
     return sink
 
 
+# The keys that sign the tokens in mails, as every service of a test gets them.
+TOKEN_SECRETS = {
+    f"SAMSKAB_{field.upper()}": f"tests-{field.replace('_', '-')}-0123456789abcdef"
+    for field in SECRET_FIELDS
+}
+
+
 def servers_env(nats: NatsServer, mongo: MongoServer, smtp: SmtpSink) -> dict[str, str]:
     """The variables a service or the CLI needs to use these servers."""
     return {
@@ -91,6 +100,7 @@ def servers_env(nats: NatsServer, mongo: MongoServer, smtp: SmtpSink) -> dict[st
         "SAMSKAB_MONGO_URL": mongo.url,
         "SAMSKAB_SMTP_HOST": smtp.host,
         "SAMSKAB_SMTP_PORT": str(smtp.port),
+        **TOKEN_SECRETS,
     }
 
 

@@ -1,0 +1,23 @@
+"""The ambassadors service's options, on the common service settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.runtime.settings import ServiceSettings, TokenSecret
+
+
+class AmbassadorsSettings(ServiceSettings):
+    goal_ambassadors: int = Field(default=150, ge=1)
+    goal_citizen_share: float = Field(default=0.20, ge=0, le=1)
+    confirmation_token_ttl_hours: int = Field(default=72, ge=1)
+    consent_text_version: str = "2026-11"
+    certificate_bucket: str = "certificates"
+    # Import the 2022 list of organisations into an empty store (make up's demo data).
+    demo_import: bool = True
+    demo_csv: Path | None = None
+    # Signs the confirmation links the newsletter service mails for us (it holds the same
+    # secret); a link needs no storage and is never readable at rest.
+    ambassadors_token_secret: TokenSecret

@@ -1,0 +1,76 @@
+"""The services of samskab, listed once.
+
+Everything that names the services is checked against this list by
+``tests/unit/test_registry.py``: the embedded stack launches the built ones, ``samskab
+health`` and ``samskab dead-letters`` ask every one, docker-compose has a container per
+built service, the NATS accounts have a user per service, MongoDB a user per built one,
+and each built service has its settings class and its ``create_app`` factory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    # Built services run (``python -m services.<name>``); planned ones are named so that
+    # health, NATS accounts and the CLI already know them.
+    built: bool
+    # Object Store buckets the service owns.
+    buckets: tuple[str, ...] = ()
+
+    @property
+    def stream(self) -> str:
+        """The JetStream stream of its events, ``<name>.v1.>``."""
+        return self.name.upper()
+
+    @property
+    def database(self) -> str:
+        """Its own MongoDB database (SAMSKAB_MONGO_DATABASE overrides it for one service)."""
+        return f"samskab_{self.name}"
+
+    @property
+    def module(self) -> str:
+        return f"services.{self.name}"
+
+    @property
+    def settings_class(self) -> str:
+        """``module:Class`` of its settings (a built service's own options on the base)."""
+        return f"services.{self.name}.settings:{self.name.capitalize()}Settings"
+
+    @property
+    def app_factory(self) -> str:
+        """``module:function`` of its ``create_app(settings)``."""
+        return f"services.{self.name}.app:create_app"
+
+
+AMBASSADORS = ServiceEntry("ambassadors", built=True, buckets=("certificates",))
+NETWORKS = ServiceEntry("networks", built=False)
+EVENTS = ServiceEntry("events", built=True)
+NEWSLETTER = ServiceEntry(
+    "newsletter",
+    built=True,
+    buckets=("newsletter-images", "newsletter-uploads", "newsletter-archive"),
+)
+SOCIAL = ServiceEntry("social", built=False)
+
+SERVICES: tuple[ServiceEntry, ...] = (AMBASSADORS, NETWORKS, EVENTS, NEWSLETTER, SOCIAL)
+BY_NAME = {entry.name: entry for entry in SERVICES}
+
+
+def names() -> list[str]:
+    return [entry.name for entry in SERVICES]
+
+
+def built() -> list[str]:
+    """The services that run, in the order the stack starts them."""
+    return [entry.name for entry in SERVICES if entry.built]
+
+
+def entry(name: str) -> ServiceEntry:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no service {name!r}; one of {', '.join(names())}") from None
