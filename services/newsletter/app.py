@@ -1,242 +1,113 @@
 """The newsletter service: subscribers, news items, issues, and every mail the network
-sends. Run with ``python -m services.newsletter``."""
+sends. Run with ``python -m services.newsletter``; the AsyncAPI document:
+``faststream docs gen --factory services.newsletter.app:create_app``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import partial
+
+from faststream import FastStream
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, SignedUp, Withdrawn
-from contracts.envelope import Event
 from contracts.events import (
-    InvitationCancelled,
-    InvitationUpdated,
-    Invited,
+    INVITEE_EVENTS,
     MeetingCancelled,
     MeetingHeld,
     MeetingRescheduled,
     MeetingScheduled,
-    Promoted,
-    ReminderDue,
-    Waitlisted,
 )
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     EVENTS,
     IMAGES_BUCKET,
-    SERVICE,
-    AddItem,
-    Archive,
-    ConfirmSubscription,
-    DraftIssue,
-    GetArchive,
-    IssueRendering,
-    IssueSummary,
-    ItemPage,
-    ItemView,
-    ListItems,
-    ListSubscribers,
-    PreviewIssue,
-    RemoveItem,
-    SendIssue,
-    Subjects,
-    Subscribe,
-    SubscribeResult,
-    SubscriberPage,
-    SubscriberView,
-    TestSend,
-    TestSendResult,
-    Unsubscribe,
+    UPLOAD_TTL_SECONDS,
+    UPLOADS_BUCKET,
+    Endpoints,
 )
-from services.newsletter import delivery, handlers, meetings, store
-from services.runtime.clock import Clock
-from services.runtime.mongo import Session
-from services.runtime.service import Service
-from services.runtime.settings import get_settings
-
-settings = get_settings()
-service = Service(
-    SERVICE, produces=EVENTS, buckets=[IMAGES_BUCKET, ARCHIVE_BUCKET], settings=settings
+from services import registry
+from services.newsletter import (
+    ambassador_events,
+    delivery,
+    fanout,
+    issues,
+    items,
+    meetings,
+    store,
+    subscribers,
 )
-ctx = handlers.Context(service, clock=Clock(settings.clock_file))
-app = service.app
-
-
-@service.on_startup
-async def prepare() -> None:
-    await store.ensure_indexes(service.db)
-    await delivery.ensure_mail_indexes(service.db)
-    await delivery.ensure_batch_indexes(service.db)
-    await handlers.ensure_uploads_bucket(ctx)
-
-
-@service.background
-async def deliver() -> None:
-    await handlers.delivery_worker(ctx)
-
-
-@service.background
-async def fan_out() -> None:
-    await handlers.fanout_worker(ctx)
-
-
-# ---------------------------------------------------------------- reactions
-
-
-@service.on_event(SignedUp)
-async def signed_up(event: SignedUp, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_signed_up(ctx, event, session)
-
-
-@service.on_event(Activated)
-async def activated(event: Activated, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_activated(ctx, event, session)
-
-
-@service.on_event(ProfileUpdated)
-async def profile_updated(event: ProfileUpdated, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_profile_updated(ctx, event, session)
-
-
-@service.on_event(Withdrawn)
-async def withdrawn(event: Withdrawn, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_withdrawn(ctx, event, session)
-
-
-@service.on_event(Erased)
-async def erased(event: Erased, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_erased(ctx, event, session)
-
-
-# ---------------------------------------------------------------- reactions to meetings
-# One mail per invitee event (see meetings.py); the meeting events feed the digest.
-
-
-@service.on_event(Invited)
-async def invited(event: Invited, session: Session) -> Sequence[Event]:
-    return await meetings.invitee_event(ctx, event, session)
-
-
-@service.on_event(InvitationUpdated)
-async def invitation_updated(event: InvitationUpdated, session: Session) -> Sequence[Event]:
-    return await meetings.invitee_event(ctx, event, session)
-
-
-@service.on_event(InvitationCancelled)
-async def invitation_cancelled(event: InvitationCancelled, session: Session) -> Sequence[Event]:
-    return await meetings.invitee_event(ctx, event, session)
-
-
-@service.on_event(Waitlisted)
-async def waitlisted(event: Waitlisted, session: Session) -> Sequence[Event]:
-    return await meetings.invitee_event(ctx, event, session)
-
-
-@service.on_event(Promoted)
-async def promoted(event: Promoted, session: Session) -> Sequence[Event]:
-    return await meetings.invitee_event(ctx, event, session)
-
-
-@service.on_event(ReminderDue)
-async def reminder_due(event: ReminderDue, session: Session) -> Sequence[Event]:
-    return await meetings.invitee_event(ctx, event, session)
-
-
-@service.on_event(MeetingScheduled)
-async def meeting_scheduled(event: MeetingScheduled, session: Session) -> Sequence[Event]:
-    return await meetings.meeting_scheduled(ctx, event, session)
-
-
-@service.on_event(MeetingRescheduled)
-async def meeting_rescheduled(event: MeetingRescheduled, session: Session) -> Sequence[Event]:
-    return await meetings.meeting_rescheduled(ctx, event, session)
-
-
-@service.on_event(MeetingCancelled)
-async def meeting_cancelled(event: MeetingCancelled, session: Session) -> Sequence[Event]:
-    return await meetings.meeting_cancelled(ctx, event, session)
-
-
-@service.on_event(MeetingHeld)
-async def meeting_held(event: MeetingHeld, session: Session) -> Sequence[Event]:
-    return await meetings.meeting_held(ctx, event, session)
-
-
-# ---------------------------------------------------------------- subscribers
-
-
-@service.endpoint(Subjects.SUBSCRIBE, Subscribe)
-async def subscribe(cmd: Subscribe) -> SubscribeResult:
-    """Subscribe an address; it counts once the link in the confirmation mail is used."""
-    return await handlers.subscribe(ctx, cmd)
-
-
-@service.endpoint(Subjects.CONFIRM, ConfirmSubscription)
-async def confirm(cmd: ConfirmSubscription) -> SubscriberView:
-    """Confirm a subscription with the token from the confirmation mail."""
-    return await handlers.confirm(ctx, cmd)
-
-
-@service.endpoint(Subjects.UNSUBSCRIBE, Unsubscribe)
-async def unsubscribe(cmd: Unsubscribe) -> SubscriberView:
-    """End a subscription with the token every mail carries; final, and idempotent."""
-    return await handlers.unsubscribe(ctx, cmd)
-
-
-@service.endpoint(Subjects.SUBSCRIBERS, ListSubscribers)
-async def subscribers(query: ListSubscribers) -> SubscriberPage:
-    """Subscribers, optionally by status."""
-    return await handlers.list_subscribers(ctx, query)
-
-
-# ---------------------------------------------------------------- news items
-
-
-@service.endpoint(Subjects.ITEM_ADD, AddItem)
-async def item_add(cmd: AddItem) -> ItemView:
-    """Add a news item for the next issue (the image is taken from the uploads bucket)."""
-    return await handlers.add_item(ctx, cmd)
-
-
-@service.endpoint(Subjects.ITEM_LIST, ListItems)
-async def item_list(query: ListItems) -> ItemPage:
-    """News items, oldest first."""
-    return await handlers.list_items(ctx, query)
-
-
-@service.endpoint(Subjects.ITEM_REMOVE, RemoveItem)
-async def item_remove(cmd: RemoveItem) -> ItemView:
-    """Remove a news item that was not sent in an issue."""
-    return await handlers.remove_item(ctx, cmd)
-
-
-# ---------------------------------------------------------------- issues
-
-
-@service.endpoint(Subjects.DRAFT, DraftIssue)
-async def draft(cmd: DraftIssue) -> IssueSummary:
-    """Assemble an issue from the unused items and the sections since a date."""
-    return await handlers.draft(ctx, cmd)
-
-
-@service.endpoint(Subjects.PREVIEW, PreviewIssue)
-async def preview(query: PreviewIssue) -> IssueRendering:
-    """An issue's web version (HTML and text), as the archive will show it."""
-    return await handlers.preview(ctx, query)
-
-
-@service.endpoint(Subjects.TEST_SEND, TestSend)
-async def test_send(cmd: TestSend) -> TestSendResult:
-    """Mail one copy of an issue to an address (no unsubscribe link: not a subscriber)."""
-    return await handlers.test_send(ctx, cmd)
-
-
-@service.endpoint(Subjects.SEND, SendIssue)
-async def send(cmd: SendIssue) -> IssueSummary:
-    """Send an issue to every confirmed subscriber; resumes after a crash."""
-    return await handlers.send(ctx, cmd)
-
-
-@service.endpoint(Subjects.ARCHIVE, GetArchive)
-async def archive(query: GetArchive) -> Archive:
-    """Sent issues, and one issue's public web version when a number is given."""
-    return await handlers.archive(ctx, query)
+from services.newsletter.context import Context
+from services.newsletter.links import Links
+from services.newsletter.outgoing import Outgoing
+from services.newsletter.settings import NewsletterSettings
+from services.runtime.known_ambassadors import Standing
+from services.runtime.service import Bucket, Service
+
+ENTRY = registry.NEWSLETTER
+
+
+def build(settings: NewsletterSettings) -> tuple[Service, Context]:
+    """The service with every handler registered, and the context they share."""
+    service = Service(
+        ENTRY.name,
+        settings,
+        produces=EVENTS,
+        buckets=[
+            IMAGES_BUCKET,
+            ARCHIVE_BUCKET,
+            # The uploads bucket forgets what nobody turned into an item.
+            Bucket(UPLOADS_BUCKET, ttl_seconds=UPLOAD_TTL_SECONDS),
+        ],
+    )
+    known = service.follow_ambassadors()
+    ctx = Context(service, settings, known, Links(settings))
+    outgoing = Outgoing(ctx)
+
+    async def prepare() -> None:
+        await store.ensure_indexes(service.db)
+        await delivery.ensure_mail_indexes(service.db)
+        await delivery.ensure_batch_indexes(service.db)
+        # Erased by a release that kept no tombstones: their subscriber still names them.
+        for ambassador_id in await store.erased_ambassadors_of_old(service.db):
+            await service.db.ambassadors.update_one(
+                {"_id": ambassador_id},
+                {"$set": {"standing": Standing.ERASED.value}},
+                upsert=True,
+            )
+
+    service.on_startup(prepare)
+    service.background("mail delivery", outgoing.run)
+    ctx.fanout = service.loop("issue fan-out", partial(fanout.step, ctx), every=fanout.POLL_SECONDS)
+
+    # Reactions to the ambassadors service (after the runtime's read model update).
+    service.react(SignedUp, partial(ambassador_events.signed_up, ctx))
+    service.react(Activated, partial(ambassador_events.activated, ctx))
+    service.react(ProfileUpdated, partial(ambassador_events.profile_updated, ctx))
+    service.react(Withdrawn, partial(ambassador_events.withdrawn, ctx))
+    service.react(Erased, partial(ambassador_events.erased, ctx))
+    # One mail per invitee event; the meeting events feed the digest.
+    for invitee_event in INVITEE_EVENTS:
+        service.react(invitee_event, partial(meetings.invitee_event, ctx))
+    service.react(MeetingScheduled, partial(meetings.meeting_scheduled, ctx))
+    service.react(MeetingRescheduled, partial(meetings.meeting_rescheduled, ctx))
+    service.react(MeetingCancelled, partial(meetings.meeting_cancelled, ctx))
+    service.react(MeetingHeld, partial(meetings.meeting_held, ctx))
+
+    service.command(Endpoints.SUBSCRIBE, partial(subscribers.subscribe, ctx))
+    service.command(Endpoints.CONFIRM, partial(subscribers.confirm, ctx))
+    service.command(Endpoints.UNSUBSCRIBE, partial(subscribers.unsubscribe, ctx))
+    service.query(Endpoints.SUBSCRIBERS, partial(subscribers.list_subscribers, ctx))
+    service.orchestrate(Endpoints.ITEM_ADD, partial(items.add_item, ctx))
+    service.query(Endpoints.ITEM_LIST, partial(items.list_items, ctx))
+    service.command(Endpoints.ITEM_REMOVE, partial(items.remove_item, ctx))
+    service.command(Endpoints.DRAFT, partial(issues.draft, ctx))
+    service.query(Endpoints.PREVIEW, partial(issues.preview, ctx))
+    service.command(Endpoints.TEST_SEND, partial(issues.test_send, ctx))
+    service.orchestrate(Endpoints.SEND, partial(issues.send, ctx))
+    service.query(Endpoints.ARCHIVE, partial(issues.archive, ctx))
+    service.check_endpoints(Endpoints)
+    return service, ctx
+
+
+def create_app(settings: NewsletterSettings | None = None) -> FastStream:
+    service, _ = build(settings or NewsletterSettings())
+    return service.app

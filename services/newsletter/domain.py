@@ -26,7 +26,7 @@ from contracts.newsletter import (
     SubscriberStatus,
 )
 from services.runtime.danish import month_name
-from services.runtime.tokens import new_token, token_hash
+from services.runtime.tokens import new_nonce
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
@@ -120,10 +120,10 @@ class Unsubscriber:
 class Subscriber(BaseModel):
     """A subscriber as the service stores it.
 
-    The unsubscribe token is stored as it is, not hashed: every mail to the subscriber must
-    carry it, long after it was made, and all it can do is end this subscription (which a
-    reader of the database could do anyway). The confirmation token, which proves an
-    address, is kept only as a hash.
+    No token is stored: the links a mail carries are signed (services/runtime/tokens.py)
+    when the mail is put together. What is stored is the pending confirmation's nonce (a
+    new subscription replaces it, and the older link stops working) and the nonce of the
+    link that confirmed the address (a second click is "already confirmed").
     """
 
     model_config = ConfigDict(frozen=True)
@@ -135,12 +135,13 @@ class Subscriber(BaseModel):
     address_key: str | None
     name: str | None = None
     ambassador_id: str | None = None
-    token_hash: str | None = None
+    confirmation_nonce: str | None = None
     token_expires_at: datetime | None = None
-    # The hash of the token that confirmed the address: a second click is "already
-    # confirmed", not "not valid".
+    confirmed_nonce: str | None = None
+    # What older releases stored instead: hashes of random tokens they mailed.
+    token_hash: str | None = None
     confirmed_token_hash: str | None = None
-    unsubscribe_token: str | None = None
+    unsubscribe_token_hash: str | None = None
     unsubscribed_by: str | None = None
     hard_bounces: int = 0
     created_at: datetime
@@ -159,7 +160,6 @@ class Subscriber(BaseModel):
 @dataclass(frozen=True)
 class SubscribeOutcome:
     subscriber: Subscriber
-    token: str
     token_reissued: bool
 
 
@@ -179,10 +179,10 @@ def subscribe(
     """
     if existing is not None and existing.status == SubscriberStatus.CONFIRMED:
         raise _fail(ErrorCode.CONFLICT, "this address is already subscribed", "email")
-    token = new_token()
     pending = {
-        "token_hash": token_hash(token),
+        "confirmation_nonce": new_nonce(),
         "token_expires_at": now + token_ttl,
+        "token_hash": None,
     }
     if existing is None:
         subscriber = Subscriber(
@@ -192,16 +192,24 @@ def subscribe(
             address=email,
             address_key=address_key(email),
             name=name,
-            unsubscribe_token=new_token(),
             created_at=now,
             **pending,
         )
-        return SubscribeOutcome(subscriber, token, token_reissued=False)
+        return SubscribeOutcome(subscriber, token_reissued=False)
     updated = existing.model_copy(
         update={**pending, "name": name or existing.name, "address": email}
     )
     reissued = existing.status == SubscriberStatus.PENDING
-    return SubscribeOutcome(updated, token, token_reissued=reissued)
+    return SubscribeOutcome(updated, token_reissued=reissued)
+
+
+def check_confirmation(found: Subscriber | None, nonce: str, now: datetime) -> Subscriber:
+    """The subscriber a genuine confirmation link (its subscriber and nonce) confirms now."""
+    if found is not None and found.confirmation_nonce == nonce:
+        return confirm(found, now)
+    if found is not None and found.confirmed_nonce == nonce:
+        return confirm(None, now, confirmed=found)
+    return confirm(None, now)
 
 
 def confirm(
@@ -224,8 +232,10 @@ def confirm(
         update={
             "status": SubscriberStatus.CONFIRMED,
             "confirmed_at": now,
-            "token_hash": None,
+            "confirmation_nonce": None,
             "token_expires_at": None,
+            "confirmed_nonce": found.confirmation_nonce,
+            "token_hash": None,
             "confirmed_token_hash": found.token_hash,
             "unsubscribed_at": None,
             "unsubscribed_by": None,
@@ -256,6 +266,7 @@ def unsubscribe(subscriber: Subscriber, now: datetime, *, by: str) -> tuple[Subs
                 "status": SubscriberStatus.UNSUBSCRIBED,
                 "unsubscribed_at": now,
                 "unsubscribed_by": by,
+                "confirmation_nonce": None,
                 "token_hash": None,
                 "token_expires_at": None,
             }
@@ -293,7 +304,6 @@ def ambassador_activated(
             address_key=address_key(email),
             name=name,
             ambassador_id=ambassador_id,
-            unsubscribe_token=new_token(),
             created_at=now,
             confirmed_at=now,
         )
@@ -316,6 +326,7 @@ def ambassador_activated(
                 "address_key": address_key(email),
                 "name": name,
                 "confirmed_at": now,
+                "confirmation_nonce": None,
                 "token_hash": None,
                 "token_expires_at": None,
                 "unsubscribed_at": None,
@@ -360,10 +371,12 @@ def erase(subscriber: Subscriber, now: datetime) -> Subscriber:
             "address": None,
             "address_key": None,
             "name": None,
+            "confirmation_nonce": None,
+            "confirmed_nonce": None,
             "token_hash": None,
             "token_expires_at": None,
             "confirmed_token_hash": None,
-            "unsubscribe_token": None,
+            "unsubscribe_token_hash": None,
             "erased_at": now,
             "unsubscribed_at": subscriber.unsubscribed_at or now,
         }
@@ -666,23 +679,3 @@ def issue_context(issue: Issue, *, message_id_domain: str) -> dict[str, Any]:
             for s in issue.sections
         ],
     }
-
-
-# ---------------------------------------------------------------- the ambassadors read model
-
-
-class KnownAmbassador(BaseModel):
-    """What this service keeps of an active ambassador, from the ambassadors' events."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ambassador_id: str
-    name: str
-    organisation: str | None = None
-    public: bool = False
-    themes: tuple[int, ...] = ()
-    activated_at: datetime
-
-    @property
-    def display_name(self) -> str:
-        return self.organisation or self.name

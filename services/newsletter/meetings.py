@@ -8,7 +8,9 @@ Two things:
   ``<kind>:<event_id>``. They are not newsletter mails: no unsubscribe link (people stop them
   by withdrawing as ambassadors, which the events service honours). An ambassador this
   service knows to be erased is not mailed: the EVENTS and AMBASSADORS streams are not
-  ordered with each other, so an invitation may arrive after the erasure.
+  ordered with each other, so an invitation may arrive after the erasure, and the runtime
+  ignores it then (the read model's tombstones). The answer links are signed when the mail
+  is put together (see links.py).
 - **The read model** ``meetings``, fed by scheduled/rescheduled/cancelled/held, that the
   digest sections "Det sker snart" and "Det har vi holdt" are drawn from. Plain public data
   only: what the meeting is, never who was invited.
@@ -20,10 +22,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from contracts.envelope import Event
 from contracts.events import (
     KIND_LABELS,
-    Answer,
     InvitationCancelled,
     InvitationUpdated,
     Invited,
@@ -38,11 +38,12 @@ from contracts.events import (
     ReminderDue,
     Waitlisted,
 )
-from services.newsletter import delivery, domain, store
-from services.newsletter.handlers import Context, queue
+from services.newsletter import delivery, links, store
+from services.newsletter.context import Context
 from services.newsletter.mail.rendering import safe_url
+from services.newsletter.mailing import queue
 from services.runtime.logging import get_logger
-from services.runtime.mongo import Session
+from services.runtime.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 
@@ -75,13 +76,6 @@ CANCEL_TYPE = "text/calendar; method=CANCEL; charset=utf-8"
 # ---------------------------------------------------------------- invitee mails (pure)
 
 
-def rsvp_links(public_url: str, token: str) -> dict[str, str]:
-    """The answer links of a mail: ``{public_url}/rsvp/{token}/yes`` etc., and the token
-    (staff can answer for someone with ``samskab events answer <token> --yes``)."""
-    links = {a.value: domain.rsvp_url(public_url, token, a.value) for a in Answer}
-    return {**links, "token": token}
-
-
 def meeting_view(info: MeetingInfo) -> dict[str, Any]:
     """What a mail shows of a meeting (stored in the mail's context: plain values only)."""
     return {
@@ -97,20 +91,17 @@ def meeting_view(info: MeetingInfo) -> dict[str, Any]:
     }
 
 
-def invitee_mail(
-    event: InviteeEvent, public_url: str
-) -> tuple[str, dict[str, Any], list[delivery.Attachment]]:
-    """The kind, template context and attachments of the mail an invitee event causes."""
+def invitee_mail(event: InviteeEvent) -> tuple[str, dict[str, Any], list[delivery.Attachment]]:
+    """The kind, template context and attachments of the mail an invitee event causes (the
+    answer links as a reference, signed when the mail is sent: see links.Links.resolve)."""
     kind = MAIL_KINDS[type(event)]
     context: dict[str, Any] = {
         "name": event.name,
         "meeting": meeting_view(event.meeting),
-        "rsvp": (
-            rsvp_links(public_url, event.rsvp_token)
-            if event.rsvp_token and kind in ANSWERED_KINDS
-            else None
-        ),
+        "rsvp": None,
     }
+    if event.answerable and kind in ANSWERED_KINDS:
+        context |= links.answer(event.meeting.meeting_id, event.ambassador_id).to_context()
     attachments: list[delivery.Attachment] = []
     if isinstance(event, InvitationUpdated):
         context["previous_starts_at"] = event.previous_starts_at
@@ -136,20 +127,12 @@ def invitee_mail(
 # ---------------------------------------------------------------- invitee mails (handler)
 
 
-async def invitee_event(ctx: Context, event: InviteeEvent, session: Session) -> list[Event]:
-    """One mail to the invitee, in the event's transaction; none to an erased ambassador."""
-    db = ctx.service.db
-    if await store.is_erased_ambassador(db, event.ambassador_id, session):
-        log.info(
-            "meeting mail to an erased ambassador dropped",
-            subject=event.subject,
-            event_id=str(event.event_id),
-        )
-        return []
-    kind, context, attachments = invitee_mail(event, ctx.settings.public_url)
+async def invitee_event(ctx: Context, uow: UnitOfWork, event: InviteeEvent) -> None:
+    """One mail to the invitee, in the event's unit of work."""
+    kind, context, attachments = invitee_mail(event)
     await queue(
         ctx,
-        session,
+        uow,
         kind=kind,
         dedupe_key=f"{kind}:{event.event_id}",
         to_address=event.email,
@@ -158,7 +141,6 @@ async def invitee_event(ctx: Context, event: InviteeEvent, session: Session) -> 
         context=context,
         attachments=attachments,
     )
-    return []
 
 
 # ---------------------------------------------------------------- the read model (pure)
@@ -241,37 +223,27 @@ def apply_held(existing: Mapping[str, Any] | None, event: MeetingHeld) -> dict[s
 # ---------------------------------------------------------------- the read model (handlers)
 
 
-async def _save_info(
-    ctx: Context, info: MeetingInfo, state: MeetingState, at: datetime, session: Session
-) -> None:
-    db = ctx.service.db
-    existing = await store.load_meeting(db, info.meeting_id, session)
+async def _save_info(uow: UnitOfWork, info: MeetingInfo, state: MeetingState, at: datetime) -> None:
+    existing = await store.load_meeting(uow, info.meeting_id)
     doc = apply_info(existing, info, state, at)
     if doc is None:
         log.info("older meeting event ignored", meeting_id=info.meeting_id)
         return
-    await store.save_meeting(db, doc, session)
+    await store.save_meeting(uow, doc)
 
 
-async def meeting_scheduled(ctx: Context, event: MeetingScheduled, session: Session) -> list[Event]:
-    await _save_info(ctx, event.meeting, MeetingState.SCHEDULED, event.occurred_at, session)
-    return []
+async def meeting_scheduled(ctx: Context, uow: UnitOfWork, event: MeetingScheduled) -> None:
+    await _save_info(uow, event.meeting, MeetingState.SCHEDULED, event.occurred_at)
 
 
-async def meeting_rescheduled(
-    ctx: Context, event: MeetingRescheduled, session: Session
-) -> list[Event]:
-    await _save_info(ctx, event.meeting, MeetingState.SCHEDULED, event.occurred_at, session)
-    return []
+async def meeting_rescheduled(ctx: Context, uow: UnitOfWork, event: MeetingRescheduled) -> None:
+    await _save_info(uow, event.meeting, MeetingState.SCHEDULED, event.occurred_at)
 
 
-async def meeting_cancelled(ctx: Context, event: MeetingCancelled, session: Session) -> list[Event]:
-    await _save_info(ctx, event.meeting, MeetingState.CANCELLED, event.occurred_at, session)
-    return []
+async def meeting_cancelled(ctx: Context, uow: UnitOfWork, event: MeetingCancelled) -> None:
+    await _save_info(uow, event.meeting, MeetingState.CANCELLED, event.occurred_at)
 
 
-async def meeting_held(ctx: Context, event: MeetingHeld, session: Session) -> list[Event]:
-    db = ctx.service.db
-    existing = await store.load_meeting(db, event.meeting_id, session)
-    await store.save_meeting(db, apply_held(existing, event), session)
-    return []
+async def meeting_held(ctx: Context, uow: UnitOfWork, event: MeetingHeld) -> None:
+    existing = await store.load_meeting(uow, event.meeting_id)
+    await store.save_meeting(uow, apply_held(existing, event))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from services.runtime.settings import TokenSecret, SenderSettings, ServiceSettings
+from services.runtime.settings import SenderSettings, ServiceSettings, TokenSecret
 
 
 class NewsletterSettings(ServiceSettings, SenderSettings):

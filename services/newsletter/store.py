@@ -17,8 +17,10 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from contracts.events import MeetingState
 from contracts.newsletter import IssueState, SubscriberStatus
-from services.newsletter.domain import Issue, Item, KnownAmbassador, Subscriber
-from services.runtime.mongo import DatabaseT, Session
+from services.newsletter.domain import Issue, Item, Subscriber
+from services.runtime.mongo import DatabaseT, drop_indexes
+from services.runtime.tokens import token_hash
+from services.runtime.unit_of_work import Scope
 
 
 async def ensure_indexes(db: DatabaseT) -> None:
@@ -35,7 +37,10 @@ async def ensure_indexes(db: DatabaseT) -> None:
     )
     await db.subscribers.create_index("token_hash", sparse=True)
     await db.subscribers.create_index("confirmed_token_hash", sparse=True)
-    await db.subscribers.create_index("unsubscribe_token", sparse=True)
+    # Unsubscribe links of older releases carried a stored token: kept as its hash, so
+    # mails already sent still work (today's links are signed and need nothing stored).
+    await _hash_unsubscribe_tokens(db)
+    await db.subscribers.create_index("unsubscribe_token_hash", sparse=True)
     await db.subscribers.create_index("ambassador_id", sparse=True)
     # The fan-out streams confirmed subscribers in id order; the list pages by status.
     await db.subscribers.create_index([("status", ASCENDING), ("_id", ASCENDING)])
@@ -47,12 +52,24 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.issues.create_index("archive_stale", sparse=True)
     await db.issues.create_index("items.ambassador_id", sparse=True)
     await db.issues.create_index("sections.entries.ambassador_id", sparse=True)
-    await db.ambassadors.create_index([("public", ASCENDING), ("activated_at", ASCENDING)])
     # The digest's meeting sections: public scheduled ones by start, held ones by when.
     await db.meetings.create_index(
         [("state", ASCENDING), ("public", ASCENDING), ("starts_at", ASCENDING)]
     )
     await db.meetings.create_index([("state", ASCENDING), ("held_at", ASCENDING)])
+
+
+async def _hash_unsubscribe_tokens(db: DatabaseT) -> None:
+    """Older releases stored each subscriber's unsubscribe token as it was: hashed, once."""
+    async for doc in db.subscribers.find({"unsubscribe_token": {"$type": "string"}}):
+        await db.subscribers.update_one(
+            {"_id": doc["_id"]},
+            {
+                "$set": {"unsubscribe_token_hash": token_hash(doc["unsubscribe_token"])},
+                "$unset": {"unsubscribe_token": ""},
+            },
+        )
+    await drop_indexes(db.subscribers, ["unsubscribe_token_1"])
 
 
 # ---------------------------------------------------------------- documents
@@ -94,69 +111,58 @@ def _issue_from(doc: dict[str, Any]) -> Issue:
 # ---------------------------------------------------------------- subscribers
 
 
-async def _find_subscriber(
-    db: DatabaseT, criteria: dict[str, Any], session: Session | None = None
-) -> Subscriber | None:
-    doc = await db.subscribers.find_one(criteria, session=session)
+async def _find_subscriber(scope: Scope, criteria: dict[str, Any]) -> Subscriber | None:
+    doc = await scope.db.subscribers.find_one(criteria, session=scope.session)
     return _subscriber(doc) if doc else None
 
 
-async def load_subscriber(
-    db: DatabaseT, subscriber_id: str, session: Session | None = None
-) -> Subscriber | None:
-    return await _find_subscriber(db, {"_id": subscriber_id}, session)
+async def load_subscriber(scope: Scope, subscriber_id: str) -> Subscriber | None:
+    return await _find_subscriber(scope, {"_id": subscriber_id})
 
 
-async def load_subscribers(db: DatabaseT, ids: Iterable[str]) -> dict[str, Subscriber]:
-    cursor = db.subscribers.find({"_id": {"$in": list(ids)}})
+async def load_subscribers(scope: Scope, ids: Iterable[str]) -> dict[str, Subscriber]:
+    cursor = scope.db.subscribers.find({"_id": {"$in": list(ids)}})
     return {doc["_id"]: _subscriber(doc) async for doc in cursor}
 
 
-async def subscriber_by_address(db: DatabaseT, key: str, session: Session) -> Subscriber | None:
-    return await _find_subscriber(db, {"address_key": key}, session)
+async def subscriber_by_address(scope: Scope, key: str) -> Subscriber | None:
+    return await _find_subscriber(scope, {"address_key": key})
 
 
-async def subscriber_by_token_hash(
-    db: DatabaseT, digest: str, session: Session
-) -> Subscriber | None:
-    return await _find_subscriber(db, {"token_hash": digest}, session)
+async def subscriber_by_token_hash(scope: Scope, digest: str) -> Subscriber | None:
+    return await _find_subscriber(scope, {"token_hash": digest})
 
 
-async def subscriber_by_confirmed_token_hash(
-    db: DatabaseT, digest: str, session: Session
-) -> Subscriber | None:
-    return await _find_subscriber(db, {"confirmed_token_hash": digest}, session)
+async def subscriber_by_confirmed_token_hash(scope: Scope, digest: str) -> Subscriber | None:
+    return await _find_subscriber(scope, {"confirmed_token_hash": digest})
 
 
-async def subscriber_by_unsubscribe_token(
-    db: DatabaseT, token: str, session: Session
-) -> Subscriber | None:
-    return await _find_subscriber(db, {"unsubscribe_token": token}, session)
+async def subscriber_by_unsubscribe_token_hash(scope: Scope, digest: str) -> Subscriber | None:
+    """A subscriber by the unsubscribe token an older release mailed (stored as its hash)."""
+    return await _find_subscriber(scope, {"unsubscribe_token_hash": digest})
 
 
-async def subscriber_of_ambassador(
-    db: DatabaseT, ambassador_id: str, session: Session
-) -> Subscriber | None:
-    return await _find_subscriber(db, {"ambassador_id": ambassador_id}, session)
+async def subscriber_of_ambassador(scope: Scope, ambassador_id: str) -> Subscriber | None:
+    return await _find_subscriber(scope, {"ambassador_id": ambassador_id})
 
 
-async def save_subscriber(db: DatabaseT, subscriber: Subscriber, session: Session) -> None:
-    await db.subscribers.replace_one(
-        {"_id": subscriber.id}, _to_document(subscriber), upsert=True, session=session
+async def save_subscriber(scope: Scope, subscriber: Subscriber) -> None:
+    await scope.db.subscribers.replace_one(
+        {"_id": subscriber.id}, _to_document(subscriber), upsert=True, session=scope.session
     )
 
 
-async def delete_subscriber(db: DatabaseT, subscriber_id: str, session: Session) -> None:
-    await db.subscribers.delete_one({"_id": subscriber_id}, session=session)
+async def delete_subscriber(scope: Scope, subscriber_id: str) -> None:
+    await scope.db.subscribers.delete_one({"_id": subscriber_id}, session=scope.session)
 
 
 async def subscriber_page(
-    db: DatabaseT, status: SubscriberStatus | None, *, limit: int, offset: int
+    scope: Scope, status: SubscriberStatus | None, *, limit: int, offset: int
 ) -> tuple[int, list[Subscriber]]:
     criteria = {"status": status.value} if status is not None else {}
-    total = await db.subscribers.count_documents(criteria)
+    total = await scope.db.subscribers.count_documents(criteria)
     cursor = (
-        db.subscribers.find(criteria)
+        scope.db.subscribers.find(criteria)
         .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         .skip(offset)
         .limit(limit)
@@ -204,7 +210,7 @@ def _id_position(subscriber_id: str | None) -> int | None:
 
 
 async def confirmed_after(
-    db: DatabaseT, cursor: str | None, limit: int, scan: ConfirmedScan | None = None
+    scope: Scope, cursor: str | None, limit: int, scan: ConfirmedScan | None = None
 ) -> list[dict[str, Any]]:
     """The next ``limit`` confirmed subscribers in id order after ``cursor``: the fan-out
     holds one batch in memory, whatever the number of subscribers.
@@ -234,7 +240,7 @@ async def confirmed_after(
         if bounds:
             criteria["_id"] = bounds
         cursor_ = (
-            db.subscribers.find(criteria, {"_id": 1, "address": 1, "name": 1})
+            scope.db.subscribers.find(criteria, {"_id": 1, "address": 1, "name": 1})
             .sort("_id", ASCENDING)
             .limit(want)
         )
@@ -253,19 +259,19 @@ async def confirmed_after(
     return found[:limit]
 
 
-async def record_bounces(db: DatabaseT, changed: Sequence[Subscriber], session: Session) -> None:
+async def record_bounces(scope: Scope, changed: Sequence[Subscriber]) -> None:
     for subscriber in changed:
-        await db.subscribers.update_one(
+        await scope.db.subscribers.update_one(
             {"_id": subscriber.id},
             {"$set": {"hard_bounces": subscriber.hard_bounces, "status": subscriber.status}},
-            session=session,
+            session=scope.session,
         )
 
 
-async def reset_bounces(db: DatabaseT, subscriber_ids: Sequence[str]) -> None:
+async def reset_bounces(scope: Scope, subscriber_ids: Sequence[str]) -> None:
     """One write for a batch of delivered mails; most subscribers have nothing to reset, and
     the filter on the counter keeps them untouched."""
-    await db.subscribers.update_many(
+    await scope.db.subscribers.update_many(
         {"_id": {"$in": list(subscriber_ids)}, "hard_bounces": {"$gt": 0}},
         {"$set": {"hard_bounces": 0}},
     )
@@ -274,31 +280,31 @@ async def reset_bounces(db: DatabaseT, subscriber_ids: Sequence[str]) -> None:
 # ---------------------------------------------------------------- items
 
 
-async def insert_item(db: DatabaseT, item: Item, session: Session) -> None:
-    await db.items.insert_one(_to_document(item), session=session)
+async def insert_item(scope: Scope, item: Item) -> None:
+    await scope.db.items.insert_one(_to_document(item), session=scope.session)
 
 
-async def load_item(db: DatabaseT, item_id: str, session: Session | None = None) -> Item | None:
-    doc = await db.items.find_one({"_id": item_id}, session=session)
+async def load_item(scope: Scope, item_id: str) -> Item | None:
+    doc = await scope.db.items.find_one({"_id": item_id}, session=scope.session)
     return _item(doc) if doc else None
 
 
-async def load_items(db: DatabaseT, ids: Iterable[str], session: Session) -> dict[str, Item]:
-    cursor = db.items.find({"_id": {"$in": list(ids)}}, session=session)
+async def load_items(scope: Scope, ids: Iterable[str]) -> dict[str, Item]:
+    cursor = scope.db.items.find({"_id": {"$in": list(ids)}}, session=scope.session)
     return {doc["_id"]: _item(doc) async for doc in cursor}
 
 
-async def delete_item(db: DatabaseT, item_id: str, session: Session) -> None:
-    await db.items.delete_one({"_id": item_id}, session=session)
+async def delete_item(scope: Scope, item_id: str) -> None:
+    await scope.db.items.delete_one({"_id": item_id}, session=scope.session)
 
 
 async def item_page(
-    db: DatabaseT, *, unused: bool, limit: int, offset: int
+    scope: Scope, *, unused: bool, limit: int, offset: int
 ) -> tuple[int, list[Item]]:
     criteria: dict[str, Any] = {"used_in_issue": None} if unused else {}
-    total = await db.items.count_documents(criteria)
+    total = await scope.db.items.count_documents(criteria)
     cursor = (
-        db.items.find(criteria)
+        scope.db.items.find(criteria)
         .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         .skip(offset)
         .limit(limit)
@@ -306,186 +312,144 @@ async def item_page(
     return total, [_item(doc) async for doc in cursor]
 
 
-async def unused_items(db: DatabaseT, limit: int) -> list[Item]:
-    cursor = db.items.find({"used_in_issue": None}).sort("created_at", ASCENDING).limit(limit)
+async def unused_items(scope: Scope, limit: int) -> list[Item]:
+    cursor = scope.db.items.find({"used_in_issue": None}).sort("created_at", ASCENDING).limit(limit)
     return [_item(doc) async for doc in cursor]
 
 
-async def mark_items_used(
-    db: DatabaseT, ids: Sequence[str], issue_id: str, session: Session
-) -> None:
-    await db.items.update_many(
-        {"_id": {"$in": list(ids)}}, {"$set": {"used_in_issue": issue_id}}, session=session
+async def mark_items_used(scope: Scope, ids: Sequence[str], issue_id: str) -> None:
+    await scope.db.items.update_many(
+        {"_id": {"$in": list(ids)}}, {"$set": {"used_in_issue": issue_id}}, session=scope.session
     )
 
 
-async def forget_item_ambassador_name(db: DatabaseT, ambassador_id: str, session: Session) -> None:
-    await db.items.update_many(
-        {"ambassador_id": ambassador_id}, {"$set": {"ambassador_name": None}}, session=session
+async def forget_item_ambassador_name(scope: Scope, ambassador_id: str) -> None:
+    await scope.db.items.update_many(
+        {"ambassador_id": ambassador_id}, {"$set": {"ambassador_name": None}}, session=scope.session
     )
 
 
 # ---------------------------------------------------------------- issues
 
 
-async def save_issue(db: DatabaseT, issue: Issue, session: Session) -> None:
-    await db.issues.replace_one(
-        {"_id": issue.id}, issue_document(issue), upsert=True, session=session
+async def save_issue(scope: Scope, issue: Issue) -> None:
+    await scope.db.issues.replace_one(
+        {"_id": issue.id}, issue_document(issue), upsert=True, session=scope.session
     )
 
 
-async def load_issue(db: DatabaseT, issue_id: str, session: Session | None = None) -> Issue | None:
-    doc = await db.issues.find_one({"_id": issue_id}, session=session)
+async def load_issue(scope: Scope, issue_id: str) -> Issue | None:
+    doc = await scope.db.issues.find_one({"_id": issue_id}, session=scope.session)
     return _issue_from(doc) if doc else None
 
 
-async def sent_issue_by_number(db: DatabaseT, number: int) -> Issue | None:
-    doc = await db.issues.find_one({"number": number, "state": IssueState.SENT.value})
+async def sent_issue_by_number(scope: Scope, number: int) -> Issue | None:
+    doc = await scope.db.issues.find_one({"number": number, "state": IssueState.SENT.value})
     return _issue_from(doc) if doc else None
 
 
-async def last_sent_until(db: DatabaseT) -> datetime | None:
-    doc = await db.issues.find_one(
+async def last_sent_until(scope: Scope) -> datetime | None:
+    doc = await scope.db.issues.find_one(
         {"state": IssueState.SENT.value}, {"until": 1}, sort=[("sent_at", DESCENDING)]
     )
     return doc["until"] if doc else None
 
 
-async def sent_issues(db: DatabaseT) -> list[Issue]:
-    cursor = db.issues.find({"state": IssueState.SENT.value}).sort("sent_at", ASCENDING)
+async def sent_issues(scope: Scope) -> list[Issue]:
+    cursor = scope.db.issues.find({"state": IssueState.SENT.value}).sort("sent_at", ASCENDING)
     return [_issue_from(doc) async for doc in cursor]
 
 
-async def sending_issue_ids(db: DatabaseT) -> list[str]:
-    cursor = db.issues.find({"state": IssueState.SENDING.value}, {"_id": 1})
+async def sending_issue_ids(scope: Scope) -> list[str]:
+    cursor = scope.db.issues.find({"state": IssueState.SENDING.value}, {"_id": 1})
     return [doc["_id"] async for doc in cursor]
 
 
-async def stale_archive_ids(db: DatabaseT) -> list[str]:
-    cursor = db.issues.find({"archive_stale": True}, {"_id": 1})
+async def stale_archive_ids(scope: Scope) -> list[str]:
+    cursor = scope.db.issues.find({"archive_stale": True}, {"_id": 1})
     return [doc["_id"] async for doc in cursor]
 
 
-async def archive_refreshed(db: DatabaseT, issue_id: str) -> None:
-    await db.issues.update_one({"_id": issue_id}, {"$unset": {"archive_stale": ""}})
+async def archive_refreshed(scope: Scope, issue_id: str) -> None:
+    await scope.db.issues.update_one({"_id": issue_id}, {"$unset": {"archive_stale": ""}})
 
 
-async def issues_naming(db: DatabaseT, ambassador_id: str, session: Session) -> list[Issue]:
+async def issues_naming(scope: Scope, ambassador_id: str) -> list[Issue]:
     """Issues whose items or sections name this ambassador (one query per indexed field)."""
     found: dict[str, Issue] = {}
     for field in ("items.ambassador_id", "sections.entries.ambassador_id"):
-        async for doc in db.issues.find({field: ambassador_id}, session=session):
+        async for doc in scope.db.issues.find({field: ambassador_id}, session=scope.session):
             found[doc["_id"]] = _issue_from(doc)
     return list(found.values())
 
 
-async def advance_fanout(db: DatabaseT, issue_id: str, cursor: str) -> None:
+async def advance_fanout(scope: Scope, issue_id: str, cursor: str) -> None:
     # $max: two replicas fanning out the same issue never move the cursor back.
-    await db.issues.update_one(
+    await scope.db.issues.update_one(
         {"_id": issue_id, "state": IssueState.SENDING.value}, {"$max": {"fanout_cursor": cursor}}
     )
 
 
-async def current_issue_number(db: DatabaseT) -> int:
-    doc = await db.counters.find_one({"_id": "issue_number"})
+async def current_issue_number(scope: Scope) -> int:
+    doc = await scope.db.counters.find_one({"_id": "issue_number"})
     return int(doc["value"]) if doc else 0
 
 
-async def take_issue_number(db: DatabaseT, session: Session) -> int:
+async def take_issue_number(scope: Scope) -> int:
     """The number of the issue that starts sending, in its transaction: numbers of sent
     issues have no gaps (a draft never sent takes none)."""
-    doc = await db.counters.find_one_and_update(
+    doc = await scope.db.counters.find_one_and_update(
         {"_id": "issue_number"},
         {"$inc": {"value": 1}},
         upsert=True,
         return_document=ReturnDocument.AFTER,
-        session=session,
+        session=scope.session,
     )
     assert doc is not None
     return int(doc["value"])
 
 
-# ---------------------------------------------------------------- the ambassadors read model
+# ---------------------------------------------------------------- erasure
 
 
-def _ambassador(doc: dict[str, Any]) -> KnownAmbassador:
-    return KnownAmbassador.model_validate({**doc, "ambassador_id": doc["_id"]})
-
-
-async def save_ambassador(db: DatabaseT, ambassador: KnownAmbassador, session: Session) -> None:
-    doc = ambassador.model_dump(mode="python", exclude={"ambassador_id"})
-    doc["themes"] = list(ambassador.themes)
-    await db.ambassadors.replace_one(
-        {"_id": ambassador.ambassador_id}, doc, upsert=True, session=session
-    )
-
-
-async def load_ambassador(
-    db: DatabaseT, ambassador_id: str, session: Session | None = None
-) -> KnownAmbassador | None:
-    doc = await db.ambassadors.find_one({"_id": ambassador_id}, session=session)
-    return _ambassador(doc) if doc else None
-
-
-async def delete_ambassador(db: DatabaseT, ambassador_id: str, session: Session) -> None:
-    await db.ambassadors.delete_one({"_id": ambassador_id}, session=session)
-
-
-async def public_ambassadors_activated(
-    db: DatabaseT, since: datetime, until: datetime
-) -> list[KnownAmbassador]:
-    cursor = db.ambassadors.find(
-        {"public": True, "activated_at": {"$gte": since, "$lt": until}}
-    ).sort("activated_at", ASCENDING)
-    return [_ambassador(doc) async for doc in cursor]
-
-
-async def addresses_mailed_for(db: DatabaseT, ambassador_id: str, session: Session) -> set[str]:
+async def addresses_mailed_for(scope: Scope, ambassador_id: str) -> set[str]:
     """Addresses of mails sent on an ambassador's behalf (read before their erasure): how an
     erasure finds a subscription of the same person that is not linked to the ambassador."""
-    cursor = db.mails.find({"ambassador_id": ambassador_id}, {"to_address": 1}, session=session)
+    cursor = scope.db.mails.find(
+        {"ambassador_id": ambassador_id}, {"to_address": 1}, session=scope.session
+    )
     return {doc["to_address"] async for doc in cursor if doc.get("to_address")}
 
 
-async def remember_erased_ambassador(
-    db: DatabaseT, ambassador_id: str, now: datetime, session: Session
-) -> None:
-    """The id (nothing else) of an erased ambassador: a meeting mail for them that arrives
-    later, on another stream, is not sent."""
-    await db.erased_ambassadors.update_one(
-        {"_id": ambassador_id}, {"$setOnInsert": {"erased_at": now}}, upsert=True, session=session
+async def erased_ambassadors_of_old(db: DatabaseT) -> list[str]:
+    """Ambassadors erased by a release that kept no list of them: their subscriber kept the
+    ambassador id (for the read model's tombstones, once)."""
+    cursor = db.subscribers.find(
+        {"status": SubscriberStatus.ERASED.value, "ambassador_id": {"$type": "string"}},
+        {"ambassador_id": 1},
     )
-
-
-async def is_erased_ambassador(db: DatabaseT, ambassador_id: str, session: Session) -> bool:
-    if await db.erased_ambassadors.find_one({"_id": ambassador_id}, {"_id": 1}, session=session):
-        return True
-    # Erased before the collection above existed: the subscriber kept its ambassador id.
-    linked = await db.subscribers.find_one(
-        {"ambassador_id": ambassador_id}, {"status": 1}, session=session
-    )
-    return linked is not None and linked.get("status") == SubscriberStatus.ERASED.value
+    return [doc["ambassador_id"] async for doc in cursor]
 
 
 # ---------------------------------------------------------------- the meetings read model
 
 
-async def load_meeting(
-    db: DatabaseT, meeting_id: str, session: Session | None = None
-) -> dict[str, Any] | None:
-    return await db.meetings.find_one({"_id": meeting_id}, session=session)
+async def load_meeting(scope: Scope, meeting_id: str) -> dict[str, Any] | None:
+    return await scope.db.meetings.find_one({"_id": meeting_id}, session=scope.session)
 
 
-async def save_meeting(db: DatabaseT, doc: dict[str, Any], session: Session) -> None:
-    await db.meetings.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
+async def save_meeting(scope: Scope, doc: dict[str, Any]) -> None:
+    await scope.db.meetings.replace_one(
+        {"_id": doc["_id"]}, doc, upsert=True, session=scope.session
+    )
 
 
 async def public_meetings_starting(
-    db: DatabaseT, start: datetime, end: datetime, limit: int
+    scope: Scope, start: datetime, end: datetime, limit: int
 ) -> list[dict[str, Any]]:
     """Public meetings still scheduled that start in [start, end), soonest first."""
     cursor = (
-        db.meetings.find(
+        scope.db.meetings.find(
             {
                 "state": MeetingState.SCHEDULED.value,
                 "public": True,
@@ -498,9 +462,9 @@ async def public_meetings_starting(
     return [doc async for doc in cursor]
 
 
-async def meetings_held(db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
+async def meetings_held(scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Meetings (public or not) held in [since, until), in the order they were held."""
-    cursor = db.meetings.find(
+    cursor = scope.db.meetings.find(
         {"state": MeetingState.HELD.value, "held_at": {"$gte": since, "$lt": until}}
     ).sort([("held_at", ASCENDING), ("_id", ASCENDING)])
     return [doc async for doc in cursor]

@@ -42,7 +42,8 @@ from pymongo.errors import BulkWriteError
 
 from services.newsletter.delivery.states import MailRecord, MailState, erased
 from services.newsletter.delivery.store import COLLECTION as MAILS
-from services.runtime.mongo import DUPLICATE_KEY, DatabaseT, Session, insert_new
+from services.runtime.mongo import DUPLICATE_KEY, DatabaseT, insert_new
+from services.runtime.unit_of_work import Scope
 
 __all__ = [
     "CLAIMS",
@@ -367,7 +368,7 @@ async def release_batch(db: DatabaseT, batch_id: str, worker_id: str) -> None:
     )
 
 
-async def erase_from_batches(db: DatabaseT, session: Session, *, field: str, person: str) -> int:
+async def erase_from_batches(scope: Scope, *, field: str, person: str) -> int:
     """Scrub a person (``field`` is ``subscriber_id`` or ``ambassador_id``) from every
     batch still to be sent, in the caller's transaction; returns how many held them.
 
@@ -376,6 +377,7 @@ async def erase_from_batches(db: DatabaseT, session: Session, *, field: str, per
     hold no addresses (see _finish), so only the live ones are read: an issue's worth at
     most, and only while it goes out.
     """
+    db, session = scope.db, scope.session
     live = db[CLAIMS].find({"state": {"$in": LIVE}}, {"_id": 1}, session=session)
     ids = [doc["_id"] async for doc in live]
     if not ids:

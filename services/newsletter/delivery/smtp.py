@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import aiosmtplib
 
 from services.newsletter.delivery.states import PermanentFailure, classify
+from services.newsletter.settings import NewsletterSettings
 from services.runtime.logging import get_logger
-from services.runtime.settings import Settings
 
 __all__ = ["RateLimiter", "SmtpPool"]
 
@@ -68,7 +68,7 @@ class SmtpPool:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: NewsletterSettings,
         *,
         size: int | None = None,
         rate_per_second: float | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, UpdateMany, UpdateOne
@@ -24,7 +24,8 @@ from services.newsletter.delivery.states import (
     claim,
     erased,
 )
-from services.runtime.mongo import DatabaseT, Session, insert_new
+from services.runtime.mongo import DatabaseT, insert_new
+from services.runtime.unit_of_work import Scope
 
 __all__ = [
     "COLLECTION",
@@ -58,7 +59,7 @@ async def ensure_mail_indexes(db: DatabaseT) -> None:
     await mails.create_index("refs")
 
 
-async def queue_mail(db: DatabaseT, session: Session, record: MailRecord) -> bool:
+async def queue_mail(scope: Scope, record: MailRecord) -> bool:
     """Queue one mail in the caller's transaction; False if its dedupe_key is queued already.
 
     Checked first, inside the session, rather than left to the unique ``_id``: a duplicate
@@ -66,10 +67,11 @@ async def queue_mail(db: DatabaseT, session: Session, record: MailRecord) -> boo
     same key still collide at commit, and in_transaction runs the loser again.
     """
     doc = record.to_document()
-    found = await db[COLLECTION].find_one({"_id": doc["_id"]}, {"_id": 1}, session=session)
+    mails = scope.db[COLLECTION]
+    found = await mails.find_one({"_id": doc["_id"]}, {"_id": 1}, session=scope.session)
     if found is not None:
         return False
-    await db[COLLECTION].insert_one(doc, session=session)
+    await mails.insert_one(doc, session=scope.session)
     return True
 
 
@@ -222,12 +224,10 @@ async def mark(
 
 
 async def erase_from_mails(
-    db: DatabaseT,
-    session: Session,
+    scope: Scope,
     *,
     ambassador_id: str | None = None,
     subscriber_id: str | None = None,
-    now: datetime | None = None,
 ) -> int:
     """Remove a person's address, name, mail context and attachments from every mail record
     (see ``states.erased``); cancel queued ones. (``erasure.erase_recipient`` covers the
@@ -238,7 +238,7 @@ async def erase_from_mails(
     comes back for a retry has no address and is cancelled.
     Returns how many mail records held the person.
     """
-    now = now or datetime.now(UTC)
+    db, session, now = scope.db, scope.session, scope.now
     filters = []
     if ambassador_id is not None:
         filters.append({"refs": f"ambassador:{ambassador_id}"})

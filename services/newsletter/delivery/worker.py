@@ -50,9 +50,10 @@ from services.newsletter.delivery.states import (
     scrub,
     transient_failure,
 )
+from services.newsletter.settings import NewsletterSettings
+from services.runtime import background
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT
-from services.runtime.settings import Settings
 
 __all__ = ["DeliveryWorker", "Materialize", "RecordsCallback", "batch_size_for", "utc_now"]
 
@@ -84,7 +85,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def batch_size_for(settings: Settings) -> int:
+def batch_size_for(settings: NewsletterSettings) -> int:
     """Mails claimed at once, per-mail or as one bulk batch (the fan-out queues batches of
     this size)."""
     batch = settings.mail_batch_size
@@ -112,7 +113,7 @@ class DeliveryWorker:
         self,
         db: DatabaseT,
         pool: SmtpPool,
-        settings: Settings,
+        settings: NewsletterSettings,
         materialize: Materialize,
         on_delivered: RecordsCallback | None = None,
         on_hard_bounce: RecordsCallback | None = None,
@@ -146,6 +147,9 @@ class DeliveryWorker:
         self._batch_full = asyncio.Event()
         self._stopping = False
         self._closing = False
+        # Set once stopping has let every send finish: a mark failing after that is left
+        # to the leases rather than retried.
+        self._closed = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[_Result]] = {}
         # Sent (or failed) but not marked yet: still "sending" in the database, so a lease
         # that runs out meanwhile must not make this worker claim and send it again.
@@ -211,35 +215,35 @@ class DeliveryWorker:
             log.info("delivery worker stopped", worker_id=self.worker_id)
 
     async def _feed(self) -> None:
-        failures = 0
         while not self._stopping:
+            if len(self._in_flight) > BATCHES_AHEAD * self.batch_size:
+                # Enough claimed ahead to cover a slow claim query: wait for room rather
+                # than claim mails that would sit in memory with their lease running.
+                self._progress.clear()
+                await self._progress.wait()
+                continue
             try:
-                if len(self._in_flight) > BATCHES_AHEAD * self.batch_size:
-                    # Enough claimed ahead to cover a slow claim query: wait for room rather
-                    # than claim mails that would sit in memory with their lease running.
-                    self._progress.clear()
-                    await self._progress.wait()
-                    continue
-                records = await self._claim(self.batch_size)
-                # What the batch's mails need (their subscribers), in one query rather than
-                # one per mail. The mails are in flight from here on (so stopping marks or
-                # releases them whatever happens); each waits for the lookup before it
-                # materializes.
-                ready = self._start_prefetch(records)
-                for record in records:
-                    self._spawn(record, ready)
-                failures = 0
-                if len(records) < self.batch_size:
-                    # Caught up: sleep until mail is queued (notify) or a retry falls due.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-                    self._wake.clear()
-            except Exception as exc:  # the loop must outlive a database outage
-                failures += 1
-                delay = min(30.0, 0.2 * 2**failures)
-                log.warning("delivery claim failed, retrying", error=repr(exc), delay=delay)
+                # The loop must outlive a database outage: a failed claim is retried.
+                claimed = await background.retry(
+                    self._claim_and_start, what="claiming mail to deliver", cancel_on=self._stop
+                )
+            except background.Cancelled:
+                return
+            if claimed < self.batch_size:
+                # Caught up: sleep until mail is queued (notify) or a retry falls due.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                self._wake.clear()
+
+    async def _claim_and_start(self) -> int:
+        records = await self._claim(self.batch_size)
+        # What the batch's mails need (their subscribers), in one query rather than one per
+        # mail. The mails are in flight from here on (so stopping marks or releases them
+        # whatever happens); each waits for the lookup before it materializes.
+        ready = self._start_prefetch(records)
+        for record in records:
+            self._spawn(record, ready)
+        return len(records)
 
     def _start_prefetch(self, records: list[MailRecord]) -> asyncio.Task[None] | None:
         if self._prefetch is None or not records:
@@ -288,6 +292,7 @@ class DeliveryWorker:
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         self._closing = True
+        self._closed.set()
         self._results_ready.set()
         self._batch_full.set()
         await marker
@@ -396,20 +401,16 @@ class DeliveryWorker:
     # ------------------------------------------------------------------ marking
 
     async def _finish_retrying(self, results: list[_Result]) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._finish(results)
-                return
-            except Exception as exc:
-                if self._closing and attempt >= 3:
-                    # Shutting down: the leases bring these mails back after a restart.
-                    log.error("marking mails failed, leaving them to their lease", error=repr(exc))
-                    return
-                delay = min(10.0, 0.2 * 2**attempt)
-                log.warning("marking mails failed, retrying", error=repr(exc), delay=delay)
-                await asyncio.sleep(delay)
+        try:
+            await background.retry(
+                functools.partial(self._finish, results),
+                what="marking mails",
+                wait_max=10.0,
+                cancel_on=self._closed,
+            )
+        except background.Cancelled:
+            # Shutting down: the leases bring these mails back after a restart.
+            log.error("marking mails failed, leaving them to their lease", count=len(results))
 
     async def _finish(self, results: list[_Result]) -> None:
         # One time for the whole batch's deliveries, so they share one update statement.

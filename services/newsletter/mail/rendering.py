@@ -46,7 +46,7 @@ import nh3
 from markupsafe import Markup, escape
 
 from services.runtime.danish import long_date
-from services.runtime.settings import get_settings
+from services.runtime.settings import SenderSettings, ServiceSettings
 
 _COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
@@ -295,10 +295,11 @@ def _inliner() -> css_inline.CSSInliner:
 
 
 def _defaults() -> dict[str, Any]:
-    settings = get_settings()
+    # The service passes its own (see outgoing.py); these are the settings' defaults, for a
+    # mail rendered without them (tests, previews of templates).
     return {
-        "sender_name": settings.mail_from_name,
-        "public_url": settings.public_url,
+        "sender_name": SenderSettings.model_fields["mail_from_name"].default,
+        "public_url": ServiceSettings.model_fields["public_url"].default,
         "unsubscribe_url": None,
         "archive": False,
     }

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from services.newsletter.domain import IssueSection
 from services.newsletter.sections import coming_up, new_ambassadors, recently_held
-from services.runtime.mongo import DatabaseT
+from services.runtime.unit_of_work import Scope
 
 
 class Section(Protocol):
@@ -27,7 +27,7 @@ class Section(Protocol):
         """The heading readers see (Danish)."""
         ...
 
-    async def query(self, db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def query(self, scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """The section's entries for the period [since, until): plain, public data only."""
         ...
 
@@ -52,12 +52,12 @@ class SectionRegistry:
     def keys(self) -> list[str]:
         return list(self._sections)
 
-    async def gather(self, db: DatabaseT, since: datetime, until: datetime) -> list[IssueSection]:
+    async def gather(self, scope: Scope, since: datetime, until: datetime) -> list[IssueSection]:
         return [
             IssueSection(
                 key=section.key,
                 title=section.title,
-                entries=tuple(await section.query(db, since, until)),
+                entries=tuple(await section.query(scope, since, until)),
             )
             for section in self
         ]

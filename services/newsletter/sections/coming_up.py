@@ -13,7 +13,7 @@ from typing import Any
 from contracts.events import KIND_LABELS, MeetingKind
 from services.newsletter import store
 from services.newsletter.mail.rendering import safe_url
-from services.runtime.mongo import DatabaseT
+from services.runtime.unit_of_work import Scope
 
 # How far ahead of the end meetings are shown, and how many at most.
 HORIZON = timedelta(days=120)
@@ -51,9 +51,9 @@ class ComingUp:
     key: str = "coming_up"
     title: str = "Det sker snart"
 
-    async def query(self, db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def query(self, scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
         # From the end on: what readers can still come to.
-        found = await store.public_meetings_starting(db, until, until + HORIZON, LIMIT)
+        found = await store.public_meetings_starting(scope, until, until + HORIZON, LIMIT)
         return [entry(doc) for doc in found]
 
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from contracts.ambassadors import THEME_LABELS
-from services.newsletter import store
-from services.runtime.mongo import DatabaseT
+from services.runtime.known_ambassadors import KnownAmbassadors
+from services.runtime.unit_of_work import Scope
 
 
 @dataclass(frozen=True)
@@ -16,17 +16,17 @@ class NewAmbassadors:
     key: str = "new_ambassadors"
     title: str = "Nye ambassadører"
 
-    async def query(self, db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def query(self, scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
         return [
             {
                 # Kept so that an erasure can take the entry out of a stored issue again.
-                "ambassador_id": a.ambassador_id,
+                "ambassador_id": a.id,
                 # A private person's own name is what they chose to show; an organisation
                 # is shown by its name, never by its contact person's.
                 "display_name": a.display_name,
                 "themes": [THEME_LABELS[t] for t in a.themes if t in THEME_LABELS],
             }
-            for a in await store.public_ambassadors_activated(db, since, until)
+            for a in await KnownAmbassadors().public_activated(scope, since, until)
         ]
 
 

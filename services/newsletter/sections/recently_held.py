@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts.events import KIND_LABELS, MeetingKind
 from services.newsletter import store
-from services.runtime.mongo import DatabaseT
+from services.runtime.unit_of_work import Scope
 
 
 def entry(doc: dict[str, Any]) -> dict[str, Any]:
@@ -34,8 +34,8 @@ class RecentlyHeld:
     key: str = "recently_held"
     title: str = "Det har vi holdt"
 
-    async def query(self, db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        return [entry(doc) for doc in await store.meetings_held(db, since, until)]
+    async def query(self, scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        return [entry(doc) for doc in await store.meetings_held(scope, since, until)]
 
 
 SECTION = RecentlyHeld()

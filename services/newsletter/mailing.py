@@ -1,0 +1,46 @@
+"""Queueing one mail, in the unit of work of whatever causes it. A reaction that mails
+someone is a template set in ``mail/templates/`` plus a call to :func:`queue`; the delivery
+worker does the rest (see outgoing.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.newsletter import delivery
+from services.newsletter.context import Context
+from services.newsletter.domain import Subscriber
+from services.runtime.unit_of_work import UnitOfWork
+
+
+async def queue(
+    ctx: Context,
+    uow: UnitOfWork,
+    *,
+    kind: str,
+    dedupe_key: str,
+    to_address: str,
+    to_name: str | None = None,
+    subscriber: Subscriber | None = None,
+    ambassador_id: str | None = None,
+    context: dict[str, Any] | None = None,
+    attachments: list[delivery.Attachment] | None = None,
+) -> bool:
+    """Queue one mail; False if ``dedupe_key`` was queued before. ``subscriber``: whose
+    unsubscribe link the mail carries, and whose status may still stop it before it goes
+    out (see domain.may_receive). The worker is told once the unit has committed."""
+    record = delivery.new_mail(
+        kind=kind,
+        dedupe_key=dedupe_key,
+        to_address=to_address,
+        to_name=to_name,
+        subscriber_id=subscriber.id if subscriber else None,
+        ambassador_id=ambassador_id or (subscriber.ambassador_id if subscriber else None),
+        context=context,
+        attachments=attachments or (),
+        message_id_domain=ctx.settings.mail_message_id_domain,
+        now=uow.now,
+    )
+    queued = await delivery.queue_mail(uow, record)
+    if queued:
+        uow.after_commit(ctx.notify_delivery)
+    return queued
