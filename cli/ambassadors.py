@@ -10,22 +10,30 @@ from typing import Annotated, Any
 import typer
 
 from cli import calls
-from cli.output import build, fail, fields, reporting, show, table
+from cli.output import build, fail, fields, plain, reporting, show, table
 from contracts.ambassadors import (
     IMPORT_CSV_MAX_BYTES,
+    AmbassadorPage,
+    AmbassadorView,
+    CertificateLocation,
     Confirm,
     CoreArea,
+    Directory,
+    Endpoints,
     Erase,
     GetCertificate,
+    GetDirectory,
     ImportCsv,
+    ImportResult,
     Kind,
     ListAmbassadors,
     ShowAmbassador,
     SignUp,
+    SignUpResult,
     Status,
-    Subjects,
     UpdateProfile,
     VerifyCertificate,
+    VerifyResult,
     Withdraw,
 )
 from contracts.errors import ErrorCode, ServiceError
@@ -55,45 +63,45 @@ AreaOpt = Annotated[
 SkillOpt = Annotated[list[str] | None, typer.Option("--skill", help="Skill tag; repeat for more.")]
 
 
-def _who(a: dict[str, Any]) -> str:
-    if a.get("status") == Status.ERASED.value:
+def _who(a: AmbassadorView) -> str:
+    if a.status == Status.ERASED:
         return "(erased)"
-    name = a.get("name") or ""
-    return f"{name}, {a['organisation']}" if a.get("organisation") else name
+    name = a.name or ""
+    return f"{name}, {a.organisation}" if a.organisation else name
 
 
-def _show_ambassador(a: dict[str, Any]) -> None:
-    cert = a.get("certificate") or {}
+def _show_ambassador(a: AmbassadorView) -> None:
+    cert = a.certificate
     fields(
         [
-            ("id", a["id"]),
-            ("status", a["status"]),
-            ("source", a["source"]),
-            ("name", a.get("name")),
-            ("email", a.get("email")),
-            ("phone", a.get("phone")),
-            ("kind", a["kind"]),
-            ("organisation", a.get("organisation")),
-            ("website", a.get("website")),
-            ("description", a.get("description")),
-            ("themes", a.get("themes")),
-            ("core areas", a.get("core_areas")),
-            ("skills", a.get("skills")),
-            ("listed publicly", "yes" if a.get("public") else "no"),
+            ("id", a.id),
+            ("status", a.status),
+            ("source", a.source),
+            ("name", a.name),
+            ("email", a.email),
+            ("phone", a.phone),
+            ("kind", a.kind),
+            ("organisation", a.organisation),
+            ("website", a.website),
+            ("description", a.description),
+            ("themes", a.themes),
+            ("core areas", a.core_areas),
+            ("skills", a.skills),
+            ("listed publicly", "yes" if a.public else "no"),
             (
                 "consent",
-                f"{a.get('consent_version')} at {a.get('consented_at')}"
-                if a.get("consent_version")
+                f"{a.consent_version} at {plain(a.consented_at) or None}"
+                if a.consent_version
                 else None,
             ),
-            ("signed up", a.get("signed_up_at")),
-            ("activated", a.get("activated_at")),
-            ("withdrawn", a.get("withdrawn_at")),
-            ("erased", a.get("erased_at")),
+            ("signed up", a.signed_up_at),
+            ("activated", a.activated_at),
+            ("withdrawn", a.withdrawn_at),
+            ("erased", a.erased_at),
             (
                 "certificate",
-                f"{cert['number']} (code {cert['verification_code']})"
-                + (" revoked" if cert.get("revoked_at") else "")
+                f"{cert.number} (code {cert.verification_code})"
+                + (" revoked" if cert.revoked_at else "")
                 if cert
                 else None,
             ),
@@ -140,18 +148,17 @@ def sign_up(
             consent=consent,
             staff=staff,
         )
-        result = calls.request(Subjects.SIGN_UP, payload)
+        result = calls.call(Endpoints.SIGN_UP, payload)
 
-    def human(r: dict[str, Any]) -> None:
-        a = r["ambassador"]
-        if a["status"] == Status.ACTIVE.value:
-            typer.echo(f"{a['id']} active: {_who(a)} (certificate {a['certificate']['number']})")
-        elif r.get("token_reissued"):
-            typer.echo(
-                f"{a['id']} still pending: a new confirmation link was issued for {a['email']}"
-            )
+    def human(r: SignUpResult) -> None:
+        a = r.ambassador
+        if a.status == Status.ACTIVE:
+            number = a.certificate.number if a.certificate else "not yet issued"
+            typer.echo(f"{a.id} active: {_who(a)} (certificate {number})")
+        elif r.token_reissued:
+            typer.echo(f"{a.id} still pending: a new confirmation link was issued for {a.email}")
         else:
-            typer.echo(f"{a['id']} pending until {a['email']} is confirmed")
+            typer.echo(f"{a.id} pending until {a.email} is confirmed")
 
     show(result, as_json, human)
 
@@ -160,8 +167,8 @@ def sign_up(
 def confirm(token: str, as_json: JsonOpt = False) -> None:
     """Confirm a self sign-up with the token from the confirmation mail."""
     with reporting(as_json):
-        result = calls.request(Subjects.CONFIRM, build(Confirm, token=token))
-    show(result, as_json, lambda a: typer.echo(f"{a['id']} active: {_who(a)}"))
+        result = calls.call(Endpoints.CONFIRM, build(Confirm, token=token))
+    show(result, as_json, lambda a: typer.echo(f"{a.id} active: {_who(a)}"))
 
 
 @app.command("list")
@@ -185,14 +192,14 @@ def list_(
             limit=limit,
             offset=offset,
         )
-        result = calls.request(Subjects.LIST, query)
+        result = calls.call(Endpoints.LIST, query)
 
-    def human(page: dict[str, Any]) -> None:
+    def human(page: AmbassadorPage) -> None:
         table(
-            [(a["id"], a["status"], a["kind"], _who(a), a.get("email")) for a in page["items"]],
+            [(a.id, a.status, a.kind, _who(a), a.email) for a in page.items],
             ["ID", "STATUS", "KIND", "NAME", "EMAIL"],
         )
-        typer.echo(f"{len(page['items'])} of {page['total']}")
+        typer.echo(f"{len(page.items)} of {page.total}")
 
     show(result, as_json, human)
 
@@ -203,7 +210,7 @@ def show_(
 ) -> None:
     """Show one ambassador."""
     with reporting(as_json):
-        result = calls.request(Subjects.SHOW, build(ShowAmbassador, ambassador_id=ambassador_id))
+        result = calls.call(Endpoints.SHOW, build(ShowAmbassador, ambassador_id=ambassador_id))
     show(result, as_json, _show_ambassador)
 
 
@@ -244,8 +251,8 @@ def update(
         if not given:
             fail("nothing to update: give at least one option", as_json)
         command = build(UpdateProfile, ambassador_id=ambassador_id, **given)
-        result = calls.request(Subjects.UPDATE, command)
-    show(result, as_json, lambda a: typer.echo(f"{a['id']} updated: {_who(a)}"))
+        result = calls.call(Endpoints.UPDATE, command)
+    show(result, as_json, lambda a: typer.echo(f"{a.id} updated: {_who(a)}"))
 
 
 @app.command()
@@ -257,8 +264,8 @@ def withdraw(
     """The ambassador leaves the network; history is kept, the certificate revoked."""
     with reporting(as_json):
         command = build(Withdraw, ambassador_id=ambassador_id, reason=reason)
-        result = calls.request(Subjects.WITHDRAW, command)
-    show(result, as_json, lambda a: typer.echo(f"{a['id']} withdrawn"))
+        result = calls.call(Endpoints.WITHDRAW, command)
+    show(result, as_json, lambda a: typer.echo(f"{a.id} withdrawn"))
 
 
 @app.command()
@@ -271,8 +278,8 @@ def erase(
     with reporting(as_json):
         if not yes:
             fail("erasure cannot be undone: add --yes to confirm", as_json)
-        result = calls.request(Subjects.ERASE, build(Erase, ambassador_id=ambassador_id))
-    show(result, as_json, lambda a: typer.echo(f"{a['id']} erased"))
+        result = calls.call(Endpoints.ERASE, build(Erase, ambassador_id=ambassador_id))
+    show(result, as_json, lambda a: typer.echo(f"{a.id} erased"))
 
 
 @app.command()
@@ -283,43 +290,46 @@ def certificate(
 ) -> None:
     """Write the ambassador's certificate (PDF)."""
 
-    async def fetch(client: ServiceClient) -> dict[str, Any]:
-        location: dict[str, Any] = await client.request(
-            Subjects.CERTIFICATE, build(GetCertificate, ambassador_id=ambassador_id)
-        )
-        bucket = await client.nc.jetstream().object_store(location["bucket"])
-        found = await bucket.get(location["object_name"])
-        data = bytes(found.data or b"")
+    def fetch() -> dict[str, Any]:
+        command = build(GetCertificate, ambassador_id=ambassador_id)
+        location = calls.call(Endpoints.CERTIFICATE, command)
+        data = calls.with_client(lambda client: _read_object(client, location))
         digest = "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
-        if location.get("digest") and digest != location["digest"]:
+        if location.digest and digest != location.digest:
             raise ServiceError(ErrorCode.INTERNAL, "the certificate in the store is damaged")
         out.write_bytes(data)
-        return {**location, "path": str(out)}
+        return {**location.model_dump(mode="json"), "path": str(out)}
 
     with reporting(as_json):
         result = calls.run(fetch)
     show(result, as_json, lambda r: typer.echo(f"certificate {r['number']} written to {r['path']}"))
 
 
+async def _read_object(client: ServiceClient, location: CertificateLocation) -> bytes:
+    """The certificate PDF, from the bucket the service put it in."""
+    bucket = await client.nc.jetstream().object_store(location.bucket)
+    found = await bucket.get(location.object_name)
+    return bytes(found.data or b"")
+
+
 @app.command()
 def verify(code: str, as_json: JsonOpt = False) -> None:
     """Tell whether a certificate is genuine and still valid."""
     with reporting(as_json):
-        result = calls.request(Subjects.VERIFY, build(VerifyCertificate, code=code))
+        result = calls.call(Endpoints.VERIFY, build(VerifyCertificate, code=code))
 
-    def human(r: dict[str, Any]) -> None:
-        if not r["genuine"]:
-            typer.echo(f"{r['code']}: no certificate has this code")
+    def human(r: VerifyResult) -> None:
+        if not r.genuine:
+            typer.echo(f"{r.code}: no certificate has this code")
             return
-        who = ", ".join(x for x in (r.get("holder"), r.get("organisation")) if x)
-        state = "genuine and valid" if r["valid"] else "genuine but no longer valid"
+        who = ", ".join(x for x in (r.holder, r.organisation) if x)
+        state = "genuine and valid" if r.valid else "genuine but no longer valid"
         typer.echo(
-            f"{r['code']}: {state}: {r['number']}{' - ' + who if who else ''}"
-            f", issued {r['issued_on']}"
+            f"{r.code}: {state}: {r.number}{' - ' + who if who else ''}, issued {r.issued_on}"
         )
 
     show(result, as_json, human)
-    if not result["valid"]:
+    if not result.valid:
         raise typer.Exit(1)
 
 
@@ -327,18 +337,18 @@ def verify(code: str, as_json: JsonOpt = False) -> None:
 def directory(as_json: JsonOpt = False) -> None:
     """The public directory of ambassadors, as the website shows it."""
     with reporting(as_json):
-        result = calls.request(Subjects.DIRECTORY, {})
+        result = calls.call(Endpoints.DIRECTORY, GetDirectory())
 
-    def human(d: dict[str, Any]) -> None:
-        for e in d["entries"]:
-            typer.echo(e["display_name"])
-            if e.get("description"):
-                typer.echo(f"  {e['description']}")
-            if e.get("website"):
-                typer.echo(f"  {e['website']}")
-            if e.get("themes"):
-                typer.echo(f"  themes: {', '.join(str(t) for t in e['themes'])}")
-        typer.echo(f"{len(d['entries'])} listed")
+    def human(d: Directory) -> None:
+        for e in d.entries:
+            typer.echo(e.display_name)
+            if e.description:
+                typer.echo(f"  {e.description}")
+            if e.website:
+                typer.echo(f"  {e.website}")
+            if e.themes:
+                typer.echo(f"  themes: {', '.join(str(t) for t in e.themes)}")
+        typer.echo(f"{len(d.entries)} listed")
 
     show(result, as_json, human)
 
@@ -360,17 +370,16 @@ def import_(
         except UnicodeDecodeError:
             fail(f"{file}: not UTF-8 text (save the CSV as UTF-8)", as_json)
         command = build(ImportCsv, csv_text=text, filename=file.name)
-        result = calls.request(Subjects.IMPORT, command)
+        result = calls.call(Endpoints.IMPORT, command)
 
-    def human(r: dict[str, Any]) -> None:
+    def human(r: ImportResult) -> None:
         typer.echo(
-            f"imported {r['imported']}, already there {r['skipped_existing']}, "
-            f"bad rows {len(r['errors'])}"
+            f"imported {r.imported}, already there {r.skipped_existing}, bad rows {len(r.errors)}"
         )
-        for e in r["errors"]:
-            detail = "; ".join(f"{d['field']}: {d['message']}" for d in e.get("details", []))
-            typer.echo(f"  line {e['row']}: {e['message']}{' (' + detail + ')' if detail else ''}")
+        for e in r.errors:
+            detail = "; ".join(f"{d['field']}: {d['message']}" for d in e.details)
+            typer.echo(f"  line {e.row}: {e.message}{' (' + detail + ')' if detail else ''}")
 
     show(result, as_json, human)
-    if result["errors"]:
+    if result.errors:
         raise typer.Exit(1)

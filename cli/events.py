@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import calls
-from cli.output import build, fail, fields, reporting, show, table
+from cli.output import build, fail, fields, plain, reporting, show, table
 from contracts.ambassadors import CoreArea
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import (
@@ -20,19 +20,27 @@ from contracts.events import (
     MINUTES_MAX,
     Answer,
     AnswerInvitation,
+    AttendanceResult,
+    Audience,
     CancelMeeting,
     CloseMeeting,
+    Endpoints,
     GetCalendar,
+    InviteeView,
     ListMeetings,
+    MeetingDetail,
     MeetingKind,
+    MeetingPage,
+    MeetingView,
     Participation,
     PlanYear,
+    PlanYearResult,
     RecordAttendance,
     RescheduleMeeting,
     Rsvp,
+    RsvpResult,
     ScheduleMeeting,
     ShowMeeting,
-    Subjects,
 )
 
 app = typer.Typer(
@@ -74,32 +82,32 @@ def _at(value: Any) -> str | None:
     return None if value is None else f"{_local(value):%Y-%m-%d %H:%M}"
 
 
-def _when(m: dict[str, Any]) -> str:
+def _when(m: MeetingView) -> str:
     """``2027-03-04 17:00–19:00``, or both dates when it runs past midnight."""
-    starts, ends = _local(m["starts_at"]), _local(m["ends_at"])
+    starts, ends = _local(m.starts_at), _local(m.ends_at)
     if starts.date() == ends.date():
         return f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M}"
     return f"{starts:%Y-%m-%d %H:%M} – {ends:%Y-%m-%d %H:%M}"
 
 
-def _line(m: dict[str, Any]) -> str:
-    return f"{m['id']} {m['state']}: {m['title']}, {_when(m)}"
+def _line(m: MeetingView) -> str:
+    return f"{m.id} {m.state}: {m.title}, {_when(m)}"
 
 
-def _seats(m: dict[str, Any]) -> str:
-    attending = (m.get("counts") or {}).get("attending", 0)
-    return f"{attending}/{m['capacity']}" if m.get("capacity") else str(attending)
+def _seats(m: MeetingView) -> str:
+    attending = m.counts.attending
+    return f"{attending}/{m.capacity}" if m.capacity else str(attending)
 
 
-def _audience(a: dict[str, Any]) -> str:
+def _audience(a: Audience) -> str:
     parts = []
-    if a.get("themes"):
-        parts.append("themes " + ", ".join(str(t) for t in a["themes"]))
-    if a.get("core_areas"):
-        parts.append("core areas " + ", ".join(a["core_areas"]))
-    if a.get("network_id"):
-        parts.append(f"network {a['network_id']}")
-    ids = a.get("ambassador_ids") or []
+    if a.themes:
+        parts.append("themes " + ", ".join(str(t) for t in a.themes))
+    if a.core_areas:
+        parts.append("core areas " + ", ".join(plain(c) for c in a.core_areas))
+    if a.network_id:
+        parts.append(f"network {a.network_id}")
+    ids = a.ambassador_ids
     if ids:
         parts.append(
             "ambassadors " + ", ".join(ids) if len(ids) <= 5 else f"{len(ids)} ambassadors by id"
@@ -107,80 +115,80 @@ def _audience(a: dict[str, Any]) -> str:
     return "; ".join(parts) or "every active ambassador"
 
 
-def _counts(m: dict[str, Any]) -> str:
-    c = m.get("counts") or {}
-    seats = f" of {m['capacity']}" if m.get("capacity") else ""
+def _counts(m: MeetingView) -> str:
+    c = m.counts
+    seats = f" of {m.capacity}" if m.capacity else ""
     return (
-        f"{c.get('invited', 0)} invited: {c.get('attending', 0)}{seats} attending, "
-        f"{c.get('waitlisted', 0)} waitlisted, {c.get('maybe', 0)} maybe, "
-        f"{c.get('declined', 0)} declined, {c.get('no_answer', 0)} no answer; "
-        f"{c.get('attended', 0)} attended"
+        f"{c.invited} invited: {c.attending}{seats} attending, "
+        f"{c.waitlisted} waitlisted, {c.maybe} maybe, "
+        f"{c.declined} declined, {c.no_answer} no answer; "
+        f"{c.attended} attended"
     )
 
 
-def _show_meeting(m: dict[str, Any]) -> None:
-    state = m["state"] + (" (invitations still being sent)" if m.get("inviting") else "")
+def _show_meeting(m: MeetingView) -> None:
+    state = plain(m.state) + (" (invitations still being sent)" if m.inviting else "")
     cancelled = None
-    if m.get("cancelled_at"):
-        reason = f" ({m['cancel_reason']})" if m.get("cancel_reason") else ""
-        cancelled = f"{_at(m['cancelled_at'])}{reason}"
+    if m.cancelled_at:
+        reason = f" ({m.cancel_reason})" if m.cancel_reason else ""
+        cancelled = f"{_at(m.cancelled_at)}{reason}"
     fields(
         [
-            ("id", m["id"]),
-            ("title", m["title"]),
-            ("kind", m["kind"]),
+            ("id", m.id),
+            ("title", m.title),
+            ("kind", m.kind),
             ("state", state),
             ("when", _when(m)),
-            ("place", m.get("place")),
-            ("online", m.get("online_url")),
-            ("capacity", m.get("capacity")),
-            ("public", "yes" if m.get("public") else "no"),
-            ("audience", _audience(m.get("audience") or {})),
+            ("place", m.place),
+            ("online", m.online_url),
+            ("capacity", m.capacity),
+            ("public", "yes" if m.public else "no"),
+            ("audience", _audience(m.audience)),
             ("answers", _counts(m)),
-            ("description", m.get("description")),
-            ("scheduled", _at(m.get("created_at"))),
+            ("description", m.description),
+            ("scheduled", _at(m.created_at)),
             ("cancelled", cancelled),
-            ("held", _at(m.get("held_at"))),
-            ("outcomes", m.get("outcomes")),
+            ("held", _at(m.held_at)),
+            ("outcomes", m.outcomes),
         ]
     )
 
 
-def _participation(i: dict[str, Any]) -> str:
-    if i["participation"] == Participation.WAITLISTED.value and i.get("waitlist_position"):
-        return f"waitlisted #{i['waitlist_position']}"
-    return str(i["participation"])
+def _participation(i: InviteeView) -> str:
+    if i.participation == Participation.WAITLISTED and i.waitlist_position:
+        return f"waitlisted #{i.waitlist_position}"
+    return plain(i.participation)
 
 
-def _show_detail(d: dict[str, Any]) -> None:
-    _show_meeting(d["meeting"])
+def _show_detail(d: MeetingDetail) -> None:
+    _show_meeting(d.meeting)
     typer.echo("")
     table(
         [
             (
-                i["ambassador_id"],
-                i["name"],
-                i.get("organisation"),
+                i.ambassador_id,
+                i.name,
+                i.organisation,
                 _participation(i),
-                "yes" if i.get("attended") else "",
+                "yes" if i.attended else "",
             )
-            for i in d["invitees"]
+            for i in d.invitees
         ],
         ["AMBASSADOR", "NAME", "ORGANISATION", "PARTICIPATION", "ATTENDED"],
     )
-    typer.echo(f"{len(d['invitees'])} invitees")
+    typer.echo(f"{len(d.invitees)} invitees")
     typer.echo("")
-    if not d["waitlist"]:
+    if not d.waitlist:
         typer.echo("Waitlist: empty")
     else:
         typer.echo("Waitlist:")
-        for place, w in enumerate(d["waitlist"], start=1):
-            who = ", ".join(x for x in (w["name"], w.get("organisation")) if x)
-            typer.echo(f"  {w.get('waitlist_position') or place}. {w['ambassador_id']}  {who}")
-    if d.get("minutes"):
+        for place, w in enumerate(d.waitlist, start=1):
+            who = ", ".join(x for x in (w.name, w.organisation) if x)
+            typer.echo(f"  {w.waitlist_position or place}. {w.ambassador_id}  {who}")
+    if d.minutes:
         typer.echo("")
         typer.echo("Minutes:")
-        typer.echo(d["minutes"])
+        typer.echo(d.minutes)
 
 
 # ---------------------------------------------------------------- scheduling
@@ -238,7 +246,7 @@ def schedule(
             public=public,
             audience={k: v for k, v in audience.items() if v} or None,
         )
-        result = calls.request(Subjects.SCHEDULE, command)
+        result = calls.call(Endpoints.SCHEDULE, command)
     show(
         result,
         as_json,
@@ -267,11 +275,11 @@ def reschedule(
             place=place,
             online_url=online,
         )
-        result = calls.request(Subjects.RESCHEDULE, command)
+        result = calls.call(Endpoints.RESCHEDULE, command)
     show(
         result,
         as_json,
-        lambda m: typer.echo(f"{m['id']} {m['state']}: {m['title']}, moved to {_when(m)}"),
+        lambda m: typer.echo(f"{m.id} {m.state}: {m.title}, moved to {_when(m)}"),
     )
 
 
@@ -284,7 +292,7 @@ def cancel(
     """Cancel a meeting; invitees are told."""
     with reporting(as_json):
         command = build(CancelMeeting, meeting_id=meeting_id, reason=reason)
-        result = calls.request(Subjects.CANCEL, command)
+        result = calls.call(Endpoints.CANCEL, command)
     show(result, as_json, lambda m: typer.echo(_line(m)))
 
 
@@ -331,10 +339,10 @@ def plan_year(
             assembly_starts=assembly_starts,
             assembly_ends=assembly_ends,
         )
-        result = calls.request(Subjects.PLAN_YEAR, command)
+        result = calls.call(Endpoints.PLAN_YEAR, command)
 
-    def human(r: dict[str, Any]) -> None:
-        for m in r["meetings"]:
+    def human(r: PlanYearResult) -> None:
+        for m in r.meetings:
             typer.echo(_line(m))
         typer.echo("invitations are being sent to every active ambassador")
 
@@ -369,17 +377,14 @@ def list_(
     """List meetings, newest first (or upcoming ones, soonest first)."""
     with reporting(as_json):
         query = build(ListMeetings, upcoming=upcoming, limit=limit, offset=offset)
-        result = calls.request(Subjects.LIST, query)
+        result = calls.call(Endpoints.LIST, query)
 
-    def human(page: dict[str, Any]) -> None:
+    def human(page: MeetingPage) -> None:
         table(
-            [
-                (m["id"], _at(m["starts_at"]), m["kind"], m["title"], m["state"], _seats(m))
-                for m in page["items"]
-            ],
+            [(m.id, _at(m.starts_at), m.kind, m.title, m.state, _seats(m)) for m in page.items],
             ["ID", "STARTS", "KIND", "TITLE", "STATE", "ATTENDING"],
         )
-        typer.echo(f"{len(page['items'])} of {page['total']}")
+        typer.echo(f"{len(page.items)} of {page.total}")
 
     show(result, as_json, human)
 
@@ -388,7 +393,7 @@ def list_(
 def show_(meeting_id: MeetingArg, as_json: JsonOpt = False) -> None:
     """Show a meeting, its invitees with their answers, and the waitlist in order."""
     with reporting(as_json):
-        result = calls.request(Subjects.SHOW, build(ShowMeeting, meeting_id=meeting_id))
+        result = calls.call(Endpoints.SHOW, build(ShowMeeting, meeting_id=meeting_id))
     show(result, as_json, _show_detail)
 
 
@@ -402,12 +407,12 @@ def _chosen(yes: bool, no: bool, maybe: bool, as_json: bool) -> Answer:
     return given[0]
 
 
-def _rsvp_line(r: dict[str, Any]) -> None:
-    line = f"{r['meeting_id']}: {r['ambassador_id']} {r['participation']}"
-    if r.get("waitlist_position"):
-        line += f" (waitlist position {r['waitlist_position']})"
-    if r.get("promoted"):
-        line += f"; got a seat from the waitlist: {', '.join(r['promoted'])}"
+def _rsvp_line(r: RsvpResult) -> None:
+    line = f"{r.meeting_id}: {r.ambassador_id} {r.participation}"
+    if r.waitlist_position:
+        line += f" (waitlist position {r.waitlist_position})"
+    if r.promoted:
+        line += f"; got a seat from the waitlist: {', '.join(r.promoted)}"
     typer.echo(line)
 
 
@@ -426,7 +431,7 @@ def rsvp(
     with reporting(as_json):
         answer_ = _chosen(yes, no, maybe, as_json)
         command = build(Rsvp, meeting_id=meeting_id, ambassador_id=ambassador_id, answer=answer_)
-        result = calls.request(Subjects.RSVP, command)
+        result = calls.call(Endpoints.RSVP, command)
     show(result, as_json, _rsvp_line)
 
 
@@ -443,9 +448,7 @@ def answer(
     """Answer an invitation with the token from its mail."""
     with reporting(as_json):
         answer_ = _chosen(yes, no, maybe, as_json)
-        result = calls.request(
-            Subjects.ANSWER, build(AnswerInvitation, token=token, answer=answer_)
-        )
+        result = calls.call(Endpoints.ANSWER, build(AnswerInvitation, token=token, answer=answer_))
     show(result, as_json, _rsvp_line)
 
 
@@ -464,12 +467,12 @@ def attendance(
     """Record who came to a meeting."""
     with reporting(as_json):
         command = build(RecordAttendance, meeting_id=meeting_id, attended=attended)
-        result = calls.request(Subjects.ATTENDANCE, command)
+        result = calls.call(Endpoints.ATTENDANCE, command)
 
-    def human(r: dict[str, Any]) -> None:
-        line = f"{r['meeting_id']}: {r['attended']} attended"
-        if r.get("uninvited"):
-            line += f"; not invited but recorded too: {', '.join(r['uninvited'])}"
+    def human(r: AttendanceResult) -> None:
+        line = f"{r.meeting_id}: {r.attended} attended"
+        if r.uninvited:
+            line += f"; not invited but recorded too: {', '.join(r.uninvited)}"
         typer.echo(line)
 
     show(result, as_json, human)
@@ -509,11 +512,10 @@ def close(
     with reporting(as_json):
         text = _read_minutes(minutes, as_json)
         command = build(CloseMeeting, meeting_id=meeting_id, minutes=text, outcomes=outcome or [])
-        result = calls.request(Subjects.CLOSE, command)
+        result = calls.call(Endpoints.CLOSE, command)
 
-    def human(m: dict[str, Any]) -> None:
-        attended = (m.get("counts") or {}).get("attended", 0)
-        typer.echo(f"{_line(m)}; {attended} attended")
+    def human(m: MeetingView) -> None:
+        typer.echo(f"{_line(m)}; {m.counts.attended} attended")
 
     show(result, as_json, human)
 
@@ -527,12 +529,12 @@ def calendar(
 ) -> None:
     """Write the public calendar (every public meeting) as one iCalendar file."""
     with reporting(as_json):
-        reply = calls.request(Subjects.CALENDAR, GetCalendar())
+        reply = calls.call(Endpoints.CALENDAR, GetCalendar())
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             # Bytes, so the CRLF line ends iCalendar asks for stay as they are.
-            out.write_bytes(reply["ics"].encode("utf-8"))
+            out.write_bytes(reply.ics.encode("utf-8"))
         except OSError as exc:
             fail(f"{out}: cannot be written ({exc.strerror or exc})", as_json)
-    result = {"meetings": reply["meetings"], "path": str(out)}
+    result = {"meetings": reply.meetings, "path": str(out)}
     show(result, as_json, lambda r: typer.echo(f"{r['meetings']} meetings written to {r['path']}"))

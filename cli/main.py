@@ -18,6 +18,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(operations.dead_letters, name="dead-letters")
 app.command("goals")(operations.goals)
 app.command("health")(operations.health)
+app.command("audit")(operations.audit)
 
 if __name__ == "__main__":
     app()

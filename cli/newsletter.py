@@ -12,22 +12,33 @@ import typer
 from nats.js.errors import NotFoundError
 
 from cli import calls
-from cli.output import build, fail, reporting, show, table
+from cli.output import build, emit_json, fail, plain, reporting, show, table
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import (
     UPLOADS_BUCKET,
     AddItem,
+    Archive,
+    ArchiveEntry,
     ConfirmSubscription,
     DraftIssue,
+    Endpoints,
     GetArchive,
+    IssueRendering,
+    IssueState,
+    IssueSummary,
+    ItemPage,
+    ItemView,
     ListItems,
     ListSubscribers,
     PreviewIssue,
+    PublicImage,
     RemoveItem,
     SendIssue,
-    Subjects,
     Subscribe,
+    SubscribeResult,
+    SubscriberPage,
     SubscriberStatus,
+    SubscriberView,
     TestSend,
     Unsubscribe,
 )
@@ -43,11 +54,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 IssueArg = Annotated[str, typer.Argument(metavar="ID", help="The issue's id (from draft).")]
 
 
-def _who(s: dict[str, Any]) -> str:
-    if s.get("status") == SubscriberStatus.ERASED.value:
+def _who(s: SubscriberView) -> str:
+    if s.status == SubscriberStatus.ERASED:
         return "(erased)"
-    name = s.get("name")
-    return f"{name} <{s['email']}>" if name else str(s.get("email") or "")
+    return f"{s.name} <{s.email}>" if s.name else s.email or ""
 
 
 # ---------------------------------------------------------------- subscribers
@@ -61,12 +71,12 @@ def subscribe(
 ) -> None:
     """Subscribe an address; a confirmation mail is sent first (double opt-in)."""
     with reporting(as_json):
-        result = calls.request(Subjects.SUBSCRIBE, build(Subscribe, email=email, name=name))
+        result = calls.call(Endpoints.SUBSCRIBE, build(Subscribe, email=email, name=name))
 
-    def human(r: dict[str, Any]) -> None:
-        s = r["subscriber"]
-        again = "a new confirmation link was sent" if r.get("token_reissued") else "confirmation"
-        typer.echo(f"{s['id']} pending: {again} mailed to {s['email']}")
+    def human(r: SubscribeResult) -> None:
+        s = r.subscriber
+        again = "a new confirmation link was sent" if r.token_reissued else "confirmation"
+        typer.echo(f"{s.id} pending: {again} mailed to {s.email}")
 
     show(result, as_json, human)
 
@@ -75,16 +85,16 @@ def subscribe(
 def confirm(token: str, as_json: JsonOpt = False) -> None:
     """Confirm a subscription with the token from the confirmation mail."""
     with reporting(as_json):
-        result = calls.request(Subjects.CONFIRM, build(ConfirmSubscription, token=token))
-    show(result, as_json, lambda s: typer.echo(f"{s['id']} subscribed: {_who(s)}"))
+        result = calls.call(Endpoints.CONFIRM, build(ConfirmSubscription, token=token))
+    show(result, as_json, lambda s: typer.echo(f"{s.id} subscribed: {_who(s)}"))
 
 
 @app.command()
 def unsubscribe(token: str, as_json: JsonOpt = False) -> None:
     """Unsubscribe with the token from any newsletter mail (the link's last part)."""
     with reporting(as_json):
-        result = calls.request(Subjects.UNSUBSCRIBE, build(Unsubscribe, token=token))
-    show(result, as_json, lambda s: typer.echo(f"{s['id']} unsubscribed"))
+        result = calls.call(Endpoints.UNSUBSCRIBE, build(Unsubscribe, token=token))
+    show(result, as_json, lambda s: typer.echo(f"{s.id} unsubscribed"))
 
 
 @app.command()
@@ -97,14 +107,14 @@ def subscribers(
     """List subscribers, optionally by status."""
     with reporting(as_json):
         query = build(ListSubscribers, status=status, limit=limit, offset=offset)
-        result = calls.request(Subjects.SUBSCRIBERS, query)
+        result = calls.call(Endpoints.SUBSCRIBERS, query)
 
-    def human(page: dict[str, Any]) -> None:
+    def human(page: SubscriberPage) -> None:
         table(
-            [(s["id"], s["status"], s["source"], _who(s)) for s in page["items"]],
+            [(s.id, s.status, s.source, _who(s)) for s in page.items],
             ["ID", "STATUS", "SOURCE", "SUBSCRIBER"],
         )
-        typer.echo(f"{len(page['items'])} of {page['total']}")
+        typer.echo(f"{len(page.items)} of {page.total}")
 
     show(result, as_json, human)
 
@@ -151,17 +161,18 @@ def item_add(
         # Checked before the upload: a typo costs no transfer.
         fields = {"title": title, "body": body, "link": link, "ambassador_id": ambassador}
         build(AddItem, **fields)
-        data = image.read_bytes() if image is not None else None
+        picture = (image.read_bytes(), image.suffix) if image is not None else None
 
-        async def add(client: ServiceClient) -> Any:
+        def add() -> ItemView:
             upload = None
-            if image is not None and data is not None:
-                upload = await _upload(client, data, image.suffix)
+            if picture is not None:
+                data, suffix = picture
+                upload = calls.with_client(lambda client: _upload(client, data, suffix))
             command = build(AddItem, **fields, image_object=upload)
-            return await client.request(Subjects.ITEM_ADD, command)
+            return calls.call(Endpoints.ITEM_ADD, command)
 
         result = calls.run(add)
-    show(result, as_json, lambda i: typer.echo(f"{i['id']} added: {i['title']}"))
+    show(result, as_json, lambda i: typer.echo(f"{i.id} added: {i.title}"))
 
 
 @item_app.command("list")
@@ -174,23 +185,23 @@ def item_list(
     """List news items, oldest first."""
     with reporting(as_json):
         query = build(ListItems, unused=unused, limit=limit, offset=offset)
-        result = calls.request(Subjects.ITEM_LIST, query)
+        result = calls.call(Endpoints.ITEM_LIST, query)
 
-    def human(page: dict[str, Any]) -> None:
+    def human(page: ItemPage) -> None:
         table(
             [
                 (
-                    i["id"],
-                    str(i["created_at"])[:10],
-                    "sent" if i.get("used_in_issue") else "unused",
-                    "image" if i.get("image") else "",
-                    i["title"],
+                    i.id,
+                    plain(i.created_at)[:10],
+                    "sent" if i.used_in_issue else "unused",
+                    "image" if i.image else "",
+                    i.title,
                 )
-                for i in page["items"]
+                for i in page.items
             ],
             ["ID", "ADDED", "STATE", "", "TITLE"],
         )
-        typer.echo(f"{len(page['items'])} of {page['total']}")
+        typer.echo(f"{len(page.items)} of {page.total}")
 
     show(result, as_json, human)
 
@@ -201,16 +212,16 @@ def item_remove(
 ) -> None:
     """Remove a news item that was not sent in an issue."""
     with reporting(as_json):
-        result = calls.request(Subjects.ITEM_REMOVE, build(RemoveItem, item_id=item_id))
-    show(result, as_json, lambda i: typer.echo(f"{i['id']} removed"))
+        result = calls.call(Endpoints.ITEM_REMOVE, build(RemoveItem, item_id=item_id))
+    show(result, as_json, lambda i: typer.echo(f"{i.id} removed"))
 
 
 # ---------------------------------------------------------------- issues
 
 
-def _summary_line(r: dict[str, Any]) -> str:
-    sections = ", ".join(f"{k} {v}" for k, v in r.get("sections", {}).items())
-    line = f"{r['id']} issue {r['number']} {r['state']}: {r['title']} ({r['items']} items"
+def _summary_line(r: IssueSummary) -> str:
+    sections = ", ".join(f"{k} {v}" for k, v in r.sections.items())
+    line = f"{r.id} issue {r.number} {r.state}: {r.title} ({r.items} items"
     return line + (f"; {sections})" if sections else ")")
 
 
@@ -228,26 +239,31 @@ def draft(
     day: date | None = since.date() if since else None
     with reporting(as_json):
         command = build(DraftIssue, since=day, title=title, intro=intro)
-        result = calls.request(Subjects.DRAFT, command)
+        result = calls.call(Endpoints.DRAFT, command)
     show(result, as_json, lambda r: typer.echo(_summary_line(r)))
 
 
-async def _write_images(client: ServiceClient, images: list[dict[str, Any]], out: Path) -> None:
+async def _fetch_images(client: ServiceClient, images: list[PublicImage], out: Path) -> None:
     for image in images:
-        bucket = await client.nc.jetstream().object_store(image["bucket"])
-        found = await bucket.get(image["object_name"])
-        target = out / image["path"]
+        bucket = await client.nc.jetstream().object_store(image.bucket)
+        found = await bucket.get(image.object_name)
+        target = out / image.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(bytes(found.data or b""))
 
 
-def _write_issue(rendering: dict[str, Any], out: Path) -> list[str]:
+def _write_images(images: list[PublicImage], out: Path) -> None:
+    """The issue's images, from the buckets the service keeps them in."""
+    if images:
+        calls.with_client(lambda client: _fetch_images(client, images, out))
+
+
+def _write_issue(rendering: IssueRendering, out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
-    number = rendering["number"]
     written = []
-    for suffix, key in ((".html", "html"), (".txt", "text")):
-        path = out / f"issue-{number}{suffix}"
-        path.write_text(rendering[key], encoding="utf-8")
+    for suffix, text in ((".html", rendering.html), (".txt", rendering.text)):
+        path = out / f"issue-{rendering.number}{suffix}"
+        path.write_text(text, encoding="utf-8")
         written.append(str(path))
     return written
 
@@ -260,13 +276,11 @@ def preview(
 ) -> None:
     """Write an issue's HTML and text versions (and its images) to a directory."""
 
-    async def fetch(client: ServiceClient) -> dict[str, Any]:
-        rendering: dict[str, Any] = await client.request(
-            Subjects.PREVIEW, build(PreviewIssue, issue_id=issue_id)
-        )
+    def fetch() -> dict[str, Any]:
+        rendering = calls.call(Endpoints.PREVIEW, build(PreviewIssue, issue_id=issue_id))
         files = _write_issue(rendering, out)
-        await _write_images(client, rendering["images"], out)
-        return {"id": rendering["id"], "number": rendering["number"], "files": files}
+        _write_images(rendering.images, out)
+        return {"id": rendering.id, "number": rendering.number, "files": files}
 
     with reporting(as_json):
         result = calls.run(fetch)
@@ -281,32 +295,32 @@ def test_send(
 ) -> None:
     """Mail one test copy of an issue."""
     with reporting(as_json):
-        result = calls.request(Subjects.TEST_SEND, build(TestSend, issue_id=issue_id, to=to))
-    show(result, as_json, lambda r: typer.echo(f"test copy queued for {r['to']}"))
+        result = calls.call(Endpoints.TEST_SEND, build(TestSend, issue_id=issue_id, to=to))
+    show(result, as_json, lambda r: typer.echo(f"test copy queued for {r.to}"))
 
 
 @app.command()
 def send(issue_id: IssueArg, as_json: JsonOpt = False) -> None:
     """Send an issue to every confirmed subscriber."""
     with reporting(as_json):
-        result = calls.request(Subjects.SEND, build(SendIssue, issue_id=issue_id))
+        result = calls.call(Endpoints.SEND, build(SendIssue, issue_id=issue_id))
 
-    def human(r: dict[str, Any]) -> None:
-        if r["state"] == "sent":
-            typer.echo(f"issue {r['number']} sent: queued for {r['recipients']} subscribers")
+    def human(r: IssueSummary) -> None:
+        if r.state == IssueState.SENT:
+            typer.echo(f"issue {r.number} sent: queued for {r.recipients} subscribers")
         else:
             typer.echo(
-                f"issue {r['number']} is being sent ({r['recipients']} queued so far); "
+                f"issue {r.number} is being sent ({r.recipients} queued so far); "
                 "`samskab newsletter archive` lists it once done"
             )
 
     show(result, as_json, human)
 
 
-def _index(entries: list[dict[str, Any]]) -> str:
+def _index(entries: list[ArchiveEntry]) -> str:
     rows = "\n".join(
-        f'<li><a href="issue-{e["number"]}.html">{html.escape(e["title"])}</a>'
-        f" ({html.escape(str(e['sent_at'])[:10])})</li>"
+        f'<li><a href="issue-{e.number}.html">{html.escape(e.title)}</a>'
+        f" ({html.escape(plain(e.sent_at)[:10])})</li>"
         for e in reversed(entries)
     )
     return (
@@ -326,28 +340,33 @@ def archive(
 ) -> None:
     """List sent issues; with --out, write their public web versions for the website."""
 
-    async def fetch(client: ServiceClient) -> dict[str, Any]:
-        listing: dict[str, Any] = await client.request(Subjects.ARCHIVE, GetArchive())
+    def fetch() -> tuple[Archive, list[str] | None]:
+        listing = calls.call(Endpoints.ARCHIVE, GetArchive())
         if out is None:
-            return listing
+            return listing, None
         files: list[str] = []
-        for entry in listing["issues"]:
-            one = await client.request(Subjects.ARCHIVE, GetArchive(number=entry["number"]))
-            files += _write_issue(one["issue"], out)
-            await _write_images(client, one["issue"]["images"], out)
+        for entry in listing.issues:
+            issue = calls.call(Endpoints.ARCHIVE, GetArchive(number=entry.number)).issue
+            if issue is None:
+                raise ServiceError(
+                    ErrorCode.INTERNAL, f"the archive did not return issue {entry.number}"
+                )
+            files += _write_issue(issue, out)
+            _write_images(issue.images, out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "index.html").write_text(_index(listing["issues"]), encoding="utf-8")
-        return {**listing, "files": [*files, str(out / "index.html")]}
+        (out / "index.html").write_text(_index(listing.issues), encoding="utf-8")
+        return listing, [*files, str(out / "index.html")]
 
     with reporting(as_json):
-        result = calls.run(fetch)
+        listing, files = calls.run(fetch)
 
-    def human(r: dict[str, Any]) -> None:
-        table(
-            [(e["number"], str(e["sent_at"])[:10], e["title"]) for e in r["issues"]],
-            ["NO", "SENT", "TITLE"],
-        )
-        if "files" in r:
-            typer.echo(f"{len(r['files'])} files written to {out}")
-
-    show(result, as_json, human)
+    if as_json:
+        result = listing.model_dump(mode="json")
+        emit_json(result if files is None else {**result, "files": files})
+        return
+    table(
+        [(e.number, plain(e.sent_at)[:10], e.title) for e in listing.issues],
+        ["NO", "SENT", "TITLE"],
+    )
+    if files is not None:
+        typer.echo(f"{len(files)} files written to {out}")

@@ -1,26 +1,35 @@
-"""`samskab goals`, `samskab health` and `samskab dead-letters ...`."""
+"""`samskab goals`, `samskab health`, `samskab dead-letters ...` and `samskab audit`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import UTC
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from cli import calls
-from cli.output import emit_json, fields, reporting, show, table
-from contracts.ambassadors import Subjects
+from cli.output import build, emit_json, fields, reporting, show, table
+from contracts import operations as ops
+from contracts.ambassadors import Endpoints as Ambassadors
+from contracts.ambassadors import GetGoals, Goals
+from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
 from contracts.operations import (
-    SERVICES,
+    AuditRecord,
+    DeadLetterView,
+    GetHealth,
+    ListAudit,
     ListDeadLetters,
     ReplayDeadLetter,
+    ReplayResult,
     ShowDeadLetter,
-    dead_letters_list_subject,
-    dead_letters_replay_subject,
-    dead_letters_show_subject,
-    health_subject,
 )
-from services.runtime.client import ServiceClient
+from services import registry
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ServiceOpt = Annotated[
@@ -33,76 +42,125 @@ dead_letters = typer.Typer(help="Events a service could not apply: list, show, r
 def goals(as_json: JsonOpt = False) -> None:
     """The strategy's goals: active ambassadors and citizen share, month by month."""
     with reporting(as_json):
-        result = calls.request(Subjects.GOALS, {})
+        result = calls.call(Ambassadors.GOALS, GetGoals())
 
-    def human(g: dict[str, Any]) -> None:
+    def human(g: Goals) -> None:
         fields(
             [
-                ("active ambassadors", f"{g['active']} of {g['target']} ({g['progress']:.0%})"),
+                ("active ambassadors", f"{g.active} of {g.target} ({g.progress:.0%})"),
                 (
                     "citizens",
-                    f"{g['citizens']} = {g['citizen_share']:.0%} "
-                    f"(target {g['citizen_share_target']:.0%})",
+                    f"{g.citizens} = {g.citizen_share:.0%} (target {g.citizen_share_target:.0%})",
                 ),
-                ("pending", g["pending"]),
-                ("withdrawn", g["withdrawn"]),
-                ("erased", g["erased"]),
+                ("pending", g.pending),
+                ("withdrawn", g.withdrawn),
+                ("erased", g.erased),
             ]
         )
         typer.echo("")
-        table([(k, v) for k, v in g["by_kind"].items() if v], ["KIND", "ACTIVE"])
+        table([(k, v) for k, v in g.by_kind.items() if v], ["KIND", "ACTIVE"])
         typer.echo("")
-        table([(k, v) for k, v in g["by_theme"].items() if v], ["THEME", "ACTIVE"])
+        table([(k, v) for k, v in g.by_theme.items() if v], ["THEME", "ACTIVE"])
         typer.echo("")
         table(
-            [
-                (m["month"], m["active"], m["citizens"], m["activated"], m["left"])
-                for m in g["months"]
-            ],
+            [(m.month, m.active, m.citizens, m.activated, m.left) for m in g.months],
             ["MONTH", "ACTIVE", "CITIZENS", "JOINED", "LEFT"],
         )
 
     show(result, as_json, human)
 
 
+# ---------------------------------------------------------------- asking every service
+
+
+def every_service() -> list[str]:
+    """The services a command asking every service asks: all the registry names, the
+    planned ones too (they answer "not running" until they are built)."""
+    return registry.names()
+
+
 def _services(only: str | None) -> list[str]:
-    if only is not None and only not in SERVICES:
+    names = every_service()
+    if only is not None and only not in names:
         raise ServiceError(
-            ErrorCode.VALIDATION_FAILED, f"unknown service {only!r}; one of {', '.join(SERVICES)}"
+            ErrorCode.VALIDATION_FAILED, f"unknown service {only!r}; one of {', '.join(names)}"
         )
-    return [only] if only else list(SERVICES)
+    return [only] if only else names
 
 
-async def _ask_each(
-    client: ServiceClient, services: list[str], subject_of: Any, payload: Any
-) -> tuple[dict[str, Any], list[str]]:
-    answers: dict[str, Any] = {}
-    missing: list[str] = []
-    for name in services:
-        try:
-            answers[name] = await client.request(subject_of(name), payload, timeout=3)
-        except ServiceError as exc:
-            if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
+def _ask_each(
+    services: list[str],
+    endpoint_of: Callable[[str], Endpoint[Req, Rep]],
+    request: Req,
+    timeout: float | None = 3,
+) -> tuple[dict[str, Rep], list[str]]:
+    """Each service's answer, and the services that are not running (not asked)."""
+
+    def ask() -> tuple[dict[str, Rep], list[str]]:
+        answers: dict[str, Rep] = {}
+        missing: list[str] = []
+        for name in services:
+            try:
+                answers[name] = calls.call(endpoint_of(name), request, timeout=timeout)
+            except calls.Unreachable:
                 raise
-            missing.append(name)
-    return answers, missing
+            except ServiceError as exc:
+                if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
+                    raise
+                missing.append(name)
+        return answers, missing
+
+    return calls.run(ask)
+
+
+def _find(
+    services: list[str], endpoint_of: Callable[[str], Endpoint[Req, Rep]], request: Req
+) -> Rep:
+    """Ask each service in turn until one knows the dead letter."""
+
+    def ask() -> Rep:
+        for name in services:
+            try:
+                return calls.call(endpoint_of(name), request)
+            except calls.Unreachable:
+                raise
+            except ServiceError as exc:
+                if exc.code not in (ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.NOT_FOUND):
+                    raise
+        raise ServiceError(ErrorCode.NOT_FOUND, "no running service has this dead letter")
+
+    return calls.run(ask)
+
+
+def _not_running(missing: list[str]) -> None:
+    if missing:
+        typer.echo(f"not running (not asked): {', '.join(missing)}", err=True)
+
+
+# ---------------------------------------------------------------- health
 
 
 def health(as_json: JsonOpt = False) -> None:
     """Which services are running and healthy."""
     with reporting(as_json):
-        answers, missing = calls.run(lambda c: _ask_each(c, list(SERVICES), health_subject, {}))
-    result = {"running": answers, "not_running": missing}
+        answers, missing = _ask_each(every_service(), ops.health, GetHealth())
+    if as_json:
+        emit_json(
+            {
+                "running": {n: a.model_dump(mode="json") for n, a in answers.items()},
+                "not_running": missing,
+            }
+        )
+        return
+    rows: list[tuple[Any, ...]] = [
+        (n, a.status, a.outbox_pending, a.outbox_failed, a.uptime_seconds)
+        for n, a in answers.items()
+    ]
+    rows += [(n, "not running", "", "", "") for n in missing]
+    table(rows, ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"])
 
-    def human(r: dict[str, Any]) -> None:
-        rows = [
-            (n, a["status"], a.get("outbox_pending"), a.get("uptime_seconds"))
-            for n, a in r["running"].items()
-        ]
-        rows += [(n, "not running", "", "") for n in r["not_running"]]
-        table(rows, ["SERVICE", "STATUS", "OUTBOX", "UPTIME S"])
 
-    show(result, as_json, human)
+# ---------------------------------------------------------------- dead letters
 
 
 @dead_letters.command("list")
@@ -111,40 +169,24 @@ def list_dead_letters(
     all_: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Dead letters of every running service, newest first."""
+    """Dead letters and failed outbox entries of every running service, newest first."""
     with reporting(as_json):
         query = ListDeadLetters(include_replayed=all_)
-        answers, missing = calls.run(
-            lambda c: _ask_each(c, _services(service), dead_letters_list_subject, query)
-        )
-    items = [item for answer in answers.values() for item in answer["items"]]
-    for item in items:
-        item.setdefault("service", item.get("consumer"))
-    result = {"items": items, "not_running": missing}
-
-    def human(r: dict[str, Any]) -> None:
-        table(
-            [
-                (i["id"], i["service"], i["subject"], i["dead_at"], (i["reason"] or "")[:60])
-                for i in r["items"]
-            ],
-            ["ID", "SERVICE", "SUBJECT", "DEAD AT", "REASON"],
-        )
-        if r["not_running"]:
-            typer.echo(f"not running (not asked): {', '.join(r['not_running'])}", err=True)
-
-    show(result, as_json, human)
-
-
-async def _find(client: ServiceClient, services: list[str], subject_of: Any, payload: Any) -> Any:
-    """Ask each service in turn until one knows the dead letter."""
-    for name in services:
-        try:
-            return await client.request(subject_of(name), payload)
-        except ServiceError as exc:
-            if exc.code not in (ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.NOT_FOUND):
-                raise
-    raise ServiceError(ErrorCode.NOT_FOUND, "no running service has this dead letter")
+        answers, missing = _ask_each(_services(service), ops.dead_letters_list, query)
+    # Each page says whose it is; an entry names its service for the merged list.
+    items = [
+        item.model_copy(update={"service": item.service or page.service})
+        for page in answers.values()
+        for item in page.items
+    ]
+    if as_json:
+        emit_json({"items": [i.model_dump(mode="json") for i in items], "not_running": missing})
+        return
+    table(
+        [(i.id, i.kind, i.service, i.subject, i.dead_at, (i.reason or "")[:60]) for i in items],
+        ["ID", "KIND", "SERVICE", "SUBJECT", "DEAD AT", "REASON"],
+    )
+    _not_running(missing)
 
 
 @dead_letters.command("show")
@@ -153,17 +195,43 @@ def show_dead_letter(
     service: ServiceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One dead letter with its payload and the reason it died."""
+    """One dead letter (or failed outbox entry) with its payload and the reason it died."""
     with reporting(as_json):
         query = ShowDeadLetter(id=dead_letter_id)
-        result = calls.run(lambda c: _find(c, _services(service), dead_letters_show_subject, query))
+        result = _find(_services(service), ops.dead_letters_show, query)
 
-    def human(r: dict[str, Any]) -> None:
-        fields([(k, v) for k, v in r.items() if k not in ("payload", "payload_base64")])
+    def human(r: DeadLetterView) -> None:
+        fields(
+            [
+                ("service", r.service),
+                ("id", r.id),
+                ("kind", r.kind),
+                ("stream", r.stream),
+                ("seq", r.seq),
+                ("consumer", r.consumer),
+                ("subject", r.subject),
+                ("event_id", r.event_id),
+                ("deliveries", r.deliveries),
+                ("reason", r.reason),
+                ("dead_at", r.dead_at),
+                ("replayed_at", r.replayed_at),
+                ("replays", r.replays),
+                ("scrubbed", "yes (the person was erased)" if r.scrubbed else None),
+            ]
+        )
         typer.echo("payload:")
-        emit_json(r.get("payload", r.get("payload_base64")))
+        emit_json(r.payload if r.payload is not None else r.payload_base64)
 
     show(result, as_json, human)
+
+
+def _replayed(r: ReplayResult) -> str:
+    line = f"{r.id} replayed by {r.service}"
+    if r.note:
+        return f"{line} ({r.note})"
+    if not r.applied:
+        return f"{line} (it had already been applied)"
+    return line
 
 
 @dead_letters.command("replay")
@@ -172,17 +240,50 @@ def replay_dead_letter(
     service: ServiceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Apply a dead letter again (a second replay changes nothing)."""
+    """Apply a dead letter again (a second replay changes nothing); a failed outbox entry
+    is queued for publishing again."""
     with reporting(as_json):
         command = ReplayDeadLetter(id=dead_letter_id)
-        result = calls.run(
-            lambda c: _find(c, _services(service), dead_letters_replay_subject, command)
-        )
-    show(
-        result,
-        as_json,
-        lambda r: typer.echo(
-            f"{r['id']} replayed by {r['service']}"
-            + ("" if r["applied"] else " (it had already been applied)")
-        ),
+        result = _find(_services(service), ops.dead_letters_replay, command)
+    show(result, as_json, lambda r: typer.echo(_replayed(r)))
+
+
+# ---------------------------------------------------------------- audit
+
+
+def audit(
+    service: ServiceOpt = None,
+    target: Annotated[
+        str | None, typer.Option("--target", metavar="ID", help="Only commands about this id.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many records.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who asked for what: the commands of every running service, newest first."""
+    with reporting(as_json):
+        query = build(ListAudit, target=target, limit=limit)
+        services = _services(service)
+        answers, missing = _ask_each(services, ops.audit, query)
+    records: list[AuditRecord] = sorted(
+        (record for page in answers.values() for record in page.items),
+        key=lambda record: record.at,
+        reverse=True,
+    )[:limit]
+    if as_json:
+        emit_json({"items": [r.model_dump(mode="json") for r in records], "not_running": missing})
+        return
+    table(
+        [
+            (
+                f"{r.at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+                r.service,
+                r.actor,
+                r.command,
+                ", ".join(r.targets),
+                r.outcome,
+            )
+            for r in records
+        ],
+        ["AT", "SERVICE", "ACTOR", "COMMAND", "TARGETS", "OUTCOME"],
     )
+    _not_running(missing)

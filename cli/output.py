@@ -6,10 +6,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import date, datetime, time
+from enum import Enum
+from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from contracts.errors import ErrorCode, ServiceError
 from services.runtime.rpc import field_errors
@@ -17,9 +20,24 @@ from services.runtime.rpc import field_errors
 EXIT_ERROR = 1
 EXIT_UNAVAILABLE = 3
 
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+
 
 def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def plain(value: Any) -> str:
+    """A value as human output shows it: as the JSON has it (times in ISO 8601, an enum as
+    its value), nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, datetime | date | time):
+        return str(to_jsonable_python(value))
+    return str(value)
 
 
 def describe(error: ServiceError) -> str:
@@ -44,15 +62,17 @@ def reporting(as_json: bool) -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
-def show(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+def show(result: R, as_json: bool, human: Callable[[R], None]) -> None:
+    """A reply model (or what a command made of several) as JSON, or for a human: the JSON
+    of a reply is the model dumped as the service sent it."""
     if as_json:
-        emit_json(result)
+        emit_json(result.model_dump(mode="json") if isinstance(result, BaseModel) else result)
     else:
         human(result)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[plain(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row):
@@ -72,12 +92,11 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
     for key, value in pairs:
         if value in (None, "", []):
             continue
-        if isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        typer.echo(f"{key.ljust(width)}  {value}")
+        text = ", ".join(plain(v) for v in value) if isinstance(value, list) else plain(value)
+        typer.echo(f"{key.ljust(width)}  {text}")
 
 
-def fail(message: str, as_json: bool, code: ErrorCode = ErrorCode.VALIDATION_FAILED) -> None:
+def fail(message: str, as_json: bool, code: ErrorCode = ErrorCode.VALIDATION_FAILED) -> NoReturn:
     """A problem found by the CLI itself before anything was sent."""
     if as_json:
         emit_json({"ok": False, "error": {"code": code.value, "message": message, "details": []}})
@@ -86,7 +105,7 @@ def fail(message: str, as_json: bool, code: ErrorCode = ErrorCode.VALIDATION_FAI
     raise typer.Exit(EXIT_ERROR)
 
 
-def build(model: type[Any], **values: Any) -> Any:
+def build(model: type[M], **values: Any) -> M:
     """Validate on this side too, so a typo fails before anything is sent."""
     try:
         return model.model_validate({k: v for k, v in values.items() if v is not None})

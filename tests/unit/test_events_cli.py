@@ -1,7 +1,8 @@
 """`samskab events ...` against a fake service: what each command sends, and what it prints.
 
-``cli.calls.request`` is the one seam: every command sends its request through it. The fake
-records the subject and payload and answers with a reply built from the contract's models.
+``cli.calls.call`` is the one seam: every command sends its request through it. The fake
+records the subject and the request as it would go on the wire, and answers with the reply
+model it was given (through its wire form, as the typed client would).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typer.testing import CliRunner, Result
 
 from cli import calls
 from cli.main import app
+from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import (
     Audience,
     Calendar,
     CloseMeeting,
     Counts,
+    Endpoints,
     InviteeView,
     MeetingDetail,
     MeetingKind,
@@ -33,7 +36,6 @@ from contracts.events import (
     Participation,
     PlanYearResult,
     RsvpResult,
-    Subjects,
 )
 
 WINTER_START = datetime(2027, 3, 4, 16, 0, tzinfo=UTC)  # 17:00 in Copenhagen (CET)
@@ -41,37 +43,40 @@ WINTER_END = datetime(2027, 3, 4, 18, 0, tzinfo=UTC)
 
 
 class FakeService:
-    """Stands in for `calls.request`: remembers what was sent, answers what it was told."""
+    """Stands in for `calls.call`: remembers what was sent, answers what it was told."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-        self.replies: dict[str, Any] = {}
+        # (subject, request as it goes on the wire: the fields that were set, as JSON)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.replies: dict[str, dict[str, Any] | Exception] = {}
 
-    def answer(self, subject: str, reply: BaseModel | Exception) -> None:
-        self.replies[subject] = (
+    def answer(self, endpoint: Endpoint[Any, Any], reply: BaseModel | Exception) -> None:
+        if isinstance(reply, BaseModel):
+            assert isinstance(reply, endpoint.reply), (endpoint.subject, type(reply))
+        self.replies[endpoint.subject] = (
             reply if isinstance(reply, Exception) else reply.model_dump(mode="json")
         )
 
-    def request(self, subject: str, payload: Any = None) -> Any:
-        self.sent.append((subject, payload))
-        reply = self.replies[subject]
+    def call(
+        self, endpoint: Endpoint[Any, Any], request: BaseModel, *, timeout: float | None = None
+    ) -> Any:
+        assert isinstance(request, endpoint.request), (endpoint.subject, type(request))
+        self.sent.append((endpoint.subject, request.model_dump(mode="json", exclude_unset=True)))
+        reply = self.replies[endpoint.subject]
         if isinstance(reply, Exception):
             raise reply
-        return reply
+        return endpoint.reply.model_validate(reply)
 
     def only_request(self) -> tuple[str, dict[str, Any]]:
         """The single request sent, its payload as it would go on the wire."""
         assert len(self.sent) == 1, self.sent
-        subject, payload = self.sent[0]
-        assert isinstance(payload, BaseModel)
-        wire: dict[str, Any] = json.loads(payload.model_dump_json(exclude_unset=True))
-        return subject, wire
+        return self.sent[0]
 
 
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeService]:
     fake = FakeService()
-    monkeypatch.setattr(calls, "request", fake.request)
+    monkeypatch.setattr(calls, "call", fake.call)
     yield fake
 
 
@@ -129,7 +134,7 @@ SCHEDULE = (
 
 
 def test_schedule_sends_every_option_and_the_audience(service: FakeService) -> None:
-    service.answer(Subjects.SCHEDULE, meeting())
+    service.answer(Endpoints.SCHEDULE, meeting())
 
     result = run(
         *SCHEDULE,
@@ -158,7 +163,7 @@ def test_schedule_sends_every_option_and_the_audience(service: FakeService) -> N
 
     assert result.exit_code == 0, result.output
     assert service.only_request() == (
-        Subjects.SCHEDULE,
+        Endpoints.SCHEDULE.subject,
         {
             "kind": "theme_day",
             "title": "Temadag om bolig",
@@ -184,7 +189,7 @@ def test_schedule_sends_every_option_and_the_audience(service: FakeService) -> N
 
 
 def test_schedule_without_an_audience_leaves_it_to_the_service(service: FakeService) -> None:
-    service.answer(Subjects.SCHEDULE, meeting())
+    service.answer(Endpoints.SCHEDULE, meeting())
 
     assert run(*SCHEDULE).exit_code == 0
     _, payload = service.only_request()
@@ -236,7 +241,7 @@ def test_rsvp_needs_exactly_one_answer(service: FakeService, flags: list[str]) -
 
 def test_rsvp_sends_the_answer_and_shows_the_waitlist_place(service: FakeService) -> None:
     service.answer(
-        Subjects.RSVP,
+        Endpoints.RSVP,
         RsvpResult(
             meeting_id="m1",
             ambassador_id="a1",
@@ -249,7 +254,7 @@ def test_rsvp_sends_the_answer_and_shows_the_waitlist_place(service: FakeService
 
     assert result.exit_code == 0, result.output
     assert service.only_request() == (
-        Subjects.RSVP,
+        Endpoints.RSVP.subject,
         {"meeting_id": "m1", "ambassador_id": "a1", "answer": "yes"},
     )
     assert result.stdout.strip() == "m1: a1 waitlisted (waitlist position 2)"
@@ -257,7 +262,7 @@ def test_rsvp_sends_the_answer_and_shows_the_waitlist_place(service: FakeService
 
 def test_answer_by_token_shows_who_got_the_freed_seat(service: FakeService) -> None:
     service.answer(
-        Subjects.ANSWER,
+        Endpoints.ANSWER,
         RsvpResult(
             meeting_id="m1",
             ambassador_id="a1",
@@ -269,7 +274,10 @@ def test_answer_by_token_shows_who_got_the_freed_seat(service: FakeService) -> N
     result = run("answer", "tok-0123456789", "--no")
 
     assert result.exit_code == 0, result.output
-    assert service.only_request() == (Subjects.ANSWER, {"token": "tok-0123456789", "answer": "no"})
+    assert service.only_request() == (
+        Endpoints.ANSWER.subject,
+        {"token": "tok-0123456789", "answer": "no"},
+    )
     assert "a1 declined" in result.stdout
     assert "a7" in result.stdout
 
@@ -281,7 +289,7 @@ def test_close_sends_the_minutes_file_and_outcomes(service: FakeService, tmp_pat
     minutes = tmp_path / "referat.txt"
     minutes.write_text("Referat\n\nVi talte om boliger på Østerbro.\n", encoding="utf-8")
     service.answer(
-        Subjects.CLOSE,
+        Endpoints.CLOSE,
         meeting(state=MeetingState.HELD, counts=Counts(attending=12, attended=11)),
     )
 
@@ -289,7 +297,7 @@ def test_close_sends_the_minutes_file_and_outcomes(service: FakeService, tmp_pat
 
     assert result.exit_code == 0, result.output
     subject, payload = service.only_request()
-    assert subject == Subjects.CLOSE
+    assert subject == Endpoints.CLOSE.subject
     sent = CloseMeeting.model_validate(payload)
     assert "Vi talte om boliger på Østerbro." in sent.minutes
     assert sent.outcomes == ["Nyt boligsamarbejde"]
@@ -333,13 +341,13 @@ def test_calendar_writes_the_file_and_counts_the_meetings(
     service: FakeService, tmp_path: Path
 ) -> None:
     ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
-    service.answer(Subjects.CALENDAR, Calendar(ics=ics, meetings=2))
+    service.answer(Endpoints.CALENDAR, Calendar(ics=ics, meetings=2))
     out = tmp_path / "site" / "kalender" / "samskab.ics"
 
     result = run("calendar", "--out", str(out))
 
     assert result.exit_code == 0, result.output
-    assert service.sent == [(Subjects.CALENDAR, service.sent[0][1])]
+    assert service.sent == [(Endpoints.CALENDAR.subject, service.sent[0][1])]
     assert out.read_bytes() == ics.encode()  # CRLF kept
     assert result.stdout.strip() == f"2 meetings written to {out}"
 
@@ -357,13 +365,13 @@ def test_list_shows_local_times_and_seats(service: FakeService) -> None:
         capacity=None,
         counts=Counts(attending=4),
     )
-    service.answer(Subjects.LIST, MeetingPage(total=2, items=[meeting(), summer]))
+    service.answer(Endpoints.LIST, MeetingPage(total=2, items=[meeting(), summer]))
 
     result = run("list", "--upcoming")
 
     assert result.exit_code == 0, result.output
     assert service.only_request() == (
-        Subjects.LIST,
+        Endpoints.LIST.subject,
         {"upcoming": True, "limit": 200, "offset": 0},
     )
     rows = [" ".join(line.split()) for line in result.stdout.splitlines()]
@@ -379,7 +387,7 @@ def test_show_lists_invitees_then_the_waitlist_in_order(service: FakeService) ->
         "a1", "Carl Cox", Participation.ATTENDING, organisation="Kirkens Korshær", attended=True
     )
     service.answer(
-        Subjects.SHOW,
+        Endpoints.SHOW,
         MeetingDetail(
             meeting=meeting(), invitees=[attending, second, first], waitlist=[first, second]
         ),
@@ -388,7 +396,7 @@ def test_show_lists_invitees_then_the_waitlist_in_order(service: FakeService) ->
     result = run("show", "m1")
 
     assert result.exit_code == 0, result.output
-    assert service.only_request() == (Subjects.SHOW, {"meeting_id": "m1"})
+    assert service.only_request() == (Endpoints.SHOW.subject, {"meeting_id": "m1"})
     out = result.stdout
     assert "2027-03-04 17:00–19:00" in out
     assert "themes 3" in out
@@ -401,7 +409,7 @@ def test_show_lists_invitees_then_the_waitlist_in_order(service: FakeService) ->
 
 def test_plan_year_sends_the_three_dates(service: FakeService) -> None:
     service.answer(
-        Subjects.PLAN_YEAR,
+        Endpoints.PLAN_YEAR,
         PlanYearResult(
             meetings=[
                 meeting(id="m1", title="Ambassadørmøde (forår)"),
@@ -428,7 +436,7 @@ def test_plan_year_sends_the_three_dates(service: FakeService) -> None:
 
     assert result.exit_code == 0, result.output
     assert service.only_request() == (
-        Subjects.PLAN_YEAR,
+        Endpoints.PLAN_YEAR.subject,
         {
             "year": 2027,
             "ambassador_meetings": ["2027-03-04", "2027-09-02"],
@@ -468,33 +476,38 @@ def test_plan_year_refuses_a_time_that_is_no_span_without_a_request(
 
 
 @pytest.mark.parametrize(
-    ("args", "subject", "reply"),
+    ("args", "endpoint", "reply"),
     [
-        (SCHEDULE, Subjects.SCHEDULE, meeting()),
-        (("list",), Subjects.LIST, MeetingPage(total=1, items=[meeting()])),
-        (("show", "m1"), Subjects.SHOW, MeetingDetail(meeting=meeting(), invitees=[], waitlist=[])),
-        (("cancel", "m1"), Subjects.CANCEL, meeting(state=MeetingState.CANCELLED)),
+        (SCHEDULE, Endpoints.SCHEDULE, meeting()),
+        (("list",), Endpoints.LIST, MeetingPage(total=1, items=[meeting()])),
+        (
+            ("show", "m1"),
+            Endpoints.SHOW,
+            MeetingDetail(meeting=meeting(), invitees=[], waitlist=[]),
+        ),
+        (("cancel", "m1"), Endpoints.CANCEL, meeting(state=MeetingState.CANCELLED)),
     ],
     ids=["schedule", "list", "show", "cancel"],
 )
 def test_json_output_is_the_reply(
-    service: FakeService, args: tuple[str, ...], subject: str, reply: BaseModel
+    service: FakeService, args: tuple[str, ...], endpoint: Endpoint[Any, Any], reply: BaseModel
 ) -> None:
-    service.answer(subject, reply)
+    service.answer(endpoint, reply)
 
     result = run(*args, "--json")
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == reply.model_dump(mode="json")
+    assert service.sent[0][0] == endpoint.subject
 
 
 def test_a_service_error_is_one_line(service: FakeService) -> None:
-    service.answer(Subjects.CANCEL, ServiceError(ErrorCode.NOT_FOUND, "no such meeting"))
+    service.answer(Endpoints.CANCEL, ServiceError(ErrorCode.NOT_FOUND, "no such meeting"))
 
     result = run("cancel", "m404", "--reason", "Aflyst")
 
     assert one_line_error(result) == "error: no such meeting"
     assert service.only_request() == (
-        Subjects.CANCEL,
+        Endpoints.CANCEL.subject,
         {"meeting_id": "m404", "reason": "Aflyst"},
     )
