@@ -13,14 +13,18 @@ from services import registry
 from services.ambassadors import certificate_worker, handlers, store
 from services.ambassadors.context import Context
 from services.ambassadors.settings import AmbassadorsSettings
-from services.runtime.service import Service
+from services.runtime.service import Service, ServiceFactory
 
 ENTRY = registry.AMBASSADORS
 
 
-def build(settings: AmbassadorsSettings) -> tuple[Service, Context]:
+def build(
+    settings: AmbassadorsSettings, service_factory: ServiceFactory = Service
+) -> tuple[Service, Context]:
     """The service with every handler registered, and the context they share."""
-    service = Service(ENTRY.name, settings, produces=EVENTS, buckets=[settings.certificate_bucket])
+    service = service_factory(
+        ENTRY.name, settings, produces=EVENTS, buckets=[settings.certificate_bucket]
+    )
     ctx = Context(service, settings)
 
     async def prepare() -> None:

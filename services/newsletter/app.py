@@ -40,14 +40,16 @@ from services.newsletter.links import Links
 from services.newsletter.outgoing import Outgoing
 from services.newsletter.settings import NewsletterSettings
 from services.runtime.known_ambassadors import Standing
-from services.runtime.service import Bucket, Service
+from services.runtime.service import Bucket, Service, ServiceFactory
 
 ENTRY = registry.NEWSLETTER
 
 
-def build(settings: NewsletterSettings) -> tuple[Service, Context]:
+def build(
+    settings: NewsletterSettings, service_factory: ServiceFactory = Service
+) -> tuple[Service, Context]:
     """The service with every handler registered, and the context they share."""
-    service = Service(
+    service = service_factory(
         ENTRY.name,
         settings,
         produces=EVENTS,

@@ -108,9 +108,9 @@ class Loop:
 
     A step returns True when there is more to do at once; otherwise the loop waits
     ``every`` seconds, or until :meth:`wake`. A failing step is retried with backoff
-    (:func:`retry`), so the loop outlives database and NATS outages. :meth:`stop` lets a
-    running step finish and ends the loop; a loop that is waiting or backing off ends at
-    once.
+    (:func:`retry`), so the loop outlives database and NATS outages. :meth:`stop` cancels
+    the loop (a step is a unit of work or leased, so a cancelled one is done again after a
+    restart); ``stop(graceful=True)`` lets a running step finish first.
     """
 
     def __init__(
@@ -168,8 +168,11 @@ class Loop:
                 waiting.cancel()
                 stopping.cancel()
 
-    async def stop(self) -> None:
+    async def stop(self, *, graceful: bool = False) -> None:
         self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is None:
+            return
+        if not graceful:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -342,7 +342,8 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         self._stopping = True
-        await self._loop.stop()
+        # The publish in flight finishes, so a clean restart has nothing to wait for.
+        await self._loop.stop(graceful=True)
         if self._handed:
             # Last try, so a clean restart does not wait for their lease to run out.
             with contextlib.suppress(Exception):

@@ -16,8 +16,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from faststream import AckPolicy, FastStream
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
@@ -117,6 +117,20 @@ class Route:
     reactions: list[Reaction[Any]] = field(default_factory=list)
 
 
+class ServiceFactory(Protocol):
+    """How a service's ``build`` makes its Service: the class itself, or (unit tests) one
+    that runs in memory."""
+
+    def __call__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        produces: Sequence[type[Event]] = (),
+        buckets: Sequence[str | Bucket] = (),
+    ) -> Service: ...
+
+
 class Service:
     def __init__(
         self,
@@ -126,12 +140,18 @@ class Service:
         produces: Sequence[type[Event]] = (),
         buckets: Sequence[str | Bucket] = (),
         transactions: Transactions | None = None,
+        database: DatabaseT | None = None,
+        jetstream: JetStreamContext | None = None,
     ) -> None:
+        """``transactions``, ``database`` and ``jetstream`` replace the real ones in unit
+        tests (see services/runtime/testing.py)."""
         self.name = name
         self.settings = settings
         self.produces = tuple(produces)
         self.buckets = tuple(b if isinstance(b, Bucket) else Bucket(b) for b in buckets)
-        self.clock = Clock(settings.clock_file)
+        self.clock: Callable[[], datetime] = Clock(settings.clock_file)
+        self._database = database
+        self._jetstream = jetstream
         self.broker = NatsBroker(
             settings.nats_url,
             security=nats_security(settings),
@@ -158,7 +178,7 @@ class Service:
         self._mongo: AsyncMongoClient[Document] | None = None
         self._relay: OutboxRelay | None = None
         self.transactions = transactions or Transactions(
-            name, lambda: self.mongo, lambda: self.db, self.clock, lambda: self._relay
+            name, lambda: self.mongo, lambda: self.db, lambda: self.clock(), lambda: self._relay
         )
         self.routes: dict[str, Route] = {}
         self.guards: list[Guard] = []
@@ -190,6 +210,8 @@ class Service:
 
     @property
     def db(self) -> DatabaseT:
+        if self._database is not None:
+            return self._database
         if self._mongo is None:
             raise RuntimeError("the service has not started")
         return self._mongo[self.settings.database_for(self.name)]
@@ -202,6 +224,8 @@ class Service:
 
     @property
     def js(self) -> JetStreamContext:
+        if self._jetstream is not None:
+            return self._jetstream
         return self.broker.connection.jetstream()
 
     @property
@@ -294,6 +318,10 @@ class Service:
         missing = [e.subject for e in declared.all() if e.subject not in self.endpoints]
         if missing:
             raise RuntimeError(f"{self.name}: no handler for {', '.join(missing)}")
+
+    @property
+    def startup_hooks(self) -> Sequence[Hook]:
+        return tuple(self._startup_hooks)
 
     def on_startup(self, hook: Hook) -> Hook:
         """Runs after the database and NATS are ready, before any message is taken."""

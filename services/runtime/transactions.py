@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -25,7 +26,6 @@ from pymongo.errors import DuplicateKeyError
 from contracts.envelope import Event
 from services.runtime import audit
 from services.runtime.background import retry
-from services.runtime.clock import Clock
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT, Document, Session, in_transaction
 from services.runtime.outbox import OutboxRelay, add_to_outbox
@@ -67,7 +67,7 @@ class Transactions:
         service: str,
         client: Callable[[], AsyncMongoClient[Document]],
         db: Callable[[], DatabaseT],
-        clock: Clock,
+        clock: Callable[[], datetime],
         relay: Callable[[], OutboxRelay | None],
     ) -> None:
         self.service = service

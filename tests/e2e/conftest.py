@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
+from services import registry
 from services.runtime.clock import travel
 from stack.processes import free_port
 from tests.support.stack import REPO_ROOT
@@ -37,7 +38,7 @@ CLI_TIMEOUT = 30.0
 # The public web address the stack is told it has (links in mails and on certificates).
 PUBLIC_URL = "https://ambassadoer.fredericia.example"
 # What `make up` runs; healthy means every one answers `samskab health`.
-SERVICES = ("ambassadors", "newsletter", "events")
+SERVICES = tuple(registry.built())
 # The stack's clock (services/runtime/clock.py), a file under the data directory: absent,
 # the services run on real time; a test travels by writing it (``StackRun.travel``).
 CLOCK_FILE_NAME = "clock"

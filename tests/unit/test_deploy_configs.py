@@ -4,8 +4,8 @@
   (deploy/compose-spec.schema.json is schema/compose-spec.json of
   github.com/compose-spec/compose-spec, commit 00655e2222608fa6eaecdf12ac5195889ca2244a),
   and what it refers to exists;
-- every SAMSKAB_* variable a container gets is a field of the services' Settings, with a
-  value Settings accepts;
+- every SAMSKAB_* variable a container gets is a field of that service's settings, with a
+  value its settings accept, and every setting without a default is given;
 - every service that can run (services/<name>/__main__.py) has a container;
 - credentials are wired consistently between a service, nats and mongo-init, and mongo-init
   manages exactly the users of the services that have a container;
@@ -38,7 +38,9 @@ from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 from nats.js.errors import ObjectNotFoundError
 
-from services.runtime.settings import Settings
+from services import registry
+from services.runtime.settings import SamskabSettings, ServiceSettings
+from tests.support.registry import settings_class
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -51,7 +53,7 @@ NATS_SERVER_CONFIGS = [
     NATS_DIR / "nats.conf",
     *(NATS_DIR / "cluster" / f"n{i}.conf" for i in (1, 2, 3)),
 ]
-SERVICES = ("ambassadors", "networks", "events", "newsletter", "social")
+SERVICES = tuple(registry.names())
 # Set for the containers besides the Settings fields: the healthcheck reads it.
 EXTRA_VARIABLES = {"SAMSKAB_SERVICE"}
 # What a service container must be told explicitly (the defaults point at localhost).
@@ -66,9 +68,11 @@ REQUIRED_VARIABLES = {
     "SAMSKAB_LOG_LEVEL",
     "SAMSKAB_PUBLIC_URL",
     "SAMSKAB_STREAM_REPLICAS",
-    "SAMSKAB_SMTP_HOST",
-    "SAMSKAB_SMTP_PORT",
-    "SAMSKAB_DEMO_IMPORT",
+}
+# And what one service must be told besides.
+REQUIRED_FOR = {
+    "ambassadors": {"SAMSKAB_DEMO_IMPORT"},
+    "newsletter": {"SAMSKAB_SMTP_HOST", "SAMSKAB_SMTP_PORT"},
 }
 
 # ${VAR}, ${VAR-default}, ${VAR:-default}
@@ -188,7 +192,6 @@ def test_services_wait_for_healthy_infrastructure(
 def test_samskab_variables_are_settings_fields(
     compose: dict[str, Any], app_services: dict[str, dict[str, Any]]
 ) -> None:
-    fields = set(Settings.model_fields)
     given: dict[str, set[str]] = {
         name: {key for key in environment(service) if key.startswith("SAMSKAB_")}
         for name, service in compose["services"].items()
@@ -197,14 +200,27 @@ def test_samskab_variables_are_settings_fields(
         re.findall(r"^ENV\s+(SAMSKAB_[A-Z0-9_]+)=", DOCKERFILE.read_text(), re.MULTILINE)
     )
     for where, variables in given.items():
+        # A container reads its own service's settings; the image, what every process reads.
+        fields = set(
+            settings_class(where).model_fields
+            if where in app_services
+            else SamskabSettings.model_fields
+        )
         unknown = {
             variable
             for variable in variables - EXTRA_VARIABLES
             if variable.removeprefix("SAMSKAB_").lower() not in fields
         }
-        assert not unknown, f"{where} sets variables Settings does not read: {sorted(unknown)}"
+        assert not unknown, f"{where} sets variables its settings do not read: {sorted(unknown)}"
     for name in app_services:
-        missing = REQUIRED_VARIABLES - given[name]
+        without_default = {
+            f"SAMSKAB_{field.upper()}"
+            for field, info in settings_class(name).model_fields.items()
+            if info.is_required()
+        }
+        missing = (REQUIRED_VARIABLES | REQUIRED_FOR.get(name, set()) | without_default) - given[
+            name
+        ]
         assert not missing, f"{name} does not set {sorted(missing)}"
 
 
@@ -217,7 +233,8 @@ def test_service_environment_is_accepted_by_settings(
             for key, value in environment(service).items()
             if key.startswith("SAMSKAB_") and key not in EXTRA_VARIABLES
         }
-        settings = Settings.model_validate(values)
+        settings = settings_class(name).model_validate(values)
+        assert isinstance(settings, ServiceSettings)
         assert settings.log_format == "json", name
         assert settings.database_for(name) == f"samskab_{name}", name
 
