@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,16 +50,19 @@ import aiosmtplib
 import nats
 from pymongo import AsyncMongoClient
 
-from contracts.newsletter import Subjects
-from services.newsletter import delivery, domain, handlers, store
+from contracts.newsletter import Endpoints
+from services.newsletter import delivery, domain, store
 from services.newsletter.delivery.states import mail_id_for, message_id_for
 from services.newsletter.mail import compose
 from services.newsletter.mail.rendering import render_issue
 from services.runtime.client import ServiceClient
 from services.runtime.mongo import DatabaseT
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
+from services.runtime.tokens import UNSUBSCRIBE, Signer
+from services.runtime.unit_of_work import Reading
 from stack.embedded import EmbeddedStack, fresh_settings
 from stack.processes import free_port
+from stack.settings import StackSettings
 from stack.smtp_sink import message_id_key, read_duplicates
 from stack.streams import NEWSLETTER_PRODUCERS, declare_streams
 
@@ -212,7 +215,7 @@ class SinkCounter:
 
 
 def subscriber_documents(
-    settings: Settings, run: str, start: int, count: int
+    settings: StackSettings, unsubscribe: Signer, run: str, start: int, count: int
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
     """What ``subscribe`` then ``confirm`` store for ``count`` new addresses, built by the
     service's domain rules; with (id, address, unsubscribe token) of each."""
@@ -220,24 +223,25 @@ def subscriber_documents(
     who: list[tuple[str, str, str]] = []
     ttl = timedelta(hours=settings.newsletter_token_ttl_hours)
     for i in range(start, start + count):
-        now = handlers.utcnow()
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         email = domain.normalised_email(f"abonnent-{run}-{i:06d}@example.org")
         name = domain.normalised_name(f"Abonnent Nummer {i}")
         outcome = domain.subscribe(None, email=email, name=name, now=now, token_ttl=ttl)
         confirmed = domain.confirm(outcome.subscriber, now)
         docs.append(store._to_document(confirmed))
-        assert confirmed.address is not None and confirmed.unsubscribe_token is not None
-        who.append((confirmed.id, confirmed.address, confirmed.unsubscribe_token))
+        assert confirmed.address is not None
+        who.append((confirmed.id, confirmed.address, unsubscribe.sign(confirmed.id)))
     return docs, who
 
 
 async def seed(
-    db: DatabaseT, settings: Settings, run: str, start: int, count: int
+    db: DatabaseT, settings: StackSettings, unsubscribe: Signer, run: str, start: int, count: int
 ) -> list[tuple[str, str, str]]:
     who: list[tuple[str, str, str]] = []
     for offset in range(0, count, SEED_BATCH):
         n = min(SEED_BATCH, count - offset)
-        docs, batch = subscriber_documents(settings, run, start + offset, n)
+        docs, batch = subscriber_documents(settings, unsubscribe, run, start + offset, n)
         await db.subscribers.insert_many(docs, ordered=False)
         who.extend(batch)
     return who
@@ -259,12 +263,13 @@ class Template:
 
 
 async def prerender(
-    db: DatabaseT, settings: Settings, issue_id: str, who: tuple[str, str, str]
+    db: DatabaseT, settings: StackSettings, issue_id: str, who: tuple[str, str, str]
 ) -> Template:
     """The issue as the service renders it (no images here), one subscriber's copy."""
-    issue = await store.load_issue(db, issue_id)
+    issue = await store.load_issue(Reading(db, datetime.now(UTC)), issue_id)
     assert issue is not None, f"issue {issue_id} not found"
     context = domain.issue_context(issue, message_id_domain=settings.mail_message_id_domain)
+    context |= {"sender_name": settings.mail_from_name, "public_url": settings.public_url}
     rendered = render_issue(context)
     prepared = compose.PreparedIssue(
         rendered, from_address=settings.mail_from_address, from_name=settings.mail_from_name
@@ -284,7 +289,7 @@ async def prerender(
 
 
 async def bare_send(
-    settings: Settings, template: Template, recipients: Sequence[str], tag: str, run: Run
+    settings: StackSettings, template: Template, recipients: Sequence[str], tag: str, run: Run
 ) -> None:
     """``mail_concurrency`` connections, each opened once, sending until none are left."""
     todo = iter(enumerate(recipients))
@@ -323,7 +328,7 @@ async def bare_send(
 
 
 def issue_message_ids(
-    settings: Settings, issue_id: str, subscriber_ids: Sequence[str]
+    settings: StackSettings, issue_id: str, subscriber_ids: Sequence[str]
 ) -> list[str]:
     """The Message-IDs the service gives this issue's mails (they follow from the dedupe key)."""
     return [
@@ -334,7 +339,7 @@ def issue_message_ids(
 
 async def draft_issue(client: ServiceClient, label: str) -> str:
     await client.request(
-        Subjects.ITEM_ADD,
+        Endpoints.ITEM_ADD.subject,
         {
             "title": f"Nyt fra netværket ({label})",
             "body": "Vi mødtes i Fredericia og planlagde efterårets arrangementer.\n\n"
@@ -344,7 +349,9 @@ async def draft_issue(client: ServiceClient, label: str) -> str:
         timeout=REQUEST_TIMEOUT,
     )
     issue = await client.request(
-        Subjects.DRAFT, {"title": f"Nyhedsbrev, benchmark {label}"}, timeout=REQUEST_TIMEOUT
+        Endpoints.DRAFT.subject,
+        {"title": f"Nyhedsbrev, benchmark {label}"},
+        timeout=REQUEST_TIMEOUT,
     )
     return str(issue["id"])
 
@@ -362,7 +369,7 @@ async def send_through_service(
     # The reply comes once the fan-out queued every mail (or after 5 s): mails go out
     # meanwhile, so the sink is watched from the start.
     request = asyncio.create_task(
-        client.request(Subjects.SEND, {"issue_id": issue_id}, timeout=REQUEST_TIMEOUT)
+        client.request(Endpoints.SEND.subject, {"issue_id": issue_id}, timeout=REQUEST_TIMEOUT)
     )
     try:
         want = len(counter.expected)
@@ -445,7 +452,7 @@ class Profiler:
 # ---------------------------------------------------------------------------- the stack
 
 
-def bench_settings(data_dir: Path, run: str, concurrency: int | None) -> Settings:
+def bench_settings(data_dir: Path, run: str, concurrency: int | None) -> StackSettings:
     extra: dict[str, Any] = {} if concurrency is None else {"mail_concurrency": concurrency}
     return fresh_settings(
         data_dir,
@@ -463,7 +470,7 @@ async def _quiet(_exc: Exception) -> None:
     """nats-py prints every refused connect attempt otherwise."""
 
 
-async def declare_consumed_streams(settings: Settings, starting: asyncio.Future[None]) -> None:
+async def declare_consumed_streams(settings: StackSettings, starting: asyncio.Future[None]) -> None:
     """The streams the newsletter consumes (AMBASSADORS, EVENTS), as their producers declare
     them, once NATS is up: the service waits for them, and their producers are not part of
     this stack."""
@@ -571,13 +578,20 @@ class Bench:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> StackSettings:
         return self.stack.settings
+
+    @property
+    def unsubscribe(self) -> Signer:
+        """Signs unsubscribe links as the service does (the baseline's mails carry one)."""
+        return Signer(self.stack.token_secrets["newsletter_token_secret"], UNSUBSCRIBE)
 
     async def size(self, size: int, profile_dir: Path | None) -> tuple[Run, Run]:
         s = self.settings
         started = time.perf_counter()
-        added = await seed(self.db, s, self.run_id, len(self.who), size - len(self.who))
+        added = await seed(
+            self.db, s, self.unsubscribe, self.run_id, len(self.who), size - len(self.who)
+        )
         self.who.extend(added)
         print(
             f"  seeded {len(added)} confirmed subscribers ({len(self.who)} in all) in "
@@ -637,7 +651,7 @@ async def run_bench(args: argparse.Namespace) -> int:
                 flush=True,
             )
             mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongo_url, tz_aware=True)
-            client = ServiceClient(Settings(_env_file=None, nats_url=s.nats_url))
+            client = ServiceClient(ClientSettings(_env_file=None, nats_url=s.nats_url))
             try:
                 await client.connect()
                 bench = Bench(

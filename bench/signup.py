@@ -59,11 +59,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from services.runtime.client import ServiceClient
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.embedded import EmbeddedStack, fresh_settings
 from stack.processes import free_port
+from stack.settings import StackSettings
 
 try:  # a dev dependency: without it the CPU columns and the renderer pause are skipped
     import psutil
@@ -250,7 +251,9 @@ class Ours:
         the renderer exists (and can be paused) from the first measured run on."""
         if self.last_id is not None:
             await self.client.request(
-                Subjects.CERTIFICATE, {"ambassador_id": self.last_id}, timeout=REQUEST_TIMEOUT
+                Endpoints.CERTIFICATE.subject,
+                {"ambassador_id": self.last_id},
+                timeout=REQUEST_TIMEOUT,
             )
 
     def payload(self) -> dict[str, Any]:
@@ -266,7 +269,9 @@ class Ours:
     async def sign_up(self) -> Timing:
         payload = self.payload()
         sent = time.perf_counter()
-        result = await self.client.request(Subjects.SIGN_UP, payload, timeout=REQUEST_TIMEOUT)
+        result = await self.client.request(
+            Endpoints.SIGN_UP.subject, payload, timeout=REQUEST_TIMEOUT
+        )
         acked = time.perf_counter()
         self.last_id = str(result["ambassador"]["id"])
         # The event may arrive before the reply; Arrivals keeps its time either way.
@@ -446,7 +451,7 @@ class CpuMeter:
 # ---------------------------------------------------------------------------- the stack
 
 
-def bench_settings(data_dir: Path, run: str) -> Settings:
+def bench_settings(data_dir: Path, run: str) -> StackSettings:
     return fresh_settings(
         data_dir,
         services=["ambassadors"],
@@ -544,7 +549,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             mongo: AsyncMongoClient[Document] = AsyncMongoClient(
                 stack.settings.mongo_url, tz_aware=True
             )
-            client = ServiceClient(Settings(_env_file=None, nats_url=url))
+            client = ServiceClient(ClientSettings(_env_file=None, nats_url=url))
             try:
                 # Plain core subscriptions: they see what JetStream stores on these subjects.
                 await sub_nc.subscribe(ACTIVATED, cb=ours_arrivals.on_message)

@@ -93,8 +93,9 @@ class ReplayResult(OperationsView):
     id: str
     applied: bool
     already_applied: bool
-    # Why nothing was applied when it was not (e.g. the ambassador was erased).
-    note: str | None = None
+    # What else there is to say (it was ignored: the ambassador was erased; a failed outbox
+    # entry was queued again); left out of the reply when there is nothing.
+    note: str | None = Field(default=None, exclude_if=lambda note: note is None)
 
 
 @cache

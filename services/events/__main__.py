@@ -1,6 +1,6 @@
 import asyncio
 
-from services.events.app import app
+from services.events.app import create_app
 
 if __name__ == "__main__":
-    asyncio.run(app.run())
+    asyncio.run(create_app().run())

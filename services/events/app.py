@@ -1,150 +1,58 @@
 """The events service: meetings, invitations, answers, waitlists, reminders, attendance,
-minutes and the public calendar. Run with ``python -m services.events``."""
+minutes and the public calendar. Run with ``python -m services.events``; the AsyncAPI
+document: ``faststream docs gen --factory services.events.app:create_app``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import partial
+
+from faststream import FastStream
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
-from contracts.envelope import Event
-from contracts.events import (
-    EVENTS,
-    SERVICE,
-    AnswerInvitation,
-    AttendanceResult,
-    Calendar,
-    CancelMeeting,
-    CloseMeeting,
-    GetCalendar,
-    ListMeetings,
-    MeetingDetail,
-    MeetingPage,
-    MeetingView,
-    PlanYear,
-    PlanYearResult,
-    RecordAttendance,
-    RescheduleMeeting,
-    Rsvp,
-    RsvpResult,
-    ScheduleMeeting,
-    ShowMeeting,
-    Subjects,
-)
-from services.events import handlers, store
-from services.runtime.clock import Clock
-from services.runtime.mongo import Session
+from contracts.events import EVENTS, Endpoints
+from services import registry
+from services.events import handlers, housekeeping, reactions, store
+from services.events.context import Context
+from services.events.settings import EventsSettings
 from services.runtime.service import Service
-from services.runtime.settings import get_settings
 
-settings = get_settings()
-service = Service(SERVICE, produces=EVENTS, settings=settings)
-ctx = handlers.Context(service, clock=Clock(settings.clock_file))
-app = service.app
+ENTRY = registry.EVENTS
 
 
-@service.on_startup
-async def prepare() -> None:
-    await store.ensure_indexes(service.db)
+def build(settings: EventsSettings) -> tuple[Service, Context]:
+    """The service with every handler registered, and the context they share."""
+    service = Service(ENTRY.name, settings, produces=EVENTS)
+    # First: the runtime's read model is updated before any of our reactions runs.
+    ctx = Context(service, settings, service.follow_ambassadors())
+
+    async def prepare() -> None:
+        await store.ensure_indexes(service.reading())
+
+    service.on_startup(prepare)
+    ctx.housekeeping = service.loop(
+        "housekeeping", partial(housekeeping.step, ctx), every=settings.events_poll_seconds
+    )
+
+    service.react(Activated, partial(reactions.ambassador_activated, ctx))
+    service.react(ProfileUpdated, partial(reactions.ambassador_profile_updated, ctx))
+    service.react(Withdrawn, partial(reactions.ambassador_withdrawn, ctx))
+    service.react(Erased, partial(reactions.ambassador_erased, ctx))
+
+    service.command(Endpoints.SCHEDULE, partial(handlers.schedule, ctx))
+    service.command(Endpoints.PLAN_YEAR, partial(handlers.plan_year, ctx))
+    service.command(Endpoints.RESCHEDULE, partial(handlers.reschedule, ctx))
+    service.command(Endpoints.CANCEL, partial(handlers.cancel, ctx))
+    service.command(Endpoints.RSVP, partial(handlers.rsvp, ctx))
+    service.command(Endpoints.ANSWER, partial(handlers.answer_invitation, ctx))
+    service.command(Endpoints.ATTENDANCE, partial(handlers.record_attendance, ctx))
+    service.command(Endpoints.CLOSE, partial(handlers.close, ctx))
+    service.query(Endpoints.LIST, partial(handlers.list_meetings, ctx))
+    service.query(Endpoints.SHOW, partial(handlers.show_meeting, ctx))
+    service.query(Endpoints.CALENDAR, partial(handlers.public_calendar, ctx))
+    service.check_endpoints(Endpoints)
+    return service, ctx
 
 
-@service.background
-async def housekeeping() -> None:
-    await handlers.housekeeping(ctx)
-
-
-# ---------------------------------------------------------------- reactions
-
-
-@service.on_event(Activated)
-async def activated(event: Activated, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_activated(ctx, event, session)
-
-
-@service.on_event(ProfileUpdated)
-async def profile_updated(event: ProfileUpdated, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_profile_updated(ctx, event, session)
-
-
-@service.on_event(Withdrawn)
-async def withdrawn(event: Withdrawn, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_withdrawn(ctx, event, session)
-
-
-@service.on_event(Erased)
-async def erased(event: Erased, session: Session) -> Sequence[Event]:
-    return await handlers.ambassador_erased(ctx, event, session)
-
-
-# ---------------------------------------------------------------- meetings
-
-
-@service.endpoint(Subjects.SCHEDULE, ScheduleMeeting)
-async def schedule(cmd: ScheduleMeeting) -> MeetingView:
-    """Schedule a meeting; its audience is invited (in rounds, right after)."""
-    return await handlers.schedule(ctx, cmd)
-
-
-@service.endpoint(Subjects.PLAN_YEAR, PlanYear)
-async def plan_year(cmd: PlanYear) -> PlanYearResult:
-    """Schedule a year's two ambassador meetings and its annual assembly."""
-    return await handlers.plan_year(ctx, cmd)
-
-
-@service.endpoint(Subjects.RESCHEDULE, RescheduleMeeting)
-async def reschedule(cmd: RescheduleMeeting) -> MeetingView:
-    """Move a meeting; everyone who has not declined gets the update."""
-    return await handlers.reschedule(ctx, cmd)
-
-
-@service.endpoint(Subjects.CANCEL, CancelMeeting)
-async def cancel(cmd: CancelMeeting) -> MeetingView:
-    """Cancel a meeting; everyone who has not declined is told."""
-    return await handlers.cancel(ctx, cmd)
-
-
-@service.endpoint(Subjects.LIST, ListMeetings)
-async def list_meetings(query: ListMeetings) -> MeetingPage:
-    """Meetings: all (newest first) or those to come (soonest first)."""
-    return await handlers.list_meetings(ctx, query)
-
-
-@service.endpoint(Subjects.SHOW, ShowMeeting)
-async def show(query: ShowMeeting) -> MeetingDetail:
-    """One meeting with its invitees, their answers and the waitlist in order."""
-    return await handlers.show_meeting(ctx, query)
-
-
-@service.endpoint(Subjects.CALENDAR, GetCalendar)
-async def public_calendar(query: GetCalendar) -> Calendar:
-    """Every public meeting as one iCalendar file."""
-    return await handlers.public_calendar(ctx, query)
-
-
-# ---------------------------------------------------------------- answers
-
-
-@service.endpoint(Subjects.RSVP, Rsvp)
-async def rsvp(cmd: Rsvp) -> RsvpResult:
-    """Record an invitee's answer; a yes to a full meeting goes on the waitlist."""
-    return await handlers.rsvp(ctx, cmd)
-
-
-@service.endpoint(Subjects.ANSWER, AnswerInvitation)
-async def answer(cmd: AnswerInvitation) -> RsvpResult:
-    """Record an answer given with the token from the invitation mail."""
-    return await handlers.answer_invitation(ctx, cmd)
-
-
-# ---------------------------------------------------------------- after the meeting
-
-
-@service.endpoint(Subjects.ATTENDANCE, RecordAttendance)
-async def attendance(cmd: RecordAttendance) -> AttendanceResult:
-    """Record who came (the full list; recording again corrects it)."""
-    return await handlers.record_attendance(ctx, cmd)
-
-
-@service.endpoint(Subjects.CLOSE, CloseMeeting)
-async def close(cmd: CloseMeeting) -> MeetingView:
-    """Close a meeting with minutes and outcomes: it counts as held."""
-    return await handlers.close(ctx, cmd)
+def create_app(settings: EventsSettings | None = None) -> FastStream:
+    service, _ = build(settings or EventsSettings())
+    return service.app

@@ -14,7 +14,6 @@ from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contracts.ambassadors import CoreArea
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import (
     COPENHAGEN,
@@ -28,7 +27,7 @@ from contracts.events import (
     ScheduleMeeting,
     as_utc,
 )
-from services.runtime.tokens import new_token
+from services.runtime.known_ambassadors import KnownAmbassador
 
 # An answer can be given until the meeting starts.
 ANSWERABLE = frozenset({MeetingState.SCHEDULED})
@@ -57,19 +56,6 @@ def invalid_state(message: str) -> ServiceError:
 
 
 # ---------------------------------------------------------------- models
-
-
-class KnownAmbassador(BaseModel):
-    """What this service keeps of an active ambassador: enough to invite and to count."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    name: str
-    email: str
-    organisation: str | None = None
-    themes: tuple[int, ...] = ()
-    core_areas: tuple[CoreArea, ...] = ()
 
 
 class Meeting(BaseModel):
@@ -125,12 +111,13 @@ class Meeting(BaseModel):
 
 
 class Invitation(BaseModel):
+    """One invitee of one meeting. The answer links in the mails carry a token signed for
+    the meeting and the ambassador (services.runtime.tokens): nothing of it is stored."""
+
     model_config = ConfigDict(frozen=True)
 
     meeting_id: str
     ambassador_id: str
-    # For the answer links in the mails; it changes only this one answer.
-    token: str
     participation: Participation = Participation.INVITED
     invited_at: datetime
     answered_at: datetime | None = None
@@ -379,9 +366,7 @@ def in_audience(audience: Audience, ambassador: KnownAmbassador) -> bool:
 def invite(meeting: Meeting, ambassador_id: str, now: datetime) -> Invitation:
     if meeting.state != MeetingState.SCHEDULED:
         raise invalid_state(f"nobody is invited to a {meeting.state.value} meeting")
-    return Invitation(
-        meeting_id=meeting.id, ambassador_id=ambassador_id, token=new_token(), invited_at=now
-    )
+    return Invitation(meeting_id=meeting.id, ambassador_id=ambassador_id, invited_at=now)
 
 
 def invitable(meeting: Meeting, now: datetime) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.runtime.settings import TokenSecret, SenderSettings, ServiceSettings
+from services.runtime.settings import SenderSettings, ServiceSettings, TokenSecret
 
 
 class EventsSettings(ServiceSettings, SenderSettings):

@@ -1,27 +1,35 @@
-"""The events service's own database: meetings, invitations, and the ambassadors it may invite.
+"""The events service's own database: meetings and invitations.
 
 Collections:
 - ``meetings``: one document per meeting (see domain.Meeting).
-- ``invitations``: one per meeting and invitee, ``_id`` "<meeting>:<ambassador>".
-- ``ambassadors``: the read model of active ambassadors (id, name, e-mail, organisation,
-  themes, core areas), fed by the ambassadors service's events.
-- ``erasures``: erased ambassadors whose events on the stream are still to be purged.
+- ``invitations``: one per meeting and invitee, ``_id`` "<meeting>:<ambassador>"; an
+  invitation of an older release also has the ``token_hash`` of its answer links.
+
+The ambassadors this service may invite are the runtime's read model
+(``services.runtime.known_ambassadors``, collection ``ambassadors``); erasure's bookkeeping
+(``erasures``) is the runtime's too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 
 from contracts.events import MeetingState, Participation
-from services.events.domain import Invitation, KnownAmbassador, Meeting, invitation_id
-from services.runtime.mongo import DatabaseT, Session
+from services.events.domain import Invitation, Meeting, invitation_id
+from services.runtime.mongo import DatabaseT, drop_indexes
+from services.runtime.tokens import token_hash
+from services.runtime.unit_of_work import Scope
+
+# Legacy answer tokens hashed per bulk write at start-up.
+_MIGRATION_BATCH = 500
 
 
-async def ensure_indexes(db: DatabaseT) -> None:
+async def ensure_indexes(scope: Scope) -> None:
+    db = scope.db
     await db.meetings.create_index([("state", ASCENDING), ("starts_at", ASCENDING)])
     await db.meetings.create_index("inviting", sparse=True)
     await db.meetings.create_index(
@@ -33,7 +41,30 @@ async def ensure_indexes(db: DatabaseT) -> None:
     await db.meetings.create_index("attended")
     await db.invitations.create_index([("meeting_id", ASCENDING), ("participation", ASCENDING)])
     await db.invitations.create_index("ambassador_id")
-    await db.invitations.create_index("token", unique=True)
+    await _hash_legacy_tokens(db)
+    await db.invitations.create_index("token_hash", sparse=True)
+
+
+async def _hash_legacy_tokens(db: DatabaseT) -> None:
+    """Invitations of older releases kept their answer token readable (``token``, unique
+    index ``token_1``): they keep only its hash, so that the links already mailed still
+    work. The unique index goes first (without the field every invitation would be a null
+    in it); the rest is looked for on every start, so a start stopped halfway is finished
+    by the next (after the first, a query that finds nothing)."""
+    await drop_indexes(db.invitations, ["token_1"])
+    batch: list[UpdateOne] = []
+    async for doc in db.invitations.find({"token": {"$exists": True}}, {"token": 1}):
+        batch.append(
+            UpdateOne(
+                {"_id": doc["_id"]},
+                {"$set": {"token_hash": token_hash(str(doc["token"]))}, "$unset": {"token": ""}},
+            )
+        )
+        if len(batch) >= _MIGRATION_BATCH:
+            await db.invitations.bulk_write(batch, ordered=False)
+            batch = []
+    if batch:
+        await db.invitations.bulk_write(batch, ordered=False)
 
 
 # ---------------------------------------------------------------- meetings
@@ -62,26 +93,24 @@ def _meeting(doc: dict[str, Any]) -> Meeting:
     return Meeting.model_validate(doc)
 
 
-async def save_meeting(db: DatabaseT, meeting: Meeting, session: Session) -> None:
-    await db.meetings.replace_one(
-        {"_id": meeting.id}, _meeting_document(meeting), upsert=True, session=session
+async def save_meeting(scope: Scope, meeting: Meeting) -> None:
+    await scope.db.meetings.replace_one(
+        {"_id": meeting.id}, _meeting_document(meeting), upsert=True, session=scope.session
     )
 
 
-async def load_meeting(
-    db: DatabaseT, meeting_id: str, session: Session | None = None
-) -> Meeting | None:
-    doc = await db.meetings.find_one({"_id": meeting_id}, session=session)
+async def load_meeting(scope: Scope, meeting_id: str) -> Meeting | None:
+    doc = await scope.db.meetings.find_one({"_id": meeting_id}, session=scope.session)
     return _meeting(doc) if doc else None
 
 
-async def meeting_with_plan_key(db: DatabaseT, key: str, session: Session) -> Meeting | None:
-    doc = await db.meetings.find_one({"plan_key": key}, session=session)
+async def meeting_with_plan_key(scope: Scope, key: str) -> Meeting | None:
+    doc = await scope.db.meetings.find_one({"plan_key": key}, session=scope.session)
     return _meeting(doc) if doc else None
 
 
 async def meeting_page(
-    db: DatabaseT, *, upcoming_after: datetime | None, limit: int, offset: int
+    scope: Scope, *, upcoming_after: datetime | None, limit: int, offset: int
 ) -> tuple[int, list[Meeting]]:
     if upcoming_after is not None:
         query: dict[str, Any] = {
@@ -91,126 +120,123 @@ async def meeting_page(
         order = ASCENDING
     else:
         query, order = {}, DESCENDING
-    total = await db.meetings.count_documents(query)
-    cursor = db.meetings.find(query).sort("starts_at", order).skip(offset).limit(limit)
-    return total, [_meeting(doc) async for doc in cursor]
+    meetings = scope.db.meetings
+    total = await meetings.count_documents(query, session=scope.session)
+    cursor = meetings.find(query, session=scope.session).sort("starts_at", order)
+    return total, [_meeting(doc) async for doc in cursor.skip(offset).limit(limit)]
 
 
-async def upcoming_meetings(db: DatabaseT, now: datetime, session: Session) -> list[Meeting]:
-    cursor = db.meetings.find(
-        {"state": MeetingState.SCHEDULED.value, "starts_at": {"$gt": now}}, session=session
+async def upcoming_meetings(scope: Scope, now: datetime) -> list[Meeting]:
+    cursor = scope.db.meetings.find(
+        {"state": MeetingState.SCHEDULED.value, "starts_at": {"$gt": now}}, session=scope.session
     )
     return [_meeting(doc) async for doc in cursor]
 
 
-async def public_meetings(db: DatabaseT) -> list[Meeting]:
-    cursor = db.meetings.find({"public": True}).sort("starts_at", ASCENDING)
+async def public_meetings(scope: Scope) -> list[Meeting]:
+    cursor = scope.db.meetings.find({"public": True}, session=scope.session).sort(
+        "starts_at", ASCENDING
+    )
     return [_meeting(doc) async for doc in cursor]
 
 
-async def meetings_inviting(db: DatabaseT, limit: int = 20) -> list[str]:
-    cursor = db.meetings.find({"inviting": True}, {"_id": 1}).limit(limit)
-    return [doc["_id"] async for doc in cursor]
+async def meetings_inviting(scope: Scope, limit: int = 20) -> list[str]:
+    cursor = scope.db.meetings.find({"inviting": True}, {"_id": 1}, session=scope.session)
+    return [doc["_id"] async for doc in cursor.limit(limit)]
 
 
-async def meetings_due_for_reminders(db: DatabaseT, now: datetime, limit: int = 20) -> list[str]:
-    cursor = db.meetings.find(
-        {"reminder_pending": True, "reminder_due_at": {"$lte": now}}, {"_id": 1}
-    ).limit(limit)
-    return [doc["_id"] async for doc in cursor]
+async def meetings_due_for_reminders(scope: Scope, now: datetime, limit: int = 20) -> list[str]:
+    cursor = scope.db.meetings.find(
+        {"reminder_pending": True, "reminder_due_at": {"$lte": now}},
+        {"_id": 1},
+        session=scope.session,
+    )
+    return [doc["_id"] async for doc in cursor.limit(limit)]
 
 
-async def meetings_attended_by(
-    db: DatabaseT, ambassador_id: str, session: Session
-) -> list[Meeting]:
-    cursor = db.meetings.find({"attended": ambassador_id}, session=session)
+async def meetings_attended_by(scope: Scope, ambassador_id: str) -> list[Meeting]:
+    cursor = scope.db.meetings.find({"attended": ambassador_id}, session=scope.session)
     return [_meeting(doc) async for doc in cursor]
 
 
 # ---------------------------------------------------------------- invitations
 
 
-def _invitation_document(invitation: Invitation) -> dict[str, Any]:
+def _invitation_fields(invitation: Invitation) -> dict[str, Any]:
     doc = invitation.model_dump(mode="python")
-    doc["_id"] = invitation.id
     doc["participation"] = invitation.participation.value
     return doc
+
+
+def _invitation_document(invitation: Invitation) -> dict[str, Any]:
+    return {"_id": invitation.id, **_invitation_fields(invitation)}
 
 
 def _invitation(doc: dict[str, Any]) -> Invitation:
     return Invitation.model_validate(doc)
 
 
-async def insert_invitations(
-    db: DatabaseT, invitations: Sequence[Invitation], session: Session
-) -> None:
+async def insert_invitations(scope: Scope, invitations: Sequence[Invitation]) -> None:
     if invitations:
-        await db.invitations.insert_many(
-            [_invitation_document(i) for i in invitations], session=session
+        await scope.db.invitations.insert_many(
+            [_invitation_document(i) for i in invitations], session=scope.session
         )
 
 
-async def save_invitations(
-    db: DatabaseT, invitations: Iterable[Invitation], session: Session
-) -> None:
+async def save_invitations(scope: Scope, invitations: Iterable[Invitation]) -> None:
     for invitation in invitations:
-        await db.invitations.replace_one(
-            {"_id": invitation.id}, _invitation_document(invitation), session=session
+        # $set, not a replacement: an older release's invitation keeps its token_hash.
+        await scope.db.invitations.update_one(
+            {"_id": invitation.id},
+            {"$set": _invitation_fields(invitation)},
+            session=scope.session,
         )
 
 
-async def load_invitation(
-    db: DatabaseT, meeting_id: str, ambassador_id: str, session: Session | None = None
-) -> Invitation | None:
-    doc = await db.invitations.find_one(
-        {"_id": invitation_id(meeting_id, ambassador_id)}, session=session
+async def load_invitation(scope: Scope, meeting_id: str, ambassador_id: str) -> Invitation | None:
+    doc = await scope.db.invitations.find_one(
+        {"_id": invitation_id(meeting_id, ambassador_id)}, session=scope.session
     )
     return _invitation(doc) if doc else None
 
 
-async def invitation_by_token(db: DatabaseT, token: str, session: Session) -> Invitation | None:
-    doc = await db.invitations.find_one({"token": token}, session=session)
+async def invitation_by_token_hash(scope: Scope, digest: str) -> Invitation | None:
+    """An invitation of an older release, by the hash of the token its mails carry."""
+    doc = await scope.db.invitations.find_one({"token_hash": digest}, session=scope.session)
     return _invitation(doc) if doc else None
 
 
-async def invited_among(
-    db: DatabaseT, meeting_id: str, ambassador_ids: Sequence[str], session: Session
-) -> set[str]:
+async def invited_among(scope: Scope, meeting_id: str, ambassador_ids: Sequence[str]) -> set[str]:
     ids = [invitation_id(meeting_id, a) for a in ambassador_ids]
-    cursor = db.invitations.find({"_id": {"$in": ids}}, {"ambassador_id": 1}, session=session)
+    cursor = scope.db.invitations.find(
+        {"_id": {"$in": ids}}, {"ambassador_id": 1}, session=scope.session
+    )
     return {doc["ambassador_id"] async for doc in cursor}
 
 
 async def invitations_of_meeting(
-    db: DatabaseT,
-    meeting_id: str,
-    session: Session | None = None,
-    participations: Iterable[Participation] | None = None,
+    scope: Scope, meeting_id: str, participations: Iterable[Participation] | None = None
 ) -> list[Invitation]:
     query: dict[str, Any] = {"meeting_id": meeting_id}
     if participations is not None:
         query["participation"] = {"$in": [p.value for p in participations]}
-    cursor = db.invitations.find(query, session=session).sort("_id", ASCENDING)
+    cursor = scope.db.invitations.find(query, session=scope.session).sort("_id", ASCENDING)
     return [_invitation(doc) async for doc in cursor]
 
 
-async def invitations_of_ambassador(
-    db: DatabaseT, ambassador_id: str, session: Session
-) -> list[Invitation]:
-    cursor = db.invitations.find({"ambassador_id": ambassador_id}, session=session)
+async def invitations_of_ambassador(scope: Scope, ambassador_id: str) -> list[Invitation]:
+    cursor = scope.db.invitations.find({"ambassador_id": ambassador_id}, session=scope.session)
     return [_invitation(doc) async for doc in cursor]
 
 
-async def delete_invitations(
-    db: DatabaseT, invitations: Iterable[Invitation], session: Session
-) -> None:
+async def delete_invitations(scope: Scope, invitations: Iterable[Invitation]) -> None:
     ids = [i.id for i in invitations]
     if ids:
-        await db.invitations.delete_many({"_id": {"$in": ids}}, session=session)
+        await scope.db.invitations.delete_many({"_id": {"$in": ids}}, session=scope.session)
 
 
 async def participation_counts(
-    db: DatabaseT, meeting_ids: Sequence[str]
+    scope: Scope, meeting_ids: Sequence[str]
 ) -> dict[str, dict[str, int]]:
     """Per meeting: invitees by participation."""
     counts: dict[str, dict[str, int]] = {m: {} for m in meeting_ids}
@@ -225,80 +251,6 @@ async def participation_counts(
             }
         },
     ]
-    async for row in await db.invitations.aggregate(pipeline):
+    async for row in await scope.db.invitations.aggregate(pipeline, session=scope.session):
         counts[row["_id"]["m"]][row["_id"]["p"]] = row["n"]
     return counts
-
-
-# ---------------------------------------------------------------- ambassadors (read model)
-
-
-def _ambassador_document(a: KnownAmbassador) -> dict[str, Any]:
-    doc = a.model_dump(mode="python", exclude={"id"})
-    doc["_id"] = a.id
-    doc["themes"] = list(a.themes)
-    doc["core_areas"] = [c.value for c in a.core_areas]
-    return doc
-
-
-def _ambassador(doc: dict[str, Any]) -> KnownAmbassador:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return KnownAmbassador.model_validate(doc)
-
-
-async def save_ambassador(db: DatabaseT, a: KnownAmbassador, session: Session) -> None:
-    await db.ambassadors.replace_one(
-        {"_id": a.id}, _ambassador_document(a), upsert=True, session=session
-    )
-
-
-async def load_ambassador(
-    db: DatabaseT, ambassador_id: str, session: Session | None = None
-) -> KnownAmbassador | None:
-    doc = await db.ambassadors.find_one({"_id": ambassador_id}, session=session)
-    return _ambassador(doc) if doc else None
-
-
-async def delete_ambassador(db: DatabaseT, ambassador_id: str, session: Session) -> None:
-    await db.ambassadors.delete_one({"_id": ambassador_id}, session=session)
-
-
-async def ambassadors_by_id(
-    db: DatabaseT, ids: Iterable[str], session: Session | None = None
-) -> dict[str, KnownAmbassador]:
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return {}
-    cursor = db.ambassadors.find({"_id": {"$in": wanted}}, session=session)
-    return {doc["_id"]: _ambassador(doc) async for doc in cursor}
-
-
-async def ambassadors_after(
-    db: DatabaseT, after: str | None, limit: int, session: Session
-) -> list[KnownAmbassador]:
-    """Active ambassadors in id order after ``after``: one round of an invitation fan-out."""
-    query: dict[str, Any] = {"_id": {"$gt": after}} if after is not None else {}
-    cursor = db.ambassadors.find(query, session=session).sort("_id", ASCENDING).limit(limit)
-    return [_ambassador(doc) async for doc in cursor]
-
-
-# ---------------------------------------------------------------- erasures
-
-
-async def remember_erasure(db: DatabaseT, ambassador_id: str, session: Session) -> None:
-    await db.erasures.update_one(
-        {"_id": ambassador_id},
-        {"$setOnInsert": {"erased_at": datetime.now(UTC)}},
-        upsert=True,
-        session=session,
-    )
-
-
-async def erasures_to_purge(db: DatabaseT, limit: int = 50) -> list[str]:
-    cursor = db.erasures.find({}, {"_id": 1}).limit(limit)
-    return [doc["_id"] async for doc in cursor]
-
-
-async def erasure_purged(db: DatabaseT, ambassador_id: str) -> None:
-    await db.erasures.delete_one({"_id": ambassador_id})

@@ -26,9 +26,25 @@ from pymongo import ASCENDING
 from contracts.ambassadors import Activated, CoreArea, Erased, Kind, ProfileUpdated, Withdrawn
 from contracts.ambassadors import Status as AmbassadorStatus
 from contracts.envelope import Event
+from services.runtime import erasure
 from services.runtime.unit_of_work import Scope, UnitOfWork
 
 COLLECTION = "ambassadors"
+# Every field of an entry that says something about the person.
+_PERSONAL = {
+    field: ""
+    for field in (
+        "name",
+        "email",
+        "kind",
+        "organisation",
+        "public",
+        "themes",
+        "core_areas",
+        "skills",
+        "activated_at",
+    )
+}
 
 
 class Standing(StrEnum):
@@ -111,6 +127,10 @@ def apply(known: KnownAmbassador | None, event: AmbassadorEvent) -> KnownAmbassa
 
 
 def _document(known: KnownAmbassador) -> dict[str, Any]:
+    if not known.active:
+        # A tombstone, or a withdrawal: the id, the standing and when; nothing about them.
+        kept = {"_id": known.id, "standing": known.standing.value}
+        return kept | ({"as_of": known.as_of} if known.as_of is not None else {})
     doc = known.model_dump(mode="python", exclude={"id"}, exclude_none=True)
     doc["_id"] = known.id
     doc["standing"] = known.standing.value
@@ -242,3 +262,10 @@ async def _migrate(scope: Scope) -> None:
             upsert=True,
         )
         await db.erased_ambassadors.delete_one({"_id": doc["_id"]})
+    # The events service's erasures still to be purged from its stream: erased people too.
+    async for doc in db[erasure.COLLECTION].find({}, {"_id": 1}):
+        await db[COLLECTION].update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"standing": Standing.ERASED.value}, "$unset": _PERSONAL},
+            upsert=True,
+        )

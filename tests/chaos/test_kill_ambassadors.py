@@ -32,11 +32,11 @@ from nats.js.api import DiscardPolicy, StreamConfig
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.ambassadors import STREAM, Subjects
+from contracts.ambassadors import STREAM, Endpoints
 from contracts.errors import ErrorCode, ServiceError
 from services.runtime.client import ServiceClient
 from services.runtime.outbox import published_events
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
@@ -134,7 +134,7 @@ class Harness:
 
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[ServiceClient]:
-        client = ServiceClient(Settings(_env_file=None, nats_url=self.nats.url))
+        client = ServiceClient(ClientSettings(_env_file=None, nats_url=self.nats.url))
         await client.connect()
         try:
             yield client
@@ -154,7 +154,7 @@ async def restart(process: ManagedProcess, timeout: float = 60.0) -> None:
 
 async def sign_up(client: ServiceClient, payload: dict[str, Any], timeout: float) -> Outcome:
     try:
-        result = await client.request(Subjects.SIGN_UP, payload, timeout=timeout)
+        result = await client.request(Endpoints.SIGN_UP.subject, payload, timeout=timeout)
     except ServiceError as exc:
         return Outcome(payload["email"], error=exc.code.value)
     except Exception as exc:  # the connection died with nats-server

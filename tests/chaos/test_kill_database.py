@@ -57,11 +57,11 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.ambassadors import STREAM, Subjects
+from contracts.ambassadors import STREAM, Endpoints
 from contracts.errors import ErrorCode, ServiceError
 from services.runtime.client import ServiceClient
 from services.runtime.outbox import published_events
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
@@ -156,7 +156,7 @@ class Harness:
 
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[ServiceClient]:
-        client = ServiceClient(Settings(_env_file=None, nats_url=self.nats.url))
+        client = ServiceClient(ClientSettings(_env_file=None, nats_url=self.nats.url))
         await client.connect()
         try:
             yield client
@@ -169,7 +169,7 @@ async def sign_up(
 ) -> Outcome:
     """One request; a ServiceError is the structured error (the service's or the client's)."""
     try:
-        result = await client.request(Subjects.SIGN_UP, payload, timeout=timeout)
+        result = await client.request(Endpoints.SIGN_UP.subject, payload, timeout=timeout)
     except ServiceError as exc:
         return Outcome(payload["email"], code=exc.code.value, message=exc.error.message)
     return Outcome(payload["email"], ambassador_id=str(result["ambassador"]["id"]))
@@ -333,7 +333,7 @@ async def test_kill_database_during_sign_ups(harness: Harness) -> None:
         # read after pymongo's server selection timeout, 10 s): a structured error.
         some_id = next(o.ambassador_id for o in outcomes if o is not None and o.acked)
         probes = asyncio.gather(
-            request(client, Subjects.SHOW, {"ambassador_id": some_id}),
+            request(client, Endpoints.SHOW.subject, {"ambassador_id": some_id}),
             request(client, "ambassadors.health", {}),
         )
         await asyncio.sleep(OUTAGE_SECONDS)

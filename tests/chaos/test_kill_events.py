@@ -59,9 +59,9 @@ from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.events import COPENHAGEN, STREAM, Subjects
+from contracts.events import COPENHAGEN, STREAM, Endpoints
 from services.runtime.client import ServiceClient
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
@@ -69,7 +69,7 @@ from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
 from stack.streams import declare_streams_at
 from tests.support.ambassadors_seed import SeededAmbassador, publish_active_ambassadors
 from tests.support.chaos import poll
-from tests.support.stack import start_service
+from tests.support.stack import TOKEN_SECRETS, start_service
 from tests.support.streams import read_stream
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -200,6 +200,7 @@ class World:
             "SAMSKAB_PUBLIC_URL": "https://samskab.test.example",
             "SAMSKAB_LOG_LEVEL": "INFO",
             "SAMSKAB_MAIL_MESSAGE_ID_DOMAIN": self.domain,
+            **TOKEN_SECRETS,
             **{f"SAMSKAB_{k.upper()}": env_value(v) for k, v in settings.items()},
         }
 
@@ -279,11 +280,11 @@ async def wait_until_events_knows_everyone(world: World) -> None:
 
 async def schedule_for_everyone(world: World, title: str) -> str:
     starts = (datetime.now(UTC) + timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
-    client = ServiceClient(Settings(_env_file=None, nats_url=world.nats.url))
+    client = ServiceClient(ClientSettings(_env_file=None, nats_url=world.nats.url))
     await client.connect()
     try:
         meeting = await client.request(
-            Subjects.SCHEDULE,
+            Endpoints.SCHEDULE.subject,
             {
                 "kind": "ambassador_meeting",
                 "title": title,

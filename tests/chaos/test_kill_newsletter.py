@@ -45,11 +45,12 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.newsletter import Subjects
+from contracts.newsletter import Endpoints
 from services.newsletter.delivery.states import mail_id_for, message_id_for
 from services.newsletter.delivery.worker import BATCHES_AHEAD, batch_size_for
+from services.newsletter.settings import NewsletterSettings
 from services.runtime.client import ServiceClient
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
@@ -57,7 +58,7 @@ from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
 from stack.streams import NEWSLETTER_PRODUCERS, declare_streams_at
 from tests.support.chaos import poll
 from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subscribers
-from tests.support.stack import start_service
+from tests.support.stack import settings_of, start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -84,7 +85,7 @@ SERVICE_SETTINGS: dict[str, Any] = {
 # Subscribers the fan-out queues in one step: a page of delivery batches, each as large as
 # the worker's batch at this rate and lease.
 FANOUT_BATCH = (
-    batch_size_for(Settings(_env_file=None, **SERVICE_SETTINGS))
+    batch_size_for(settings_of(NewsletterSettings, **SERVICE_SETTINGS))
     * SERVICE_SETTINGS["newsletter_fanout_page"]
 )
 # Killed once this many copies are in the sink: some went out, most did not.
@@ -126,9 +127,9 @@ class World:
     def service_settings(self) -> dict[str, Any]:
         return {**SERVICE_SETTINGS, **self.overrides, "mail_message_id_domain": self.domain}
 
-    def settings(self) -> Settings:
+    def settings(self) -> NewsletterSettings:
         """The settings the service process runs with, as the test derives bounds from."""
-        return Settings(_env_file=None, **self.service_settings())
+        return settings_of(NewsletterSettings, **self.service_settings())
 
     def env(self) -> dict[str, str]:
         return {
@@ -170,7 +171,7 @@ class World:
 
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[ServiceClient]:
-        client = ServiceClient(Settings(_env_file=None, nats_url=self.nats.url))
+        client = ServiceClient(ClientSettings(_env_file=None, nats_url=self.nats.url))
         await client.connect()
         try:
             yield client
@@ -240,16 +241,18 @@ async def wait_until_sent(world: World, issue_id: str, total: int) -> None:
 async def prepare_issue(world: World, client: ServiceClient) -> tuple[str, str]:
     """One news item, a draft with it; returns the draft's id and its mail subject."""
     await client.request(
-        Subjects.ITEM_ADD,
+        Endpoints.ITEM_ADD.subject,
         {
             "title": f"Kaos i Fredericia {world.run}",
             "body": "Tjenesten bliver dræbt midt i udsendelsen.\n\nAlle får alligevel ét brev.",
             "link": "fredericia.dk/kaos",
         },
     )
-    draft = await client.request(Subjects.DRAFT, {"title": f"Nyhedsbrev under kaos {world.run}"})
+    draft = await client.request(
+        Endpoints.DRAFT.subject, {"title": f"Nyhedsbrev under kaos {world.run}"}
+    )
     assert draft["items"] == 1
-    preview = await client.request(Subjects.PREVIEW, {"issue_id": draft["id"]})
+    preview = await client.request(Endpoints.PREVIEW.subject, {"issue_id": draft["id"]})
     return str(draft["id"]), str(preview["subject"])
 
 
@@ -326,7 +329,7 @@ async def check_one_copy_each(
     return Delivered(duplicates=len(dropped), recipients=int(issue["recipients"]))
 
 
-def in_flight_bound(settings: Settings) -> int:
+def in_flight_bound(settings: NewsletterSettings) -> int:
     """How many mails one worker holds between claim and mark, from its settings.
 
     It claims another batch while at most BATCHES_AHEAD batches are in flight, so up to
@@ -399,7 +402,7 @@ async def test_kill_while_the_issue_goes_out(world: World) -> None:
     subscribers = await seed(world)
     async with world.client() as client:
         issue_id, subject = await prepare_issue(world, client)
-        sent = await client.request(Subjects.SEND, {"issue_id": issue_id}, timeout=30.0)
+        sent = await client.request(Endpoints.SEND.subject, {"issue_id": issue_id}, timeout=30.0)
     assert sent["state"] in ("sending", "sent")
 
     started = time.monotonic()
@@ -437,7 +440,7 @@ async def test_kill_during_the_fan_out(world: World) -> None:
         issue_id, subject = await prepare_issue(world, client)
         # The reply waits for the fan-out (up to 5 s), which is killed: it hardly ever comes.
         sending = asyncio.create_task(
-            client.request(Subjects.SEND, {"issue_id": issue_id}, timeout=30.0)
+            client.request(Endpoints.SEND.subject, {"issue_id": issue_id}, timeout=30.0)
         )
 
         async def queued_so_far() -> int:

@@ -32,7 +32,7 @@ import pytest
 from icalendar import Calendar
 
 from contracts.events import COPENHAGEN, STREAM
-from services.runtime.settings import Settings
+from services.events.settings import EventsSettings
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mail, Mailbox
 from tests.e2e.steps import need, poll
@@ -81,8 +81,9 @@ WELCOME_TIMEOUT = 120.0
 # One mail after the event that causes it (events relay -> newsletter -> SMTP sink).
 MAIL_TIMEOUT = 45.0
 # The events service checks for due reminders every this many seconds (as make up runs it).
-POLL_SECONDS = Settings(_env_file=None).events_poll_seconds
-RSVP_LINK = re.compile(rf"{re.escape(PUBLIC_URL)}/rsvp/([\w-]+)/(yes|maybe|no)\b")
+POLL_SECONDS: float = EventsSettings.model_fields["events_poll_seconds"].default
+# The token is signed (itsdangerous: base64url parts joined by dots).
+RSVP_LINK = re.compile(rf"{re.escape(PUBLIC_URL)}/rsvp/([\w.-]+)/(yes|maybe|no)\b")
 EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 

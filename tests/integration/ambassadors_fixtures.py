@@ -12,7 +12,7 @@ from nats.aio.client import Client as NatsClient
 from pymongo import AsyncMongoClient
 
 from services.runtime.client import ServiceClient
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from tests.conftest import ServiceProcessFactory
@@ -52,7 +52,7 @@ async def start_ambassadors(
             # The health probe is answered by any replica: wait for this one's own word.
             wait_for_log(process, "service ready")
             processes.append(process)
-        settings = Settings(
+        settings = ClientSettings(
             _env_file=None, nats_url=nats_server.url, request_timeout_seconds=REQUEST_TIMEOUT
         )
         client = ServiceClient(settings, user="tests")

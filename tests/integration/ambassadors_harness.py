@@ -28,13 +28,13 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pypdf import PdfReader
 
-from contracts.ambassadors import STREAM, Subjects
+from contracts.ambassadors import STREAM, Endpoints
 from services.runtime.client import ServiceClient
 from stack.processes import ManagedProcess
 
 Document = dict[str, Any]
 
-# The service's default bucket name (Settings.certificate_bucket); tests do not change it.
+# The service's default bucket (AmbassadorsSettings.certificate_bucket); tests keep it.
 CERTIFICATE_BUCKET = "certificates"
 # Generous: two replicas, their certificate renderers and the servers share two busy cores,
 # and these tests are about what happens, not how fast.
@@ -144,11 +144,13 @@ class Ambassadors:
 
     async def sign_up(self, **fields: Any) -> Document:
         """Sign up (``sign_up_payload`` defaults); returns the ``SignUpResult``."""
-        result: Document = await self.request(Subjects.SIGN_UP, sign_up_payload(**fields))
+        result: Document = await self.request(Endpoints.SIGN_UP.subject, sign_up_payload(**fields))
         return result
 
     async def show(self, ambassador_id: str) -> Document:
-        result: Document = await self.request(Subjects.SHOW, {"ambassador_id": ambassador_id})
+        result: Document = await self.request(
+            Endpoints.SHOW.subject, {"ambassador_id": ambassador_id}
+        )
         return result
 
     # -------------------------------------------------------------- the AMBASSADORS stream

@@ -5,23 +5,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nats.js.errors import NotFoundError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.events import STREAM, Subjects
+from contracts.events import STREAM, Endpoints
 from services.runtime.clock import travel
+from services.runtime.tokens import ANSWER, Signer
 from stack.processes import ManagedProcess
 from tests.integration.ambassadors_harness import (
     Ambassadors,
     eventually,
     unique_email,
 )
+from tests.support.stack import TOKEN_SECRETS
 
 Document = dict[str, Any]
 
@@ -69,12 +71,22 @@ class Events:
         await self.knows(ambassador_id)
         return ambassador_id
 
-    async def knows(self, ambassador_id: str, present: bool = True) -> None:
-        async def probe() -> bool | None:
-            found = await self.db.ambassadors.find_one({"_id": ambassador_id}) is not None
-            return True if found == present else None
+    async def knows(self, ambassador_id: str, standing: str = "active") -> None:
+        """The service's read model has the ambassador as ``standing`` (active, withdrawn,
+        or erased: a tombstone, the id and nothing else)."""
 
-        await eventually(probe, timeout=30.0, what=f"events knows {ambassador_id}: {present}")
+        async def probe() -> bool | None:
+            found = await self.db.ambassadors.find_one({"_id": ambassador_id})
+            return True if found is not None and found.get("standing") == standing else None
+
+        await eventually(probe, timeout=30.0, what=f"events knows {ambassador_id}: {standing}")
+
+    def answer_token(self, meeting_id: str, ambassador_id: str) -> str:
+        """The token of the answer links in an invitation's mail, as the newsletter service
+        signs it (with the secret it shares with the events service)."""
+        return Signer(TOKEN_SECRETS["SAMSKAB_EVENTS_TOKEN_SECRET"], ANSWER).sign(
+            meeting_id, ambassador_id
+        )
 
     async def schedule(self, **fields: Any) -> Document:
         payload: dict[str, Any] = {
@@ -85,16 +97,16 @@ class Events:
             "place": "Fredericia Rådhus",
         }
         payload.update(fields)
-        result: Document = await self.request(Subjects.SCHEDULE, payload)
+        result: Document = await self.request(Endpoints.SCHEDULE.subject, payload)
         return result
 
     async def show(self, meeting_id: str) -> Document:
-        result: Document = await self.request(Subjects.SHOW, {"meeting_id": meeting_id})
+        result: Document = await self.request(Endpoints.SHOW.subject, {"meeting_id": meeting_id})
         return result
 
     async def rsvp(self, meeting_id: str, ambassador_id: str, answer: str) -> Document:
         result: Document = await self.request(
-            Subjects.RSVP,
+            Endpoints.RSVP.subject,
             {"meeting_id": meeting_id, "ambassador_id": ambassador_id, "answer": answer},
         )
         return result
@@ -142,6 +154,10 @@ class Events:
             probe, timeout=timeout, interval=0.2, what=f"{count} × {name} for {meeting_id}"
         )
         return found
+
+
+class EventsFactory(Protocol):
+    def __call__(self, *, database: str | None = None) -> Awaitable[Events]: ...
 
 
 def days_from_now(days: float) -> datetime:

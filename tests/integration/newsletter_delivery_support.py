@@ -23,15 +23,16 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from services.newsletter.delivery import batches, store
 from services.newsletter.delivery.states import MailRecord, MaterializedMail, new_mail
+from services.newsletter.settings import NewsletterSettings
 from services.runtime.mongo import DatabaseT, connect
-from services.runtime.settings import Settings
 from stack.processes import free_port
+from tests.support.stack import settings_of
 
 SENDER = "ambassadoer@fredericia.example"
 DOMAIN = "samskab.test.example"
 
 
-def settings_for(mongo_url: str, host: str, port: int, **overrides: Any) -> Settings:
+def settings_for(mongo_url: str, host: str, port: int, **overrides: Any) -> NewsletterSettings:
     values: dict[str, Any] = {
         "mongo_url": mongo_url,
         "smtp_host": host,
@@ -45,7 +46,7 @@ def settings_for(mongo_url: str, host: str, port: int, **overrides: Any) -> Sett
         "mail_max_attempts": 5,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return settings_of(NewsletterSettings, **values)
 
 
 def mails(

@@ -9,7 +9,7 @@ from importlib.resources import files
 
 import pytest
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from services.ambassadors.importing import parse_ambassador_csv
 from tests.integration.ambassadors_harness import (
     AmbassadorsFactory,
@@ -34,9 +34,9 @@ async def test_goals_count_active_ambassadors_by_kind_against_the_configured_tar
         await ambassadors.sign_up(staff=True, **fields)
     await ambassadors.sign_up(kind="citizen")  # pending: not yet an ambassador
     leaving = (await ambassadors.sign_up(kind="citizen", staff=True))["ambassador"]["id"]
-    await ambassadors.request(Subjects.WITHDRAW, {"ambassador_id": leaving})
+    await ambassadors.request(Endpoints.WITHDRAW.subject, {"ambassador_id": leaving})
 
-    goals = await ambassadors.request(Subjects.GOALS, {})
+    goals = await ambassadors.request(Endpoints.GOALS.subject, {})
 
     assert goals["active"] == 5
     assert goals["target"] == 5
@@ -81,7 +81,7 @@ async def test_an_import_takes_the_good_rows_reports_the_bad_and_skips_the_known
     )
 
     result = await ambassadors.request(
-        Subjects.IMPORT, {"csv_text": csv_text, "filename": "liste.csv"}
+        Endpoints.IMPORT.subject, {"csv_text": csv_text, "filename": "liste.csv"}
     )
 
     assert result["imported"] == 2
@@ -92,7 +92,7 @@ async def test_an_import_takes_the_good_rows_reports_the_bad_and_skips_the_known
     imported = result["ambassador_ids"]
     assert len(imported) == 2 and existing not in imported
 
-    page = await ambassadors.request(Subjects.LIST, {})
+    page = await ambassadors.request(Endpoints.LIST.subject, {})
     assert page["total"] == 3
     by_id = {a["id"]: a for a in page["items"]}
     assert {by_id[i]["source"] for i in imported} == {"import"}
@@ -122,7 +122,7 @@ async def test_the_demo_list_is_imported_once_into_an_empty_database(
     assert DEMO_ROWS >= 80
     first = await start_ambassadors({"SAMSKAB_DEMO_IMPORT": "true"})
 
-    page = await first.request(Subjects.LIST, {"limit": 1000})
+    page = await first.request(Endpoints.LIST.subject, {"limit": 1000})
     assert page["total"] == DEMO_ROWS
     assert {a["source"] for a in page["items"]} == {"import"}
     assert {a["status"] for a in page["items"]} == {"active"}
@@ -133,7 +133,7 @@ async def test_the_demo_list_is_imported_once_into_an_empty_database(
 
     again = await start_ambassadors({"SAMSKAB_DEMO_IMPORT": "true"}, database=first.database)
 
-    assert (await again.request(Subjects.LIST, {"limit": 1}))["total"] == DEMO_ROWS
+    assert (await again.request(Endpoints.LIST.subject, {"limit": 1}))["total"] == DEMO_ROWS
     await again.outbox_drained()
     assert await again.events(name="signed_up") == []
     assert await again.events(name="activated") == []

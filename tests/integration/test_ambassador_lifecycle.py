@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from contracts.errors import ErrorCode, ServiceError
 from tests.integration.ambassadors_harness import Ambassadors, unique_email
 
@@ -30,7 +30,7 @@ async def test_an_update_changes_only_the_given_fields_and_says_which(
     ambassador_id = before["id"]
 
     after = await ambassadors.request(
-        Subjects.UPDATE,
+        Endpoints.UPDATE.subject,
         {
             "ambassador_id": ambassador_id,
             "description": "Formidler frivilligt arbejde.",
@@ -52,7 +52,7 @@ async def test_an_update_changes_only_the_given_fields_and_says_which(
 
     # Sending what is already there changes nothing, so nothing is announced.
     same = await ambassadors.request(
-        Subjects.UPDATE, {"ambassador_id": ambassador_id, "themes": [10]}
+        Endpoints.UPDATE.subject, {"ambassador_id": ambassador_id, "themes": [10]}
     )
     assert same == after
     other = (await ambassadors.sign_up(staff=True))["ambassador"]["id"]
@@ -69,20 +69,20 @@ async def test_an_update_cannot_take_another_ambassadors_address_or_an_unknown_i
 
     with pytest.raises(ServiceError) as conflict:
         await ambassadors.request(
-            Subjects.UPDATE, {"ambassador_id": mine["id"], "email": taken.upper()}
+            Endpoints.UPDATE.subject, {"ambassador_id": mine["id"], "email": taken.upper()}
         )
     assert conflict.value.code == ErrorCode.CONFLICT
     assert (await ambassadors.show(mine["id"]))["email"] == mine["email"]
 
     with pytest.raises(ServiceError) as missing:
         await ambassadors.request(
-            Subjects.UPDATE, {"ambassador_id": "no-such-ambassador", "name": "Nogen"}
+            Endpoints.UPDATE.subject, {"ambassador_id": "no-such-ambassador", "name": "Nogen"}
         )
     assert missing.value.code == ErrorCode.NOT_FOUND
 
     with pytest.raises(ServiceError) as invalid:
         await ambassadors.request(
-            Subjects.UPDATE, {"ambassador_id": mine["id"], "email": "nope", "phone": "12"}
+            Endpoints.UPDATE.subject, {"ambassador_id": mine["id"], "email": "nope", "phone": "12"}
         )
     assert invalid.value.code == ErrorCode.VALIDATION_FAILED
     assert {d.field for d in invalid.value.error.details} == {"email", "phone"}
@@ -90,7 +90,7 @@ async def test_an_update_cannot_take_another_ambassadors_address_or_an_unknown_i
 
 async def history(ambassadors: Ambassadors) -> dict[str, int]:
     """Active now, and activations and departures summed over the goals' months."""
-    goals = await ambassadors.request(Subjects.GOALS, {})
+    goals = await ambassadors.request(Endpoints.GOALS.subject, {})
     return {
         "active": goals["active"],
         "activated": sum(m["activated"] for m in goals["months"]),
@@ -108,7 +108,7 @@ async def test_a_withdrawn_ambassador_keeps_a_revoked_certificate_and_can_rejoin
     await ambassadors.wait_for_events([ambassador_id], "certificate_issued")
 
     left = await ambassadors.request(
-        Subjects.WITHDRAW, {"ambassador_id": ambassador_id, "reason": "Flytter fra byen"}
+        Endpoints.WITHDRAW.subject, {"ambassador_id": ambassador_id, "reason": "Flytter fra byen"}
     )
     assert left["status"] == "withdrawn"
     assert left["withdrawn_at"]
@@ -118,19 +118,19 @@ async def test_a_withdrawn_ambassador_keeps_a_revoked_certificate_and_can_rejoin
     [withdrawn] = await ambassadors.wait_for_events([ambassador_id], "withdrawn")
     assert withdrawn.data["reason"] == "Flytter fra byen"
 
-    verified = await ambassadors.request(Subjects.VERIFY, {"code": old_code})
+    verified = await ambassadors.request(Endpoints.VERIFY.subject, {"code": old_code})
     assert verified["genuine"] is True
     assert verified["valid"] is False
     assert verified["status"] == "revoked"
 
     with pytest.raises(ServiceError) as no_certificate:
-        await ambassadors.request(Subjects.CERTIFICATE, {"ambassador_id": ambassador_id})
+        await ambassadors.request(Endpoints.CERTIFICATE.subject, {"ambassador_id": ambassador_id})
     assert no_certificate.value.code == ErrorCode.INVALID_STATE
-    directory = await ambassadors.request(Subjects.DIRECTORY, {})
+    directory = await ambassadors.request(Endpoints.DIRECTORY.subject, {})
     assert ambassador_id not in {e["id"] for e in directory["entries"]}
 
     with pytest.raises(ServiceError) as twice:
-        await ambassadors.request(Subjects.WITHDRAW, {"ambassador_id": ambassador_id})
+        await ambassadors.request(Endpoints.WITHDRAW.subject, {"ambassador_id": ambassador_id})
     assert twice.value.code == ErrorCode.INVALID_STATE
 
     again = (await ambassadors.sign_up(email=email))["ambassador"]
@@ -139,18 +139,22 @@ async def test_a_withdrawn_ambassador_keeps_a_revoked_certificate_and_can_rejoin
     # Rejoining does not rewrite history: the first membership still counts in its months.
     assert await history(ambassadors) == {"active": 0, "activated": 1, "left": 1}
     signed = (await ambassadors.wait_for_events([ambassador_id], "signed_up", count=2))[-1]
-    back = await ambassadors.request(Subjects.CONFIRM, {"token": signed.data["confirmation_token"]})
+    back = await ambassadors.request(
+        Endpoints.CONFIRM.subject, {"token": signed.data["confirmation_token"]}
+    )
     assert back["status"] == "active"
     assert back["certificate"]["number"] == joined["certificate"]["number"]
     new_code = back["certificate"]["verification_code"]
     assert new_code != old_code
 
-    assert (await ambassadors.request(Subjects.VERIFY, {"code": new_code}))["valid"] is True
+    assert (await ambassadors.request(Endpoints.VERIFY.subject, {"code": new_code}))[
+        "valid"
+    ] is True
     # The paper from the first membership stays revoked, and is still known as genuine.
-    old = await ambassadors.request(Subjects.VERIFY, {"code": old_code})
+    old = await ambassadors.request(Endpoints.VERIFY.subject, {"code": old_code})
     assert (old["genuine"], old["valid"]) == (True, False)
 
-    page = await ambassadors.request(Subjects.LIST, {})
+    page = await ambassadors.request(Endpoints.LIST.subject, {})
     assert page["total"] == 1
     assert len(await ambassadors.events([ambassador_id], "activated")) == 2
     assert await history(ambassadors) == {"active": 1, "activated": 2, "left": 1}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from contracts.errors import ErrorCode, ServiceError
 from tests.integration.ambassadors_harness import Ambassadors, eventually, unique_email
 
@@ -61,11 +61,11 @@ async def test_erasure_leaves_no_trace_of_the_person_but_keeps_the_history_true(
     ambassador_id = signed_up["ambassador"]["id"]
     [signed] = await ambassadors.wait_for_events([ambassador_id], "signed_up")
     active = await ambassadors.request(
-        Subjects.CONFIRM, {"token": signed.data["confirmation_token"]}
+        Endpoints.CONFIRM.subject, {"token": signed.data["confirmation_token"]}
     )
     code = active["certificate"]["verification_code"]
     await ambassadors.request(
-        Subjects.UPDATE, {"ambassador_id": ambassador_id, "description": f"Jeg er {name}."}
+        Endpoints.UPDATE.subject, {"ambassador_id": ambassador_id, "description": f"Jeg er {name}."}
     )
     [issued] = await ambassadors.wait_for_events([ambassador_id], "certificate_issued")
     object_name = issued.data["object_name"]
@@ -82,7 +82,7 @@ async def test_erasure_leaves_no_trace_of_the_person_but_keeps_the_history_true(
     }
     assert any(email in json.dumps(e.data) for e in published)
 
-    erased = await ambassadors.request(Subjects.ERASE, {"ambassador_id": ambassador_id})
+    erased = await ambassadors.request(Endpoints.ERASE.subject, {"ambassador_id": ambassador_id})
 
     assert erased["status"] == "erased"
     assert erased["erased_at"]
@@ -112,14 +112,14 @@ async def test_erasure_leaves_no_trace_of_the_person_but_keeps_the_history_true(
         await eventually(scrubbed, what="no collection to hold the name, e-mail or phone")
     assert await traces(ambassadors, needles) == []
 
-    verified = await ambassadors.request(Subjects.VERIFY, {"code": code})
+    verified = await ambassadors.request(Endpoints.VERIFY.subject, {"code": code})
     assert verified["genuine"] is True and verified["valid"] is False
     assert verified.get("holder") is None
     with pytest.raises(ServiceError) as again:
-        await ambassadors.request(Subjects.ERASE, {"ambassador_id": ambassador_id})
+        await ambassadors.request(Endpoints.ERASE.subject, {"ambassador_id": ambassador_id})
     assert again.value.code == ErrorCode.INVALID_STATE
 
-    goals = await ambassadors.request(Subjects.GOALS, {})
+    goals = await ambassadors.request(Endpoints.GOALS.subject, {})
     assert goals["active"] == 1  # the bystander
     assert goals["erased"] == 1
     assert goals["by_kind"]["citizen"] == 1  # the bystander is a citizen too; one, not two
@@ -160,10 +160,12 @@ async def test_the_directory_lists_only_active_public_ambassadors_and_no_contact
     private = await ambassadors.sign_up(public=False, staff=True)
     pending = await ambassadors.sign_up(public=True)
     withdrawn = await ambassadors.sign_up(public=True, staff=True)
-    await ambassadors.request(Subjects.WITHDRAW, {"ambassador_id": withdrawn["ambassador"]["id"]})
+    await ambassadors.request(
+        Endpoints.WITHDRAW.subject, {"ambassador_id": withdrawn["ambassador"]["id"]}
+    )
     everyone = [listed_org, listed_citizen, private, pending, withdrawn]
 
-    raw = await ambassadors.raw_request(Subjects.DIRECTORY, {})
+    raw = await ambassadors.raw_request(Endpoints.DIRECTORY.subject, {})
     directory = json.loads(raw)["result"]
 
     entries = {e["id"]: e for e in directory["entries"]}

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from contracts.errors import ErrorCode, ServiceError
 from stack.processes import ManagedProcess
 from tests.integration.ambassadors_harness import AmbassadorsFactory, unique_email
@@ -67,12 +67,12 @@ async def test_a_request_to_a_stopped_service_says_it_is_not_running(
     start_ambassadors: AmbassadorsFactory,
 ) -> None:
     ambassadors = await start_ambassadors()
-    assert (await ambassadors.request(Subjects.GOALS, {}))["active"] == 0
+    assert (await ambassadors.request(Endpoints.GOALS.subject, {}))["active"] == 0
     ambassadors.processes[0].stop()
 
     started = time.monotonic()
     with pytest.raises(ServiceError) as caught:
-        await ambassadors.request(Subjects.LIST, {})
+        await ambassadors.request(Endpoints.LIST.subject, {})
 
     assert caught.value.code == ErrorCode.SERVICE_UNAVAILABLE
     assert caught.value.error.message == "the ambassadors service is not running"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from contracts.errors import ErrorCode, ServiceError
 from tests.integration.ambassadors_harness import (
     CERTIFICATE_BUCKET,
@@ -56,7 +56,7 @@ async def test_a_bad_sign_up_names_every_bad_field_and_stores_nothing(
     for fields in BAD_FIELDS.values():
         everything_wrong.update(fields)
 
-    error = await rejected(ambassadors, Subjects.SIGN_UP, everything_wrong)
+    error = await rejected(ambassadors, Endpoints.SIGN_UP.subject, everything_wrong)
 
     assert error.code == ErrorCode.VALIDATION_FAILED
     assert bad_fields(error) == set(BAD_FIELDS)
@@ -64,11 +64,11 @@ async def test_a_bad_sign_up_names_every_bad_field_and_stores_nothing(
 
     for field, fields in BAD_FIELDS.items():
         alone = {"name": "Anna Hansen", "email": unique_email(), "kind": "citizen", "consent": True}
-        error = await rejected(ambassadors, Subjects.SIGN_UP, {**alone, **fields})
+        error = await rejected(ambassadors, Endpoints.SIGN_UP.subject, {**alone, **fields})
         assert error.code == ErrorCode.VALIDATION_FAILED, field
         assert bad_fields(error) == {field}
 
-    assert await ambassadors.request(Subjects.LIST, {}) == {"total": 0, "items": []}
+    assert await ambassadors.request(Endpoints.LIST.subject, {}) == {"total": 0, "items": []}
     for collection in ("ambassadors", "outbox", "counters"):
         assert await ambassadors.db[collection].count_documents({}) == 0, collection
 
@@ -115,11 +115,11 @@ async def test_a_self_sign_up_is_confirmed_by_e_mail_and_then_gets_its_certifica
     new_token = signed_events[1].data["confirmation_token"]
     assert new_token and new_token != first_token
 
-    old = await rejected(ambassadors, Subjects.CONFIRM, {"token": first_token})
+    old = await rejected(ambassadors, Endpoints.CONFIRM.subject, {"token": first_token})
     assert old.code == ErrorCode.INVALID_TOKEN
     assert (await ambassadors.show(ambassador_id))["status"] == "pending"
 
-    active = await ambassadors.request(Subjects.CONFIRM, {"token": new_token})
+    active = await ambassadors.request(Endpoints.CONFIRM.subject, {"token": new_token})
     assert active["id"] == ambassador_id
     assert active["status"] == "active"
     assert active["activated_at"]
@@ -142,7 +142,9 @@ async def test_a_self_sign_up_is_confirmed_by_e_mail_and_then_gets_its_certifica
     assert issued.data["digest"] == stored_digest == object_store_digest(pdf)
     assert issued.data["size"] == len(pdf)
 
-    location = await ambassadors.request(Subjects.CERTIFICATE, {"ambassador_id": ambassador_id})
+    location = await ambassadors.request(
+        Endpoints.CERTIFICATE.subject, {"ambassador_id": ambassador_id}
+    )
     assert location == {
         "ambassador_id": ambassador_id,
         "number": certificate["number"],
@@ -153,12 +155,13 @@ async def test_a_self_sign_up_is_confirmed_by_e_mail_and_then_gets_its_certifica
     }
 
     verified = await ambassadors.request(
-        Subjects.VERIFY, {"code": certificate["verification_code"].lower().replace("-", "")}
+        Endpoints.VERIFY.subject,
+        {"code": certificate["verification_code"].lower().replace("-", "")},
     )
     assert verified["genuine"] is True and verified["valid"] is True
     assert verified["holder"] == name
 
-    twice = await rejected(ambassadors, Subjects.CONFIRM, {"token": new_token})
+    twice = await rejected(ambassadors, Endpoints.CONFIRM.subject, {"token": new_token})
     assert twice.code == ErrorCode.INVALID_STATE
     assert "already confirmed" in twice.error.message
     assert len(await ambassadors.events([ambassador_id], "activated")) == 1
@@ -181,7 +184,7 @@ async def test_an_expired_confirmation_token_is_refused_and_a_new_sign_up_helps(
     assert changed.modified_count == 1
 
     expired = await rejected(
-        ambassadors, Subjects.CONFIRM, {"token": signed.data["confirmation_token"]}
+        ambassadors, Endpoints.CONFIRM.subject, {"token": signed.data["confirmation_token"]}
     )
     assert expired.code == ErrorCode.TOKEN_EXPIRED
     assert "expired" in expired.error.message
@@ -191,7 +194,7 @@ async def test_an_expired_confirmation_token_is_refused_and_a_new_sign_up_helps(
     assert again["token_reissued"] is True
     fresh = (await ambassadors.wait_for_events([ambassador_id], "signed_up", count=2))[1]
     active = await ambassadors.request(
-        Subjects.CONFIRM, {"token": fresh.data["confirmation_token"]}
+        Endpoints.CONFIRM.subject, {"token": fresh.data["confirmation_token"]}
     )
     assert active["status"] == "active"
 
@@ -249,12 +252,16 @@ async def test_every_event_carries_the_envelope_and_a_unique_id(ambassadors: Amb
     staff = (await ambassadors.sign_up(staff=True, phone="+45 20 30 40 50"))["ambassador"]["id"]
     own = (await ambassadors.sign_up())["ambassador"]["id"]
     [signed] = await ambassadors.wait_for_events([own], "signed_up")
-    await ambassadors.request(Subjects.CONFIRM, {"token": signed.data["confirmation_token"]})
     await ambassadors.request(
-        Subjects.UPDATE, {"ambassador_id": own, "description": "Laver mad i varmestuen."}
+        Endpoints.CONFIRM.subject, {"token": signed.data["confirmation_token"]}
     )
-    await ambassadors.request(Subjects.WITHDRAW, {"ambassador_id": own, "reason": "flytter"})
-    await ambassadors.request(Subjects.ERASE, {"ambassador_id": staff})
+    await ambassadors.request(
+        Endpoints.UPDATE.subject, {"ambassador_id": own, "description": "Laver mad i varmestuen."}
+    )
+    await ambassadors.request(
+        Endpoints.WITHDRAW.subject, {"ambassador_id": own, "reason": "flytter"}
+    )
+    await ambassadors.request(Endpoints.ERASE.subject, {"ambassador_id": staff})
     await ambassadors.wait_for_events([staff], "erased")
     await ambassadors.wait_for_events([own], "withdrawn")
     await ambassadors.outbox_drained()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import random
@@ -30,12 +31,14 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
 
+from contracts.endpoints import Endpoint
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, ServiceError
 from contracts.operations import (
     dead_letters_list_subject,
     dead_letters_replay_subject,
     dead_letters_show_subject,
+    health_subject,
 )
 from services.runtime.client import ServiceClient
 from services.runtime.dead_letters import advisory_stream_name, dead_letter_id
@@ -55,7 +58,8 @@ from services.runtime.outbox import (
     purge_published_events,
 )
 from services.runtime.service import Service
-from services.runtime.settings import Settings
+from services.runtime.settings import ServiceSettings
+from services.runtime.unit_of_work import UnitOfWork
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from tests.support.polling import eventually
@@ -107,7 +111,7 @@ class Bed:
     def js(self) -> JetStreamContext:
         return self.nc.jetstream()
 
-    def settings(self, service: str, **overrides: Any) -> Settings:
+    def settings(self, service: str, **overrides: Any) -> ServiceSettings:
         values: dict[str, Any] = {
             "nats_url": self.nats_url,
             "mongo_url": self.mongo_url,
@@ -119,7 +123,7 @@ class Bed:
             "request_timeout_seconds": 5,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return ServiceSettings(_env_file=None, **values)
 
     async def create_stream(self) -> None:
         await self.js.add_stream(name=self.stream, subjects=[f"{self.prefix}.v1.>"])
@@ -201,25 +205,24 @@ class Counter:
     ) -> None:
         self.name = name or f"tc{short_id()}"
         self.bed = bed
-        self.service = Service(self.name, settings=bed.settings(self.name, **settings))
+        self.service = Service(self.name, bed.settings(self.name, **settings))
         self.fail_first = fail_first
         self.broken = broken
         self.fault = fault or self._cannot_count
         self.attempts: list[tuple[str, float]] = []
-        self.service.on_event(bed.thing)(self._count)
+        self.service.react(bed.thing, self._count)
 
-    async def _count(self, event: Any, session: Session) -> Sequence[Event]:
+    async def _count(self, uow: UnitOfWork, event: Any) -> None:
         self.attempts.append((str(event.event_id), time.monotonic()))
-        await self.service.db.things.update_one(
+        await uow.db.things.update_one(
             {"_id": event.thing},
             {"$inc": {"count": 1}, "$push": {"event_ids": str(event.event_id)}},
             upsert=True,
-            session=session,
+            session=uow.session,
         )
         if self.broken or len(self.attempts) <= self.fail_first:
             self.fault(event.thing, len(self.attempts))
             raise AssertionError("the fault did not raise")
-        return ()
 
     @staticmethod
     def _cannot_count(thing: str, attempt: int) -> None:
@@ -491,7 +494,7 @@ async def _all_published(db: DatabaseT, expected: int) -> bool:
 async def test_outbox_publishes_committed_events_once_in_order_never_aborted_ones(
     bed: Bed,
 ) -> None:
-    producer = Service(bed.prefix, produces=[bed.thing], settings=bed.settings(bed.prefix))
+    producer = Service(bed.prefix, bed.settings(bed.prefix), produces=[bed.thing])
 
     class Abort(Exception):
         pass
@@ -499,19 +502,20 @@ async def test_outbox_publishes_committed_events_once_in_order_never_aborted_one
     aborted = [bed.thing(thing=f"aborted-{n}") for n in range(3)]
     committed = [bed.thing(thing=f"committed-{n}") for n in range(5)]
 
-    async def abort(session: Session) -> None:
-        await producer.db.notes.insert_one({"note": "aborted"}, session=session)
-        await add_to_outbox(producer.db, session, aborted)
+    async def abort(uow: UnitOfWork) -> None:
+        await uow.db.notes.insert_one({"note": "aborted"}, session=uow.session)
+        uow.emit(*aborted)
         raise Abort
 
-    async def commit(session: Session) -> tuple[str, list[ThingHappened]]:
-        await producer.db.notes.insert_one({"note": "committed"}, session=session)
-        return "done", committed
+    async def commit(uow: UnitOfWork) -> str:
+        await uow.db.notes.insert_one({"note": "committed"}, session=uow.session)
+        uow.emit(*committed)
+        return "done"
 
     async with running(producer):
         with pytest.raises(Abort):
-            await in_transaction(producer.mongo, abort)
-        assert await producer.transaction(commit) == "done"
+            await producer.run(abort, name="a unit that fails")
+        assert await producer.run(commit, name="a unit that commits") == "done"
         await eventually(
             lambda: _all_published(producer.db, len(committed)), "the outbox to be published"
         )
@@ -683,10 +687,10 @@ async def test_a_relay_stops_promptly_while_backing_off(bed: Bed) -> None:
 async def test_a_service_refuses_a_database_another_service_owns(bed: Bed) -> None:
     first, second = f"own{short_id()}", f"other{short_id()}"
     shared = bed.settings(first)  # the second is pointed at the first's database
-    owner = Service(first, produces=[bed.thing], settings=shared)
+    owner = Service(first, shared, produces=[bed.thing])
     async with running(owner):
         pass
-    intruder = Service(second, settings=shared)
+    intruder = Service(second, shared)
     with pytest.raises(DatabaseOwnedByAnother) as refused:
         await intruder.app.start()
     await intruder.app.stop()
@@ -695,7 +699,7 @@ async def test_a_service_refuses_a_database_another_service_owns(bed: Bed) -> No
     # The database still belongs to its owner, which starts on it again as before.
     claim = await bed.db(first).service_owner.find_one({"_id": "owner"})
     assert claim is not None and claim["service"] == first
-    async with running(Service(first, produces=[bed.thing], settings=shared)):
+    async with running(Service(first, shared, produces=[bed.thing])):
         pass
 
 
@@ -707,14 +711,19 @@ class Register(BaseModel):
     age: int = Field(ge=0)
 
 
+class Registered(BaseModel):
+    registered: str
+
+
 async def test_requests_that_do_not_validate_get_a_structured_error(bed: Bed) -> None:
     name = f"tr{short_id()}"
-    service = Service(name, settings=bed.settings(name))
+    service = Service(name, bed.settings(name))
     subject = f"{name}.cmd.register"
 
-    @service.endpoint(subject, Register)
-    async def register(command: Register) -> dict[str, Any]:
-        return {"registered": command.name}
+    async def register(uow: UnitOfWork, command: Register) -> Registered:
+        return Registered(registered=command.name)
+
+    service.command(Endpoint(subject, Register, Registered), register)
 
     async with running(service), ServiceClient(service.settings) as client:
         reply = json.loads((await bed.nc.request(subject, b"{not json", timeout=5)).data)
@@ -827,3 +836,156 @@ async def test_published_entries_an_older_release_left_in_the_outbox_become_reco
     ]
     assert [doc["_id"] async for doc in db.outbox.find({})] == ["e4"]
     assert set(await db.outbox.index_information()) == {"_id_", "state_1_order_1"}
+
+
+# --------------------------------------------------------------------------- failed outbox
+
+
+async def test_an_entry_that_can_never_be_published_fails_visibly_without_blocking_the_relay(
+    bed: Bed,
+) -> None:
+    producer = Service(bed.prefix, bed.settings(bed.prefix), produces=[bed.thing])
+    first, last = bed.thing(thing="before"), bed.thing(thing="after")
+    # Older than both: a payload larger than the server takes (max_payload 1 MB here), and
+    # an event on another service's subject (its stream is not this service's).
+    too_large = bed.thing(thing="x" * 1_100_000)
+
+    class Foreign(ThingHappened):
+        subject: ClassVar[str] = "someoneelse.v1.thing_happened"
+        producer_name: ClassVar[str] = "someoneelse"
+
+    foreign = Foreign(thing="elsewhere")
+
+    async def emit(uow: UnitOfWork, events: Sequence[Event]) -> None:
+        uow.emit(*events)
+
+    async with running(producer), ServiceClient(producer.settings) as client:
+        await producer.run(
+            functools.partial(emit, events=[too_large, foreign, first]), name="emitting"
+        )
+        await producer.run(functools.partial(emit, events=[last]), name="emitting")
+
+        async def both_published() -> bool:
+            ids = {e.event_id for e in await published_events(producer.db)}
+            return {str(first.event_id), str(last.event_id)} <= ids
+
+        await eventually(both_published, "the publishable events to go out", timeout=10)
+        health = await client.request(health_subject(bed.prefix), {})
+        assert (health["outbox_pending"], health["outbox_failed"]) == (0, 2)
+
+        listed = await client.request(dead_letters_list_subject(bed.prefix), {})
+        failed = {item["event_id"]: item for item in listed["items"]}
+        assert set(failed) == {str(too_large.event_id), str(foreign.event_id)}
+        assert {item["kind"] for item in failed.values()} == {"outbox"}
+        assert "exceeds the server's limit" in failed[str(too_large.event_id)]["reason"]
+        assert "not on this service's stream" in failed[str(foreign.event_id)]["reason"]
+        shown = await client.request(
+            dead_letters_show_subject(bed.prefix), {"id": f"outbox-{foreign.event_id}"}
+        )
+        assert shown["payload"]["thing"] == "elsewhere"
+
+        # Replayed: queued again (and, its cause not mended, failed again with the reason).
+        replayed = await client.request(
+            dead_letters_replay_subject(bed.prefix), {"id": f"outbox-{foreign.event_id}"}
+        )
+        assert replayed["note"] == "queued for publishing again"
+
+        async def failed_again() -> bool:
+            entry = await producer.db.outbox.find_one({"_id": str(foreign.event_id)})
+            return entry is not None and entry["state"] == "failed" and entry["attempts"] >= 2
+
+        await eventually(failed_again, "the replayed entry to fail again", timeout=10)
+
+    messages = await bed.stream_messages()
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in messages] == [
+        str(first.event_id),
+        str(last.event_id),
+    ]
+
+
+# --------------------------------------------------------------------------- who asked
+
+
+class Note(BaseModel):
+    audit_target: ClassVar[str | None] = "key"
+
+    key: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class Noted(BaseModel):
+    key: str
+    attempts: int
+
+
+async def test_commands_need_an_actor_and_leave_an_audit_record_committed_with_them(
+    bed: Bed,
+) -> None:
+    name = f"ta{short_id()}"
+    service = Service(name, bed.settings(name))
+    note = Endpoint(f"{name}.cmd.note", Note, Noted)
+
+    async def write(uow: UnitOfWork, cmd: Note) -> Noted:
+        if cmd.text == "refused":
+            raise ServiceError(ErrorCode.INVALID_STATE, "not this one")
+        # Unique: a second note with the same key clashes, and the unit is run again.
+        existing = await uow.db.notes.find_one({"key": cmd.key}, session=uow.session)
+        if existing is None:
+            await uow.db.notes.insert_one({"key": cmd.key, "text": cmd.text}, session=uow.session)
+        return Noted(key=cmd.key, attempts=uow.attempt)
+
+    service.command(note, write)
+    async with running(service):
+        await service.db.notes.create_index("key", unique=True)
+        reply = json.loads(
+            (await bed.nc.request(note.subject, b'{"key": "k1", "text": "hi"}', timeout=5)).data
+        )
+        assert reply["ok"] is False and reply["error"]["code"] == "validation_failed"
+        assert reply["error"]["details"][0]["field"] == "Samskab-Actor"
+        assert await service.db.notes.count_documents({}) == 0
+
+        async with ServiceClient(service.settings, actor="staff:jens") as staff:
+            assert (await staff.call(note, Note(key="k1", text="hi"))).key == "k1"
+            with pytest.raises(ServiceError):
+                await staff.call(note, Note(key="k2", text="refused"))
+        async with ServiceClient(service.settings) as operator:
+            assert (await operator.call(note, Note(key="k1", text="again"))).key == "k1"
+
+        trail = [doc async for doc in service.db.audit.find({}).sort("at", 1)]
+    assert [(d["actor"], d["command"], d["targets"], d["outcome"]) for d in trail] == [
+        ("staff:jens", note.subject, ["k1"], "ok"),
+        ("staff:jens", note.subject, ["k2"], "invalid_state"),
+        (trail[2]["actor"], note.subject, ["k1"], "ok"),
+    ]
+    assert trail[2]["actor"].startswith("operator:")
+    # Nothing personal: the note's text is in no record.
+    assert "hi" not in repr(trail) and "again" not in repr(trail)
+
+
+async def test_a_unit_whose_unique_key_was_taken_meanwhile_runs_again_and_sees_it(
+    bed: Bed,
+) -> None:
+    name = f"tu{short_id()}"
+    service = Service(name, bed.settings(name))
+    attempts: list[int] = []
+
+    async def insert_first(uow: UnitOfWork, key: str) -> str:
+        attempts.append(uow.attempt)
+        if uow.retried:
+            found = await uow.db.keys.find_one({"key": key}, session=uow.session)
+            if found is not None:
+                return "found the other's"
+        await uow.db.keys.insert_one({"key": key, "by": uow.attempt}, session=uow.session)
+        return "inserted"
+
+    async with running(service):
+        await service.db.keys.create_index("key", unique=True)
+        await service.db.keys.insert_one({"key": "taken"})  # as a concurrent request did
+        assert (
+            await service.run(functools.partial(insert_first, key="taken"), name="inserting")
+            == "found the other's"
+        )
+        assert await service.run(functools.partial(insert_first, key="free"), name="x") == (
+            "inserted"
+        )
+    assert attempts == [1, 2, 1]

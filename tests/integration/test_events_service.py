@@ -4,16 +4,27 @@ the test moves, cancellation, withdrawal and erasure, closing with minutes."""
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import icalendar
 import pytest
+from pymongo import AsyncMongoClient
 
-from contracts.ambassadors import Subjects as AmbassadorSubjects
+from contracts.ambassadors import Endpoints as AmbassadorEndpoints
 from contracts.errors import ServiceError
-from contracts.events import Subjects
+from contracts.events import Endpoints
+from services.runtime.tokens import token_hash
+from stack.mongo import MongoServer
 from tests.integration.ambassadors_harness import eventually
-from tests.integration.events_harness import Events, days_from_now, local_iso
+from tests.integration.events_harness import (
+    Document,
+    Events,
+    EventsFactory,
+    days_from_now,
+    local_iso,
+)
 
 pytest_plugins = ["tests.integration.ambassadors_fixtures", "tests.integration.events_fixtures"]
 pytestmark = pytest.mark.integration
@@ -78,15 +89,17 @@ async def test_capacity_waitlist_promotion_and_reminders(events: Events) -> None
     await events.wait_for(meeting_id, "reminder_due", count=2)
     assert len(await events.bus(meeting_id, "reminder_due")) == 2
 
-    early = await error_of(events, Subjects.CLOSE, {"meeting_id": meeting_id, "minutes": "Referat"})
+    early = await error_of(
+        events, Endpoints.CLOSE.subject, {"meeting_id": meeting_id, "minutes": "Referat"}
+    )
     assert early.code == "invalid_state"
     events.travel(starts + timedelta(hours=2, minutes=5))
     recorded = await events.request(
-        Subjects.ATTENDANCE, {"meeting_id": meeting_id, "attended": [a, c]}
+        Endpoints.ATTENDANCE.subject, {"meeting_id": meeting_id, "attended": [a, c]}
     )
     assert recorded["attended"] == 2
     held = await events.request(
-        Subjects.CLOSE,
+        Endpoints.CLOSE.subject,
         {"meeting_id": meeting_id, "minutes": "Vi talte om ensomhed.", "outcomes": ["Nyt netværk"]},
     )
     assert held["state"] == "held"
@@ -101,7 +114,7 @@ async def test_bad_commands_get_structured_errors_and_change_nothing(events: Eve
     a = await events.active_ambassador()
     past = await error_of(
         events,
-        Subjects.SCHEDULE,
+        Endpoints.SCHEDULE.subject,
         {
             "kind": "workshop",
             "title": "For sent",
@@ -114,7 +127,7 @@ async def test_bad_commands_get_structured_errors_and_change_nothing(events: Eve
 
     backwards = await error_of(
         events,
-        Subjects.SCHEDULE,
+        Endpoints.SCHEDULE.subject,
         {
             "kind": "workshop",
             "title": "Baglæns",
@@ -128,7 +141,7 @@ async def test_bad_commands_get_structured_errors_and_change_nothing(events: Eve
 
     unknown = await error_of(
         events,
-        Subjects.SCHEDULE,
+        Endpoints.SCHEDULE.subject,
         {
             "kind": "workshop",
             "title": "Ukendte",
@@ -144,11 +157,13 @@ async def test_bad_commands_get_structured_errors_and_change_nothing(events: Eve
     meeting = await events.schedule(audience={"ambassador_ids": [a]})
     stranger = await error_of(
         events,
-        Subjects.RSVP,
+        Endpoints.RSVP.subject,
         {"meeting_id": meeting["id"], "ambassador_id": "nobody-here", "answer": "yes"},
     )
     assert stranger.code == "not_found"
-    bad_token = await error_of(events, Subjects.ANSWER, {"token": "x" * 40, "answer": "yes"})
+    bad_token = await error_of(
+        events, Endpoints.ANSWER.subject, {"token": "x" * 40, "answer": "yes"}
+    )
     assert bad_token.code == "invalid_token"
 
 
@@ -156,10 +171,20 @@ async def test_answer_by_token_from_the_invitation(events: Events) -> None:
     a = await events.active_ambassador()
     meeting = await events.schedule(audience={"ambassador_ids": [a]})
     (invited,) = await events.wait_for(meeting["id"], "invited")
-    token = invited.data["rsvp_token"]
-    answered = await events.request(Subjects.ANSWER, {"token": token, "answer": "maybe"})
+    # The mail asks for an answer; the newsletter service signs its links: no token travels
+    # on the stream.
+    assert invited.data["answerable"] is True
+    assert "rsvp_token" not in invited.data
+    token = events.answer_token(meeting["id"], a)
+    answered = await events.request(Endpoints.ANSWER.subject, {"token": token, "answer": "maybe"})
     assert answered["participation"] == "maybe"
     assert answered["ambassador_id"] == a
+    # Genuine, but for someone who is not invited.
+    stranger = events.answer_token(meeting["id"], "nobody-here")
+    rejected = await error_of(
+        events, Endpoints.ANSWER.subject, {"token": stranger, "answer": "yes"}
+    )
+    assert rejected.code == "invalid_token"
 
 
 async def test_everyone_is_invited_in_rounds_and_newcomers_join(events: Events) -> None:
@@ -201,7 +226,7 @@ async def test_reschedule_sends_updates_and_moves_the_reminder(events: Events) -
     await events.rsvp(meeting_id, b, "no")
     later = starts + timedelta(days=7)
     moved = await events.request(
-        Subjects.RESCHEDULE,
+        Endpoints.RESCHEDULE.subject,
         {
             "meeting_id": meeting_id,
             "starts": local_iso(later),
@@ -244,7 +269,7 @@ async def test_cancel_tells_all_but_those_who_declined_and_no_reminder_follows(
     await events.rsvp(meeting_id, a, "yes")
     await events.rsvp(meeting_id, b, "no")
     cancelled = await events.request(
-        Subjects.CANCEL, {"meeting_id": meeting_id, "reason": "Sygdom"}
+        Endpoints.CANCEL.subject, {"meeting_id": meeting_id, "reason": "Sygdom"}
     )
     assert cancelled["state"] == "cancelled"
     told = await events.wait_for(meeting_id, "invitation_cancelled", count=2)
@@ -254,7 +279,9 @@ async def test_cancel_tells_all_but_those_who_declined_and_no_reminder_follows(
     events.travel(starts - timedelta(hours=24))
     await events.wait_for(meeting_id, "meeting_cancelled")
     late = await error_of(
-        events, Subjects.RSVP, {"meeting_id": meeting_id, "ambassador_id": c, "answer": "yes"}
+        events,
+        Endpoints.RSVP.subject,
+        {"meeting_id": meeting_id, "ambassador_id": c, "answer": "yes"},
     )
     assert late.code == "invalid_state"
     assert await events.bus(meeting_id, "reminder_due") == []
@@ -270,19 +297,21 @@ async def test_withdrawn_loses_the_seat_and_erased_leaves_no_trace(events: Event
     await events.rsvp(meeting_id, a, "yes")
     assert (await events.rsvp(meeting_id, b, "yes"))["participation"] == "waitlisted"
 
-    await events.request(AmbassadorSubjects.WITHDRAW, {"ambassador_id": a})
+    await events.request(AmbassadorEndpoints.WITHDRAW.subject, {"ambassador_id": a})
     (promoted,) = await events.wait_for(meeting_id, "promoted")
     assert promoted.data["ambassador_id"] == b
     shown = await events.show(meeting_id)
     assert [i["ambassador_id"] for i in shown["invitees"]] == [b]
 
-    await events.request(AmbassadorSubjects.ERASE, {"ambassador_id": a})
-    await events.knows(a, present=False)
+    await events.request(AmbassadorEndpoints.ERASE.subject, {"ambassador_id": a})
+    await events.knows(a, standing="erased")
 
     async def no_trace() -> bool | None:
         for collection in ("ambassadors", "invitations", "meetings", "outbox"):
             async for doc in events.db[collection].find({}):
-                if email in str(doc) or a in str(doc.get("_id")):
+                if email in str(doc):
+                    return None
+                if a in str(doc.get("_id")) and not _tombstone(collection, doc):
                     return None
         return True
 
@@ -297,6 +326,15 @@ async def test_withdrawn_loses_the_seat_and_erased_leaves_no_trace(events: Event
     await eventually(purged, timeout=30.0, what="the erased ambassador's events purged")
 
 
+def _tombstone(collection: str, doc: dict[str, object]) -> bool:
+    """What the read model keeps of an erased ambassador: the id, and no value besides its
+    standing and time (so that nothing about them is applied afterwards)."""
+    rest = {k: v for k, v in doc.items() if k not in ("_id", "standing", "as_of")}
+    return (
+        collection == "ambassadors" and doc.get("standing") == "erased" and not any(rest.values())
+    )
+
+
 async def test_plan_year_schedules_the_fixed_meetings_once(events: Events) -> None:
     year = datetime.now(UTC).year + 1
     payload = {
@@ -304,15 +342,15 @@ async def test_plan_year_schedules_the_fixed_meetings_once(events: Events) -> No
         "ambassador_meetings": [f"{year}-03-04", f"{year}-09-16"],
         "assembly": f"{year}-11-12",
     }
-    planned = await events.request(Subjects.PLAN_YEAR, payload)
+    planned = await events.request(Endpoints.PLAN_YEAR.subject, payload)
     kinds = [m["kind"] for m in planned["meetings"]]
     assert kinds == ["ambassador_meeting", "ambassador_meeting", "annual_assembly"]
-    again = await error_of(events, Subjects.PLAN_YEAR, payload)
+    again = await error_of(events, Endpoints.PLAN_YEAR.subject, payload)
     assert again.code == "conflict"
     next_year = year + 1
     same_half = await error_of(
         events,
-        Subjects.PLAN_YEAR,
+        Endpoints.PLAN_YEAR.subject,
         {
             "year": next_year,
             "ambassador_meetings": [f"{next_year}-03-04", f"{next_year}-04-04"],
@@ -321,10 +359,10 @@ async def test_plan_year_schedules_the_fixed_meetings_once(events: Events) -> No
     )
     assert same_half.code == "validation_failed"
 
-    calendar = await events.request(Subjects.CALENDAR, {})
+    calendar = await events.request(Endpoints.CALENDAR.subject, {})
     assert calendar["meetings"] == 0  # none of them is public
     public = await events.schedule(kind="theme_day", title="Om ensomhed", public=True)
-    calendar = await events.request(Subjects.CALENDAR, {})
+    calendar = await events.request(Endpoints.CALENDAR.subject, {})
     parsed = icalendar.Calendar.from_ical(calendar["ics"])
     assert [str(e["SUMMARY"]) for e in parsed.walk("VEVENT")] == ["Temadag: Om ensomhed"]
     assert public["public"] is True
@@ -336,6 +374,89 @@ async def test_a_new_theme_brings_the_invitation_to_that_theme_day(events: Event
         kind="theme_day", title="Om fællesskaber", audience={"themes": [5]}
     )
     meeting_id = meeting["id"]
-    await events.request(AmbassadorSubjects.UPDATE, {"ambassador_id": a, "themes": [1, 5]})
+    await events.request(AmbassadorEndpoints.UPDATE.subject, {"ambassador_id": a, "themes": [1, 5]})
     (invited,) = await events.wait_for(meeting_id, "invited")
     assert invited.data["ambassador_id"] == a
+
+
+async def test_answer_links_of_an_older_release_still_work(
+    start_events: EventsFactory, mongo_server: MongoServer
+) -> None:
+    """An older release stored each invitation's answer token as it is (unique index
+    ``token_1``) and kept its own list of ambassadors (no standing): after the upgrade only
+    the token's hash is stored, the links already mailed still answer, and the ambassadors
+    it knew are known."""
+    database = f"ev_{uuid.uuid4().hex[:8]}"
+    meeting_id = uuid.uuid4().hex
+    starts = days_from_now(8)
+    tokens = {who: secrets.token_urlsafe(32) for who in ("amb-old-1", "amb-old-2")}
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    try:
+        db = mongo[database]
+        await db.meetings.insert_one(
+            {
+                "_id": meeting_id,
+                "kind": "ambassador_meeting",
+                "title": "Ambassadørmøde fra før",
+                "starts_at": starts,
+                "ends_at": starts + timedelta(hours=2),
+                "state": "scheduled",
+                "audience": {"ambassador_ids": list(tokens)},
+                "created_at": datetime.now(UTC),
+                "attending_count": 0,
+                "invite_cursor": None,
+                "reminder_due_at": starts - timedelta(hours=48),
+                "reminder_pending": True,
+            }
+        )
+        await db.invitations.create_index("token", unique=True)
+        await db.invitations.insert_many(
+            [
+                {
+                    "_id": f"{meeting_id}:{who}",
+                    "meeting_id": meeting_id,
+                    "ambassador_id": who,
+                    "token": token,
+                    "participation": "invited",
+                    "invited_at": datetime.now(UTC),
+                    "answered_at": None,
+                    "waitlisted_at": None,
+                }
+                for who, token in tokens.items()
+            ]
+        )
+        await db.ambassadors.insert_many(
+            [
+                {
+                    "_id": who,
+                    "name": f"Gammel {who}",
+                    "email": f"{who}@example.org",
+                    "organisation": None,
+                    "themes": [],
+                    "core_areas": [],
+                }
+                for who in tokens
+            ]
+        )
+    finally:
+        await mongo.close()
+
+    events = await start_events(database=database)
+    stored = await events.db.invitations.find({"meeting_id": meeting_id}).to_list()
+    assert {doc["ambassador_id"]: doc.get("token_hash") for doc in stored} == {
+        who: token_hash(token) for who, token in tokens.items()
+    }
+    assert all("token" not in doc for doc in stored)
+    assert "token_1" not in await events.db.invitations.index_information()
+
+    answer = {"token": tokens["amb-old-1"], "answer": "yes"}
+    answered = await events.request(Endpoints.ANSWER.subject, answer)
+    assert answered["participation"] == "attending"
+    assert answered["ambassador_id"] == "amb-old-1"
+    # Answering kept the hash: the link changes the answer again.
+    answer = {"token": tokens["amb-old-1"], "answer": "no"}
+    again = await events.request(Endpoints.ANSWER.subject, answer)
+    assert again["participation"] == "declined"
+    shown = await events.show(meeting_id)
+    names = {i["ambassador_id"]: i["name"] for i in shown["invitees"]}
+    assert names == {who: f"Gammel {who}" for who in tokens}

@@ -13,10 +13,13 @@ from typing import Any, cast
 import pytest
 
 from contracts.newsletter import SubscriberStatus
-from services.newsletter import delivery, domain, handlers, store
+from services.newsletter import delivery, domain, store
+from services.newsletter.context import Context
 from services.newsletter.delivery import MailRecord
 from services.newsletter.domain import Subscriber, Unsubscriber
+from services.newsletter.outgoing import Outgoing, SubscriberLoader
 from services.runtime.mongo import DatabaseT, connect
+from services.runtime.unit_of_work import Reading, Scope
 from stack.mongo import MongoServer
 
 pytestmark = pytest.mark.integration
@@ -34,10 +37,14 @@ async def db(mongo_server: MongoServer) -> AsyncIterator[DatabaseT]:
         await client.close()
 
 
-def fake_ctx(db: DatabaseT) -> handlers.Context:
+def reading(db: DatabaseT) -> Reading:
+    return Reading(db, datetime.now(UTC))
+
+
+def fake_ctx(db: DatabaseT) -> Context:
     """Just what the loader and on_delivered use of a Context."""
-    ctx = SimpleNamespace(service=SimpleNamespace(db=db), subscribers=None, bounced_before={})
-    return cast(handlers.Context, ctx)
+    ctx = SimpleNamespace(service=SimpleNamespace(db=db, reading=lambda: reading(db)))
+    return cast(Context, ctx)
 
 
 async def confirmed(db: DatabaseT, i: int, hard_bounces: int = 0) -> Subscriber:
@@ -68,7 +75,7 @@ async def walk(db: DatabaseT, batch: int) -> tuple[list[str], store.ConfirmedSca
     scan = store.ConfirmedScan()
     cursor: str | None = None
     seen: list[str] = []
-    while found := await store.confirmed_after(db, cursor, batch, scan):
+    while found := await store.confirmed_after(reading(db), cursor, batch, scan):
         assert len(found) <= batch
         seen.extend(str(doc["_id"]) for doc in found)
         cursor = seen[-1]
@@ -104,7 +111,7 @@ async def test_a_prefetched_subscriber_is_used_once_and_not_when_too_old(
 ) -> None:
     ctx = fake_ctx(db)
     one, two = await confirmed(db, 1), await confirmed(db, 2)
-    loader = handlers.SubscriberLoader(ctx)
+    loader = SubscriberLoader(ctx)
     await loader.prefetch([mail_to(one), mail_to(two)])
     now = datetime.now(UTC)
     gone, _ = domain.unsubscribe(one, now, by=Unsubscriber.SELF)
@@ -121,7 +128,7 @@ async def test_a_prefetched_subscriber_is_used_once_and_not_when_too_old(
     fresh = await loader.load(one.id)
     assert fresh is not None and fresh.status == SubscriberStatus.UNSUBSCRIBED
     # Too old: looked up again.
-    stale = handlers.SubscriberLoader(ctx, max_age=0.0)
+    stale = SubscriberLoader(ctx, max_age=0.0)
     await stale.prefetch([mail_to(one)])
     late = await stale.load(one.id)
     assert late is not None and late.status == SubscriberStatus.UNSUBSCRIBED
@@ -131,7 +138,7 @@ async def test_a_prefetched_subscriber_is_used_once_and_not_when_too_old(
 
 
 async def test_a_delivered_batch_resets_only_the_counters_it_saw(db: DatabaseT) -> None:
-    ctx = fake_ctx(db)
+    ctx = Outgoing(fake_ctx(db))
     clean, bouncing, bounced_since = (
         await confirmed(db, 1),
         await confirmed(db, 2, hard_bounces=2),
@@ -144,19 +151,20 @@ async def test_a_delivered_batch_resets_only_the_counters_it_saw(db: DatabaseT) 
     writes: list[list[str]] = []
     reset = store.reset_bounces
 
-    async def counting(db_: DatabaseT, ids: list[str]) -> None:
+    async def counting(scope: Scope, ids: list[str]) -> None:
         writes.append(list(ids))
-        await reset(db_, ids)
+        await reset(scope, ids)
 
     store_reset = pytest.MonkeyPatch()
     store_reset.setattr(store, "reset_bounces", counting)
     try:
-        await handlers.on_delivered(ctx, records)
-        await handlers.on_delivered(ctx, [mail_to(clean)])  # nothing bounced: no write
+        await ctx.on_delivered(records)
+        await ctx.on_delivered([mail_to(clean)])  # nothing bounced: no write
     finally:
         store_reset.undo()
     assert writes == [[bouncing.id]]
     assert ctx.bounced_before == {}
-    after = await store.load_subscribers(db, [s.id for s in (clean, bouncing, bounced_since)])
+    ids = [s.id for s in (clean, bouncing, bounced_since)]
+    after = await store.load_subscribers(reading(db), ids)
     assert after[bouncing.id].hard_bounces == 0
     assert after[bounced_since.id].hard_bounces == 1  # bounced after its mail was made

@@ -24,6 +24,7 @@ from services.newsletter.delivery.smtp import SmtpPool
 from services.newsletter.delivery.states import MailRecord, MailState
 from services.newsletter.delivery.worker import DeliveryWorker
 from services.runtime.mongo import DatabaseT, Session, in_transaction
+from services.runtime.unit_of_work import UnitOfWork
 from stack.mongo import MongoServer
 from tests.integration.newsletter_delivery_support import (
     delivery_database,
@@ -36,6 +37,12 @@ from tests.integration.newsletter_delivery_support import (
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+
+def scope(db: DatabaseT, session: Session) -> UnitOfWork:
+    """The unit of work a handler would run these in (the session is the test's)."""
+    return UnitOfWork(db, session, now=datetime.now(UTC))
+
 
 LEASE = timedelta(seconds=30)
 
@@ -242,7 +249,7 @@ async def test_an_erased_subscriber_is_scrubbed_from_a_batch_not_yet_sent(
 
     async def erase(session: Session) -> int:
         assert erased.subscriber_id is not None
-        return await erase_recipient(db, session, subscriber_id=erased.subscriber_id)
+        return await erase_recipient(scope(db, session), subscriber_id=erased.subscriber_id)
 
     await in_transaction(db.client, erase)
     async for doc in db[batches.COLLECTION].find({}):
@@ -279,7 +286,7 @@ async def test_a_record_written_after_an_erasure_is_scrubbed_by_its_writer(
 
     async def erase(session: Session) -> int:
         assert erased.subscriber_id is not None
-        return await erase_recipient(db, session, subscriber_id=erased.subscriber_id)
+        return await erase_recipient(scope(db, session), subscriber_id=erased.subscriber_id)
 
     await in_transaction(db.client, erase)
     finished = [

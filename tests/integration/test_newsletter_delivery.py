@@ -30,6 +30,7 @@ from services.newsletter.delivery.states import (
 )
 from services.newsletter.delivery.worker import DeliveryWorker
 from services.runtime.mongo import DatabaseT, Session, in_transaction
+from services.runtime.unit_of_work import UnitOfWork
 from stack.mongo import MongoServer
 from stack.smtp_sink import SmtpSink, read_duplicates, read_mailbox
 from tests.integration.newsletter_delivery_support import (
@@ -44,6 +45,11 @@ from tests.support.polling import eventually
 from tests.support.stack import start_smtp_sink
 
 pytestmark = pytest.mark.integration
+
+
+def scope(db: DatabaseT, session: Session) -> UnitOfWork:
+    """The unit of work a handler would run these in (the session is the test's)."""
+    return UnitOfWork(db, session, now=datetime.now(UTC))
 
 
 @pytest.fixture
@@ -453,15 +459,15 @@ async def test_queue_mail_in_a_transaction_skips_a_repeated_dedupe_key(db: Datab
     async def work(session: Session) -> tuple[bool, bool]:
         await db.other.insert_one({"_id": "state change"}, session=session)
         return (
-            await store.queue_mail(db, session, first),
-            await store.queue_mail(db, session, again),
+            await store.queue_mail(scope(db, session), first),
+            await store.queue_mail(scope(db, session), again),
         )
 
     assert await in_transaction(db.client, work) == (True, False)
     assert await db.other.count_documents({}) == 1, "the caller's transaction committed"
 
     async def later(session: Session) -> bool:
-        return await store.queue_mail(db, session, again)
+        return await store.queue_mail(scope(db, session), again)
 
     assert await in_transaction(db.client, later) is False
     assert [r.id for r in await records(db)] == [first.id]
@@ -495,7 +501,7 @@ async def test_erasure_removes_the_person_from_every_mail_and_cancels_queued_one
 
     async def erase(session: Session) -> int:
         return await erase_recipient(
-            db, session, ambassador_id="amb-erased", subscriber_id="sub-erased"
+            scope(db, session), ambassador_id="amb-erased", subscriber_id="sub-erased"
         )
 
     assert await in_transaction(db.client, erase) == 3
@@ -525,7 +531,7 @@ async def test_a_mail_erased_while_waiting_for_a_retry_is_cancelled(
     [claimed] = await store.claim_due(db, "w", now, 1, timedelta(seconds=30))
 
     async def erase(session: Session) -> int:
-        return await erase_recipient(db, session, subscriber_id=claimed.subscriber_id)
+        return await erase_recipient(scope(db, session), subscriber_id=claimed.subscriber_id)
 
     await in_transaction(db.client, erase)
     failure = TransientFailure("451 later", 451)

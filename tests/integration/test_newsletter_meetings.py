@@ -41,18 +41,21 @@ from contracts.events import (
     Promoted,
     Waitlisted,
 )
-from contracts.newsletter import Subjects
+from contracts.newsletter import Endpoints
 from services.newsletter import store
 from services.newsletter.sections import coming_up, recently_held
 from services.runtime.client import ServiceClient
 from services.runtime.clock import travel
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
+from services.runtime.tokens import ANSWER, Signer
+from services.runtime.unit_of_work import Reading
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.smtp_sink import SmtpSink
 from stack.streams import NEWSLETTER_PRODUCERS, declare_streams_at
 from tests.conftest import ServiceProcessFactory
 from tests.integration.ambassadors_harness import eventually, unique_email, wait_for_log
+from tests.support.stack import TOKEN_SECRETS
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +127,7 @@ async def newsletter(
     )
     wait_for_log(process, "service ready")
     nc = await nats.connect(nats_server.url)
-    client = ServiceClient(Settings(_env_file=None, nats_url=nats_server.url), user="tests")
+    client = ServiceClient(ClientSettings(_env_file=None, nats_url=nats_server.url), user="tests")
     await client.connect()
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_server.url, tz_aware=True)
     try:
@@ -167,6 +170,12 @@ def ics(info: MeetingInfo, address: str, method: str = "REQUEST") -> str:
     return str(calendar.to_ical().decode("utf-8"))
 
 
+def answer_token(info: MeetingInfo, who: dict[str, str]) -> str:
+    """The token the newsletter signs into the answer links (with the events' key)."""
+    signer = Signer(TOKEN_SECRETS["SAMSKAB_EVENTS_TOKEN_SECRET"], ANSWER)
+    return signer.sign(info.meeting_id, who["ambassador_id"])
+
+
 def person() -> dict[str, str]:
     return {"ambassador_id": uuid.uuid4().hex, "email": unique_email("mode"), "name": "Åse Ærø"}
 
@@ -191,8 +200,8 @@ async def test_each_invitee_event_is_one_mail_with_its_calendar_and_answer_links
 ) -> None:
     info = meeting()
     who = person()
-    token = f"tok{uuid.uuid4().hex}"
-    invited = Invited(**who, meeting=info, rsvp_token=token, ics=ics(info, who["email"]))
+    token = answer_token(info, who)
+    invited = Invited(**who, meeting=info, answerable=True, ics=ics(info, who["email"]))
     await newsletter.publish(invited)
     # The relay publishing again after a crash: the server drops it (same Nats-Msg-Id)...
     await newsletter.publish(invited)
@@ -208,7 +217,7 @@ async def test_each_invitee_event_is_one_mail_with_its_calendar_and_answer_links
         InvitationUpdated(
             **who,
             meeting=moved,
-            rsvp_token=token,
+            answerable=True,
             ics=ics(moved, who["email"]),
             previous_starts_at=STARTS,
             previous_ends_at=ENDS,
@@ -224,9 +233,9 @@ async def test_each_invitee_event_is_one_mail_with_its_calendar_and_answer_links
         )
     )
     other = person()
-    await newsletter.publish(Waitlisted(**other, meeting=info, rsvp_token=token, position=2))
+    await newsletter.publish(Waitlisted(**other, meeting=info, answerable=True, position=2))
     await newsletter.publish(
-        Promoted(**other, meeting=info, rsvp_token=token, ics=ics(info, other["email"]))
+        Promoted(**other, meeting=info, answerable=True, ics=ics(info, other["email"]))
     )
 
     await newsletter.wait_for_mails(other["email"], count=2)
@@ -283,9 +292,7 @@ async def test_an_erased_ambassador_gets_no_meeting_mail_and_keeps_no_ics(
     # Mailed before the erasure: the record loses its address, context and .ics with it.
     earlier = person()
     await newsletter.publish(
-        Invited(
-            **earlier, meeting=info, rsvp_token="tok-earlier-1", ics=ics(info, earlier["email"])
-        )
+        Invited(**earlier, meeting=info, answerable=True, ics=ics(info, earlier["email"]))
     )
     await newsletter.wait_for_mails(earlier["email"])
     erased = person()
@@ -293,7 +300,7 @@ async def test_an_erased_ambassador_gets_no_meeting_mail_and_keeps_no_ics(
         await newsletter.publish(Erased(ambassador_id=ambassador_id))
 
     async def both_erased() -> bool:
-        found = newsletter.db.erased_ambassadors.find({}, {"_id": 1})
+        found = newsletter.db.ambassadors.find({"standing": "erased"}, {"_id": 1})
         known = {d["_id"] async for d in found}
         return {earlier["ambassador_id"], erased["ambassador_id"]} <= known
 
@@ -301,11 +308,11 @@ async def test_an_erased_ambassador_gets_no_meeting_mail_and_keeps_no_ics(
 
     # The invitation comes on the other stream, after the erasure.
     await newsletter.publish(
-        Invited(**erased, meeting=info, rsvp_token="tok-erased-1", ics=ics(info, erased["email"]))
+        Invited(**erased, meeting=info, answerable=True, ics=ics(info, erased["email"]))
     )
     marker = person()
     await newsletter.publish(
-        Invited(**marker, meeting=info, rsvp_token="tok-marker-1", ics=ics(info, marker["email"]))
+        Invited(**marker, meeting=info, answerable=True, ics=ics(info, marker["email"]))
     )
     # Events are applied one at a time, in order: once the marker is mailed, the invitation
     # before it was handled too.
@@ -376,10 +383,10 @@ async def test_the_digest_shows_public_meetings_coming_up_and_meetings_held(
 
     await eventually(applied, timeout=30, what="the meeting events to be applied")
 
-    draft = await newsletter.request(Subjects.DRAFT, {"since": "2027-01-01"})
+    draft = await newsletter.request(Endpoints.DRAFT.subject, {"since": "2027-01-01"})
     assert draft["sections"]["coming_up"] == 1
     assert draft["sections"]["recently_held"] == 1
-    preview = await newsletter.request(Subjects.PREVIEW, {"issue_id": draft["id"]})
+    preview = await newsletter.request(Endpoints.PREVIEW.subject, {"issue_id": draft["id"]})
     text, html = preview["text"], preview["html"]
     for part in (text, html):
         assert "Det sker snart" in part and "Det har vi holdt" in part
@@ -431,16 +438,17 @@ async def test_the_sections_query_their_windows(mongo_server: MongoServer) -> No
         ]
         await db.meetings.insert_many(docs)
         await store.ensure_indexes(db)
+        scope = Reading(db, NOW)
 
-        upcoming = await coming_up.SECTION.query(db, since, until)
+        upcoming = await coming_up.SECTION.query(scope, since, until)
         assert [e["meeting_id"] for e in upcoming] == [
             "at-until",
             *[f"more-{i:02}" for i in range(9)],
         ]
-        widest = await store.public_meetings_starting(db, until, until + coming_up.HORIZON, 100)
+        widest = await store.public_meetings_starting(scope, until, until + coming_up.HORIZON, 100)
         assert "last-day" in {d["_id"] for d in widest}
         assert "too-far" not in {d["_id"] for d in widest}
-        held = await recently_held.SECTION.query(db, since, until)
+        held = await recently_held.SECTION.query(scope, since, until)
         assert [e["meeting_id"] for e in held] == ["held-in", "held-private"]
     finally:
         await client.drop_database(db.name)

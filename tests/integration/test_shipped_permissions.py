@@ -24,9 +24,9 @@ from nats.aio.msg import Msg
 from PIL import Image
 from pypdf import PdfReader
 
-from contracts.ambassadors import Subjects
+from contracts.ambassadors import Endpoints
 from services.runtime.client import ServiceClient
-from services.runtime.settings import Settings
+from services.runtime.settings import ClientSettings
 from stack.mongo import MongoServer
 from stack.nats import run_sync, service_is_healthy
 from stack.processes import ManagedProcess
@@ -164,11 +164,11 @@ async def test_another_user_cannot_read_the_cli_replies(
 
     await snoop.subscribe("_INBOX_cli.>", cb=spy)
     await snoop.flush()
-    settings = Settings(
+    settings = ClientSettings(
         nats_url=shipped_nats.url, nats_user="cli", nats_password=shipped_nats.passwords["cli"]
     )
     async with ServiceClient(settings) as client:
-        goals = await client.request(Subjects.GOALS, {})
+        goals = await client.request(Endpoints.GOALS.subject, {})
     assert goals["target"] == 150
     for _ in range(40):
         if any("permissions violation" in e.lower() for e in errors):

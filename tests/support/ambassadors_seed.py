@@ -22,8 +22,9 @@ from nats.js.errors import NotFoundError
 from pypdf import PdfWriter
 
 from contracts.ambassadors import Activated, CertificateRef, Kind
-from services.runtime.settings import Settings
+from services.ambassadors.settings import AmbassadorsSettings
 from stack.streams import declare_streams
+from tests.support.stack import settings_of
 
 __all__ = ["SeededAmbassador", "ambassador_address", "publish_active_ambassadors", "tiny_pdf"]
 
@@ -78,10 +79,10 @@ def _activated(run: str, index: int, bucket: str) -> Activated:
 
 
 async def publish_active_ambassadors(
-    nats_url: str, run: str, count: int, settings: Settings | None = None
+    nats_url: str, run: str, count: int, settings: AmbassadorsSettings | None = None
 ) -> list[SeededAmbassador]:
     """``count`` activated ambassadors ``amb-<run>-<i>``, their events acked by the stream."""
-    settings = settings or Settings(_env_file=None)
+    settings = settings or settings_of(AmbassadorsSettings)
     bucket = settings.certificate_bucket
     nc = await nats.connect(nats_url)
     try:

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.newsletter import SubscriberStatus
 from services.newsletter import domain, store
+from services.newsletter.settings import NewsletterSettings
 from services.runtime.mongo import DatabaseT
-from services.runtime.settings import Settings
+from tests.support.stack import settings_of
 
 __all__ = ["SeededSubscriber", "seed_confirmed_subscribers", "subscriber_address"]
 
@@ -46,10 +47,10 @@ def _confirmed(run: str, index: int, now: datetime, token_ttl: timedelta) -> dom
 
 
 async def seed_confirmed_subscribers(
-    db: DatabaseT, run: str, count: int, settings: Settings | None = None
+    db: DatabaseT, run: str, count: int, settings: NewsletterSettings | None = None
 ) -> list[SeededSubscriber]:
     """``count`` confirmed direct subscribers ``kaos-<run>-<i>@example.org``; returns them."""
-    settings = settings or Settings(_env_file=None)
+    settings = settings or settings_of(NewsletterSettings)
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
     ttl = timedelta(hours=settings.newsletter_token_ttl_hours)

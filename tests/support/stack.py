@@ -6,7 +6,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic_settings import BaseSettings
 
 from stack.embedded import EmbeddedStack, ServiceCommand, default_service_command, fresh_settings
 from stack.mongo import MongoServer
@@ -24,6 +26,7 @@ __all__ = [
     "fresh_settings",
     "fresh_stack",
     "servers_env",
+    "settings_of",
     "start_mongo",
     "start_nats",
     "start_service",
@@ -133,3 +136,16 @@ def _ready_or_stop(process: ManagedProcess, timeout: float, interval: float = 0.
     except BaseException:
         process.stop()
         raise
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def settings_of(cls: type[S], **values: Any) -> S:
+    """``cls`` (a service's settings) as a test runs it: no .env, the test token secrets."""
+    secrets = {
+        key.removeprefix("SAMSKAB_").lower(): value
+        for key, value in TOKEN_SECRETS.items()
+        if key.removeprefix("SAMSKAB_").lower() in cls.model_fields
+    }
+    return cls(_env_file=None, **{**secrets, **values})

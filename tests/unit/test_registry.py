@@ -18,7 +18,7 @@ from services.runtime.service import Service
 from services.runtime.settings import ServiceSettings
 from stack.settings import StackSettings
 from tests.support.registry import app_factory, settings_class
-from tests.support.stack import TOKEN_SECRETS
+from tests.support.stack import settings_of
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = registry.built()
@@ -26,10 +26,6 @@ BUILT = registry.built()
 
 def strip_comments(conf: str) -> str:
     return re.sub(r"(^|\s)(#|//).*$", r"\1", conf, flags=re.MULTILINE)
-
-
-def secrets() -> dict[str, str]:
-    return {key.removeprefix("SAMSKAB_").lower(): value for key, value in TOKEN_SECRETS.items()}
 
 
 def test_the_built_services_are_the_ones_that_can_run() -> None:
@@ -43,7 +39,7 @@ def test_a_built_service_has_its_settings_and_factory(name: str) -> None:
     entry = registry.entry(name)
     cls = settings_class(name)
     assert issubclass(cls, ServiceSettings)
-    settings = cls(_env_file=None, **secrets())
+    settings = settings_of(cls)
     assert settings.database_for(name) == entry.database
     app = app_factory(name)(settings)
     assert isinstance(app, FastStream)
@@ -52,10 +48,10 @@ def test_a_built_service_has_its_settings_and_factory(name: str) -> None:
 @pytest.mark.parametrize("name", BUILT)
 def test_a_built_service_answers_every_endpoint_its_contracts_declare(name: str) -> None:
     contracts = importlib.import_module(f"contracts.{name}")
-    assert contracts.SERVICE == name
-    assert contracts.STREAM == registry.entry(name).stream
+    assert name == contracts.SERVICE
+    assert registry.entry(name).stream == contracts.STREAM
     build = importlib.import_module(f"{registry.entry(name).module}.app").build
-    service, _ = build(settings_class(name)(_env_file=None, **secrets()))
+    service, _ = build(settings_of(settings_class(name)))
     assert isinstance(service, Service)
     declared = {e.subject for e in contracts.Endpoints.all()}
     assert declared <= set(service.endpoints)

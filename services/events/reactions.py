@@ -1,0 +1,76 @@
+"""What the events service does when the ambassadors service announces something.
+
+The runtime has updated its read model of ambassadors before any of these runs (so they
+read the ambassador as they are now), does the generic part of an erasure (dead letters,
+the person's events on our stream) and ignores events about someone erased. What is left
+here is this service's own: invitations, answers and attendance.
+"""
+
+from __future__ import annotations
+
+from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
+from services.events import domain, store
+from services.events.context import Context
+from services.events.domain import Invitation
+from services.events.invitees import hand_on_seats, invite
+from services.runtime.unit_of_work import UnitOfWork
+
+
+async def _invite_to_upcoming(ctx: Context, uow: UnitOfWork, ambassador_id: str) -> None:
+    """Invitations to the meetings still to come whose audience includes the ambassador
+    (if active) and that have not invited them yet."""
+    ambassador = await ctx.ambassadors.active(uow, ambassador_id)
+    if ambassador is None:
+        return
+    for meeting in await store.upcoming_meetings(uow, uow.now):
+        if not domain.in_audience(meeting.audience, ambassador):
+            continue
+        if await store.load_invitation(uow, meeting.id, ambassador.id) is not None:
+            continue
+        await invite(ctx, uow, meeting, [ambassador])
+
+
+async def ambassador_activated(ctx: Context, uow: UnitOfWork, event: Activated) -> None:
+    """Invited to the upcoming meetings whose audience includes them."""
+    await _invite_to_upcoming(ctx, uow, event.ambassador_id)
+
+
+async def ambassador_profile_updated(ctx: Context, uow: UnitOfWork, event: ProfileUpdated) -> None:
+    """New themes or core areas bring invitations to the upcoming meetings for them (none
+    is taken back)."""
+    await _invite_to_upcoming(ctx, uow, event.ambassador_id)
+
+
+async def _leave_upcoming(
+    ctx: Context, uow: UnitOfWork, ambassador_id: str, *, everything: bool
+) -> None:
+    """Take the ambassador out of meetings still to come (all meetings if ``everything``);
+    a seat they held goes to the first on that meeting's waitlist."""
+    gone: list[Invitation] = []
+    for invitation in await store.invitations_of_ambassador(uow, ambassador_id):
+        meeting = await store.load_meeting(uow, invitation.meeting_id)
+        if meeting is not None and not domain.invitable(meeting, uow.now):
+            if everything:
+                gone.append(invitation)
+            continue
+        gone.append(invitation)
+        if meeting is None:
+            continue
+        left = domain.leave(meeting, invitation)
+        if left is not meeting:  # they held a seat
+            left, _ = await hand_on_seats(ctx, uow, left)
+            await store.save_meeting(uow, left)
+    await store.delete_invitations(uow, gone)
+
+
+async def ambassador_withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) -> None:
+    """No more invitations; answers to meetings still to come are dropped."""
+    await _leave_upcoming(ctx, uow, event.ambassador_id, everything=False)
+
+
+async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> None:
+    """Nothing personal stays: every invitation and answer, the attendance records."""
+    ambassador_id = event.ambassador_id
+    await _leave_upcoming(ctx, uow, ambassador_id, everything=True)
+    for meeting in await store.meetings_attended_by(uow, ambassador_id):
+        await store.save_meeting(uow, domain.forget_attendee(meeting, ambassador_id))
