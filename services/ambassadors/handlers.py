@@ -144,6 +144,8 @@ async def _activate(
                 object_name=certificate.object_name,
             ),
             causation_id=cause.event_id if cause is not None else None,
+            # One conversation: the sign-up and the activation it caused.
+            correlation_id=(cause.correlation_id or cause.event_id) if cause is not None else None,
         )
     )
     uow.after_commit(ctx.wake_certificates)

@@ -14,14 +14,16 @@ from services import registry
 from services.events import handlers, housekeeping, reactions, store
 from services.events.context import Context
 from services.events.settings import EventsSettings
-from services.runtime.service import Service
+from services.runtime.service import Service, ServiceFactory
 
 ENTRY = registry.EVENTS
 
 
-def build(settings: EventsSettings) -> tuple[Service, Context]:
+def build(
+    settings: EventsSettings, service_factory: ServiceFactory = Service
+) -> tuple[Service, Context]:
     """The service with every handler registered, and the context they share."""
-    service = Service(ENTRY.name, settings, produces=EVENTS)
+    service = service_factory(ENTRY.name, settings, produces=EVENTS)
     # First: the runtime's read model is updated before any of our reactions runs.
     ctx = Context(service, settings, service.follow_ambassadors())
 

@@ -25,6 +25,7 @@ from contracts.events import (
     MeetingCancelled,
     MeetingDetail,
     MeetingHeld,
+    MeetingKind,
     MeetingPage,
     MeetingRescheduled,
     MeetingScheduled,
@@ -124,9 +125,22 @@ async def plan_year(ctx: Context, uow: UnitOfWork, cmd: PlanYear) -> PlanYearRes
                 ErrorCode.CONFLICT,
                 f"the meetings of {cmd.year} are planned already ({existing.title}: {existing.id})",
             )
-        meetings.append(
-            domain.schedule(scheduled, now=uow.now, remind_before=ctx.remind_before, plan_key=key)
-        )
+        try:
+            meetings.append(
+                domain.schedule(
+                    scheduled, now=uow.now, remind_before=ctx.remind_before, plan_key=key
+                )
+            )
+        except domain.DomainValidationError as exc:
+            # Said of the plan's own field: the plan has no ``starts``.
+            field = (
+                "assembly"
+                if scheduled.kind == MeetingKind.ANNUAL_ASSEMBLY
+                else ("ambassador_meetings")
+            )
+            raise domain.DomainValidationError(
+                [FieldError(field=field, message=d.message) for d in exc.error.details]
+            ) from None
     for meeting in meetings:
         await store.save_meeting(uow, meeting)
         uow.emit(MeetingScheduled(meeting_id=meeting.id, meeting=meeting.info()))

@@ -64,7 +64,10 @@ async def _leave_upcoming(
 
 
 async def ambassador_withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) -> None:
-    """No more invitations; answers to meetings still to come are dropped."""
+    """No more invitations; answers to meetings still to come are dropped. (Not for someone
+    active again: a withdrawal replayed after the rejoin changes nothing.)"""
+    if await ctx.ambassadors.active(uow, event.ambassador_id) is not None:
+        return
     await _leave_upcoming(ctx, uow, event.ambassador_id, everything=False)
 
 

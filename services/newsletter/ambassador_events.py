@@ -36,7 +36,10 @@ async def signed_up(ctx: Context, uow: UnitOfWork, event: SignedUp) -> None:
 
 
 async def activated(ctx: Context, uow: UnitOfWork, event: Activated) -> None:
-    """Welcome with the certificate attached; the ambassador becomes a subscriber."""
+    """Welcome with the certificate attached; the ambassador becomes a subscriber. (Not for
+    someone no longer active: an activation replayed after a withdrawal, say.)"""
+    if await ctx.ambassadors.active(uow, event.ambassador_id) is None:
+        return
     existing = await store.subscriber_of_ambassador(uow, event.ambassador_id)
     if existing is None:
         existing = await store.subscriber_by_address(uow, domain.address_key(event.email))
@@ -82,7 +85,11 @@ async def activated(ctx: Context, uow: UnitOfWork, event: Activated) -> None:
 
 
 async def profile_updated(ctx: Context, uow: UnitOfWork, event: ProfileUpdated) -> None:
-    """New name or address for the ambassador's subscription; never a resubscription."""
+    """New name or address for the ambassador's subscription; never a resubscription (nor
+    an older address over a newer one)."""
+    known = await ctx.ambassadors.get(uow, event.ambassador_id)
+    if known is not None and not await ctx.ambassadors.took(uow, event):
+        return
     subscriber = await store.subscriber_of_ambassador(uow, event.ambassador_id)
     if subscriber is None or subscriber.status == SubscriberStatus.ERASED:
         return
@@ -98,7 +105,10 @@ async def profile_updated(ctx: Context, uow: UnitOfWork, event: ProfileUpdated) 
 
 
 async def withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) -> None:
-    """Unsubscribed (a rejoin subscribes again), and a short goodbye."""
+    """Unsubscribed (a rejoin subscribes again), and a short goodbye. (Not for someone
+    active again: a withdrawal replayed after the rejoin changes nothing.)"""
+    if await ctx.ambassadors.active(uow, event.ambassador_id) is not None:
+        return
     subscriber = await store.subscriber_of_ambassador(uow, event.ambassador_id)
     if subscriber is None or subscriber.address is None:
         return

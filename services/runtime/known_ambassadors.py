@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 
 from contracts.ambassadors import Activated, CoreArea, Erased, Kind, ProfileUpdated, Withdrawn
 from contracts.ambassadors import Status as AmbassadorStatus
@@ -51,6 +51,9 @@ class Standing(StrEnum):
     ACTIVE = "active"
     WITHDRAWN = "withdrawn"
     ERASED = "erased"
+    # Known only by id: an event about them (an invitation, on another stream) came before
+    # the ambassadors service's own. The entry is what the guard writes (see guard).
+    SEEN = "seen"
 
 
 class KnownAmbassador(BaseModel):
@@ -95,12 +98,16 @@ def apply(known: KnownAmbassador | None, event: AmbassadorEvent) -> KnownAmbassa
     """The entry after ``event`` (pure); None when the event changes nothing (it is older
     than what is known, or about someone erased, or a profile of someone not active)."""
     at = _ms(event.occurred_at)
-    if known is not None and (
-        known.standing == Standing.ERASED or (known.as_of is not None and at < known.as_of)
-    ):
+    if known is not None and known.standing == Standing.SEEN:
+        known = None
+    if known is not None and known.standing == Standing.ERASED:
         return None
     if isinstance(event, Erased):
-        return KnownAmbassador(id=event.ambassador_id, standing=Standing.ERASED, as_of=at)
+        # Final, whatever its time says (the clocks of two replicas may differ).
+        latest = max(at, known.as_of) if known is not None and known.as_of is not None else at
+        return KnownAmbassador(id=event.ambassador_id, standing=Standing.ERASED, as_of=latest)
+    if known is not None and known.as_of is not None and at < known.as_of:
+        return None
     if isinstance(event, Withdrawn) or (
         isinstance(event, ProfileUpdated) and event.status != AmbassadorStatus.ACTIVE
     ):
@@ -129,8 +136,7 @@ def apply(known: KnownAmbassador | None, event: AmbassadorEvent) -> KnownAmbassa
 def _document(known: KnownAmbassador) -> dict[str, Any]:
     if not known.active:
         # A tombstone, or a withdrawal: the id, the standing and when; nothing about them.
-        kept = {"_id": known.id, "standing": known.standing.value}
-        return kept | ({"as_of": known.as_of} if known.as_of is not None else {})
+        return {"_id": known.id, "standing": known.standing.value, "as_of": known.as_of}
     doc = known.model_dump(mode="python", exclude={"id"}, exclude_none=True)
     doc["_id"] = known.id
     doc["standing"] = known.standing.value
@@ -171,12 +177,37 @@ class KnownAmbassadors:
                 {"_id": changed.id}, _document(changed), upsert=True, session=uow.session
             )
 
+    async def took(self, scope: Scope, event: AmbassadorEvent) -> bool:
+        """Whether the read model took ``event`` (it runs before the service's reactions):
+        False for one older than what is known, about someone erased, or a profile of a
+        pending sign-up. A reaction that would act on a stale fact asks this (or whether
+        the ambassador is active now) first: an older address must not overwrite a newer."""
+        known = await self.get(scope, event.ambassador_id)
+        return known is not None and known.as_of == _ms(event.occurred_at)
+
     async def guard(self, uow: UnitOfWork, event: Event) -> str | None:
-        """Why ``event`` must not be applied: it names an ambassador who was erased."""
+        """Why ``event`` must not be applied: it names an ambassador who was erased.
+
+        The check writes to the person's entry (creating one if none), in the event's unit
+        of work: an erasure applied at the same moment (from another stream, by another
+        replica) writes the same document, so one of the two transactions conflicts and
+        runs again, and sees the other. A read alone would let both commit: an invitation
+        mailed to someone erased in the same instant.
+        """
         if event.person_field is None:
             return None
         person = getattr(event, event.person_field, None)
-        if person and await self.is_erased(uow, str(person)):
+        if not person:
+            return None
+        entry = await uow.db[COLLECTION].find_one_and_update(
+            {"_id": str(person)},
+            {"$set": {"seen_at": uow.now}, "$setOnInsert": {"standing": Standing.SEEN.value}},
+            upsert=True,
+            projection={"standing": 1},
+            return_document=ReturnDocument.AFTER,
+            session=uow.session,
+        )
+        if entry is not None and entry.get("standing") == Standing.ERASED.value:
             return "about an erased ambassador"
         return None
 

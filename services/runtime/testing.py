@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -28,6 +29,7 @@ import mongomock
 from nats.js import JetStreamContext
 from nats.js.errors import ObjectNotFoundError
 from pydantic import BaseModel
+from pymongo import UpdateMany, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from contracts.endpoints import ACTOR_HEADER, Endpoint
@@ -105,6 +107,20 @@ class _Collection:
 
     async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> _Cursor:
         return _Cursor(self._c.aggregate(list(pipeline), **_without_session(kwargs)))
+
+    async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
+        # mongomock's bulk_write does not take what pymongo's request objects hand it
+        # (their ``sort``): each request is applied on its own, as the server would.
+        matched = modified = 0
+        for request in requests:
+            many = isinstance(request, UpdateMany)
+            update = self._c.update_many if many else self._c.update_one
+            if not isinstance(request, UpdateOne | UpdateMany):
+                raise NotImplementedError(type(request).__name__)
+            result = update(request._filter, request._doc, upsert=bool(request._upsert))
+            matched += result.matched_count
+            modified += result.modified_count
+        return SimpleNamespace(matched_count=matched, modified_count=modified)
 
     async def create_index(self, keys: Any, **kwargs: Any) -> str:
         # mongomock has no partial indexes: the services' are "unique among documents that

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -137,8 +136,8 @@ class UnitOfWork:
     def emit(self, *events: Event) -> None:
         """Publish these events if, and only if, this unit commits (through the outbox).
 
-        An event whose ``occurred_at`` was not set gets this unit's time; one without a
-        correlation gets the cause's (the event being applied) or the command's."""
+        An event whose ``occurred_at`` was not set gets this unit's time; one caused by
+        the event being applied gets it as its causation, and its correlation."""
         for event in events:
             self._events.append(self._enveloped(event))
 
@@ -169,8 +168,6 @@ class UnitOfWork:
             update["causation_id"] = self.cause.event_id
             if event.correlation_id is None:
                 update["correlation_id"] = self.cause.correlation_id or self.cause.event_id
-        elif event.correlation_id is None and self.command is not None:
-            update["correlation_id"] = uuid.UUID(self.command.command_id)
         return event.model_copy(update=update) if update else event
 
 

@@ -19,6 +19,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
@@ -30,7 +31,9 @@ from pypdf import PdfReader
 
 from contracts.ambassadors import STREAM, Endpoints
 from services.runtime.client import ServiceClient
+from services.runtime.tokens import AMBASSADOR_CONFIRMATION, Signer, expiry
 from stack.processes import ManagedProcess
+from tests.support.stack import TOKEN_SECRETS
 
 Document = dict[str, Any]
 
@@ -74,6 +77,15 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {last!r}")
         await asyncio.sleep(interval)
+
+
+def confirmation_token(signed_up: Mapping[str, Any]) -> str:
+    """The token of the confirmation link, as the newsletter service signs it into the mail
+    from what ``signed_up`` carries (the stream itself carries none)."""
+    assert "confirmation_token" not in signed_up, "a usable token travelled on the stream"
+    expires = datetime.fromisoformat(signed_up["token_expires_at"])
+    signer = Signer(TOKEN_SECRETS["SAMSKAB_AMBASSADORS_TOKEN_SECRET"], AMBASSADOR_CONFIRMATION)
+    return signer.sign(signed_up["ambassador_id"], signed_up["confirmation_nonce"], expiry(expires))
 
 
 def object_store_digest(data: bytes) -> str:

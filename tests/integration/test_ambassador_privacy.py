@@ -13,7 +13,12 @@ import pytest
 
 from contracts.ambassadors import Endpoints
 from contracts.errors import ErrorCode, ServiceError
-from tests.integration.ambassadors_harness import Ambassadors, eventually, unique_email
+from tests.integration.ambassadors_harness import (
+    Ambassadors,
+    confirmation_token,
+    eventually,
+    unique_email,
+)
 
 pytest_plugins = ["tests.integration.ambassadors_fixtures"]
 pytestmark = pytest.mark.integration
@@ -61,7 +66,7 @@ async def test_erasure_leaves_no_trace_of_the_person_but_keeps_the_history_true(
     ambassador_id = signed_up["ambassador"]["id"]
     [signed] = await ambassadors.wait_for_events([ambassador_id], "signed_up")
     active = await ambassadors.request(
-        Endpoints.CONFIRM.subject, {"token": signed.data["confirmation_token"]}
+        Endpoints.CONFIRM.subject, {"token": confirmation_token(signed.data)}
     )
     code = active["certificate"]["verification_code"]
     await ambassadors.request(
