@@ -9,6 +9,8 @@ import functools
 import uuid
 from dataclasses import dataclass
 
+from nats.js.errors import NotFoundError
+
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import (
     ITEMS_PER_ISSUE_MAX,
@@ -85,7 +87,14 @@ async def render(ctx: Context, issue: Issue) -> RenderedBundle:
         if item.image is None:
             continue
         bucket = await ctx.service.js.object_store(item.image.bucket)
-        found = await bucket.get(item.image.object_name)
+        try:
+            found = await bucket.get(item.image.object_name)
+        except NotFoundError:
+            raise ServiceError(
+                ErrorCode.INVALID_STATE,
+                f"issue {issue.number} is out of date: the image of {item.title!r} is gone "
+                "(the item was removed); draft a new issue",
+            ) from None
         inline.append(
             compose.InlineImage(
                 cid=domain.image_cid(item.id, s.mail_message_id_domain),

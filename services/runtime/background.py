@@ -79,10 +79,17 @@ async def retry(
     if cancel_on is None:
         return await attempts_of_step()
     task = asyncio.ensure_future(attempts_of_step())
-    await _first(task, cancel_on.wait())
-    if not task.done():
-        # Stopping: a running step may finish (and its result counts); a backoff may not.
-        await _first(task, idle.wait())
+    try:
+        await _first(task, cancel_on.wait())
+        if not task.done():
+            # Stopping: a running step may finish (and its result counts); a backoff may not.
+            await _first(task, idle.wait())
+    except asyncio.CancelledError:
+        # Whoever waits for this retry is cancelled: so is the step, and its retries.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise
     if task.done():
         return task.result()
     task.cancel()

@@ -26,6 +26,7 @@ import pytest
 from services import registry
 from services.runtime.clock import travel
 from stack.processes import free_port
+from stack.settings import SECRETS_FILE
 from tests.support.stack import REPO_ROOT
 
 # Ctrl-C must bring the whole stack down within this time, exit status 0.
@@ -129,6 +130,13 @@ class StackRun:
     def travel(self, to: datetime) -> None:
         """Every service of the stack reads ``to`` as the time now, and runs on from it."""
         travel(self.clock_file, to)
+
+    # ---------------------------------------------------------------- the keys
+
+    def token_secret(self, field: str) -> str:
+        """A key the stack generated for signing the links in mails (``secrets.json``)."""
+        secrets: dict[str, str] = json.loads((self.data_dir / SECRETS_FILE).read_text())
+        return secrets[field]
 
     # ---------------------------------------------------------------- the launcher
 

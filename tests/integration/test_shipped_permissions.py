@@ -32,7 +32,7 @@ from stack.nats import run_sync, service_is_healthy
 from stack.processes import ManagedProcess
 from stack.smtp_sink import SmtpSink, read_mailbox
 from stack.streams import declare_streams_at
-from tests.support.stack import REPO_ROOT
+from tests.support.stack import REPO_ROOT, TOKEN_SECRETS
 from tests.unit.test_deploy_configs import ShippedNats, compose, shipped_nats
 
 __all__ = ["compose", "shipped_nats"]
@@ -59,6 +59,7 @@ def run_as_its_user(
             "SAMSKAB_MONGO_URL": mongo_server.url,
             "SAMSKAB_MONGO_DATABASE": f"perm_{name}_{uuid.uuid4().hex[:8]}",
             "SAMSKAB_DEMO_IMPORT": "false",
+            **TOKEN_SECRETS,
             **env,
         },
         cwd=REPO_ROOT,

@@ -118,7 +118,9 @@ async def test_a_forged_or_foreign_token_confirms_nobody(
     other_key = tokens.Signer("another-secret-0123456789abcdef0123", tokens.AMBASSADOR_CONFIRMATION)
     forged = other_key.sign(result.ambassador.id, signed.confirmation_nonce, 2_000_000_000)
     for token in (forged, "x" * 40):
-        assert (await h.fails(Endpoints.CONFIRM, Confirm(token=token))).code == ErrorCode.INVALID_TOKEN
+        assert (
+            await h.fails(Endpoints.CONFIRM, Confirm(token=token))
+        ).code == ErrorCode.INVALID_TOKEN
 
 
 async def test_a_staff_sign_up_is_active_at_once_and_announced_twice(
@@ -163,7 +165,9 @@ async def test_a_profile_change_is_announced_once_with_what_changed(
 async def test_withdraw_and_erase(service: tuple[ServiceHarness, Context]) -> None:
     h, _ = service
     created = (await h.call(Endpoints.SIGN_UP, anna(staff=True))).ambassador
-    withdrawn = await h.call(Endpoints.WITHDRAW, Withdraw(ambassador_id=created.id, reason="Flytter"))
+    withdrawn = await h.call(
+        Endpoints.WITHDRAW, Withdraw(ambassador_id=created.id, reason="Flytter")
+    )
     assert withdrawn.status == Status.WITHDRAWN
     assert h.emitted_of(Withdrawn)[0].reason == "Flytter"
     erased = await h.call(Endpoints.ERASE, Erase(ambassador_id=created.id))

@@ -11,9 +11,10 @@ from contracts.ambassadors import CoreArea, Kind, SignUp, Source, Status
 from contracts.errors import ErrorCode, ServiceError
 from services.ambassadors import domain
 from services.ambassadors.domain import DomainValidationError, GoalRecord
-from services.runtime.tokens import new_token, token_hash
+from services.runtime import tokens
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SECRET = "ambassador-rules-tests-0123456789abcdef"
 
 
 def fields(**overrides: object) -> dict[str, object]:
@@ -109,12 +110,20 @@ def self_sign_up(existing: domain.Ambassador | None = None) -> domain.SignUpOutc
     )
 
 
-def test_a_self_sign_up_is_pending_with_a_token_whose_hash_is_stored() -> None:
+def confirmation_token(a: domain.Ambassador) -> str:
+    """The token the confirmation mail carries (signed by the newsletter service)."""
+    assert a.confirmation_nonce is not None and a.token_expires_at is not None
+    signer = tokens.Signer(SECRET, tokens.AMBASSADOR_CONFIRMATION)
+    return signer.sign(a.id, a.confirmation_nonce, tokens.expiry(a.token_expires_at))
+
+
+def test_a_self_sign_up_is_pending_with_a_nonce_and_stores_no_token() -> None:
     outcome = self_sign_up()
     a = outcome.ambassador
     assert a.status == Status.PENDING and a.source == Source.SELF
-    assert outcome.token and a.token_hash == token_hash(outcome.token)
-    assert outcome.token not in a.model_dump_json()
+    # What the link is made of is kept; the token itself (signed) is stored nowhere.
+    assert a.confirmation_nonce and a.token_hash is None
+    assert confirmation_token(a) not in a.model_dump_json()
     assert a.token_expires_at == NOW + timedelta(hours=72)
     assert a.consent_version == "2026-11" and a.consented_at == NOW
     assert a.consents == (domain.Consent(version="2026-11", given_at=NOW),)
@@ -125,7 +134,12 @@ def test_a_repeated_sign_up_reissues_the_token() -> None:
     again = self_sign_up(existing=first.ambassador)
     assert again.token_reissued
     assert again.ambassador.id == first.ambassador.id
-    assert again.token != first.token
+    assert again.ambassador.confirmation_nonce != first.ambassador.confirmation_nonce
+    assert confirmation_token(again.ambassador) != confirmation_token(first.ambassador)
+    # The first link's nonce no longer confirms.
+    with pytest.raises(ServiceError) as old:
+        domain.check_confirmation(again.ambassador, first.ambassador.confirmation_nonce, NOW)
+    assert old.value.code == ErrorCode.INVALID_TOKEN
 
 
 def test_an_active_address_cannot_sign_up_again() -> None:
@@ -142,22 +156,34 @@ def activated(a: domain.Ambassador) -> domain.Ambassador:
 
 def test_a_token_confirms_until_it_expires() -> None:
     pending = self_sign_up().ambassador
-    assert domain.check_token(pending, NOW + timedelta(hours=71)) is pending
+    nonce = pending.confirmation_nonce
+    assert domain.check_confirmation(pending, nonce, NOW + timedelta(hours=71)) is pending
     with pytest.raises(ServiceError) as exc:
-        domain.check_token(pending, NOW + timedelta(hours=73))
+        domain.check_confirmation(pending, nonce, NOW + timedelta(hours=73))
     assert exc.value.code == ErrorCode.TOKEN_EXPIRED
+    for unknown in (None, "another-nonce"):
+        with pytest.raises(ServiceError) as exc:
+            domain.check_confirmation(pending, unknown, NOW)
+        assert exc.value.code == ErrorCode.INVALID_TOKEN
     with pytest.raises(ServiceError) as exc:
-        domain.check_token(None, NOW)
+        domain.check_confirmation(None, nonce, NOW)
     assert exc.value.code == ErrorCode.INVALID_TOKEN
 
 
 def test_activation_issues_a_certificate_and_spends_the_token() -> None:
-    active = activated(self_sign_up().ambassador)
+    pending = self_sign_up().ambassador
+    active = activated(pending)
     assert active.status == Status.ACTIVE and active.activated_at == NOW
+    assert active.confirmation_nonce is None and active.token_expires_at is None
     assert active.token_hash is None
     assert active.certificate and active.certificate.number == "FRC-2026-000007"
     with pytest.raises(ServiceError):
         domain.check_token(active, NOW)
+    # A second click on the spent link: already confirmed, not "invalid".
+    assert active.confirmed_nonce == pending.confirmation_nonce
+    with pytest.raises(ServiceError) as again:
+        domain.check_confirmation(active, pending.confirmation_nonce, NOW)
+    assert again.value.code == ErrorCode.INVALID_STATE
 
 
 def test_withdrawal_keeps_history_and_revokes_the_certificate() -> None:
@@ -259,4 +285,7 @@ def test_goals_of_an_empty_network() -> None:
 
 
 def test_a_confirmation_token_never_looks_like_a_command_line_option() -> None:
-    assert not any(new_token().startswith("-") for _ in range(2000))
+    signer = tokens.Signer(SECRET, tokens.AMBASSADOR_CONFIRMATION)
+    expires = tokens.expiry(NOW)
+    made = [signer.sign(f"-{n:x}", tokens.new_nonce(), expires) for n in range(2000)]
+    assert not any(token.startswith("-") for token in made)

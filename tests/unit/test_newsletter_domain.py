@@ -13,62 +13,95 @@ from services.newsletter import domain
 from services.newsletter.domain import IssueSection, Item, Subscriber, Unsubscriber
 from services.newsletter.mail.rendering import render_issue, section_keys
 from services.newsletter.sections import REGISTRY, SectionRegistry
-from services.runtime.mongo import DatabaseT
-from services.runtime.tokens import token_hash
+from services.runtime import tokens
+from services.runtime.unit_of_work import Scope
 
 NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
 TTL = timedelta(hours=72)
+SECRET = "newsletter-domain-tests-0123456789abcdef"
 
 
-def direct(email: str = "læser@example.org") -> tuple[Subscriber, str]:
-    outcome = domain.subscribe(None, email=email, name="Læser", now=NOW, token_ttl=TTL)
-    return outcome.subscriber, outcome.token
+def direct(email: str = "læser@example.org") -> Subscriber:
+    return domain.subscribe(None, email=email, name="Læser", now=NOW, token_ttl=TTL).subscriber
+
+
+def confirmation_token(subscriber: Subscriber) -> str:
+    """The token the confirmation mail carries (signed when the mail is put together)."""
+    assert subscriber.confirmation_nonce is not None and subscriber.token_expires_at is not None
+    signer = tokens.Signer(SECRET, tokens.SUBSCRIPTION_CONFIRMATION)
+    return signer.sign(
+        subscriber.id, subscriber.confirmation_nonce, tokens.expiry(subscriber.token_expires_at)
+    )
 
 
 def test_a_direct_subscription_waits_for_its_confirmation() -> None:
-    subscriber, token = direct()
+    subscriber = direct()
     assert subscriber.status == SubscriberStatus.PENDING
     assert subscriber.source == SubscriberSource.DIRECT
-    # Only the hash is kept; the token is what the mail carries.
-    assert subscriber.token_hash == token_hash(token) != token
-    assert subscriber.unsubscribe_token and subscriber.unsubscribe_token != token
+    # Only the nonce is kept; the (signed) token is what the mail carries, stored nowhere.
+    token = confirmation_token(subscriber)
+    assert subscriber.confirmation_nonce and subscriber.token_expires_at == NOW + TTL
+    assert subscriber.token_hash is None
+    assert token not in subscriber.model_dump_json()
+    # No unsubscribe token either: the link is signed from the subscriber's id.
+    unsubscribe = tokens.Signer(SECRET, tokens.UNSUBSCRIBE).sign(subscriber.id)
+    assert unsubscribe != token
+    assert "unsubscribe_token" not in subscriber.model_dump()
+    assert subscriber.unsubscribe_token_hash is None
+    assert unsubscribe not in subscriber.model_dump_json()
     assert not domain.may_receive("issue", subscriber)
     assert domain.may_receive("subscribe_confirmation", subscriber)
 
 
 def test_the_token_confirms_until_it_expires() -> None:
-    subscriber, _ = direct()
-    confirmed = domain.confirm(subscriber, NOW + TTL - timedelta(seconds=1))
+    subscriber = direct()
+    nonce = subscriber.confirmation_nonce
+    assert nonce is not None
+    confirmed = domain.check_confirmation(subscriber, nonce, NOW + TTL - timedelta(seconds=1))
     assert confirmed.status == SubscriberStatus.CONFIRMED
-    assert confirmed.token_hash is None
-    assert confirmed.confirmed_token_hash == subscriber.token_hash
+    assert confirmed.confirmation_nonce is None and confirmed.token_expires_at is None
+    assert confirmed.confirmed_nonce == nonce
     with pytest.raises(ServiceError) as expired:
-        domain.confirm(subscriber, NOW + TTL + timedelta(seconds=1))
+        domain.check_confirmation(subscriber, nonce, NOW + TTL + timedelta(seconds=1))
     assert expired.value.code == ErrorCode.TOKEN_EXPIRED
 
 
 def test_a_second_click_is_already_confirmed_and_an_unknown_token_invalid() -> None:
-    subscriber, _ = direct()
-    confirmed = domain.confirm(subscriber, NOW)
+    subscriber = direct()
+    nonce = subscriber.confirmation_nonce
+    assert nonce is not None
+    confirmed = domain.check_confirmation(subscriber, nonce, NOW)
     with pytest.raises(ServiceError) as again:
-        domain.confirm(None, NOW, confirmed=confirmed)
+        domain.check_confirmation(confirmed, nonce, NOW)
     assert again.value.code == ErrorCode.INVALID_STATE
+    with pytest.raises(ServiceError) as again_old_style:
+        domain.confirm(None, NOW, confirmed=confirmed)
+    assert again_old_style.value.code == ErrorCode.INVALID_STATE
+    with pytest.raises(ServiceError) as unknown_nonce:
+        domain.check_confirmation(subscriber, "another-nonce", NOW)
+    assert unknown_nonce.value.code == ErrorCode.INVALID_TOKEN
+    with pytest.raises(ServiceError) as unknown_subscriber:
+        domain.check_confirmation(None, nonce, NOW)
+    assert unknown_subscriber.value.code == ErrorCode.INVALID_TOKEN
     with pytest.raises(ServiceError) as unknown:
         domain.confirm(None, NOW)
     assert unknown.value.code == ErrorCode.INVALID_TOKEN
 
 
 def test_subscribing_again_reissues_the_token() -> None:
-    subscriber, token = direct()
+    subscriber = direct()
+    token = confirmation_token(subscriber)
     again = domain.subscribe(
         subscriber, email=subscriber.address or "", name=None, now=NOW, token_ttl=TTL
     )
     assert again.token_reissued
     assert again.subscriber.id == subscriber.id
-    assert again.subscriber.token_hash == token_hash(again.token)
-    assert again.token != token
+    assert again.subscriber.confirmation_nonce not in (None, subscriber.confirmation_nonce)
+    assert confirmation_token(again.subscriber) != token
+    assert subscriber.confirmation_nonce is not None
     with pytest.raises(ServiceError) as old:
-        domain.confirm(None, NOW)  # the old token's hash is no longer stored anywhere
+        # The old link's nonce is no longer stored anywhere.
+        domain.check_confirmation(again.subscriber, subscriber.confirmation_nonce, NOW)
     assert old.value.code == ErrorCode.INVALID_TOKEN
     with pytest.raises(ServiceError) as conflict:
         domain.subscribe(
@@ -120,8 +153,7 @@ def test_an_address_that_opted_out_stays_out_when_another_record_takes_it() -> N
     ambassador = domain.ambassador_activated(
         None, ambassador_id="a1", email="old@example.org", name="Amb", now=NOW
     ).subscriber
-    other, _ = direct("new@example.org")
-    other, _ = domain.unsubscribe(other, NOW, by=Unsubscriber.SELF)
+    other, _ = domain.unsubscribe(direct("new@example.org"), NOW, by=Unsubscriber.SELF)
     merged = domain.update_contact(
         domain.absorb(ambassador, other), email="new@example.org", name="Amb"
     )
@@ -140,7 +172,7 @@ def test_erasure_keeps_nothing_personal() -> None:
 
 
 def test_hard_bounces_make_a_subscriber_bouncing_at_the_limit() -> None:
-    subscriber = domain.confirm(direct()[0], NOW)
+    subscriber = domain.confirm(direct(), NOW)
     once = domain.hard_bounce(subscriber, 2)
     assert once.status == SubscriberStatus.CONFIRMED and once.hard_bounces == 1
     twice = domain.hard_bounce(once, 2)
@@ -285,7 +317,7 @@ class FakeSection:
         self._entries = entries
         self.asked: list[tuple[datetime, datetime]] = []
 
-    async def query(self, db: DatabaseT, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def query(self, scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
         self.asked.append((since, until))
         return self._entries
 

@@ -28,8 +28,9 @@ from contracts.events import (
     ReminderDue,
     Waitlisted,
 )
-from services.newsletter import meetings
+from services.newsletter import links, meetings
 from services.newsletter.delivery.states import Attachment, apply, erased, new_mail
+from services.newsletter.links import Links
 from services.newsletter.mail import compose
 from services.newsletter.mail.rendering import (
     danish_day,
@@ -38,9 +39,22 @@ from services.newsletter.mail.rendering import (
     render_mail,
 )
 from services.newsletter.sections import REGISTRY, coming_up, recently_held
+from services.newsletter.settings import NewsletterSettings
+from services.runtime import tokens
 
 PUBLIC_URL = "https://samskab.example"
-TOKEN = "rsvp_Tok-123456789"
+EVENTS_SECRET = "events-secret-for-meeting-tests-0123456789"
+LINKS = Links(
+    NewsletterSettings(
+        _env_file=None,
+        public_url=PUBLIC_URL,
+        newsletter_token_secret="newsletter-secret-for-meeting-tests-0123",
+        ambassadors_token_secret="ambassadors-secret-for-meeting-tests-012",
+        events_token_secret=EVENTS_SECRET,
+    )
+)
+# The answer token of invitee amb-1 for meeting m-1, as the events service verifies it.
+TOKEN = tokens.Signer(EVENTS_SECRET, tokens.ANSWER).sign("m-1", "amb-1")
 # 17.00-19.00 in Copenhagen (winter time, UTC+1).
 STARTS = datetime(2027, 3, 4, 16, 0, tzinfo=UTC)
 ENDS = datetime(2027, 3, 4, 18, 0, tzinfo=UTC)
@@ -87,13 +101,13 @@ def invitee(**overrides: Any) -> dict[str, Any]:
         "email": "aase@example.org",
         "name": "Åse Ærø",
         "meeting": info(),
-        "rsvp_token": TOKEN,
+        "answerable": True,
         **overrides,
     }
 
 
-def every_event(token: str | None = TOKEN) -> list[InviteeEvent]:
-    common = invitee(rsvp_token=token)
+def every_event(answerable: bool = True) -> list[InviteeEvent]:
+    common = invitee(answerable=answerable)
     earlier = {
         "previous_starts_at": STARTS - timedelta(days=2),
         "previous_ends_at": ENDS - timedelta(days=2),
@@ -114,8 +128,9 @@ def flat(text: str) -> str:
 
 
 def mail_of(event: InviteeEvent) -> tuple[str, Any, list[Attachment]]:
-    kind, context, attachments = meetings.invitee_mail(event, PUBLIC_URL)
-    return kind, render_mail(kind, context), attachments
+    """The mail as it is put together: the answer links signed now, from the record's context."""
+    kind, context, attachments = meetings.invitee_mail(event)
+    return kind, render_mail(kind, LINKS.resolve(context)), attachments
 
 
 def composed(event: InviteeEvent) -> EmailMessage:
@@ -144,7 +159,7 @@ def composed(event: InviteeEvent) -> EmailMessage:
 
 
 def test_each_invitee_event_is_one_kind_of_mail() -> None:
-    kinds = [meetings.invitee_mail(e, PUBLIC_URL)[0] for e in every_event()]
+    kinds = [meetings.invitee_mail(e)[0] for e in every_event()]
     assert kinds == [
         "meeting_invitation",
         "meeting_updated",
@@ -176,7 +191,7 @@ def test_the_ics_goes_along_inline_with_its_itip_method() -> None:
 
 def test_the_queued_record_is_storable_and_carries_the_ics_only_as_attachment() -> None:
     for event in every_event():
-        kind, context, attachments = meetings.invitee_mail(event, PUBLIC_URL)
+        kind, context, attachments = meetings.invitee_mail(event)
         record = new_mail(
             kind=kind,
             dedupe_key=f"{kind}:{event.event_id}",
@@ -189,6 +204,11 @@ def test_the_queued_record_is_storable_and_carries_the_ics_only_as_attachment() 
         bson.encode(document)  # MongoDB can store it as it is
         assert "BEGIN:VCALENDAR" not in repr(document["context"])
         assert record.subscriber_id is None
+        # The answer link is a reference to sign later, never the token itself.
+        assert TOKEN not in repr(document)
+        reference = links.answer("m-1", "amb-1").to_context()[links.CONTEXT_KEY]
+        expected = None if kind == "meeting_cancelled" else reference
+        assert document["context"].get(links.CONTEXT_KEY) == expected
 
 
 # ---------------------------------------------------------------- what the mails say
@@ -223,8 +243,9 @@ def test_answer_links_are_there_where_an_answer_is_asked(event: InviteeEvent) ->
     assert (f"samskab events answer {TOKEN} --yes" in mail.text) is asked
 
 
-@pytest.mark.parametrize("event", every_event(token=None), ids=lambda e: type(e).__name__)
-def test_without_a_token_there_are_no_answer_links(event: InviteeEvent) -> None:
+@pytest.mark.parametrize("event", every_event(answerable=False), ids=lambda e: type(e).__name__)
+def test_without_an_answer_asked_there_are_no_answer_links(event: InviteeEvent) -> None:
+    assert links.CONTEXT_KEY not in meetings.invitee_mail(event)[1]
     _, mail, _ = mail_of(event)
     assert "/rsvp/" not in mail.text + mail.html
     assert "samskab events answer" not in mail.text
@@ -387,7 +408,7 @@ def test_a_stored_record_of_an_older_release_still_reads() -> None:
 
 def test_erasure_leaves_neither_context_nor_ics_on_a_mail() -> None:
     event = every_event()[0]
-    kind, context, attachments = meetings.invitee_mail(event, PUBLIC_URL)
+    kind, context, attachments = meetings.invitee_mail(event)
     record = new_mail(
         kind=kind,
         dedupe_key=f"{kind}:{event.event_id}",
