@@ -59,6 +59,14 @@ def targets_of(request: BaseModel | None, reply: BaseModel | None) -> list[str]:
     return found
 
 
+def committed(
+    service: str, command: CommandContext, request: BaseModel, result: object, at: datetime
+) -> dict[str, Any]:
+    """The record a command's own unit of work writes as it commits."""
+    reply = result if isinstance(result, BaseModel) else None
+    return record(service, command, at=at, outcome=OK, targets=targets_of(request, reply))
+
+
 def record(
     service: str, command: CommandContext, *, at: datetime, outcome: str, targets: Iterable[str]
 ) -> dict[str, Any]:

@@ -252,12 +252,17 @@ def view(doc: dict[str, Any], with_payload: bool = False) -> DeadLetterView:
         scrubbed=doc.get("scrubbed_at") is not None,
     )
     if with_payload and not found.scrubbed:
-        payload = bytes(doc.get("payload") or b"")
-        try:
-            found.payload = json.loads(payload)
-        except ValueError:
-            found.payload_base64 = base64.b64encode(payload).decode()
+        show_payload(found, doc.get("payload"))
     return found
+
+
+def show_payload(view: DeadLetterView, payload: bytes | None) -> None:
+    """The message as it was: JSON as JSON, anything else as base64."""
+    data = bytes(payload or b"")
+    try:
+        view.payload = json.loads(data)
+    except ValueError:
+        view.payload_base64 = base64.b64encode(data).decode()
 
 
 def _now() -> datetime:

@@ -26,10 +26,8 @@ state with the reason: the relay goes on with the rest, ``samskab health`` count
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -45,6 +43,7 @@ from pymongo import ASCENDING
 from contracts.envelope import Event
 from contracts.operations import DeadLetterView
 from services.runtime.background import Loop, retry
+from services.runtime.dead_letters import show_payload
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT, Session, drop_indexes
 
@@ -249,11 +248,7 @@ def _failed_view(doc: dict[str, Any], with_payload: bool = False) -> DeadLetterV
         dead_at=(doc.get("failed_at") or doc["created_at"]).isoformat(),
     )
     if with_payload:
-        payload = bytes(doc.get("payload") or b"")
-        try:
-            found.payload = json.loads(payload)
-        except ValueError:
-            found.payload_base64 = base64.b64encode(payload).decode()
+        show_payload(found, doc.get("payload"))
     return found
 
 

@@ -241,11 +241,7 @@ class MemoryTransactions:
             try:
                 result = await work(uow)
                 if audited is not None and command is not None:
-                    reply = result if isinstance(result, BaseModel) else None
-                    targets = audit.targets_of(audited, reply)
-                    doc = audit.record(
-                        self.service, command, at=uow.now, outcome=audit.OK, targets=targets
-                    )
+                    doc = audit.committed(self.service, command, audited, result, uow.now)
                     await audit.write(self.database, doc)
             except DuplicateKeyError:
                 self._db.restore(before)

@@ -121,12 +121,7 @@ class Transactions:
                 db, session, uow.events, relay.claim() if relay is not None else None
             )
             if audited is not None and command is not None:
-                targets = audit.targets_of(
-                    audited, result if isinstance(result, BaseModel) else None
-                )
-                doc = audit.record(
-                    self.service, command, at=uow.now, outcome=audit.OK, targets=targets
-                )
+                doc = audit.committed(self.service, command, audited, result, uow.now)
                 await audit.write(db, doc, session)
             attempts.result, attempts.entries, attempts.callbacks = result, entries, uow.callbacks
             return result

@@ -41,7 +41,7 @@ from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
 from tests.support.chaos import poll, stream_events
-from tests.support.stack import start_service
+from tests.support.stack import TOKEN_SECRETS, start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -101,6 +101,7 @@ class Harness:
 
     def env(self) -> dict[str, str]:
         return {
+            **TOKEN_SECRETS,
             "SAMSKAB_NATS_URL": self.nats.url,
             "SAMSKAB_MONGO_URL": self.mongo_url,
             "SAMSKAB_MONGO_DATABASE": self.database,

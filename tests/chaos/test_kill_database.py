@@ -66,7 +66,7 @@ from stack.mongo import MongoServer
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess
 from tests.support.chaos import poll, stream_events
-from tests.support.stack import start_mongo, start_service
+from tests.support.stack import TOKEN_SECRETS, start_mongo, start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(180)]
 
@@ -126,6 +126,7 @@ class Harness:
 
     def env(self) -> dict[str, str]:
         return {
+            **TOKEN_SECRETS,
             "SAMSKAB_NATS_URL": self.nats.url,
             "SAMSKAB_MONGO_URL": self.mongo.url,
             "SAMSKAB_MONGO_DATABASE": self.database,

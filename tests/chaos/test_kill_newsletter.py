@@ -58,7 +58,7 @@ from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_duplicates
 from stack.streams import NEWSLETTER_PRODUCERS, declare_streams_at
 from tests.support.chaos import poll
 from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subscribers
-from tests.support.stack import settings_of, start_service
+from tests.support.stack import TOKEN_SECRETS, settings_of, start_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -133,6 +133,7 @@ class World:
 
     def env(self) -> dict[str, str]:
         return {
+            **TOKEN_SECRETS,
             "SAMSKAB_NATS_URL": self.nats.url,
             "SAMSKAB_MONGO_URL": self.mongo_url,
             "SAMSKAB_MONGO_DATABASE": self.database,
