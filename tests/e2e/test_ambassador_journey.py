@@ -459,6 +459,33 @@ def test_erasure_leaves_no_trace_of_the_person(stack: StackRun, journey: Journey
     )
 
 
+def test_the_audit_trail_says_who_did_what_to_her_without_naming_her(
+    stack: StackRun, journey: Journey
+) -> None:
+    ambassador_id = need(journey.ambassador_id, "the ambassador")
+    trail = stack.cli("audit", "--service", "ambassadors", "--target", ambassador_id, "--json").ok()
+    records = trail.json()["items"]
+    # Newest first; every command about her (the refused erasure never reached the service).
+    commands = [r["command"].rsplit(".", 1)[-1] for r in records]
+    assert commands[0] == "erase" and commands[-1] == "sign_up", commands
+    assert {"confirm", "update", "withdraw"} <= set(commands), commands
+    assert {r["outcome"] for r in records} == {"ok"}
+    assert all(r["actor"].startswith("operator:") for r in records), records
+    assert EMAIL not in trail.stdout.lower() and NAME not in trail.stdout
+    # A command refused is in the trail too, under whoever asked for it.
+    other = {**stack.env, "SAMSKAB_ACTOR": "staff:projektleder"}
+    one_line_error(
+        stack.cli("ambassadors", "update", ambassador_id, "--description", "Ny tekst", env=other)
+    )
+    latest = stack.cli("audit", "--target", ambassador_id, "--json", env=other).ok().json()
+    newest = latest["items"][0]
+    assert (newest["actor"], newest["command"], newest["outcome"]) == (
+        "staff:projektleder",
+        "ambassadors.cmd.update",
+        "invalid_state",
+    )
+
+
 def test_operations_dead_letters_and_health(stack: StackRun) -> None:
     dead = stack.cli("dead-letters", "list", "--json").ok().json()
     assert dead["items"] == []
