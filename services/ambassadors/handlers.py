@@ -195,6 +195,15 @@ async def sign_up(
     else:
         await store.save(uow, ambassador)
     uow.about(ambassador.id)
+    uow.after_commit(
+        functools.partial(
+            log.debug,
+            "sign-up handled",
+            ambassador_id=ambassador.id,
+            status=ambassador.status.value,
+            token_reissued=outcome.token_reissued,
+        )
+    )
     return SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
 
 
