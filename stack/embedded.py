@@ -183,7 +183,8 @@ class EmbeddedStack:
             port=settings.smtp_port,
             log_path=self.log_dir / "smtp-sink.log",
         )
-        self.token_secrets: dict[str, str] = {}
+        # The keys that sign the links in mails (configured, or this data directory's).
+        self.token_secrets = secrets_for(settings, self.data_dir)
         service_env = self._service_env()
         self.services: dict[str, ManagedProcess] = {
             name: ManagedProcess(
@@ -311,8 +312,6 @@ class EmbeddedStack:
         env = dict(os.environ)
         env.update(settings_env(self.settings))
         env.update(self.env())
-        # The keys that sign the links in mails (configured, or this data directory's).
-        self.token_secrets = secrets_for(self.settings, self.data_dir)
         for field, secret in self.token_secrets.items():
             env[f"SAMSKAB_{field.upper()}"] = secret
         # Logs reach the file as they happen, which matters most for the lines before a crash.

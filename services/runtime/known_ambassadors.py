@@ -15,7 +15,7 @@ older than the withdrawal (a redelivery) cannot bring them back; a later one (a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -268,14 +268,6 @@ class KnownAmbassadors:
             {"_id": ambassador_id}, {"standing": 1}, session=scope.session
         )
         return doc is not None and doc.get("standing") == Standing.ERASED.value
-
-    async def erased(self, scope: Scope, ambassador_ids: Sequence[str]) -> set[str]:
-        cursor = scope.db[COLLECTION].find(
-            {"_id": {"$in": list(ambassador_ids)}, "standing": Standing.ERASED.value},
-            {"_id": 1},
-            session=scope.session,
-        )
-        return {doc["_id"] async for doc in cursor}
 
 
 async def _migrate(scope: Scope) -> None:

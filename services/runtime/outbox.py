@@ -548,6 +548,3 @@ class OutboxRelay:
                 "$unset": {"claimed_by": "", "claimed_until": ""},
             },
         )
-
-    async def pending_count(self) -> int:
-        return (await counts(self._db)).pending
