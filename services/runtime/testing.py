@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
 import mongomock
+import mongomock.collection
 from nats.js import JetStreamContext
 from nats.js.errors import ObjectNotFoundError
 from pydantic import BaseModel
@@ -58,6 +59,17 @@ Rep = TypeVar("Rep", bound=BaseModel)
 
 
 # ---------------------------------------------------------------- pymongo's async API, in memory
+
+
+def _max_with_null_first(doc: Any, field: str, value: Any) -> None:
+    if isinstance(doc, dict) and (doc.get(field) is None or value > doc[field]):
+        doc[field] = value
+
+
+# mongomock's ``$max`` compares with Python's ``max``, which fails on a stored None, where
+# MongoDB orders null before anything (the fan-out moves its cursor with ``$max`` from the
+# None a new issue has): it answers as MongoDB does.
+mongomock.collection._updaters["$max"] = _max_with_null_first
 
 
 class _Cursor:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import email
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from typing import Any
 
-import mongomock.collection
 import pytest
 from PIL import Image
 
@@ -65,23 +64,6 @@ def settings() -> NewsletterSettings:
         ambassadors_token_secret=AMBASSADORS_SECRET,
         events_token_secret=EVENTS_SECRET,
     )
-
-
-def _max_with_null_first(doc: Any, field: str, value: Any) -> None:
-    if isinstance(doc, dict) and (doc.get(field) is None or value > doc[field]):
-        doc[field] = value
-
-
-@pytest.fixture(autouse=True)
-def max_orders_null_first() -> Iterator[None]:
-    """mongomock's ``$max`` compares with Python's ``max``, which fails on a stored None
-    (MongoDB orders null before any string): the fan-out moves its cursor with ``$max`` from
-    the None a new issue has."""
-    updaters = mongomock.collection._updaters
-    original = updaters["$max"]
-    updaters["$max"] = _max_with_null_first
-    yield
-    updaters["$max"] = original
 
 
 @pytest.fixture
