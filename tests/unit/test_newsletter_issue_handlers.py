@@ -5,12 +5,9 @@ database and Object Store buckets in memory."""
 from __future__ import annotations
 
 import asyncio
-import email
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
-from email import policy
-from email.message import EmailMessage
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -43,27 +40,16 @@ from services.newsletter.app import build
 from services.newsletter.context import Context
 from services.newsletter.delivery import MailRecord
 from services.newsletter.outgoing import Outgoing
-from services.newsletter.settings import NewsletterSettings
 from services.runtime import testing
 from services.runtime.testing import ServiceHarness
-
-NEWSLETTER_SECRET = "newsletter-handler-tests-0123456789abcdef"
-AMBASSADORS_SECRET = "ambassadors-handler-tests-0123456789abcdef"
-EVENTS_SECRET = "events-handler-tests-0123456789abcdef0123"
-PUBLIC_URL = "https://samskab.example"
-NOW = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
-
-Service = tuple[ServiceHarness, Context]
-
-
-def settings() -> NewsletterSettings:
-    return NewsletterSettings(
-        _env_file=None,
-        public_url=PUBLIC_URL,
-        newsletter_token_secret=NEWSLETTER_SECRET,
-        ambassadors_token_secret=AMBASSADORS_SECRET,
-        events_token_secret=EVENTS_SECRET,
-    )
+from tests.unit.newsletter_support import (
+    NOW,
+    PUBLIC_URL,
+    Service,
+    body,
+    parsed,
+    settings,
+)
 
 
 @pytest.fixture
@@ -123,20 +109,6 @@ async def confirmed_subscriber(h: ServiceHarness, ctx: Context, address: str) ->
     token = ctx.links.resolve(mail["context"])["token"]
     await h.call(Endpoints.CONFIRM, ConfirmSubscription(token=token))
     return result.subscriber.id
-
-
-def parsed(message: bytes) -> EmailMessage:
-    found = email.message_from_bytes(message, policy=policy.default)
-    assert isinstance(found, EmailMessage)
-    return found
-
-
-def html_of(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("html",))
-    assert part is not None
-    content = part.get_content()
-    assert isinstance(content, str)
-    return content
 
 
 # ---------------------------------------------------------------- items
@@ -390,7 +362,7 @@ async def test_a_test_send_queues_one_copy_for_that_address_without_an_unsubscri
     materialized = await Outgoing(ctx).materialize(MailRecord.from_document(second_mail))
     assert materialized is not None and materialized.recipients == ["redaktion@example.org"]
     message = parsed(materialized.message)
-    assert "Ny café" in html_of(message) and message["List-Unsubscribe"] is None
+    assert "Ny café" in body(message, "html") and message["List-Unsubscribe"] is None
     [issue] = h.db.documents("issues")
     assert issue["state"] == IssueState.DRAFT
     missing = await h.fails(
@@ -517,8 +489,8 @@ async def test_an_issue_mail_carries_the_subscribers_own_unsubscribe_link(
     message = parsed(mail.message)
     assert message["Message-ID"] == queued["message_id"]
     url = domain.unsubscribe_url(PUBLIC_URL, ctx.links.unsubscribe_token(subscriber_id))
-    assert f"<{url}>" in message["List-Unsubscribe"] and url in html_of(message)
-    assert "Ny café" in html_of(message)
+    assert f"<{url}>" in message["List-Unsubscribe"] and url in body(message, "html")
+    assert "Ny café" in body(message, "html")
 
 
 # ---------------------------------------------------------------- the archive

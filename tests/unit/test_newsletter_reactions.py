@@ -5,12 +5,9 @@ and the tombstones that keep anything about an erased person from coming back.""
 
 from __future__ import annotations
 
-import email
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -53,33 +50,25 @@ from contracts.newsletter import (
 )
 from services.newsletter import domain, meetings
 from services.newsletter.app import build
-from services.newsletter.context import Context
 from services.newsletter.delivery import MailRecord, NotReady
 from services.newsletter.links import CONTEXT_KEY
 from services.newsletter.outgoing import Outgoing
-from services.newsletter.settings import NewsletterSettings
 from services.runtime import testing, tokens
 from services.runtime.testing import ServiceHarness
 from services.runtime.unit_of_work import Applied
+from tests.unit.newsletter_support import (
+    AMBASSADORS_SECRET,
+    EVENTS_SECRET,
+    NOW,
+    PUBLIC_URL,
+    Service,
+    body,
+    mails_of,
+    parsed,
+    settings,
+)
 
-NEWSLETTER_SECRET = "newsletter-handler-tests-0123456789abcdef"
-AMBASSADORS_SECRET = "ambassadors-handler-tests-0123456789abcdef"
-EVENTS_SECRET = "events-handler-tests-0123456789abcdef0123"
-PUBLIC_URL = "https://samskab.example"
-NOW = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
 ANNA = "anna@example.org"
-
-Service = tuple[ServiceHarness, Context]
-
-
-def settings() -> NewsletterSettings:
-    return NewsletterSettings(
-        _env_file=None,
-        public_url=PUBLIC_URL,
-        newsletter_token_secret=NEWSLETTER_SECRET,
-        ambassadors_token_secret=AMBASSADORS_SECRET,
-        events_token_secret=EVENTS_SECRET,
-    )
 
 
 @pytest.fixture
@@ -147,10 +136,6 @@ def erased(at: int = 5) -> Erased:
     return Erased(ambassador_id="a1", occurred_at=minutes(at))
 
 
-def mails_of(h: ServiceHarness, kind: str | None = None) -> list[dict[str, Any]]:
-    return [m for m in h.db.documents("mails") if kind is None or m["kind"] == kind]
-
-
 def the_subscriber(h: ServiceHarness) -> dict[str, Any]:
     [subscriber] = h.db.documents("subscribers")
     return subscriber
@@ -174,20 +159,6 @@ def known_by_id_only(h: ServiceHarness) -> bool:
         set(entry) <= NOT_PERSONAL and entry["standing"] != "active"
         for entry in h.db.documents("ambassadors")
     )
-
-
-def parsed(message: bytes) -> EmailMessage:
-    found = email.message_from_bytes(message, policy=policy.default)
-    assert isinstance(found, EmailMessage)
-    return found
-
-
-def text_of(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    content = part.get_content()
-    assert isinstance(content, str)
-    return content
 
 
 async def test_a_self_sign_up_queues_the_confirmation_with_a_reference_to_the_ambassadors_link(
@@ -235,8 +206,8 @@ async def test_the_confirmation_goes_out_with_the_ambassadors_link_and_no_list_u
     assert mail is not None and mail.recipients == [ANNA]
     message = parsed(mail.message)
     token = ctx.links.resolve(record.context)["token"]
-    assert domain.ambassador_confirm_url(PUBLIC_URL, token) in text_of(message)
-    assert f"samskab ambassadors confirm {token}" in text_of(message)
+    assert domain.ambassador_confirm_url(PUBLIC_URL, token) in body(message, "plain")
+    assert f"samskab ambassadors confirm {token}" in body(message, "plain")
     # Not a subscriber's mail: nothing to unsubscribe from.
     assert message["List-Unsubscribe"] is None
 
@@ -577,7 +548,7 @@ async def test_the_invitation_goes_out_with_working_answer_links_and_the_ics(
     mail = await Outgoing(ctx).materialize(record)
     assert mail is not None
     message = parsed(mail.message)
-    text = text_of(message)
+    text = body(message, "plain")
     for answer in ("yes", "maybe", "no"):
         assert domain.rsvp_url(PUBLIC_URL, answer_token(), answer) in text
     [ics] = list(message.iter_attachments())

@@ -4,11 +4,8 @@ database in memory; and the confirmation mail as the delivery worker puts it tog
 
 from __future__ import annotations
 
-import email
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from email import policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -32,26 +29,17 @@ from services.newsletter.context import Context
 from services.newsletter.delivery import MailRecord
 from services.newsletter.links import CONTEXT_KEY
 from services.newsletter.outgoing import Outgoing
-from services.newsletter.settings import NewsletterSettings
 from services.runtime import tokens
 from services.runtime.testing import ServiceHarness
-
-NEWSLETTER_SECRET = "newsletter-handler-tests-0123456789abcdef"
-AMBASSADORS_SECRET = "ambassadors-handler-tests-0123456789abcdef"
-EVENTS_SECRET = "events-handler-tests-0123456789abcdef0123"
-PUBLIC_URL = "https://samskab.example"
-
-Service = tuple[ServiceHarness, Context]
-
-
-def settings() -> NewsletterSettings:
-    return NewsletterSettings(
-        _env_file=None,
-        public_url=PUBLIC_URL,
-        newsletter_token_secret=NEWSLETTER_SECRET,
-        ambassadors_token_secret=AMBASSADORS_SECRET,
-        events_token_secret=EVENTS_SECRET,
-    )
+from tests.unit.newsletter_support import (
+    AMBASSADORS_SECRET,
+    PUBLIC_URL,
+    Service,
+    body,
+    mails_of,
+    parsed,
+    settings,
+)
 
 
 @pytest.fixture
@@ -61,10 +49,6 @@ async def service() -> AsyncIterator[Service]:
 
 def laeser(**changes: str) -> Subscribe:
     return Subscribe.model_validate({"email": "laeser@example.org", "name": "Læser", **changes})
-
-
-def mails_of(h: ServiceHarness, kind: str) -> list[dict[str, Any]]:
-    return [m for m in h.db.documents("mails") if m["kind"] == kind]
 
 
 def confirmation_token(ctx: Context, mail: dict[str, Any]) -> str:
@@ -356,20 +340,6 @@ async def test_a_token_too_short_to_be_one_is_refused(service: Service) -> None:
 
 
 # ---------------------------------------------------------------- the mail that goes out
-
-
-def parsed(message: bytes) -> EmailMessage:
-    found = email.message_from_bytes(message, policy=policy.default)
-    assert isinstance(found, EmailMessage)
-    return found
-
-
-def body(message: EmailMessage, kind: str) -> str:
-    part = message.get_body(preferencelist=(kind,))
-    assert part is not None
-    content = part.get_content()
-    assert isinstance(content, str)
-    return content
 
 
 async def test_the_confirmation_goes_out_with_a_working_signed_link_and_list_unsubscribe(
