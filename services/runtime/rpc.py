@@ -40,6 +40,17 @@ def encode_error(error: Error) -> bytes:
     return Reply(ok=False, error=error).model_dump_json().encode()
 
 
+def error_code(exc: Exception) -> ErrorCode:
+    """The code a request that raised ``exc`` is answered with (and audited under)."""
+    if isinstance(exc, ServiceError):
+        return exc.code
+    if isinstance(exc, ValidationError):
+        return ErrorCode.VALIDATION_FAILED
+    if isinstance(exc, ConnectionFailure):
+        return ErrorCode.SERVICE_UNAVAILABLE
+    return ErrorCode.INTERNAL
+
+
 async def answer(model: type[M], handler: RequestHandler[M], data: bytes) -> bytes:
     """Validate the request, run the handler, and always return a reply."""
     try:

@@ -28,7 +28,6 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, ObjectStoreConfig, Storag
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ValidationError
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure
 
 from contracts.ambassadors import Erased
 from contracts.endpoints import ACTOR_HEADER, Endpoint, Endpoints, valid_actor
@@ -45,7 +44,7 @@ from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.logging import app_logger, configure_logging, get_logger
 from services.runtime.mongo import DatabaseT, Document, claim_database, connect
 from services.runtime.outbox import OutboxRelay, ensure_outbox_indexes
-from services.runtime.rpc import answer
+from services.runtime.rpc import answer, error_code
 from services.runtime.settings import ServiceSettings
 from services.runtime.streams import stream_config
 from services.runtime.transactions import Transactions, Work
@@ -438,19 +437,10 @@ class Service:
         token = current_command.set(command)
         try:
             return await handle(request)
-        except ServiceError as exc:
-            await self.transactions.record_outcome(command, request, None, exc.code.value)
-            raise
-        except ValidationError:
-            outcome = ErrorCode.VALIDATION_FAILED.value
+        except Exception as exc:
+            # Audited under the code the caller is answered with (see rpc.answer).
+            outcome = error_code(exc).value
             await self.transactions.record_outcome(command, request, None, outcome)
-            raise
-        except ConnectionFailure:
-            outcome = ErrorCode.SERVICE_UNAVAILABLE.value
-            await self.transactions.record_outcome(command, request, None, outcome)
-            raise
-        except Exception:
-            await self.transactions.record_outcome(command, request, None, ErrorCode.INTERNAL.value)
             raise
         finally:
             current_command.reset(token)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
@@ -50,7 +50,7 @@ Work = Callable[[UnitOfWork], Awaitable[T]]
 
 
 @dataclass
-class _Attempts(Generic[T]):
+class _Attempts:
     """What the attempts of one unit have in common (kept by the runtime, not the handler)."""
 
     count: int = 0
@@ -94,7 +94,7 @@ class Transactions:
         """
         db = self._db()
         command = current_command.get()
-        attempts: _Attempts[T] = _Attempts()
+        attempts = _Attempts()
 
         async def attempt(session: Session) -> T:
             attempts.count += 1
