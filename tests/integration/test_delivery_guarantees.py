@@ -869,7 +869,13 @@ async def test_an_entry_that_can_never_be_published_fails_visibly_without_blocki
             ids = {e.event_id for e in await published_events(producer.db)}
             return {str(first.event_id), str(last.event_id)} <= ids
 
+        async def outbox_settled() -> bool:
+            # A published batch is recorded first and leaves the outbox a moment later.
+            health = await client.request(health_subject(bed.prefix), {})
+            return bool(health["outbox_pending"] == 0)
+
         await eventually(both_published, "the publishable events to go out", timeout=10)
+        await eventually(outbox_settled, "the published events to leave the outbox", timeout=10)
         health = await client.request(health_subject(bed.prefix), {})
         assert (health["outbox_pending"], health["outbox_failed"]) == (0, 2)
 
