@@ -18,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from contracts.events import MeetingState
 from contracts.newsletter import IssueState, SubscriberStatus
 from services.newsletter.domain import Issue, Item, Subscriber
-from services.runtime.mongo import DatabaseT, drop_indexes
+from services.runtime.mongo import DatabaseT, drop_indexes, find_in, update_in
 from services.runtime.tokens import token_hash
 from services.runtime.unit_of_work import Scope
 
@@ -121,8 +121,7 @@ async def load_subscriber(scope: Scope, subscriber_id: str) -> Subscriber | None
 
 
 async def load_subscribers(scope: Scope, ids: Iterable[str]) -> dict[str, Subscriber]:
-    cursor = scope.db.subscribers.find({"_id": {"$in": list(ids)}})
-    return {doc["_id"]: _subscriber(doc) async for doc in cursor}
+    return {doc["_id"]: _subscriber(doc) for doc in await find_in(scope.db.subscribers, ids)}
 
 
 async def subscriber_by_address(scope: Scope, key: str) -> Subscriber | None:
@@ -271,8 +270,10 @@ async def record_bounces(scope: Scope, changed: Sequence[Subscriber]) -> None:
 async def reset_bounces(scope: Scope, subscriber_ids: Sequence[str]) -> None:
     """One write for a batch of delivered mails; most subscribers have nothing to reset, and
     the filter on the counter keeps them untouched."""
-    await scope.db.subscribers.update_many(
-        {"_id": {"$in": list(subscriber_ids)}, "hard_bounces": {"$gt": 0}},
+    await update_in(
+        scope.db.subscribers,
+        subscriber_ids,
+        {"hard_bounces": {"$gt": 0}},
         {"$set": {"hard_bounces": 0}},
     )
 

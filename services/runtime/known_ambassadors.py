@@ -27,6 +27,7 @@ from contracts.ambassadors import Activated, CoreArea, Erased, Kind, ProfileUpda
 from contracts.ambassadors import Status as AmbassadorStatus
 from contracts.envelope import Event
 from services.runtime import erasure
+from services.runtime.mongo import find_in
 from services.runtime.unit_of_work import Scope, UnitOfWork
 
 COLLECTION = "ambassadors"
@@ -226,8 +227,8 @@ class KnownAmbassadors:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        cursor = scope.db[COLLECTION].find({"_id": {"$in": wanted}}, session=scope.session)
-        found = [_known(doc) async for doc in cursor]
+        docs = await find_in(scope.db[COLLECTION], wanted, session=scope.session)
+        found = [_known(doc) for doc in docs]
         return {a.id: a for a in found if a.active}
 
     async def active_after(

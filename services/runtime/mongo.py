@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, DeleteMany, ReturnDocument, UpdateMany
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -22,6 +22,74 @@ Document = dict[str, Any]
 Session = AsyncClientSession
 
 DUPLICATE_KEY = 11000
+
+# SecantusDB tests each candidate document against every value of an ``$in`` in turn, so
+# one ``$in`` of n ids costs it n² comparisons: 200 ids took 65 ms, in chunks of 25-50 about
+# 28 ms. (MongoDB looks values up in a set; chunks cost it nothing measurable.)
+IN_CHUNK = 32
+
+
+def in_chunks(values: Iterable[T], size: int = IN_CHUNK) -> list[list[T]]:
+    """``values`` in lists of at most ``size``, in order, for one ``$in`` each."""
+    items = list(values)
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _in_filters(
+    ids: Iterable[Any], criteria: Mapping[str, Any] | None, field: str
+) -> list[Document]:
+    # The ids first: SecantusDB looks up the first clause it has an index for.
+    return [{field: {"$in": chunk}} | dict(criteria or {}) for chunk in in_chunks(ids)]
+
+
+async def find_in(
+    collection: AsyncCollection[Document],
+    ids: Iterable[Any],
+    criteria: Mapping[str, Any] | None = None,
+    projection: Mapping[str, Any] | None = None,
+    *,
+    field: str = "_id",
+    session: Session | None = None,
+) -> list[Document]:
+    """The documents whose ``field`` is one of ``ids`` (and that match ``criteria``): an
+    ``$in`` per chunk of ids, one after another (a session runs one operation at a time)."""
+    found: list[Document] = []
+    for where in _in_filters(ids, criteria, field):
+        found += await collection.find(where, projection, session=session).to_list()
+    return found
+
+
+async def update_in(
+    collection: AsyncCollection[Document],
+    ids: Iterable[Any],
+    criteria: Mapping[str, Any] | None,
+    update: Mapping[str, Any],
+    *,
+    field: str = "_id",
+    session: Session | None = None,
+) -> int:
+    """``update`` every document whose ``field`` is one of ``ids`` and that matches
+    ``criteria``, one ``$in`` per chunk, all in one round trip; returns how many matched."""
+    ops = [UpdateMany(where, dict(update)) for where in _in_filters(ids, criteria, field)]
+    if not ops:
+        return 0
+    return (await collection.bulk_write(ops, ordered=False, session=session)).matched_count
+
+
+async def delete_in(
+    collection: AsyncCollection[Document],
+    ids: Iterable[Any],
+    criteria: Mapping[str, Any] | None = None,
+    *,
+    field: str = "_id",
+    session: Session | None = None,
+) -> int:
+    """Delete every document whose ``field`` is one of ``ids`` and that matches
+    ``criteria``, one ``$in`` per chunk, all in one round trip; returns how many went."""
+    ops = [DeleteMany(where) for where in _in_filters(ids, criteria, field)]
+    if not ops:
+        return 0
+    return (await collection.bulk_write(ops, ordered=False, session=session)).deleted_count
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:

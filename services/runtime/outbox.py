@@ -45,7 +45,7 @@ from contracts.operations import DeadLetterView
 from services.runtime.background import Loop, retry
 from services.runtime.dead_letters import show_payload
 from services.runtime.logging import get_logger
-from services.runtime.mongo import DatabaseT, Session, drop_indexes
+from services.runtime.mongo import DatabaseT, Session, delete_in, drop_indexes, find_in, update_in
 
 log = get_logger(__name__)
 
@@ -491,8 +491,10 @@ class OutboxRelay:
             }
         )
         # Only while still ours: had the lease run out, the relay that took over deletes it.
-        await self._db.outbox.delete_many(
-            {"_id": {"$in": [entry["_id"] for entry, _ in published]}, "claimed_by": self.worker_id}
+        await delete_in(
+            self._db.outbox,
+            [entry["_id"] for entry, _ in published],
+            {"claimed_by": self.worker_id},
         )
 
     async def _claim(self) -> list[dict[str, Any]]:
@@ -528,21 +530,25 @@ class OutboxRelay:
         }
         # Each filter repeats the claimable test, so of two relays racing for an entry
         # exactly one update matches it.
-        if pending:
-            await self._db.outbox.update_many({"_id": {"$in": pending}, "state": PENDING}, claim)
-        if expired:
-            await self._db.outbox.update_many(
-                {"_id": {"$in": expired}, "state": IN_PROGRESS, "claimed_until": {"$lt": now}},
-                claim,
-            )
-        cursor = self._db.outbox.find(
-            {"_id": {"$in": pending + expired}, "state": IN_PROGRESS, "claimed_by": self.worker_id}
-        ).sort("order", ASCENDING)
-        return [doc async for doc in cursor]
+        await update_in(self._db.outbox, pending, {"state": PENDING}, claim)
+        await update_in(
+            self._db.outbox,
+            expired,
+            {"state": IN_PROGRESS, "claimed_until": {"$lt": now}},
+            claim,
+        )
+        claimed = await find_in(
+            self._db.outbox,
+            pending + expired,
+            {"state": IN_PROGRESS, "claimed_by": self.worker_id},
+        )
+        return sorted(claimed, key=lambda doc: doc["order"])
 
     async def _release(self, ids: list[str], error: str) -> None:
-        await self._db.outbox.update_many(
-            {"_id": {"$in": ids}, "claimed_by": self.worker_id, "state": IN_PROGRESS},
+        await update_in(
+            self._db.outbox,
+            ids,
+            {"claimed_by": self.worker_id, "state": IN_PROGRESS},
             {
                 "$set": {"state": PENDING, "last_error": error[:500]},
                 "$unset": {"claimed_by": "", "claimed_until": ""},

@@ -30,7 +30,7 @@ import mongomock.collection
 from nats.js import JetStreamContext
 from nats.js.errors import ObjectNotFoundError
 from pydantic import BaseModel
-from pymongo import UpdateMany, UpdateOne
+from pymongo import DeleteMany, UpdateMany, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from contracts.endpoints import ACTOR_HEADER, Endpoint
@@ -123,8 +123,11 @@ class _Collection:
     async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
         # mongomock's bulk_write does not take what pymongo's request objects hand it
         # (their ``sort``): each request is applied on its own, as the server would.
-        matched = modified = 0
+        matched = modified = deleted = 0
         for request in requests:
+            if isinstance(request, DeleteMany):
+                deleted += self._c.delete_many(request._filter).deleted_count
+                continue
             many = isinstance(request, UpdateMany)
             update = self._c.update_many if many else self._c.update_one
             if not isinstance(request, UpdateOne | UpdateMany):
@@ -132,7 +135,9 @@ class _Collection:
             result = update(request._filter, request._doc, upsert=bool(request._upsert))
             matched += result.matched_count
             modified += result.modified_count
-        return SimpleNamespace(matched_count=matched, modified_count=modified)
+        return SimpleNamespace(
+            matched_count=matched, modified_count=modified, deleted_count=deleted
+        )
 
     async def create_index(self, keys: Any, **kwargs: Any) -> str:
         # mongomock has no partial indexes: the services' are "unique among documents that

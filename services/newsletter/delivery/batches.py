@@ -42,7 +42,7 @@ from pymongo.errors import BulkWriteError
 
 from services.newsletter.delivery.states import MailRecord, MailState, erased
 from services.newsletter.delivery.store import COLLECTION as MAILS
-from services.runtime.mongo import DUPLICATE_KEY, DatabaseT, insert_new
+from services.runtime.mongo import DUPLICATE_KEY, DatabaseT, find_in, insert_new
 from services.runtime.unit_of_work import Scope
 
 __all__ = [
@@ -218,8 +218,7 @@ def _records(claim: dict[str, Any], mails: dict[str, Any], skip: set[str]) -> li
 async def _recorded_ids(db: DatabaseT, ids: Sequence[str]) -> set[str]:
     if not ids:
         return set()
-    cursor = db[MAILS].find({"_id": {"$in": list(ids)}}, {"_id": 1})
-    return {str(doc["_id"]) async for doc in cursor}
+    return {str(doc["_id"]) for doc in await find_in(db[MAILS], ids, projection={"_id": 1})}
 
 
 async def _candidates(db: DatabaseT, now: datetime) -> list[tuple[str, dict[str, Any]]]:

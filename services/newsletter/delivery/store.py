@@ -24,7 +24,7 @@ from services.newsletter.delivery.states import (
     claim,
     erased,
 )
-from services.runtime.mongo import DatabaseT, insert_new
+from services.runtime.mongo import DatabaseT, find_in, in_chunks, insert_new, update_in
 from services.runtime.unit_of_work import Scope
 
 __all__ = [
@@ -138,32 +138,16 @@ async def claim_ids(
         return []
     mails = db[COLLECTION]
     update = claim(worker_id, now, lease)
-    if queued:
-        await mails.update_many(
-            {
-                "_id": {"$in": list(queued)},
-                "state": MailState.QUEUED.value,
-                "next_attempt_at": {"$lte": now},
-            },
-            update,
-        )
-    if expired:
-        await mails.update_many(
-            {
-                "_id": {"$in": list(expired)},
-                "state": MailState.SENDING.value,
-                "claimed_until": {"$lt": now},
-            },
-            update,
-        )
-    owned = mails.find(
-        {
-            "_id": {"$in": [*queued, *expired]},
-            "state": MailState.SENDING.value,
-            "claimed_by": worker_id,
-        }
+    await update_in(
+        mails, queued, {"state": MailState.QUEUED.value, "next_attempt_at": {"$lte": now}}, update
     )
-    found = [MailRecord.from_document(doc) async for doc in owned]
+    await update_in(
+        mails, expired, {"state": MailState.SENDING.value, "claimed_until": {"$lt": now}}, update
+    )
+    owned = await find_in(
+        mails, [*queued, *expired], {"state": MailState.SENDING.value, "claimed_by": worker_id}
+    )
+    found = [MailRecord.from_document(doc) for doc in owned]
     found.sort(key=lambda record: (record.priority, record.next_attempt_at))
     return found
 
@@ -214,13 +198,15 @@ async def mark(
         if len(group) == 1:
             ops.append(UpdateOne({"_id": group[0]} | owner, tagged))
         else:
-            ops.append(UpdateMany({"_id": {"$in": group}} | owner, tagged))
+            ops += [
+                UpdateMany({"_id": {"$in": chunk}} | owner, tagged) for chunk in in_chunks(group)
+            ]
     ids = [record.id for record, _ in results]
     outcome = await db[COLLECTION].bulk_write(ops, ordered=False)
     if outcome.matched_count >= len(set(ids)):
         return set(ids)
-    cursor = db[COLLECTION].find({"_id": {"$in": ids}, MARK_TOKEN: token}, {"_id": 1})
-    return {str(doc["_id"]) async for doc in cursor}
+    marked = await find_in(db[COLLECTION], ids, {MARK_TOKEN: token}, {"_id": 1})
+    return {str(doc["_id"]) for doc in marked}
 
 
 async def erase_from_mails(
