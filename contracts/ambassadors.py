@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -24,6 +22,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts import endpoints
 from contracts.envelope import Event, Message
+from contracts.text import clean_line, normalise_email, normalise_name, normalise_website
 
 SERVICE = "ambassadors"
 STREAM = "AMBASSADORS"
@@ -105,30 +104,9 @@ AmbassadorId = Annotated[str, Field(min_length=1, max_length=64)]
 # e-mail and a name that is too long names both fields in one answer. The domain uses the
 # same functions to normalise what it stores.
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACES = re.compile(r"\s+")
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9 ()\-.]+$")
 _SKILL_SEPARATORS = re.compile(r"[\s_]+")
 _SKILL_ALLOWED = re.compile(r"^[0-9a-zæøåäöüéèáàñç\-]+$")
-
-
-def clean_line(value: str) -> str:
-    """One-line text: no control characters, single spaces, NFC (so æøå compare equal)."""
-    return _SPACES.sub(" ", _CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
-
-
-def normalise_name(value: str) -> str:
-    name = clean_line(value)
-    if not name:
-        raise ValueError("must not be empty")
-    return name
-
-
-def normalise_email(value: str) -> str:
-    # Deliverability (DNS) is not checked: sign-up must work offline and the
-    # confirmation mail proves the address anyway.
-    result = validate_email(value.strip(), check_deliverability=False)
-    return str(result.normalized)
 
 
 def normalise_phone(value: str) -> str:
@@ -137,19 +115,6 @@ def normalise_phone(value: str) -> str:
     if not _PHONE_ALLOWED.match(phone) or not 8 <= len(digits) <= 15:
         raise ValueError("a phone number has 8 to 15 digits, optionally a leading +")
     return phone
-
-
-def normalise_website(value: str) -> str:
-    url = value.strip()
-    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", url):
-        url = "https://" + url
-    match = re.match(r"^(https?)://([^/\s?#:@]+)(:\d{1,5})?([/?#][^\s]*)?$", url, re.IGNORECASE)
-    if match is None:
-        raise ValueError("a website is an http(s) address such as https://example.dk")
-    host = match.group(2).lower()
-    if "." not in host or host.startswith(".") or host.endswith("."):
-        raise ValueError("the website's host name is not complete")
-    return f"{match.group(1).lower()}://{host}{match.group(3) or ''}{match.group(4) or ''}"
 
 
 def normalise_skill(value: str) -> str:
@@ -172,7 +137,7 @@ def _accepted(rule: Callable[[str], Any], value: str | None) -> str | None:
         return value
     try:
         rule(value)
-    except (ValueError, EmailNotValidError) as exc:
+    except ValueError as exc:
         raise PydanticCustomError("value_error", str(exc)) from None
     return value
 
@@ -187,8 +152,11 @@ def _missing_organisation(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
     kind, organisation = data.get("kind"), data.get("organisation")
-    if kind not in {k.value for k in Kind} or not (
-        organisation is None or isinstance(organisation, str)
+    # Any JSON value may arrive as the kind: a list or an object is not hashable.
+    if (
+        not isinstance(kind, str)
+        or kind not in {k.value for k in Kind}
+        or not (organisation is None or isinstance(organisation, str))
     ):
         return None
     return organisation_required(kind, organisation)
@@ -209,6 +177,11 @@ class ProfileRules(Message):
     @field_validator("name", check_fields=False)
     @classmethod
     def _name_has_text(cls, value: str | None) -> str | None:
+        return _accepted(normalise_name, value)
+
+    @field_validator("organisation", check_fields=False)
+    @classmethod
+    def _organisation_has_text(cls, value: str | None) -> str | None:
         return _accepted(normalise_name, value)
 
     @field_validator("email", check_fields=False)

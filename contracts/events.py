@@ -18,8 +18,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from contracts import endpoints
-from contracts.ambassadors import CoreArea, Theme, clean_line, normalise_website
+from contracts.ambassadors import CoreArea, Theme
 from contracts.envelope import Event, Message
+from contracts.text import clean_line, normalise_name, normalise_website
 
 SERVICE = "events"
 STREAM = "EVENTS"
@@ -175,10 +176,10 @@ class MeetingFields(WhenAndWhere):
     @field_validator("title")
     @classmethod
     def _title_has_text(cls, value: str) -> str:
-        cleaned = clean_line(value)
-        if not cleaned:
-            raise PydanticCustomError("value_error", "must not be empty")
-        return cleaned
+        try:
+            return normalise_name(value)
+        except ValueError as exc:
+            raise PydanticCustomError("value_error", str(exc)) from None
 
 
 def as_utc(value: datetime) -> datetime:

@@ -7,13 +7,12 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from email_validator import EmailNotValidError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from contracts import endpoints
-from contracts.ambassadors import normalise_email, normalise_name, normalise_website
 from contracts.envelope import Event, Message
+from contracts.text import normalise_email, normalise_name, normalise_website
 
 SERVICE = "newsletter"
 STREAM = "NEWSLETTER"
@@ -75,7 +74,7 @@ class IssueState(StrEnum):
 def _accepted_email(value: str) -> str:
     try:
         normalise_email(value)
-    except EmailNotValidError as exc:
+    except ValueError as exc:
         raise PydanticCustomError("value_error", str(exc)) from None
     return value
 
@@ -145,7 +144,7 @@ class AddItem(Message):
     def _title_has_text(cls, value: str) -> str:
         if not value.strip():
             raise PydanticCustomError("value_error", "must not be empty")
-        return value
+        return _accepted(normalise_name, value) or value
 
 
 class ListItems(Message):

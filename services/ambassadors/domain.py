@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError
 from pydantic import BaseModel, ConfigDict
 
 from contracts.ambassadors import (
@@ -25,15 +23,18 @@ from contracts.ambassadors import (
     MonthPoint,
     Source,
     Status,
-    clean_line,
-    normalise_email,
-    normalise_name,
     normalise_phone,
     normalise_skill,
-    normalise_website,
     organisation_required,
 )
 from contracts.errors import ErrorCode, FieldError, ServiceError
+from contracts.text import (
+    clean_line,
+    clean_text,
+    normalise_email,
+    normalise_name,
+    normalise_website,
+)
 from services.runtime.tokens import new_nonce
 
 # The 12 themes of the 2018 strategy, each filmed by citizens.
@@ -60,9 +61,6 @@ KIND_LABELS: dict[Kind, str] = {
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 CERTIFICATE_PREFIX = "FRC"
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACES = re.compile(r"\s+")
-
 
 class DomainValidationError(ServiceError):
     def __init__(self, details: list[FieldError]) -> None:
@@ -75,13 +73,6 @@ def _fail(code: ErrorCode, message: str) -> ServiceError:
 
 
 # ---------------------------------------------------------------- normalising one field
-
-
-def clean_text(value: str) -> str:
-    """Multi-line text: keeps line breaks, drops control characters and trailing space."""
-    text = _CONTROL.sub("", unicodedata.normalize("NFC", value)).replace("\r\n", "\n")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def email_key(email: str) -> str:
@@ -122,7 +113,7 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
     def check(field: str, fn: Any) -> None:
         try:
             out[field] = fn()
-        except (ValueError, EmailNotValidError) as exc:
+        except ValueError as exc:
             errors.append(FieldError(field=field, message=str(exc)))
 
     def optional(field: str, fn: Any) -> Any:
@@ -136,7 +127,7 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
     check("name", lambda: normalise_name(str(fields.get("name") or "")))
     check("email", lambda: normalise_email(str(fields.get("email") or "")))
     check("phone", lambda: optional("phone", normalise_phone))
-    check("organisation", lambda: optional("organisation", clean_line))
+    check("organisation", lambda: optional("organisation", normalise_name))
     check("website", lambda: optional("website", normalise_website))
     check("description", lambda: optional("description", clean_text))
     check("themes", lambda: tuple(sorted(set(fields.get("themes") or ()))))

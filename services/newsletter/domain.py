@@ -5,8 +5,6 @@ No I/O here: store.py loads and saves, handlers.py orchestrates.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,13 +15,19 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.ambassadors import clean_line, normalise_email, normalise_name, normalise_website
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.newsletter import (
     ITEMS_PER_ISSUE_MAX,
     IssueState,
     SubscriberSource,
     SubscriberStatus,
+)
+from contracts.text import (
+    clean_line,
+    clean_text,
+    normalise_email,
+    normalise_name,
+    normalise_website,
 )
 from services.runtime.danish import month_name
 from services.runtime.tokens import new_nonce
@@ -34,9 +38,6 @@ COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 # Every other kind (confirmation, welcome, goodbye) is a message about something the person
 # did, and goes out whatever their subscription says.
 NEWSLETTER_KINDS = frozenset({"issue"})
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACES = re.compile(r"[ \t]+")
 
 
 def _fail(code: ErrorCode, message: str, field: str | None = None) -> ServiceError:
@@ -52,26 +53,11 @@ def address_key(email: str) -> str:
     return email.casefold()
 
 
-def clean_body(value: str) -> str:
-    """Multi-line text: keeps line breaks (they make paragraphs), drops control characters."""
-    text = _CONTROL.sub("", unicodedata.normalize("NFC", value)).replace("\r\n", "\n")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
 def normalised_email(value: str, field: str = "email") -> str:
     try:
         email = normalise_email(value)
     except ValueError as exc:
         raise _fail(ErrorCode.VALIDATION_FAILED, str(exc), field) from None
-    if not email.rpartition("@")[0].isascii():
-        # Such an address needs SMTPUTF8 all the way; refused here rather than failing at
-        # every delivery attempt. (A domain with æøå is fine: it travels as punycode.)
-        raise _fail(
-            ErrorCode.VALIDATION_FAILED,
-            "the part before @ must be plain ASCII (no æ, ø, å)",
-            field,
-        )
     return email
 
 
@@ -448,7 +434,7 @@ def new_item(
     clean_title = clean_line(title)
     if not clean_title:
         errors.append(FieldError(field="title", message="must not be empty"))
-    clean = clean_body(body)
+    clean = clean_text(body)
     if not clean:
         errors.append(FieldError(field="body", message="must not be empty"))
     url = None
@@ -566,7 +552,7 @@ def assemble_issue(
         number=number,
         state=IssueState.DRAFT,
         title=clean_line(title or "") or default_title(until),
-        intro=clean_body(intro) if intro and intro.strip() else None,
+        intro=clean_text(intro) if intro and intro.strip() else None,
         since=since,
         until=until,
         items=tuple(chosen),
