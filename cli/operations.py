@@ -10,7 +10,7 @@ import typer
 from pydantic import BaseModel
 
 from cli import calls
-from cli.output import build, emit_json, fields, reporting, show, table
+from cli.output import EXIT_ERROR, build, emit_json, fields, reporting, show, table
 from contracts import operations as ops
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.ambassadors import GetGoals, Goals
@@ -74,9 +74,9 @@ def goals(as_json: JsonOpt = False) -> None:
 
 
 def every_service() -> list[str]:
-    """The services a command asking every service asks: all the registry names, the
-    planned ones too (they answer "not running" until they are built)."""
-    return registry.names()
+    """The services a command asking every service asks: those that exist (the registry's
+    built ones); a planned service is not asked, nor reported as down."""
+    return registry.built()
 
 
 def _services(only: str | None) -> list[str]:
@@ -141,23 +141,30 @@ def _not_running(missing: list[str]) -> None:
 
 
 def health(as_json: JsonOpt = False) -> None:
-    """Which services are running and healthy."""
+    """Whether every service that exists answers and is healthy; exits 1 when one does not
+    (so it serves as a container's health check)."""
     with reporting(as_json):
         answers, missing = _ask_each(every_service(), ops.health, GetHealth())
+    unwell = [name for name, answer in answers.items() if answer.status != "ok"]
     if as_json:
         emit_json(
             {
                 "running": {n: a.model_dump(mode="json") for n, a in answers.items()},
                 "not_running": missing,
+                "healthy": not missing and not unwell,
             }
         )
-        return
-    rows: list[tuple[Any, ...]] = [
-        (n, a.status, a.outbox_pending, a.outbox_failed, a.uptime_seconds)
-        for n, a in answers.items()
-    ]
-    rows += [(n, "not running", "", "", "") for n in missing]
-    table(rows, ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"])
+    else:
+        rows: list[tuple[Any, ...]] = [
+            (n, a.status, a.outbox_pending, a.outbox_failed, a.uptime_seconds)
+            for n, a in answers.items()
+        ]
+        rows += [(n, "not running", "", "", "") for n in missing]
+        table(rows, ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"])
+        if missing or unwell:
+            typer.echo(f"not healthy: {', '.join([*missing, *unwell])}", err=True)
+    if missing or unwell:
+        raise typer.Exit(EXIT_ERROR)
 
 
 # ---------------------------------------------------------------- dead letters

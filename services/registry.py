@@ -2,7 +2,7 @@
 
 Everything that names the services is checked against this list by
 ``tests/unit/test_registry.py``: the embedded stack launches the built ones, ``samskab
-health`` and ``samskab dead-letters`` ask every one, docker-compose has a container per
+health``, ``audit`` and ``dead-letters`` ask every built one, docker-compose has a container per
 built service, the NATS accounts have a user per service, MongoDB a user per built one,
 and each built service has its settings class and its ``create_app`` factory.
 """

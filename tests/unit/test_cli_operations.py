@@ -52,10 +52,10 @@ def cells(line: list[str]) -> list[str]:
 # ---------------------------------------------------------------- health
 
 
-def answer_health(service: FakeService) -> None:
+def answer_health(service: FakeService, down: tuple[str, ...] = ()) -> None:
     outbox = {"ambassadors": (2, 1), "events": (0, 0), "newsletter": (5, 3)}
     for name in registry.names():
-        if name in outbox:
+        if name in outbox and name not in down:
             pending, failed = outbox[name]
             service.answer(
                 ops.health(name),
@@ -79,16 +79,33 @@ def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
     result = run("health")
 
     assert result.exit_code == 0, result.output
-    assert service.sent == [(f"{name}.health", {}) for name in registry.names()]
+    # Only the services that exist: a planned one is neither asked nor listed.
+    assert service.sent == [(f"{name}.health", {}) for name in RUNNING]
     table = [cells(line) for line in rows(result.stdout)]
     assert table[0] == ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"]
     body = {line[0]: line[1:] for line in table[2:]}
     assert body["ambassadors"] == ["ok", "2", "1", "12.5"]
     assert body["events"] == ["ok", "0", "0", "12.5"]
     assert body["newsletter"] == ["ok", "5", "3", "12.5"]
-    assert body["networks"] == ["not running"]
-    assert body["social"] == ["not running"]
-    assert [line[0] for line in table[2:]] == [*RUNNING, "networks", "social"]
+    assert [line[0] for line in table[2:]] == list(RUNNING)
+    assert result.stderr == ""
+
+
+def test_health_exits_non_zero_when_a_service_does_not_answer(service: FakeService) -> None:
+    answer_health(service, down=("events",))
+
+    result = run("health")
+
+    assert result.exit_code == 1, result.output
+    body = {line[0]: line[1:] for line in [cells(line) for line in rows(result.stdout)][2:]}
+    assert body["events"] == ["not running"]
+    assert body["ambassadors"][0] == "ok"
+    assert result.stderr.strip() == "not healthy: events"
+
+    as_json = run("health", "--json")
+    assert as_json.exit_code == 1
+    answer = json.loads(as_json.stdout)
+    assert (answer["not_running"], answer["healthy"]) == (["events"], False)
 
 
 def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService) -> None:
@@ -98,7 +115,7 @@ def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService)
 
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert set(answer) == {"running", "not_running"}
+    assert set(answer) == {"running", "not_running", "healthy"}
     assert answer["running"]["newsletter"] == {
         "service": "newsletter",
         "status": "ok",
@@ -107,7 +124,7 @@ def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService)
         "outbox_failed": 3,
     }
     assert list(answer["running"]) == list(RUNNING)
-    assert answer["not_running"] == ["networks", "social"]
+    assert (answer["not_running"], answer["healthy"]) == ([], True)
 
 
 def test_health_without_nats_is_an_error_not_five_services_down(service: FakeService) -> None:
@@ -157,9 +174,6 @@ def test_dead_letters_list_shows_failed_outbox_entries_with_their_kind(
         ),
     )
     service.answer(ops.dead_letters_list("events"), DeadLetterPage(service="events", items=[]))
-    service.answer(
-        ops.dead_letters_list("newsletter"), DeadLetterPage(service="newsletter", items=[])
-    )
 
     result = run("dead-letters", "list")
 
@@ -176,14 +190,14 @@ def test_dead_letters_list_shows_failed_outbox_entries_with_their_kind(
         "message too large",
     ]
     assert table[3][:3] == ["NEWSLETTER:7", "event", "ambassadors"]
-    assert result.stderr.strip() == "not running (not asked): networks, social"
+    assert result.stderr.strip() == "not running (not asked): newsletter"
 
     as_json = json.loads(run("dead-letters", "list", "--json").stdout)
     assert [(i["id"], i["kind"], i["service"]) for i in as_json["items"]] == [
         ("outbox:e1", "outbox", "ambassadors"),
         ("NEWSLETTER:7", "event", "ambassadors"),
     ]
-    assert as_json["not_running"] == ["networks", "social"]
+    assert as_json["not_running"] == ["newsletter"]
 
 
 # ---------------------------------------------------------------- audit
@@ -225,7 +239,6 @@ def answer_audit(service: FakeService) -> None:
         ops.audit("ambassadors"), AuditPage(service="ambassadors", items=AMBASSADOR_RECORDS)
     )
     service.answer(ops.audit("events"), AuditPage(service="events", items=EVENT_RECORDS))
-    service.answer(ops.audit("newsletter"), AuditPage(service="newsletter", items=[]))
 
 
 def test_audit_merges_every_running_service_newest_first(service: FakeService) -> None:
@@ -234,7 +247,7 @@ def test_audit_merges_every_running_service_newest_first(service: FakeService) -
     result = run("audit")
 
     assert result.exit_code == 0, result.output
-    assert service.sent == [(f"{name}.query.audit", {"limit": 100}) for name in registry.names()]
+    assert service.sent == [(f"{name}.query.audit", {"limit": 100}) for name in RUNNING]
     table = [cells(line) for line in rows(result.stdout)]
     assert table[0] == ["AT", "SERVICE", "ACTOR", "COMMAND", "TARGETS", "OUTCOME"]
     assert table[2:] == [
@@ -242,7 +255,7 @@ def test_audit_merges_every_running_service_newest_first(service: FakeService) -
         ["2026-12-01T10:30:00Z", "events", "public", "rsvp", "m1, a1", "invalid_state"],
         ["2026-12-01T09:00:00Z", "ambassadors", "operator:anna", "sign_up", "a1", "ok"],
     ]
-    assert result.stderr.strip() == "not running (not asked): networks, social"
+    assert result.stderr.strip() == "not running (not asked): newsletter"
 
 
 def test_audit_json_is_the_merged_records_and_who_was_not_asked(service: FakeService) -> None:
@@ -255,7 +268,7 @@ def test_audit_json_is_the_merged_records_and_who_was_not_asked(service: FakeSer
     expected = [AMBASSADOR_RECORDS[0], EVENT_RECORDS[0], AMBASSADOR_RECORDS[1]]
     assert answer == {
         "items": [r.model_dump(mode="json") for r in expected],
-        "not_running": ["networks", "social"],
+        "not_running": ["newsletter"],
     }
 
 
@@ -275,7 +288,7 @@ def test_audit_of_one_service_about_one_target(service: FakeService) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--service", "nope"), "unknown service 'nope'; one of " + ", ".join(registry.names())),
+        (("--service", "nope"), "unknown service 'nope'; one of " + ", ".join(RUNNING)),
         (("--limit", "0"), "limit"),
         (("--target", ""), "target"),
     ],

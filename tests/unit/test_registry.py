@@ -71,10 +71,10 @@ def test_the_embedded_stack_runs_the_built_services() -> None:
     assert StackSettings(_env_file=None).services == BUILT
 
 
-def test_the_cli_asks_every_registered_service() -> None:
+def test_the_cli_asks_every_built_service() -> None:
     from cli import operations
 
-    assert operations.every_service() == registry.names()
+    assert operations.every_service() == registry.built()
 
 
 def test_the_end_to_end_tests_expect_the_built_services() -> None:
