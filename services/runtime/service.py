@@ -44,7 +44,7 @@ from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.logging import app_logger, configure_logging, get_logger
 from services.runtime.mongo import DatabaseT, Document, claim_database, connect
 from services.runtime.outbox import OutboxRelay, ensure_outbox_indexes
-from services.runtime.rpc import answer, error_code
+from services.runtime.rpc import answer, error_code, refusal, undecoded
 from services.runtime.settings import ServiceSettings
 from services.runtime.streams import stream_config
 from services.runtime.transactions import Transactions, Work
@@ -386,6 +386,7 @@ class Service:
             queue=self.name,
             # Requests are independent: one slow transaction must not queue the rest.
             max_workers=self.settings.endpoint_concurrency,
+            decoder=undecoded,
             title=endpoint.subject,
             description=endpoint.description or (handler.__doc__ or "").strip() or None,
         )
@@ -487,8 +488,11 @@ class Service:
             await msg.ack()
             return
         try:
+            refused = refusal(raw.data)
+            if refused is not None:
+                raise ValueError(refused)
             event = route.model.model_validate_json(raw.data)
-        except ValidationError as exc:
+        except Exception as exc:
             # It will never parse: store it as a dead letter now instead of retrying.
             await dead_letters.store_poison(
                 self.db,
@@ -497,7 +501,7 @@ class Service:
                 consumer=self.name,
                 subject=raw.subject,
                 payload=raw.data,
-                reason=f"invalid event: {exc}",
+                reason=f"invalid event: {exc}"[:2000],
             )
             log.warning("invalid event dead-lettered", subject=raw.subject, seq=seq)
             await msg.reject()
@@ -591,6 +595,7 @@ class Service:
                 inbox_prefix=f"{inbox_prefix(self.name)}.".encode(),
                 pull_sub=PullSub(batch_size=1, timeout=5.0),
                 config=self._consumer_config(),
+                decoder=undecoded,
                 title=f"{self.name} consumes {stream}",
             )(self._consume)
         self.broker.subscriber(
@@ -600,6 +605,7 @@ class Service:
             inbox_prefix=f"{inbox_prefix(self.name)}.".encode(),
             pull_sub=PullSub(batch_size=10, timeout=1.0),
             config=ConsumerConfig(ack_policy=JsAckPolicy.EXPLICIT, max_deliver=-1),
+            decoder=undecoded,
             include_in_schema=False,
         )(self._dead_letter)
 
