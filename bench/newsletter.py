@@ -73,6 +73,7 @@ except ImportError:  # pragma: no cover
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUEST_TIMEOUT = 60.0
+BENCH_USER = "bench"
 SEED_BATCH = 1000
 RSS_INTERVAL = 0.05
 COUNT_INTERVAL = 0.5
@@ -470,7 +471,7 @@ async def _quiet(_exc: Exception) -> None:
     """nats-py prints every refused connect attempt otherwise."""
 
 
-async def declare_consumed_streams(settings: StackSettings, starting: asyncio.Future[None]) -> None:
+async def declare_consumed_streams(stack: EmbeddedStack, starting: asyncio.Future[None]) -> None:
     """The streams the newsletter consumes (AMBASSADORS, EVENTS), as their producers declare
     them, once NATS is up: the service waits for them, and their producers are not part of
     this stack."""
@@ -478,9 +479,8 @@ async def declare_consumed_streams(settings: StackSettings, starting: asyncio.Fu
     while not starting.done():
         try:
             nc = await nats.connect(
-                settings.nats_url,
-                user=settings.nats_user,
-                password=settings.nats_password,
+                stack.settings.nats_url,
+                **stack.nats_options(BENCH_USER),
                 connect_timeout=1,
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
@@ -492,7 +492,7 @@ async def declare_consumed_streams(settings: StackSettings, starting: asyncio.Fu
             await asyncio.sleep(0.1)
             continue
         try:
-            await declare_streams(nc.jetstream(), NEWSLETTER_PRODUCERS, settings)
+            await declare_streams(nc.jetstream(), NEWSLETTER_PRODUCERS, stack.settings)
             return
         finally:
             await nc.close()
@@ -507,12 +507,14 @@ async def embedded_stack(
         REPO_ROOT,
         nats_monitor_port=free_port(),
         ready_timeout=60,
+        # Declares the streams of the producers this stack does not run.
+        unrestricted_nats_users=[BENCH_USER],
     )
     starting = asyncio.create_task(asyncio.to_thread(stack.start))
     try:
         # The service waits until the streams it consumes exist; their producers are not
         # part of this stack, so the streams are declared here.
-        await declare_consumed_streams(stack.settings, starting)
+        await declare_consumed_streams(stack, starting)
         await starting
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -651,7 +653,9 @@ async def run_bench(args: argparse.Namespace) -> int:
                 flush=True,
             )
             mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongo_url, tz_aware=True)
-            client = ServiceClient(ClientSettings(_env_file=None, nats_url=s.nats_url))
+            client = ServiceClient(
+                ClientSettings(_env_file=None, nats_url=s.nats_url, data_dir=stack.data_dir)
+            )
             try:
                 await client.connect()
                 bench = Bench(

@@ -18,8 +18,9 @@ class ServiceEntry:
     # Built services run (``python -m services.<name>``); planned ones are named so that
     # health, NATS accounts and the CLI already know them.
     built: bool
-    # Object Store buckets the service owns.
+    # Object Store buckets the service owns, and those of others it may read.
     buckets: tuple[str, ...] = ()
+    reads_buckets: tuple[str, ...] = ()
 
     @property
     def stream(self) -> str:
@@ -53,10 +54,17 @@ NEWSLETTER = ServiceEntry(
     "newsletter",
     built=True,
     buckets=("newsletter-images", "newsletter-uploads", "newsletter-archive"),
+    # The welcome mail carries the ambassador's certificate.
+    reads_buckets=("certificates",),
 )
 SOCIAL = ServiceEntry("social", built=False)
 
 SERVICES: tuple[ServiceEntry, ...] = (AMBASSADORS, NETWORKS, EVENTS, NEWSLETTER, SOCIAL)
+
+# What the operators' CLI may do with buckets: read certificates and the images beside a
+# preview or archive, and upload a news item's image for the newsletter service to take.
+CLI_READS_BUCKETS = ("certificates", "newsletter-images")
+CLI_WRITES_BUCKETS = ("newsletter-uploads",)
 BY_NAME = {entry.name: entry for entry in SERVICES}
 
 

@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError
 from pymongo.uri_parser import parse_uri
 
+from services.runtime.client import inbox_prefix
+from stack import nats_accounts
+from stack.credentials import nats_passwords
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, service_is_healthy
 from stack.processes import ManagedProcess, free_port, port_in_use
@@ -100,6 +103,9 @@ class _Supervision:
     restart_at: float | None = None
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def _host_port(url: str, default_port: int, setting: str) -> tuple[str, int]:
     if url.startswith("mongodb"):
         nodes = parse_uri(url)["nodelist"]
@@ -149,6 +155,7 @@ class EmbeddedStack:
         stop_timeout: float = 10.0,
         restart_backoff: Sequence[float] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
         stable_after: float = 30.0,
+        unrestricted_nats_users: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.base_dir = (base_dir or Path.cwd()).resolve()
@@ -164,12 +171,24 @@ class EmbeddedStack:
 
         nats_host, nats_port = _host_port(settings.nats_url, 4222, "SAMSKAB_NATS_URL")
         mongo_host, mongo_port = _host_port(settings.mongo_url, 27017, "SAMSKAB_MONGO_URL")
+        if mongo_host not in LOOPBACK:
+            # SecantusDB runs here without users: reachable from this machine only.
+            raise StackError(
+                f"SAMSKAB_MONGO_URL names {mongo_host}: the embedded SecantusDB listens on "
+                "the loopback interface only (127.0.0.1)"
+            )
+        # Every user of deploy/nats/accounts.conf, with a password this data directory keeps.
+        # (``unrestricted_nats_users``: for a test or a benchmark only; samskab-stack has none.)
+        users = (*nats_accounts.USERS, *unrestricted_nats_users)
+        self.nats_passwords = nats_passwords(self.data_dir, users)
         self.nats = NatsServer(
             store_dir=self.data_dir / "nats",
             host=nats_host,
             port=nats_port,
             http_port=self.nats_monitor_port,
             log_path=self.log_dir / "nats.log",
+            accounts=nats_accounts.render(unrestricted_nats_users),
+            passwords=self.nats_passwords,
         )
         self.mongo = MongoServer(
             storage_path=self.data_dir / "mongo",
@@ -191,7 +210,7 @@ class EmbeddedStack:
                 name,
                 service_command(name),
                 log_path=self.log_dir / f"{name}.log",
-                env=service_env,
+                env={**service_env, **self.nats_login(name)},
                 cwd=self.base_dir,
                 ready_check=self._health_check(name),
             )
@@ -213,9 +232,21 @@ class EmbeddedStack:
         except KeyError:
             raise KeyError(f"no service {name!r} in this stack: {sorted(self.services)}") from None
 
+    def nats_login(self, user: str) -> dict[str, str]:
+        """SAMSKAB_NATS_USER and SAMSKAB_NATS_PASSWORD of one of the stack's NATS users."""
+        return {"SAMSKAB_NATS_USER": user, "SAMSKAB_NATS_PASSWORD": self.nats_passwords[user]}
+
+    def nats_options(self, user: str) -> dict[str, str]:
+        """``nats.connect`` keywords to log in as one of the stack's NATS users (and read
+        replies on the inbox its permissions allow)."""
+        password = self.nats_passwords[user]
+        return {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}
+
     def env(self) -> dict[str, str]:
-        """What a CLI or a test needs in its environment to talk to this stack."""
+        """What a CLI or a test needs in its environment to talk to this stack (as the
+        operators' ``cli`` user)."""
         return {
+            **self.nats_login(nats_accounts.CLI_USER),
             "SAMSKAB_NATS_URL": self.settings.nats_url,
             "SAMSKAB_MONGO_URL": self.settings.mongo_url,
             "SAMSKAB_SMTP_HOST": self.settings.smtp_host,
@@ -323,8 +354,8 @@ class EmbeddedStack:
             return service_is_healthy(
                 self.settings.nats_url,
                 name,
-                user=self.settings.nats_user,
-                password=self.settings.nats_password,
+                user=nats_accounts.CLI_USER,
+                password=self.nats_passwords[nats_accounts.CLI_USER],
             )
 
         return check

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ import nats
 from nats.errors import Error as NatsError
 
 from services.runtime.client import inbox_prefix
+from stack.nats_accounts import password_variable
 from stack.processes import ManagedProcess, find_executable, tcp_accepts
 
 __all__ = [
@@ -36,8 +38,19 @@ def write_nats_config(
     http_port: int,
     store_dir: Path,
     server_name: str = "samskab",
+    accounts: str | None = None,
 ) -> Path:
+    """Write the server's config to ``path``; with ``accounts`` (the text of an accounts
+    file, see stack/nats_accounts.py) beside it in ``accounts.conf``, included, so that only
+    its users may connect. Without, any client may connect and do anything (test servers)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    include = ""
+    if accounts is not None:
+        (path.parent / "accounts.conf").write_text(accounts, encoding="utf-8")
+        include = (
+            "\n# Users and their permissions, as deploy/nats/accounts.conf.\n"
+            "include ./accounts.conf\n"
+        )
     path.write_text(
         f"""# Written by samskab's stack/nats.py on every start; edits here are overwritten.
 server_name: {json.dumps(server_name)}
@@ -51,14 +64,19 @@ jetstream {{
   # lose messages the server has already acknowledged if the OS crashes or power fails.
   sync_interval: always
 }}
-""",
+{include}""",
         encoding="utf-8",
     )
     return path
 
 
 class NatsServer(ManagedProcess):
-    """A single nats-server with JetStream on file storage under ``store_dir``."""
+    """A single nats-server with JetStream on file storage under ``store_dir``.
+
+    ``accounts`` and ``passwords``: the users that may connect (the text of an accounts file
+    and each user's password, which the server reads from its environment); without them
+    the server is open to anyone, which only the tests' own servers are.
+    """
 
     def __init__(
         self,
@@ -71,17 +89,24 @@ class NatsServer(ManagedProcess):
         server_name: str = "samskab",
         config_path: Path | None = None,
         name: str = "nats",
+        accounts: str | None = None,
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
+        self.accounts = accounts
         self.port = port
         self.http_port = http_port
         self.store_dir = Path(store_dir)
         self.server_name = server_name
         self.config_path = config_path or self.store_dir.parent / "nats-server.conf"
+        env = None
+        if passwords:
+            env = {**os.environ, **{password_variable(u): p for u, p in passwords.items()}}
         super().__init__(
             name,
             [find_executable("nats-server"), "-c", str(self.config_path)],
             log_path=log_path,
+            env=env,
             ready_check=self.is_ready,
         )
 
@@ -101,6 +126,7 @@ class NatsServer(ManagedProcess):
             http_port=self.http_port,
             store_dir=self.store_dir,
             server_name=self.server_name,
+            accounts=self.accounts,
         )
         super().start()
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.runtime.credentials import read_credentials
 
 
 class SamskabSettings(BaseSettings):
@@ -36,6 +38,17 @@ class ClientSettings(SamskabSettings):
 
     # The operator named in every command's audit record; empty: the OS user.
     actor: str = ""
+    # Where ``make up`` keeps its data. Without SAMSKAB_NATS_USER the CLI logs in as the
+    # operators' user with the password the embedded stack generated there.
+    data_dir: Path = Path("var")
+
+    @model_validator(mode="after")
+    def _embedded_stack_login(self) -> ClientSettings:
+        if self.nats_user is None:
+            found = read_credentials(self.data_dir, "cli")
+            if found is not None:
+                self.nats_user, self.nats_password = found
+        return self
 
 
 class ServiceSettings(SamskabSettings):

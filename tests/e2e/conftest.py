@@ -25,6 +25,7 @@ import pytest
 
 from services import registry
 from services.runtime.clock import travel
+from services.runtime.credentials import read_credentials
 from stack.processes import free_port
 from stack.settings import SECRETS_FILE
 from tests.support.stack import REPO_ROOT
@@ -137,6 +138,13 @@ class StackRun:
         """A key the stack generated for signing the links in mails (``secrets.json``)."""
         secrets: dict[str, str] = json.loads((self.data_dir / SECRETS_FILE).read_text())
         return secrets[field]
+
+    def nats_login(self, user: str) -> dict[str, str]:
+        """``nats.connect`` keywords for one of the NATS users the stack generated
+        (``var/credentials/``): make up's nats-server admits nobody else."""
+        found = read_credentials(self.data_dir, user)
+        assert found is not None, f"the stack left no credentials for {user}"
+        return {"user": found[0], "password": found[1], "inbox_prefix": f"_INBOX_{user}"}
 
     # ---------------------------------------------------------------- the launcher
 

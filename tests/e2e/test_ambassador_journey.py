@@ -77,8 +77,8 @@ def demo_csv_emails() -> frozenset[str]:
 # ---------------------------------------------------------------- NATS and MongoDB
 
 
-async def _latest_signed_up(nats_url: str) -> dict[str, Any] | None:
-    nc = await nats.connect(nats_url, connect_timeout=3, allow_reconnect=False)
+async def _latest_signed_up(nats_url: str, login: dict[str, str]) -> dict[str, Any] | None:
+    nc = await nats.connect(nats_url, connect_timeout=3, allow_reconnect=False, **login)
     try:
         msg = await nc.jetstream().get_last_msg(STREAM, SIGNED_UP)
     except NotFoundError:
@@ -93,14 +93,15 @@ def signed_up_event(stack: StackRun, ambassador_id: str) -> dict[str, Any]:
     """The newest ``signed_up`` event of this ambassador, once the outbox relay published it."""
 
     def probe() -> dict[str, Any] | None:
-        event = run_sync(_latest_signed_up(stack.env["SAMSKAB_NATS_URL"]))
+        login = stack.nats_login("ambassadors")
+        event = run_sync(_latest_signed_up(stack.env["SAMSKAB_NATS_URL"], login))
         return event if event and event.get("ambassador_id") == ambassador_id else None
 
     return poll(probe, timeout=15, what=f"a {SIGNED_UP} event for {ambassador_id} on {STREAM}")
 
 
-async def _count_on_subject(nats_url: str, subject: str) -> int:
-    nc = await nats.connect(nats_url, connect_timeout=3, allow_reconnect=False)
+async def _count_on_subject(nats_url: str, subject: str, login: dict[str, str]) -> int:
+    nc = await nats.connect(nats_url, connect_timeout=3, allow_reconnect=False, **login)
     try:
         info = await nc.jetstream().stream_info(STREAM, subjects_filter=subject)
     finally:
@@ -108,8 +109,8 @@ async def _count_on_subject(nats_url: str, subject: str) -> int:
     return (info.state.subjects or {}).get(subject, 0)
 
 
-async def _object_exists(nats_url: str, bucket: str, name: str) -> bool:
-    nc = await nats.connect(nats_url, connect_timeout=3, allow_reconnect=False)
+async def _object_exists(nats_url: str, bucket: str, name: str, login: dict[str, str]) -> bool:
+    nc = await nats.connect(nats_url, connect_timeout=3, allow_reconnect=False, **login)
     try:
         store = await nc.jetstream().object_store(bucket)
         await store.get_info(name)
@@ -452,7 +453,9 @@ def test_erasure_leaves_no_trace_of_the_person(stack: StackRun, journey: Journey
     name = need(journey.object_name, "the certificate object")
     nats_url = stack.env["SAMSKAB_NATS_URL"]
     poll(
-        lambda: not run_sync(_object_exists(nats_url, bucket, name)),
+        lambda: (
+            not run_sync(_object_exists(nats_url, bucket, name, stack.nats_login("ambassadors")))
+        ),
         timeout=20,
         interval=0.5,
         what=f"certificate {name} deleted from bucket {bucket}",
@@ -515,7 +518,9 @@ def test_a_restart_resumes_from_the_same_data(stack: StackRun, journey: Journey)
     )
     nats_url = stack.env["SAMSKAB_NATS_URL"]
     journey.before_restart = before = snapshot()
-    journey.signed_up_events = events = run_sync(_count_on_subject(nats_url, SIGNED_UP))
+    journey.signed_up_events = events = run_sync(
+        _count_on_subject(nats_url, SIGNED_UP, stack.nats_login("ambassadors"))
+    )
     assert len(before) == 87  # 85 demo, the imported association, her (erased), nobody else
 
     stop_cleanly(stack)
@@ -523,9 +528,9 @@ def test_a_restart_resumes_from_the_same_data(stack: StackRun, journey: Journey)
     stack.wait_healthy()
 
     assert snapshot() == before, "the ambassadors changed across a restart"
-    assert run_sync(_count_on_subject(nats_url, SIGNED_UP)) == events, (
-        "new sign-ups were published by the restart: the demo import ran again?"
-    )
+    assert (
+        run_sync(_count_on_subject(nats_url, SIGNED_UP, stack.nats_login("ambassadors"))) == events
+    ), "new sign-ups were published by the restart: the demo import ran again?"
     a = stack.cli("ambassadors", "show", need(journey.ambassador_id, "her"), "--json").ok().json()
     assert (a["status"], a["email"]) == ("erased", None)
 

@@ -209,7 +209,8 @@ def stream_events(stack: StackRun, meeting_id: str) -> list[tuple[str, dict[str,
     def about(data: dict[str, Any]) -> Any:
         return data.get("meeting_id") or (data.get("meeting") or {}).get("meeting_id")
 
-    everything = asyncio.run(read_stream(stack.env["SAMSKAB_NATS_URL"], STREAM))
+    login = stack.nats_login("events")
+    everything = asyncio.run(read_stream(stack.env["SAMSKAB_NATS_URL"], STREAM, **login))
     return [(m.name, m.data) for m in everything if about(m.data) == meeting_id]
 
 

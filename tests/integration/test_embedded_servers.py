@@ -27,6 +27,7 @@ from stack.processes import free_port, port_in_use
 from stack.smtp_sink import ENVELOPE_TO_HEADER, SmtpSink, read_mailbox, wait_for_mail
 from tests.conftest import ServiceProcessFactory
 from tests.support.stack import (
+    TESTER,
     fake_service_command,
     fresh_settings,
     fresh_stack,
@@ -40,8 +41,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-async def publish_once(nats_url: str, stream: str, msg_id: str, data: bytes) -> None:
-    nc = await nats.connect(nats_url)
+async def publish_once(nats_url: str, stream: str, msg_id: str, data: bytes, **login: str) -> None:
+    nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
         await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
@@ -51,8 +52,8 @@ async def publish_once(nats_url: str, stream: str, msg_id: str, data: bytes) -> 
         await nc.close()
 
 
-async def stored_messages(nats_url: str, stream: str) -> list[bytes]:
-    nc = await nats.connect(nats_url)
+async def stored_messages(nats_url: str, stream: str, **login: str) -> list[bytes]:
+    nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
@@ -176,7 +177,10 @@ async def test_embedded_stack_resumes_from_its_data_dir(tmp_path: Path) -> None:
     stack = fresh_stack(tmp_path / "var")
     await asyncio.to_thread(stack.start)
     try:
-        await publish_once(stack.settings.nats_url, "RESUME", "evt-1", b"from the first run")
+        tester = stack.nats_options(TESTER)
+        await publish_once(
+            stack.settings.nats_url, "RESUME", "evt-1", b"from the first run", **tester
+        )
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.settings.mongo_url)
         await client["samskab_test"]["things"].insert_one({"_id": "first-run"})
         await client.close()
@@ -198,7 +202,12 @@ async def test_embedded_stack_resumes_from_its_data_dir(tmp_path: Path) -> None:
     )
     await asyncio.to_thread(again.start)
     try:
-        assert await stored_messages(again.settings.nats_url, "RESUME") == [b"from the first run"]
+        # The same passwords, kept under the data directory.
+        assert again.nats_passwords == stack.nats_passwords
+        stored = await stored_messages(
+            again.settings.nats_url, "RESUME", **again.nats_options(TESTER)
+        )
+        assert stored == [b"from the first run"]
         client = AsyncMongoClient(again.settings.mongo_url)
         assert await client["samskab_test"]["things"].find_one({"_id": "first-run"}) is not None
         await client.close()
@@ -210,30 +219,44 @@ async def test_embedded_stack_resumes_from_its_data_dir(tmp_path: Path) -> None:
 async def test_supervisor_restarts_a_dead_service(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stack = fresh_stack(tmp_path / "var", services=["fake"], service_command=fake_service_command)
+    # The stand-in answers as "ambassadors": only the registry's services have NATS users.
+    stack = fresh_stack(
+        tmp_path / "var", services=["ambassadors"], service_command=fake_service_command
+    )
     await asyncio.to_thread(stack.start)
     stop = threading.Event()
     supervisor = threading.Thread(target=stack.supervise_until, args=(stop, 0.1), daemon=True)
+    cli = stack.nats_options("cli")
     try:
-        service = stack.service("fake")
-        health = await request_health(stack.settings.nats_url, "fake")
+        service = stack.service("ambassadors")
+        health = await request_health(
+            stack.settings.nats_url, "ambassadors", user="cli", password=cli["password"]
+        )
         assert health is not None and health["pid"] == service.pid
-        # Services see the stack's settings, not just the connection URLs.
-        assert health["env"]["SAMSKAB_SERVICES"] == '["fake"]'
+        # Services see the stack's settings, not just the connection URLs, and log in as
+        # themselves.
+        assert health["env"]["SAMSKAB_SERVICES"] == '["ambassadors"]'
         assert health["env"]["SAMSKAB_DATA_DIR"] == str(stack.data_dir)
+        assert health["env"]["SAMSKAB_NATS_USER"] == "ambassadors"
 
         supervisor.start()
         old_pid = service.pid
         service.kill()
         deadline = time.monotonic() + 15
         while True:
-            health = await request_health(stack.settings.nats_url, "fake", timeout=0.5)
+            health = await request_health(
+                stack.settings.nats_url,
+                "ambassadors",
+                timeout=0.5,
+                user="cli",
+                password=cli["password"],
+            )
             if health is not None and health["pid"] != old_pid:
                 break
             assert time.monotonic() < deadline, "the dead service was not restarted"
             await asyncio.sleep(0.1)
         assert service.running and service.starts == 2
-        assert "service fake died" in caplog.text
+        assert "service ambassadors died" in caplog.text
     finally:
         stop.set()
         if supervisor.is_alive():
@@ -246,7 +269,7 @@ async def test_supervisor_restarts_a_dead_service(
             stack.supervise()
     finally:
         await asyncio.to_thread(stack.stop)
-    assert not stack.service("fake").running
+    assert not stack.service("ambassadors").running
     assert not any(proc.running for proc in stack.infrastructure)
 
 

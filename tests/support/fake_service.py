@@ -20,7 +20,17 @@ from nats.aio.msg import Msg
 async def run(name: str, nats_url: str) -> None:
     # Keep reconnecting: the supervisor test restarts this process, not nats-server, but a
     # stand-in that gave up on a blip would look like a supervisor bug.
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    # As the user the stack gave it (an embedded stack admits no one else); none on a
+    # test's open server.
+    user = os.environ.get("SAMSKAB_NATS_USER") or None
+    nc = await nats.connect(
+        nats_url,
+        user=user,
+        password=os.environ.get("SAMSKAB_NATS_PASSWORD") or None,
+        inbox_prefix=f"_INBOX_{user}" if user else "_INBOX",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+    )
 
     async def health(msg: Msg) -> None:
         env = {key: value for key, value in os.environ.items() if key.startswith("SAMSKAB_")}

@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = [
     "REPO_ROOT",
+    "TESTER",
     "TOKEN_SECRETS",
     "fake_service_command",
     "fresh_settings",
@@ -32,6 +33,10 @@ __all__ = [
     "start_service",
     "start_smtp_sink",
 ]
+
+
+# The NATS user a test logs in as to an embedded stack's nats-server (see fresh_stack).
+TESTER = "tester"
 
 
 def fresh_stack(
@@ -47,6 +52,8 @@ def fresh_stack(
         nats_monitor_port=free_port(),
         service_command=service_command,
         ready_timeout=20.0,
+        # To set up and look at what a test checks; make up's stack has no such user.
+        unrestricted_nats_users=[TESTER],
     )
 
 

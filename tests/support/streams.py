@@ -23,9 +23,10 @@ class OnStream:
         return self.subject.rsplit(".", 1)[-1]
 
 
-async def read_stream(nats_url: str, stream: str) -> list[OnStream]:
-    """Every message still on ``stream``, in stream order (deleted ones are skipped)."""
-    nc = await nats.connect(nats_url)
+async def read_stream(nats_url: str, stream: str, **login: str) -> list[OnStream]:
+    """Every message still on ``stream``, in stream order (deleted ones are skipped).
+    ``login``: ``nats.connect`` keywords of a user who may read it (its producer's)."""
+    nc = await nats.connect(nats_url, **login)
     try:
         js = nc.jetstream()
         state = (await js.stream_info(stream)).state

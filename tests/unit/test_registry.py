@@ -116,3 +116,13 @@ def test_mongodb_has_a_user_for_each_service() -> None:
     declared = re.search(r"^const SERVICES = \[(.*?)\];", script, re.MULTILINE)
     assert declared is not None
     assert set(re.findall(r"'(\w+)'", declared.group(1))) == set(registry.names())
+
+
+def test_the_shipped_nats_accounts_are_the_generated_ones() -> None:
+    from stack import nats_accounts
+
+    shipped = nats_accounts.ACCOUNTS_FILE.read_text(encoding="utf-8")
+    assert shipped == nats_accounts.render(), (
+        "deploy/nats/accounts.conf differs from what stack/nats_accounts.py generates from "
+        "the registry: run `.venv/bin/python -m stack.nats_accounts`"
+    )
