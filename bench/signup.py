@@ -74,6 +74,7 @@ except ImportError:  # pragma: no cover
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACTIVATED = "ambassadors.v1.activated"
 BASELINE_STREAM = "BENCHBASE"
+BENCH_USER = "bench"
 BASELINE_SUBJECT = "benchbase.v1.activated"
 WAIT_FOR_EVENT_SECONDS = 60.0
 REQUEST_TIMEOUT = 60.0
@@ -263,14 +264,13 @@ class Ours:
             "email": f"bench-{self.run}-{self.serial}@example.org",
             "kind": "citizen",
             "consent": True,
-            "staff": True,
         }
 
     async def sign_up(self) -> Timing:
         payload = self.payload()
         sent = time.perf_counter()
         result = await self.client.request(
-            Endpoints.SIGN_UP.subject, payload, timeout=REQUEST_TIMEOUT
+            Endpoints.REGISTER.subject, payload, timeout=REQUEST_TIMEOUT
         )
         acked = time.perf_counter()
         self.last_id = str(result["ambassador"]["id"])
@@ -463,10 +463,20 @@ def bench_settings(data_dir: Path, run: str) -> StackSettings:
     )
 
 
+def operator_settings(stack: EmbeddedStack) -> ClientSettings:
+    """What the CLI would use: the stack's operator login."""
+    return ClientSettings(_env_file=None, nats_url=stack.settings.nats_url, data_dir=stack.data_dir)
+
+
 @contextlib.asynccontextmanager
 async def embedded_stack(data_dir: Path, run: str) -> AsyncIterator[EmbeddedStack]:
     stack = EmbeddedStack(
-        bench_settings(data_dir, run), REPO_ROOT, nats_monitor_port=free_port(), ready_timeout=60
+        bench_settings(data_dir, run),
+        REPO_ROOT,
+        nats_monitor_port=free_port(),
+        ready_timeout=60,
+        # The baseline's own stream and the subscribers: nothing a service user may do.
+        unrestricted_nats_users=[BENCH_USER],
     )
     await asyncio.to_thread(stack.start)
     try:
@@ -544,12 +554,13 @@ async def run_bench(args: argparse.Namespace) -> int:
                 flush=True,
             )
             ours_arrivals, base_arrivals = Arrivals(), Arrivals()
-            sub_nc = await nats.connect(url, name="bench-subscriber")
-            base_nc = await nats.connect(url, name="bench-baseline")
+            bench_login = stack.nats_options(BENCH_USER)
+            sub_nc = await nats.connect(url, name="bench-subscriber", **bench_login)
+            base_nc = await nats.connect(url, name="bench-baseline", **bench_login)
             mongo: AsyncMongoClient[Document] = AsyncMongoClient(
                 stack.settings.mongo_url, tz_aware=True
             )
-            client = ServiceClient(ClientSettings(_env_file=None, nats_url=url))
+            client = ServiceClient(operator_settings(stack))
             try:
                 # Plain core subscriptions: they see what JetStream stores on these subjects.
                 await sub_nc.subscribe(ACTIVATED, cb=ours_arrivals.on_message)

@@ -27,6 +27,7 @@ from contracts.ambassadors import (
     ImportResult,
     Kind,
     ListAmbassadors,
+    Register,
     ShowAmbassador,
     SignUp,
     SignUpResult,
@@ -130,10 +131,10 @@ def sign_up(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Sign up an ambassador. Without --staff a confirmation mail is sent first."""
+    """Sign up an ambassador. Without --staff a confirmation mail is sent first; with it,
+    staff enter the person, active at once."""
     with reporting(as_json):
-        payload = build(
-            SignUp,
+        fields: dict[str, Any] = dict(
             name=name,
             email=email,
             kind=kind,
@@ -146,9 +147,11 @@ def sign_up(
             skills=skill or [],
             public=public,
             consent=consent,
-            staff=staff,
         )
-        result = calls.call(Endpoints.SIGN_UP, payload)
+        if staff:
+            result = calls.call(Endpoints.REGISTER, build(Register, **fields))
+        else:
+            result = calls.call(Endpoints.SIGN_UP, build(SignUp, **fields))
 
     def human(r: SignUpResult) -> None:
         a = r.ambassador

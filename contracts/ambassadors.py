@@ -258,10 +258,11 @@ class ProfileFields(ProfileRules):
 
 
 class SignUp(ProfileFields):
+    """A person signing up themselves: pending until they follow the link in the mail. (A
+    ``staff`` field sent along is ignored: entering someone active at once is
+    :class:`Register`, a staff power on a subject of its own.)"""
+
     consent: bool
-    # Staff sign-ups (entered by a project leader) are active at once; self sign-ups wait
-    # for the e-mail confirmation.
-    staff: bool = False
 
     @field_validator("consent")
     @classmethod
@@ -269,6 +270,11 @@ class SignUp(ProfileFields):
         if not value:
             raise PydanticCustomError("value_error", "consent to store the profile is required")
         return value
+
+
+class Register(SignUp):
+    """Staff entering an ambassador who is active at once (a project leader who met the
+    person, an import): ``consent`` is staff's word that the person agreed."""
 
 
 class Confirm(Message):
@@ -584,13 +590,21 @@ class Endpoints(endpoints.Endpoints):
         "ambassadors.cmd.sign_up",
         SignUp,
         SignUpResult,
-        "Sign up an ambassador: self sign-ups wait for e-mail confirmation, staff ones are active.",
+        "A person signs up: pending until the link in the confirmation mail is followed.",
+        public=True,
+    )
+    REGISTER = endpoints.command(
+        "ambassadors.cmd.register",
+        Register,
+        SignUpResult,
+        "Staff enter an ambassador, active at once (the person's consent given to staff).",
     )
     CONFIRM = endpoints.command(
         "ambassadors.cmd.confirm",
         Confirm,
         AmbassadorView,
         "Confirm a self sign-up with the token from the confirmation mail.",
+        public=True,
     )
     UPDATE = endpoints.command(
         "ambassadors.cmd.update", UpdateProfile, AmbassadorView, "Change the given profile fields."
@@ -633,12 +647,14 @@ class Endpoints(endpoints.Endpoints):
         VerifyCertificate,
         VerifyResult,
         "Is a certificate with this verification code genuine and still valid?",
+        public=True,
     )
     DIRECTORY = endpoints.query(
         "ambassadors.query.directory",
         GetDirectory,
         Directory,
         "The public directory: active ambassadors who chose to be listed.",
+        public=True,
     )
     GOALS = endpoints.query(
         "ambassadors.query.goals",

@@ -7,6 +7,11 @@ subject, a request shape and a reply shape cannot drift apart between the two si
 Every command also carries who asked (the actor) in the ``Samskab-Actor`` header: the CLI
 sends the operator, the web gateway the signed-in staff member or ``public``, a service
 ``service:<name>``. The service keeps an audit record of each command under that actor.
+
+An endpoint is ``public`` when anyone may use it (a self sign-up, a link in a mail, the
+directory); every other one is a staff power, on a subject of its own, which only the
+operators' NATS user may publish (the web gateway's user will be allowed the public ones
+only). A staff power is never a flag in a public request.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Endpoint(Generic[Req, Rep]):
     request: type[Req]
     reply: type[Rep]
     description: str = ""
+    public: bool = False
 
     def __post_init__(self) -> None:
         parts = self.subject.split(".")
@@ -72,18 +78,28 @@ class Endpoint(Generic[Req, Rep]):
 
 
 def command(
-    subject: str, request: type[Req], reply: type[Rep], description: str = ""
+    subject: str,
+    request: type[Req],
+    reply: type[Rep],
+    description: str = "",
+    *,
+    public: bool = False,
 ) -> Endpoint[Req, Rep]:
-    endpoint = Endpoint(subject, request, reply, description)
+    endpoint = Endpoint(subject, request, reply, description, public)
     if not endpoint.changes_state:
         raise ValueError(f"{subject} is not a command subject")
     return endpoint
 
 
 def query(
-    subject: str, request: type[Req], reply: type[Rep], description: str = ""
+    subject: str,
+    request: type[Req],
+    reply: type[Rep],
+    description: str = "",
+    *,
+    public: bool = False,
 ) -> Endpoint[Req, Rep]:
-    endpoint = Endpoint(subject, request, reply, description)
+    endpoint = Endpoint(subject, request, reply, description, public)
     if endpoint.changes_state:
         raise ValueError(f"{subject} is not a query subject")
     return endpoint

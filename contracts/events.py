@@ -610,6 +610,7 @@ class Endpoints(endpoints.Endpoints):
         AnswerInvitation,
         RsvpResult,
         "Record an answer given with the token from the invitation mail.",
+        public=True,
     )
     ATTENDANCE = endpoints.command(
         "events.cmd.attendance",
@@ -640,4 +641,5 @@ class Endpoints(endpoints.Endpoints):
         GetCalendar,
         Calendar,
         "Every public meeting as one iCalendar file.",
+        public=True,
     )

@@ -372,18 +372,21 @@ class Endpoints(endpoints.Endpoints):
         Subscribe,
         SubscribeResult,
         "Subscribe an address; it counts once the link in the confirmation mail is used.",
+        public=True,
     )
     CONFIRM = endpoints.command(
         "newsletter.cmd.confirm",
         ConfirmSubscription,
         SubscriberView,
         "Confirm a subscription with the token from the confirmation mail.",
+        public=True,
     )
     UNSUBSCRIBE = endpoints.command(
         "newsletter.cmd.unsubscribe",
         Unsubscribe,
         SubscriberView,
         "End a subscription with the token every mail carries; final, and idempotent.",
+        public=True,
     )
     SUBSCRIBERS = endpoints.query(
         "newsletter.query.subscribers",
@@ -435,4 +438,5 @@ class Endpoints(endpoints.Endpoints):
         GetArchive,
         Archive,
         "Sent issues, and one issue's public web version when a number is given.",
+        public=True,
     )

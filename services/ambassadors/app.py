@@ -43,6 +43,7 @@ def build(
     )
 
     service.command(Endpoints.SIGN_UP, partial(handlers.sign_up, ctx))
+    service.command(Endpoints.REGISTER, partial(handlers.register, ctx))
     service.command(Endpoints.CONFIRM, partial(handlers.confirm, ctx))
     service.command(Endpoints.UPDATE, partial(handlers.update, ctx))
     service.command(Endpoints.WITHDRAW, partial(handlers.withdraw, ctx))

@@ -35,6 +35,7 @@ from contracts.ambassadors import (
     ImportRowError,
     ListAmbassadors,
     ProfileUpdated,
+    Register,
     ShowAmbassador,
     SignedUp,
     SignUp,
@@ -155,10 +156,22 @@ async def _activate(
 # ---------------------------------------------------------------- commands
 
 
-async def sign_up(
-    ctx: Context, uow: UnitOfWork, cmd: SignUp, source: Source | None = None
+async def sign_up(ctx: Context, uow: UnitOfWork, cmd: SignUp) -> SignUpResult:
+    """A person signs up themselves: pending until the mailed link is followed."""
+    return await _sign_up(ctx, uow, cmd, staff=False)
+
+
+async def register(
+    ctx: Context, uow: UnitOfWork, cmd: Register, source: Source | None = None
 ) -> SignUpResult:
-    profile = domain.validate_sign_up(cmd.model_dump(exclude={"consent", "staff"}), cmd.consent)
+    """Staff enter an ambassador: active at once."""
+    return await _sign_up(ctx, uow, cmd, staff=True, source=source)
+
+
+async def _sign_up(
+    ctx: Context, uow: UnitOfWork, cmd: SignUp, *, staff: bool, source: Source | None = None
+) -> SignUpResult:
+    profile = domain.validate_sign_up(cmd.model_dump(exclude={"consent"}), cmd.consent)
     s = ctx.settings
     # Most sign-ups are new addresses: the first attempt just inserts, and the unique index
     # on the address turns a known one into a duplicate-key error, upon which the runtime
@@ -169,7 +182,7 @@ async def sign_up(
     )
     outcome = domain.sign_up(
         profile,
-        staff=cmd.staff,
+        staff=staff,
         source=source,
         consent_version=s.consent_text_version,
         now=uow.now,
@@ -188,7 +201,7 @@ async def sign_up(
         consent_version=s.consent_text_version,
     )
     uow.emit(signed)
-    if cmd.staff:
+    if staff:
         ambassador = await _activate(ctx, uow, ambassador, signed)
     if existing is None:
         await store.insert(uow, ambassador)
@@ -287,9 +300,9 @@ async def import_csv(ctx: Context, cmd: ImportCsv) -> ImportResult:
     skipped = 0
     for row in rows:
         try:
-            command = SignUp.model_validate({**row.fields, "consent": True, "staff": True})
+            command = Register.model_validate({**row.fields, "consent": True})
             result = await ctx.service.run(
-                functools.partial(sign_up, ctx, cmd=command, source=Source.IMPORT),
+                functools.partial(register, ctx, cmd=command, source=Source.IMPORT),
                 name="importing a row",
             )
         except ValidationError as exc:

@@ -128,7 +128,6 @@ class Harness:
                 "email": f"chaos-{self.run}-{i}@example.org",
                 "kind": "citizen",
                 "consent": True,
-                "staff": True,
             }
             for i in range(count)
         ]
@@ -155,7 +154,7 @@ async def restart(process: ManagedProcess, timeout: float = 60.0) -> None:
 
 async def sign_up(client: ServiceClient, payload: dict[str, Any], timeout: float) -> Outcome:
     try:
-        result = await client.request(Endpoints.SIGN_UP.subject, payload, timeout=timeout)
+        result = await client.request(Endpoints.REGISTER.subject, payload, timeout=timeout)
     except ServiceError as exc:
         return Outcome(payload["email"], error=exc.code.value)
     except Exception as exc:  # the connection died with nats-server

@@ -152,7 +152,6 @@ class Harness:
             "email": f"dbchaos-{self.run}-{label}@example.org",
             "kind": "citizen",
             "consent": True,
-            "staff": True,
         }
 
     @contextlib.asynccontextmanager
@@ -170,7 +169,7 @@ async def sign_up(
 ) -> Outcome:
     """One request; a ServiceError is the structured error (the service's or the client's)."""
     try:
-        result = await client.request(Endpoints.SIGN_UP.subject, payload, timeout=timeout)
+        result = await client.request(Endpoints.REGISTER.subject, payload, timeout=timeout)
     except ServiceError as exc:
         return Outcome(payload["email"], code=exc.code.value, message=exc.error.message)
     return Outcome(payload["email"], ambassador_id=str(result["ambassador"]["id"]))

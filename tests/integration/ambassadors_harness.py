@@ -154,9 +154,11 @@ class Ambassadors:
     async def request(self, subject: str, payload: Mapping[str, Any] | None = None) -> Any:
         return await self.client.request(subject, dict(payload or {}))
 
-    async def sign_up(self, **fields: Any) -> Document:
-        """Sign up (``sign_up_payload`` defaults); returns the ``SignUpResult``."""
-        result: Document = await self.request(Endpoints.SIGN_UP.subject, sign_up_payload(**fields))
+    async def sign_up(self, *, staff: bool = False, **fields: Any) -> Document:
+        """Sign up (``sign_up_payload`` defaults); returns the ``SignUpResult``. ``staff``:
+        staff enter the person (``register``), active at once."""
+        endpoint = Endpoints.REGISTER if staff else Endpoints.SIGN_UP
+        result: Document = await self.request(endpoint.subject, sign_up_payload(**fields))
         return result
 
     async def show(self, ambassador_id: str) -> Document:

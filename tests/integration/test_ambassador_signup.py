@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ async def test_a_self_sign_up_is_confirmed_by_e_mail_and_then_gets_its_certifica
 ) -> None:
     name = f"Mette Sørensen {uuid.uuid4().hex[:4]}"
     email = unique_email("Mette.S")
-    profile = {"name": name, "kind": "volunteer", "public": True, "themes": [7, 10]}
+    profile: dict[str, Any] = {"name": name, "kind": "volunteer", "public": True, "themes": [7, 10]}
 
     first = await ambassadors.sign_up(email=email, **profile)
     pending = first["ambassador"]

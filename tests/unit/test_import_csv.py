@@ -9,7 +9,7 @@ from importlib.resources import files
 import pytest
 from pydantic import ValidationError
 
-from contracts.ambassadors import IMPORT_ROWS_MAX, Kind, SignUp
+from contracts.ambassadors import IMPORT_ROWS_MAX, Kind, Register
 from services.ambassadors.importing import CsvProblem, CsvRow, parse_ambassador_csv
 
 HEADER = "name,email,phone,kind,organisation,website,description,themes,core_areas,skills,public"
@@ -23,9 +23,9 @@ def demo_csv() -> str:
     )
 
 
-def staff_sign_up(row: CsvRow) -> SignUp:
+def staff_sign_up(row: CsvRow) -> Register:
     # What the import handler does with a parsed row.
-    return SignUp.model_validate({**row.fields, "consent": True, "staff": True})
+    return Register.model_validate({**row.fields, "consent": True})
 
 
 def only(rows: list[CsvRow]) -> CsvRow:
