@@ -488,6 +488,11 @@ class AmbassadorEvent(Event):
     ambassador_id: str
 
 
+def certificate_object_name(ambassador_id: str, number: str) -> str:
+    """The name an ambassador's certificate PDF has in the certificates bucket."""
+    return f"{number}-{ambassador_id}.pdf"
+
+
 class CertificateRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -495,6 +500,11 @@ class CertificateRef(BaseModel):
     verification_code: str
     bucket: str
     object_name: str
+
+    def belongs_to(self, ambassador_id: str) -> bool:
+        """Is this the PDF of ``ambassador_id``'s certificate (not someone else's object)?
+        (Which bucket a service may read at all is the NATS permissions' business.)"""
+        return self.object_name == certificate_object_name(ambassador_id, self.number)
 
 
 class SignedUp(AmbassadorEvent):

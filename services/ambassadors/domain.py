@@ -23,6 +23,7 @@ from contracts.ambassadors import (
     MonthPoint,
     Source,
     Status,
+    certificate_object_name,
     normalise_phone,
     normalise_skill,
     organisation_required,
@@ -186,10 +187,6 @@ def certificate_with_code(ambassador: Ambassador, code: str) -> Certificate | No
     return None
 
 
-def certificate_object_name(ambassador_id: str, number: str) -> str:
-    return f"{number}-{ambassador_id}.pdf"
-
-
 # ---------------------------------------------------------------- the ambassador
 
 
@@ -240,6 +237,9 @@ class Ambassador(BaseModel):
     # when the link works. Signing up again replaces the nonce: the older link stops working.
     confirmation_nonce: str | None = None
     token_expires_at: datetime | None = None
+    # When confirmation mails were asked for in the last day: a stranger repeating the
+    # sign-up cannot flood the address (see sign_up).
+    confirmations_asked: tuple[datetime, ...] = ()
     # The nonce of the link that confirmed the address, so that a second click on it is
     # told "already confirmed" rather than "not valid".
     confirmed_nonce: str | None = None
@@ -265,6 +265,11 @@ class Ambassador(BaseModel):
 class SignUpOutcome:
     ambassador: Ambassador
     token_reissued: bool = False
+    # False when the address had its day's confirmation mails: nothing is sent.
+    mail: bool = True
+
+
+CONFIRMATIONS_WINDOW = timedelta(days=1)
 
 
 def sign_up(
@@ -276,13 +281,28 @@ def sign_up(
     now: datetime,
     token_ttl: timedelta,
     existing: Ambassador | None,
+    confirmations_per_day: int = 3,
 ) -> SignUpOutcome:
     """A new sign-up, or the right answer to a repeated one.
 
-    - same address pending (self sign-up): a fresh token replaces the old one;
+    - same address pending, self sign-up again: a fresh link replaces the old one, and
+      nothing else changes (anyone may type the address: what its owner gave stays), at
+      most ``confirmations_per_day`` times a day; beyond that no mail is sent;
     - same address withdrawn: the person rejoins on the same record;
     - same address active: a conflict.
     """
+    if existing is not None and existing.status == Status.PENDING and not staff:
+        asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
+        if len(asked) >= confirmations_per_day:
+            return SignUpOutcome(ambassador=existing, token_reissued=True, mail=False)
+        again = existing.model_copy(
+            update={
+                "confirmation_nonce": new_nonce(),
+                "token_expires_at": now + token_ttl,
+                "confirmations_asked": (*asked, now),
+            }
+        )
+        return SignUpOutcome(ambassador=again, token_reissued=True)
     if existing is not None and existing.status == Status.ACTIVE:
         raise ServiceError(
             ErrorCode.CONFLICT,
@@ -314,9 +334,9 @@ def sign_up(
         earlier_memberships=earlier,
         confirmation_nonce=nonce,
         token_expires_at=now + token_ttl if nonce else None,
+        confirmations_asked=(now,) if nonce else (),
     )
-    reissued = existing is not None and existing.status == Status.PENDING and not staff
-    return SignUpOutcome(ambassador=ambassador, token_reissued=reissued)
+    return SignUpOutcome(ambassador=ambassador)
 
 
 def check_confirmation(

@@ -188,13 +188,26 @@ async def _sign_up(
         now=uow.now,
         token_ttl=timedelta(hours=s.confirmation_token_ttl_hours),
         existing=existing,
+        confirmations_per_day=s.confirmation_mails_per_day,
     )
     ambassador = outcome.ambassador
+    uow.about(ambassador.id)
+    if not outcome.mail:
+        # The address had its confirmation mails for the day: nothing changes, nothing goes.
+        uow.after_commit(
+            functools.partial(
+                log.info, "sign-up not mailed: daily limit", ambassador_id=ambassador.id
+            )
+        )
+        return SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
+    # What the record holds: a repeated self sign-up does not change a pending profile.
+    stored = ambassador.profile
+    assert stored is not None
     signed = SignedUp(
         ambassador_id=ambassador.id,
-        name=profile.name,
-        email=profile.email,
-        kind=profile.kind,
+        name=stored.name,
+        email=stored.email,
+        kind=stored.kind,
         source=ambassador.source,
         confirmation_nonce=ambassador.confirmation_nonce,
         token_expires_at=ambassador.token_expires_at,
@@ -207,7 +220,6 @@ async def _sign_up(
         await store.insert(uow, ambassador)
     else:
         await store.save(uow, ambassador)
-    uow.about(ambassador.id)
     uow.after_commit(
         functools.partial(
             log.debug,

@@ -13,6 +13,8 @@ class AmbassadorsSettings(ServiceSettings):
     goal_ambassadors: int = Field(default=150, ge=1)
     goal_citizen_share: float = Field(default=0.20, ge=0, le=1)
     confirmation_token_ttl_hours: int = Field(default=72, ge=1)
+    # Confirmation mails one address may be sent a day, however often it is signed up.
+    confirmation_mails_per_day: int = Field(default=3, ge=1, le=20)
     consent_text_version: str = "2026-11"
     certificate_bucket: str = "certificates"
     # Import the 2022 list of organisations into an empty store (make up's demo data).

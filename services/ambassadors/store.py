@@ -95,6 +95,7 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
     doc["past_certificates"] = [c.model_dump(mode="python") for c in ambassador.past_certificates]
     doc["earlier_memberships"] = [m.model_dump() for m in ambassador.earlier_memberships]
     doc["consents"] = [c.model_dump() for c in ambassador.consents]
+    doc["confirmations_asked"] = list(ambassador.confirmations_asked)
     doc["themes"] = list(ambassador.themes)
     doc["core_areas"] = [a.value for a in ambassador.core_areas]
     if ambassador.certificate is not None:

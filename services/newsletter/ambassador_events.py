@@ -4,6 +4,10 @@ subscription, and erasure of everything the newsletter holds about the person.
 
 The runtime has already updated the read model of ambassadors when these run, and skips
 them for an ambassador who was erased (see services/runtime/known_ambassadors.py).
+
+A welcome carries a certificate only when the event names the PDF of that very
+ambassador: NATS lets only the ambassadors service publish these events, and this is the
+second line, should anything else ever manage to.
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from services.newsletter import delivery, domain, links, store
 from services.newsletter.context import Context
 from services.newsletter.domain import Subscriber, Unsubscriber
 from services.newsletter.mailing import queue
+from services.runtime.logging import get_logger
 from services.runtime.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
 
 
 async def signed_up(ctx: Context, uow: UnitOfWork, event: SignedUp) -> None:
-    """A self sign-up gets the link that confirms the address (staff sign-ups need none)."""
+    """A self sign-up gets the link that confirms the address (staff sign-ups need none).
+
+    Anyone may type anyone's address: until the address is confirmed the mail names nobody
+    (neither in its greeting nor in its To header), so it never repeats to a person a name
+    a stranger chose for them."""
     if event.source != Source.SELF or not event.confirmation_nonce:
         return
     expires_at = event.token_expires_at or event.occurred_at
@@ -29,9 +40,9 @@ async def signed_up(ctx: Context, uow: UnitOfWork, event: SignedUp) -> None:
         kind="confirmation",
         dedupe_key=f"confirmation:{event.event_id}",
         to_address=event.email,
-        to_name=event.name,
+        to_name=None,
         ambassador_id=event.ambassador_id,
-        context={"name": event.name, "expires_at": expires_at, **link.to_context()},
+        context={"name": None, "expires_at": expires_at, **link.to_context()},
     )
 
 
@@ -39,6 +50,14 @@ async def activated(ctx: Context, uow: UnitOfWork, event: Activated) -> None:
     """Welcome with the certificate attached; the ambassador becomes a subscriber. (Not for
     someone no longer active: an activation replayed after a withdrawal, say.)"""
     if await ctx.ambassadors.active(uow, event.ambassador_id) is None:
+        return
+    if not event.certificate.belongs_to(event.ambassador_id):
+        log.error(
+            "activation names a certificate that is not the ambassador's: no welcome mail",
+            ambassador_id=event.ambassador_id,
+            bucket=event.certificate.bucket,
+            object_name=event.certificate.object_name,
+        )
         return
     existing = await store.subscriber_of_ambassador(uow, event.ambassador_id)
     if existing is None:

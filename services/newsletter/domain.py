@@ -123,6 +123,8 @@ class Subscriber(BaseModel):
     ambassador_id: str | None = None
     confirmation_nonce: str | None = None
     token_expires_at: datetime | None = None
+    # When confirmation mails were asked for in the last day (see subscribe).
+    confirmations_asked: tuple[datetime, ...] = ()
     confirmed_nonce: str | None = None
     # What older releases stored instead: hashes of random tokens they mailed.
     token_hash: str | None = None
@@ -147,6 +149,11 @@ class Subscriber(BaseModel):
 class SubscribeOutcome:
     subscriber: Subscriber
     token_reissued: bool
+    # False when the address had its day's confirmation mails: nothing is sent.
+    mail: bool = True
+
+
+CONFIRMATIONS_WINDOW = timedelta(days=1)
 
 
 def subscribe(
@@ -156,19 +163,28 @@ def subscribe(
     name: str | None,
     now: datetime,
     token_ttl: timedelta,
+    confirmations_per_day: int = 3,
 ) -> SubscribeOutcome:
     """A direct subscription waiting for its confirmation, or a fresh link for one.
 
     Subscribing again after unsubscribing is the person's own new word: it is allowed, and
     like the first time it counts only once the address is confirmed (until then the
-    record stays unsubscribed).
+    record stays unsubscribed). Anyone may type any address: a repeated subscription keeps
+    the name given first, and an address gets at most ``confirmations_per_day`` mails a
+    day (beyond that nothing is sent).
     """
     if existing is not None and existing.status == SubscriberStatus.CONFIRMED:
         raise _fail(ErrorCode.CONFLICT, "this address is already subscribed", "email")
+    asked: tuple[datetime, ...] = ()
+    if existing is not None:
+        asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
+        if len(asked) >= confirmations_per_day:
+            return SubscribeOutcome(existing, token_reissued=True, mail=False)
     pending = {
         "confirmation_nonce": new_nonce(),
         "token_expires_at": now + token_ttl,
         "token_hash": None,
+        "confirmations_asked": (*asked, now),
     }
     if existing is None:
         subscriber = Subscriber(
@@ -183,7 +199,7 @@ def subscribe(
         )
         return SubscribeOutcome(subscriber, token_reissued=False)
     updated = existing.model_copy(
-        update={**pending, "name": name or existing.name, "address": email}
+        update={**pending, "name": existing.name or name, "address": email}
     )
     reissued = existing.status == SubscriberStatus.PENDING
     return SubscribeOutcome(updated, token_reissued=reissued)

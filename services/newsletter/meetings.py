@@ -42,6 +42,7 @@ from services.newsletter import delivery, links, store
 from services.newsletter.context import Context
 from services.newsletter.mail.rendering import safe_url
 from services.newsletter.mailing import queue
+from services.runtime.known_ambassadors import Standing
 from services.runtime.logging import get_logger
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -127,16 +128,38 @@ def invitee_mail(event: InviteeEvent) -> tuple[str, dict[str, Any], list[deliver
 # ---------------------------------------------------------------- invitee mails (handler)
 
 
+class InviteeNotKnownYet(RuntimeError):
+    """An invitation came before the activation of its invitee (another stream): the event
+    is delivered again a moment later, by when the ambassador is known."""
+
+
 async def invitee_event(ctx: Context, uow: UnitOfWork, event: InviteeEvent) -> None:
-    """One mail to the invitee, in the event's unit of work."""
+    """One mail to the invitee, in the event's unit of work: to the address this service
+    knows for the ambassador, not one the event names (only an active ambassador of its
+    own read model is ever mailed an invitation)."""
+    known = await ctx.ambassadors.get(uow, event.ambassador_id)
+    if known is None or known.standing == Standing.SEEN:
+        raise InviteeNotKnownYet(f"ambassador {event.ambassador_id} is not known here yet")
+    if not known.active or known.email is None:
+        log.info(
+            "invitee no longer active: not mailed",
+            ambassador_id=event.ambassador_id,
+            kind=type(event).__name__,
+        )
+        return
+    if known.email.casefold() != event.email.casefold():
+        # The events service's copy lags or leads ours; ours is the one this service
+        # answers for.
+        log.warning("invitee's address differs from the known one", ambassador_id=known.id)
     kind, context, attachments = invitee_mail(event)
+    context["name"] = known.name or event.name
     await queue(
         ctx,
         uow,
         kind=kind,
         dedupe_key=f"{kind}:{event.event_id}",
-        to_address=event.email,
-        to_name=event.name,
+        to_address=known.email,
+        to_name=known.name or event.name,
         ambassador_id=event.ambassador_id,
         context=context,
         attachments=attachments,

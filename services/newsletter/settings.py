@@ -34,6 +34,8 @@ class NewsletterSettings(ServiceSettings, SenderSettings):
 
     # Newsletter
     newsletter_token_ttl_hours: int = Field(default=72, ge=1)
+    # Confirmation mails one address may be sent a day, however often it is subscribed.
+    newsletter_confirmation_mails_per_day: int = Field(default=3, ge=1, le=20)
     # A draft without --since gathers what happened since the last sent issue, or this long.
     newsletter_default_since_days: int = Field(default=90, ge=1)
     newsletter_image_max_bytes: int = Field(default=3_000_000, ge=1)

@@ -35,8 +35,14 @@ async def subscribe(ctx: Context, uow: UnitOfWork, cmd: Subscribe) -> SubscribeR
         name=name,
         now=uow.now,
         token_ttl=timedelta(hours=ctx.settings.newsletter_token_ttl_hours),
+        confirmations_per_day=ctx.settings.newsletter_confirmation_mails_per_day,
     )
     subscriber = outcome.subscriber
+    if not outcome.mail:
+        # The address had its confirmation mails for the day: nothing changes, nothing goes.
+        return SubscribeResult(
+            subscriber=subscriber_view(subscriber), token_reissued=outcome.token_reissued
+        )
     await store.save_subscriber(uow, subscriber)
     assert subscriber.confirmation_nonce is not None and subscriber.token_expires_at is not None
     link = links.subscription_confirmation(
@@ -48,10 +54,11 @@ async def subscribe(ctx: Context, uow: UnitOfWork, cmd: Subscribe) -> SubscribeR
         kind="subscribe_confirmation",
         dedupe_key=f"subscribe_confirmation:{subscriber.id}:{subscriber.confirmation_nonce}",
         to_address=email,
-        to_name=subscriber.name,
+        # Named only once confirmed: anyone may type anyone's address (and any name).
+        to_name=None,
         subscriber=subscriber,
         context={
-            "name": subscriber.name,
+            "name": None,
             "expires_at": subscriber.token_expires_at,
             **link.to_context(),
         },

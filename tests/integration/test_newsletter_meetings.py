@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.ambassadors import Erased
+from contracts.ambassadors import Erased, Kind, ProfileUpdated, Status
 from contracts.envelope import Event
 from contracts.events import (
     InvitationCancelled,
@@ -95,6 +95,30 @@ class Newsletter:
             probe, timeout=30, interval=0.2, what=f"{count} mail(s) to {address}"
         )
         return found
+
+    async def known(self, *people: dict[str, str]) -> None:
+        """Make ``people`` active ambassadors the service knows, as the ambassadors service's
+        events would (the newsletter mails invitations to no one else), without subscribing
+        them: a profile of an active ambassador, and wait for its read model to show them."""
+        for who in people:
+            await self.publish(
+                ProfileUpdated(
+                    ambassador_id=who["ambassador_id"],
+                    name=who["name"],
+                    email=who["email"],
+                    kind=Kind.CITIZEN,
+                    public=False,
+                    changed=["name"],
+                    status=Status.ACTIVE,
+                )
+            )
+        ids = {who["ambassador_id"] for who in people}
+
+        async def all_known() -> bool:
+            found = self.db.ambassadors.find({"_id": {"$in": list(ids)}, "standing": "active"})
+            return len([d async for d in found]) == len(ids)
+
+        await eventually(all_known, timeout=30, what="the invitees to be known ambassadors")
 
     async def mail_records(self, ambassador_id: str) -> list[Document]:
         return [d async for d in self.db.mails.find({"refs": f"ambassador:{ambassador_id}"})]
@@ -199,7 +223,8 @@ async def test_each_invitee_event_is_one_mail_with_its_calendar_and_answer_links
     newsletter: Newsletter,
 ) -> None:
     info = meeting()
-    who = person()
+    who, other = person(), person()
+    await newsletter.known(who, other)
     token = answer_token(info, who)
     invited = Invited(**who, meeting=info, answerable=True, ics=ics(info, who["email"]))
     await newsletter.publish(invited)
@@ -232,7 +257,6 @@ async def test_each_invitee_event_is_one_mail_with_its_calendar_and_answer_links
             reason="For få tilmeldte",
         )
     )
-    other = person()
     await newsletter.publish(Waitlisted(**other, meeting=info, answerable=True, position=2))
     await newsletter.publish(
         Promoted(**other, meeting=info, answerable=True, ics=ics(info, other["email"]))
@@ -290,7 +314,8 @@ async def test_an_erased_ambassador_gets_no_meeting_mail_and_keeps_no_ics(
 ) -> None:
     info = meeting()
     # Mailed before the erasure: the record loses its address, context and .ics with it.
-    earlier = person()
+    earlier, marker = person(), person()
+    await newsletter.known(earlier, marker)
     await newsletter.publish(
         Invited(**earlier, meeting=info, answerable=True, ics=ics(info, earlier["email"]))
     )
@@ -310,7 +335,6 @@ async def test_an_erased_ambassador_gets_no_meeting_mail_and_keeps_no_ics(
     await newsletter.publish(
         Invited(**erased, meeting=info, answerable=True, ics=ics(info, erased["email"]))
     )
-    marker = person()
     await newsletter.publish(
         Invited(**marker, meeting=info, answerable=True, ics=ics(info, marker["email"]))
     )

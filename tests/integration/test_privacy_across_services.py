@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.ambassadors import Activated, CertificateRef
+from contracts.ambassadors import Activated, CertificateRef, certificate_object_name
 from contracts.ambassadors import Endpoints as Ambassadors_
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import Endpoints as Events_
@@ -322,7 +322,7 @@ async def test_an_erased_ambassador_is_never_brought_back_by_a_late_or_replayed_
             number="FRC-2026-999999",
             verification_code="LATE0000",
             bucket="certificates",
-            object_name=f"{wim['id']}-late.pdf",
+            object_name=certificate_object_name(wim["id"], "FRC-2026-999999"),
         ),
     )
     ack = await trio.js.publish(

@@ -21,14 +21,12 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import NotFoundError
 from pypdf import PdfWriter
 
-from contracts.ambassadors import Activated, CertificateRef, Kind
+from contracts.ambassadors import Activated, CertificateRef, Kind, certificate_object_name
 from services.ambassadors.settings import AmbassadorsSettings
 from stack.streams import declare_streams
 from tests.support.stack import settings_of
 
 __all__ = ["SeededAmbassador", "ambassador_address", "publish_active_ambassadors", "tiny_pdf"]
-
-CERTIFICATE_OBJECT = "kaos-certifikat.pdf"
 
 
 @dataclass(frozen=True)
@@ -52,14 +50,18 @@ def tiny_pdf() -> bytes:
     return out.getvalue()
 
 
-async def _put_certificate(js: JetStreamContext, bucket: str) -> None:
+async def _put_certificates(js: JetStreamContext, bucket: str, events: list[Activated]) -> None:
+    """Each ambassador's own PDF under the name its certificate has: the newsletter attaches
+    only the certificate that belongs to the ambassador it welcomes."""
     try:
         store = await js.object_store(bucket)
     except NotFoundError:
         store = await js.create_object_store(
             bucket, config=ObjectStoreConfig(storage=StorageType.FILE)
         )
-    await store.put(CERTIFICATE_OBJECT, tiny_pdf())
+    pdf = tiny_pdf()
+    for event in events:
+        await store.put(event.certificate.object_name, pdf)
 
 
 def _activated(run: str, index: int, bucket: str) -> Activated:
@@ -73,7 +75,7 @@ def _activated(run: str, index: int, bucket: str) -> Activated:
             number=f"K-{index:05d}",
             verification_code=f"kaos{run}{index:05d}",
             bucket=bucket,
-            object_name=CERTIFICATE_OBJECT,
+            object_name=certificate_object_name(f"amb-{run}-{index:04d}", f"K-{index:05d}"),
         ),
     )
 
@@ -88,8 +90,8 @@ async def publish_active_ambassadors(
     try:
         js = nc.jetstream()
         await declare_streams(js, ["ambassadors"], settings)
-        await _put_certificate(js, bucket)
         events = [_activated(run, i, bucket) for i in range(count)]
+        await _put_certificates(js, bucket, events)
         for event in events:
             ack = await js.publish(
                 event.subject,

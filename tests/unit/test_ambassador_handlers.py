@@ -144,6 +144,20 @@ async def test_a_staff_sign_up_is_active_at_once_and_announced_twice(
     assert signed.confirmation_nonce is None
 
 
+async def test_ten_sign_ups_of_one_address_send_at_most_the_days_confirmations(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, ctx = service
+    for n in range(10):
+        await h.call(Endpoints.SIGN_UP, anna(name=f"Fremmed {n}"))
+    signed = h.emitted_of(SignedUp)
+    assert len(signed) == ctx.settings.confirmation_mails_per_day == 3
+    # The first name typed for the address stays; no later one is ever mailed.
+    assert {event.name for event in signed} == {"Fremmed 0"}
+    [stored] = h.db.documents("ambassadors")
+    assert stored["profile"]["name"] == "Fremmed 0"
+
+
 async def test_a_self_sign_up_cannot_make_itself_a_staff_sign_up(
     service: tuple[ServiceHarness, Context],
 ) -> None:

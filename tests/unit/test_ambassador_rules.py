@@ -98,15 +98,18 @@ def test_control_characters_and_markup_survive_only_as_text() -> None:
     assert profile.name == "Anna <b>Hansen</b>"  # templates escape it; nothing is lost
 
 
-def self_sign_up(existing: domain.Ambassador | None = None) -> domain.SignUpOutcome:
+def self_sign_up(
+    existing: domain.Ambassador | None = None, at: datetime = NOW, **changes: object
+) -> domain.SignUpOutcome:
     return domain.sign_up(
-        domain.validate_profile(fields()),
+        domain.validate_profile(fields(**changes)),
         staff=False,
         source=None,
         consent_version="2026-11",
-        now=NOW,
+        now=at,
         token_ttl=timedelta(hours=72),
         existing=existing,
+        confirmations_per_day=3,
     )
 
 
@@ -140,6 +143,28 @@ def test_a_repeated_sign_up_reissues_the_token() -> None:
     with pytest.raises(ServiceError) as old:
         domain.check_confirmation(again.ambassador, first.ambassador.confirmation_nonce, NOW)
     assert old.value.code == ErrorCode.INVALID_TOKEN
+
+
+def test_a_repeated_self_sign_up_changes_nothing_the_address_owner_gave() -> None:
+    first = self_sign_up()
+    again = self_sign_up(existing=first.ambassador, name="Nogen Andet", phone="12345678")
+    assert again.ambassador.profile == first.ambassador.profile
+    assert again.ambassador.consents == first.ambassador.consents
+
+
+def test_an_address_gets_at_most_its_daily_confirmation_mails() -> None:
+    outcome = self_sign_up()
+    mailed = [outcome.mail]
+    for minute in range(1, 10):
+        outcome = self_sign_up(existing=outcome.ambassador, at=NOW + timedelta(minutes=minute))
+        mailed.append(outcome.mail)
+    assert mailed == [True, True, True] + [False] * 7
+    # Beyond the limit nothing changes: the last link sent still works.
+    assert outcome.ambassador.confirmation_nonce is not None
+    tomorrow = self_sign_up(existing=outcome.ambassador, at=NOW + timedelta(days=1, minutes=3))
+    assert tomorrow.mail and tomorrow.ambassador.confirmation_nonce != (
+        outcome.ambassador.confirmation_nonce
+    )
 
 
 def test_an_active_address_cannot_sign_up_again() -> None:

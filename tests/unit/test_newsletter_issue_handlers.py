@@ -14,7 +14,14 @@ import pytest
 from PIL import Image
 
 from contracts import newsletter as contract
-from contracts.ambassadors import Activated, CertificateRef, Erased, Kind, Withdrawn
+from contracts.ambassadors import (
+    Activated,
+    CertificateRef,
+    Erased,
+    Kind,
+    Withdrawn,
+    certificate_object_name,
+)
 from contracts.errors import ErrorCode
 from contracts.events import MeetingInfo, MeetingKind, MeetingScheduled
 from contracts.newsletter import (
@@ -91,7 +98,7 @@ def activated(
             number="FRC-2027-000001",
             verification_code="ABCD-EFGH",
             bucket="certificates",
-            object_name=f"{ambassador_id}.pdf",
+            object_name=certificate_object_name(ambassador_id, "FRC-2027-000001"),
         ),
         "occurred_at": NOW - timedelta(days=1),
         **changes,

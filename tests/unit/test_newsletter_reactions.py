@@ -22,6 +22,7 @@ from contracts.ambassadors import (
     Source,
     Status,
     Withdrawn,
+    certificate_object_name,
 )
 from contracts.envelope import Event
 from contracts.events import (
@@ -117,7 +118,7 @@ def activated(at: int = -5, **changes: Any) -> Activated:
         number="FRC-2027-000001",
         verification_code="ABCD-EFGH",
         bucket="certificates",
-        object_name="a1/FRC-2027-000001.pdf",
+        object_name=certificate_object_name("a1", "FRC-2027-000001"),
     )
     return Activated(**profile(**changes), certificate=certificate, occurred_at=minutes(at))
 
@@ -212,6 +213,23 @@ async def test_the_confirmation_goes_out_with_the_ambassadors_link_and_no_list_u
     assert message["List-Unsubscribe"] is None
 
 
+async def test_the_confirmation_never_repeats_the_name_typed_with_the_address(
+    service: Service,
+) -> None:
+    """Anyone may type anyone's address, and any name: until it is confirmed, the mail
+    names nobody."""
+    h, ctx = service
+    await h.deliver(signed_up(name="Du Er Hacket"))
+    [record] = [MailRecord.from_document(m) for m in mails_of(h)]
+    mail = await Outgoing(ctx).materialize(record)
+    assert mail is not None
+    message = parsed(mail.message)
+    assert str(message["To"]) == ANNA
+    for part in ("plain", "html"):
+        text = body(message, part)
+        assert "Hacket" not in text and "Hej" in text
+
+
 async def test_activation_subscribes_welcomes_with_the_certificate_and_fills_the_read_model(
     service: Service,
 ) -> None:
@@ -229,7 +247,7 @@ async def test_activation_subscribes_welcomes_with_the_certificate_and_fills_the
     [attachment] = welcome["attachments"]
     assert (attachment["bucket"], attachment["object_name"]) == (
         "certificates",
-        "a1/FRC-2027-000001.pdf",
+        "FRC-2027-000001-a1.pdf",
     )
     [subscribed] = h.emitted
     assert isinstance(subscribed, Subscribed)
@@ -244,7 +262,7 @@ async def test_activation_subscribes_welcomes_with_the_certificate_and_fills_the
     with pytest.raises(NotReady):
         await outgoing.materialize(record)
     bucket = await h.buckets.object_store("certificates")
-    await bucket.put("a1/FRC-2027-000001.pdf", b"%PDF-1.7 test")
+    await bucket.put("FRC-2027-000001-a1.pdf", b"%PDF-1.7 test")
     mail = await outgoing.materialize(record)
     assert mail is not None
     [pdf] = list(parsed(mail.message).iter_attachments())
@@ -506,11 +524,21 @@ def answer_token() -> str:
     return tokens.Signer(EVENTS_SECRET, tokens.ANSWER).sign("m-1", "a1")
 
 
+async def an_active_ambassador(h: ServiceHarness) -> None:
+    """Anna (a1) is an active ambassador this service knows: only such are mailed an
+    invitation. Her welcome mail and subscription are left out of what tests look at."""
+    await h.deliver(activated())
+    await h.db["mails"].delete_many({})
+    h.emitted.clear()
+
+
 @pytest.mark.parametrize("event", invitee_events(answerable=True), ids=lambda e: type(e).__name__)
 async def test_each_invitee_event_queues_one_mail_with_an_answer_link_where_one_is_asked(
     service: Service, event: InviteeEvent
 ) -> None:
     h, ctx = service
+    await an_active_ambassador(h)
+    subscribers = h.db.documents("subscribers")
     assert await h.deliver(event, event) == [Applied.APPLIED, Applied.ALREADY]
     [mail] = mails_of(h)
     kind = meetings.MAIL_KINDS[type(event)]
@@ -525,7 +553,7 @@ async def test_each_invitee_event_queues_one_mail_with_an_answer_link_where_one_
     else:
         assert CONTEXT_KEY not in mail["context"]
     assert answer_token() not in repr(mail)
-    assert h.db.documents("subscribers") == [] and h.emitted == []
+    assert h.db.documents("subscribers") == subscribers and h.emitted == []
 
 
 @pytest.mark.parametrize("event", invitee_events(answerable=False), ids=lambda e: type(e).__name__)
@@ -533,6 +561,7 @@ async def test_an_invitee_event_that_asks_no_answer_carries_no_answer_link(
     service: Service, event: InviteeEvent
 ) -> None:
     h, ctx = service
+    await an_active_ambassador(h)
     await h.deliver(event)
     [mail] = mails_of(h)
     assert CONTEXT_KEY not in mail["context"]
@@ -543,6 +572,7 @@ async def test_the_invitation_goes_out_with_working_answer_links_and_the_ics(
     service: Service,
 ) -> None:
     h, ctx = service
+    await an_active_ambassador(h)
     await h.deliver(invitee_events(answerable=True)[0])
     [record] = [MailRecord.from_document(m) for m in mails_of(h)]
     mail = await Outgoing(ctx).materialize(record)
@@ -566,6 +596,53 @@ async def test_an_invitee_event_about_an_erased_ambassador_mails_nobody(
     await h.deliver(activated(), erased())
     assert await h.deliver(event) == [Applied.IGNORED]
     assert [m["kind"] for m in mails_of(h)] == ["welcome"]  # the one from before, scrubbed
+
+
+async def test_an_invitation_goes_to_the_address_this_service_knows(service: Service) -> None:
+    h, _ = service
+    await an_active_ambassador(h)
+    elsewhere = Invited(**{**invitee_events(True)[0].model_dump(), "email": "x@evil.example"})
+    await h.deliver(elsewhere)
+    [mail] = mails_of(h)
+    assert (mail["to_address"], mail["context"]["name"]) == (ANNA, "Anna Hansen")
+
+
+async def test_an_invitation_to_someone_not_known_here_yet_is_delivered_again_later(
+    service: Service,
+) -> None:
+    """Another stream: the invitation may come before the activation. The event fails (and
+    JetStream delivers it again after a back-off) instead of mailing an address nobody here
+    vouches for."""
+    h, _ = service
+    invited = invitee_events(answerable=True)[0]
+    with pytest.raises(meetings.InviteeNotKnownYet):
+        await h.deliver(invited)
+    assert mails_of(h) == []
+    await an_active_ambassador(h)
+    assert await h.deliver(invited) == [Applied.APPLIED]
+    assert [m["to_address"] for m in mails_of(h)] == [ANNA]
+
+
+async def test_an_invitation_to_a_withdrawn_ambassador_mails_nobody(service: Service) -> None:
+    h, _ = service
+    await h.deliver(activated(), withdrawn())
+    await h.db["mails"].delete_many({})
+    assert await h.deliver(invitee_events(answerable=True)[0]) == [Applied.APPLIED]
+    assert mails_of(h) == []
+
+
+async def test_an_activation_naming_someone_elses_certificate_welcomes_nobody(
+    service: Service,
+) -> None:
+    h, _ = service
+    theirs = CertificateRef(
+        number="FRC-2027-000009",
+        verification_code="WXYZ-2345",
+        bucket="certificates",
+        object_name=certificate_object_name("a9", "FRC-2027-000009"),
+    )
+    await h.deliver(Activated(**profile(), certificate=theirs, occurred_at=minutes(-5)))
+    assert mails_of(h) == [] and h.db.documents("subscribers") == []
 
 
 async def test_no_token_is_stored_anywhere(service: Service) -> None:
