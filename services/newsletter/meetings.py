@@ -44,7 +44,7 @@ from services.newsletter.mail.rendering import safe_url
 from services.newsletter.mailing import queue
 from services.runtime.known_ambassadors import Standing
 from services.runtime.logging import get_logger
-from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.unit_of_work import NotYet, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -128,7 +128,7 @@ def invitee_mail(event: InviteeEvent) -> tuple[str, dict[str, Any], list[deliver
 # ---------------------------------------------------------------- invitee mails (handler)
 
 
-class InviteeNotKnownYet(RuntimeError):
+class InviteeNotKnownYet(NotYet):
     """An invitation came before the activation of its invitee (another stream): the event
     is delivered again a moment later, by when the ambassador is known."""
 

@@ -51,6 +51,7 @@ from services.runtime.transactions import Transactions, Work
 from services.runtime.unit_of_work import (
     Applied,
     CommandContext,
+    NotYet,
     Reading,
     UnitOfWork,
     current_command,
@@ -510,7 +511,10 @@ class Service:
             # A ValidationError raised in here is the handler's, not a bad event: retried.
             await self.deliver(event)
         except Exception as exc:
-            log.exception("event handler failed", subject=raw.subject, seq=seq)
+            if isinstance(exc, NotYet):
+                log.warning("event put off", subject=raw.subject, seq=seq, reason=str(exc))
+            else:
+                log.exception("event handler failed", subject=raw.subject, seq=seq)
             try:
                 await dead_letters.record_failure(
                     self.db, self.name, stream, seq, f"{type(exc).__name__}: {exc}", event

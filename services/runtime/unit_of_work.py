@@ -48,6 +48,12 @@ class Scope(Protocol):
     def now(self) -> datetime: ...
 
 
+class NotYet(Exception):
+    """Raised by a reaction that cannot be applied yet (it needs an event from another
+    stream first): nothing is applied, and the event is delivered again after the consumer's
+    back-off; one warning line, no traceback. Past the last delivery it is a dead letter."""
+
+
 class Applied(StrEnum):
     """What became of an event handed to a consumer."""
 
