@@ -110,6 +110,9 @@ def _show_ambassador(a: AmbassadorView) -> None:
     )
 
 
+RECEIVED = "received: if {email} can be used, a mail is on its way to it"
+
+
 @app.command("sign-up")
 def sign_up(
     name: NameOpt,
@@ -151,7 +154,12 @@ def sign_up(
         if staff:
             result = calls.call(Endpoints.REGISTER, build(Register, **fields))
         else:
-            result = calls.call(Endpoints.SIGN_UP, build(SignUp, **fields))
+            received = calls.call(Endpoints.SIGN_UP, build(SignUp, **fields))
+    if not staff:
+        # Every address is answered alike; `samskab ambassadors list --status pending`
+        # shows staff who is waiting for their confirmation.
+        show(received, as_json, lambda _: typer.echo(RECEIVED.format(email=email)))
+        return
 
     def human(r: SignUpResult) -> None:
         a = r.ambassador

@@ -396,6 +396,14 @@ class AmbassadorPage(View):
     items: list[AmbassadorView]
 
 
+class SignUpReceived(View):
+    """The answer to a self sign-up, the same whatever the address: if it can be used, a
+    mail is on its way to it (the confirmation link, or word to its owner that they are an
+    ambassador already). Nothing in it tells a known address from an unknown one."""
+
+    received: bool = True
+
+
 class SignUpResult(View):
     audit_target: ClassVar[str | None] = "ambassador.id"
 
@@ -523,6 +531,13 @@ class SignedUp(AmbassadorEvent):
     consent_version: str
 
 
+class SignedUpAgain(AmbassadorEvent):
+    """Someone signed up with the address of an active ambassador: nothing changes, and the
+    owner is told at the address on record. It carries nothing the sender typed."""
+
+    subject: ClassVar[str] = "ambassadors.v1.signed_up_again"
+
+
 class Activated(AmbassadorEvent):
     """The ambassador is active: confirmed by e-mail or entered by staff.
 
@@ -582,6 +597,7 @@ class Erased(AmbassadorEvent):
 
 EVENTS: tuple[type[AmbassadorEvent], ...] = (
     SignedUp,
+    SignedUpAgain,
     Activated,
     CertificateIssued,
     ProfileUpdated,
@@ -599,8 +615,9 @@ class Endpoints(endpoints.Endpoints):
     SIGN_UP = endpoints.command(
         "ambassadors.cmd.sign_up",
         SignUp,
-        SignUpResult,
-        "A person signs up: pending until the link in the confirmation mail is followed.",
+        SignUpReceived,
+        "A person signs up: pending until the link in the confirmation mail is followed. "
+        "The answer is the same for every address.",
         public=True,
     )
     REGISTER = endpoints.command(

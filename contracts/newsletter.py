@@ -222,12 +222,12 @@ class SubscriberPage(View):
     items: list[SubscriberView]
 
 
-class SubscribeResult(View):
-    audit_target: ClassVar[str | None] = "subscriber.id"
+class SubscriptionReceived(View):
+    """The answer to a subscription, the same whatever the address: if it can be used, a
+    mail is on its way to it (the confirmation link, or word that it is subscribed
+    already). Nothing in it tells a known address from an unknown one."""
 
-    subscriber: SubscriberView
-    # True when the address was already waiting for confirmation and a fresh link was sent.
-    token_reissued: bool = False
+    received: bool = True
 
 
 class ImageView(View):
@@ -370,8 +370,9 @@ class Endpoints(endpoints.Endpoints):
     SUBSCRIBE = endpoints.command(
         "newsletter.cmd.subscribe",
         Subscribe,
-        SubscribeResult,
-        "Subscribe an address; it counts once the link in the confirmation mail is used.",
+        SubscriptionReceived,
+        "Subscribe an address; it counts once the link in the confirmation mail is used. "
+        "The answer is the same for every address.",
         public=True,
     )
     CONFIRM = endpoints.command(

@@ -267,6 +267,8 @@ class SignUpOutcome:
     token_reissued: bool = False
     # False when the address had its day's confirmation mails: nothing is sent.
     mail: bool = True
+    # A self sign-up with an active ambassador's address: its owner is told, that is all.
+    already_active: bool = False
 
 
 CONFIRMATIONS_WINDOW = timedelta(days=1)
@@ -289,8 +291,15 @@ def sign_up(
       nothing else changes (anyone may type the address: what its owner gave stays), at
       most ``confirmations_per_day`` times a day; beyond that no mail is sent;
     - same address withdrawn: the person rejoins on the same record;
-    - same address active: a conflict.
+    - same address active: staff are told it is taken (a conflict); a self sign-up
+      changes nothing, and the owner is told (within the same daily limit).
     """
+    if existing is not None and existing.status == Status.ACTIVE and not staff:
+        asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
+        if len(asked) >= confirmations_per_day:
+            return SignUpOutcome(ambassador=existing, mail=False, already_active=True)
+        told = existing.model_copy(update={"confirmations_asked": (*asked, now)})
+        return SignUpOutcome(ambassador=told, already_active=True)
     if existing is not None and existing.status == Status.PENDING and not staff:
         asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
         if len(asked) >= confirmations_per_day:

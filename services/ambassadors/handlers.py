@@ -38,7 +38,9 @@ from contracts.ambassadors import (
     Register,
     ShowAmbassador,
     SignedUp,
+    SignedUpAgain,
     SignUp,
+    SignUpReceived,
     SignUpResult,
     Source,
     Status,
@@ -156,9 +158,11 @@ async def _activate(
 # ---------------------------------------------------------------- commands
 
 
-async def sign_up(ctx: Context, uow: UnitOfWork, cmd: SignUp) -> SignUpResult:
-    """A person signs up themselves: pending until the mailed link is followed."""
-    return await _sign_up(ctx, uow, cmd, staff=False)
+async def sign_up(ctx: Context, uow: UnitOfWork, cmd: SignUp) -> SignUpReceived:
+    """A person signs up themselves: pending until the mailed link is followed. The answer
+    is the same whatever the address (new, pending, active, over its daily mails)."""
+    await _sign_up(ctx, uow, cmd, staff=False)
+    return SignUpReceived()
 
 
 async def register(
@@ -192,6 +196,11 @@ async def _sign_up(
     )
     ambassador = outcome.ambassador
     uow.about(ambassador.id)
+    if outcome.already_active and outcome.mail:
+        # Its owner is told; what the sender typed goes nowhere.
+        await store.save(uow, ambassador)
+        uow.emit(SignedUpAgain(ambassador_id=ambassador.id))
+        return SignUpResult(ambassador=view(ambassador))
     if not outcome.mail:
         # The address had its confirmation mails for the day: nothing changes, nothing goes.
         uow.after_commit(

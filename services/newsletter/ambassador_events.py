@@ -12,7 +12,15 @@ second line, should anything else ever manage to.
 
 from __future__ import annotations
 
-from contracts.ambassadors import Activated, Erased, ProfileUpdated, SignedUp, Source, Withdrawn
+from contracts.ambassadors import (
+    Activated,
+    Erased,
+    ProfileUpdated,
+    SignedUp,
+    SignedUpAgain,
+    Source,
+    Withdrawn,
+)
 from contracts.newsletter import Subscribed, SubscriberStatus, Unsubscribed
 from services.newsletter import delivery, domain, links, store
 from services.newsletter.context import Context
@@ -43,6 +51,24 @@ async def signed_up(ctx: Context, uow: UnitOfWork, event: SignedUp) -> None:
         to_name=None,
         ambassador_id=event.ambassador_id,
         context={"name": None, "expires_at": expires_at, **link.to_context()},
+    )
+
+
+async def signed_up_again(ctx: Context, uow: UnitOfWork, event: SignedUpAgain) -> None:
+    """Someone signed up with an active ambassador's address: its owner is told, at the
+    address this service knows for them (the event carries none)."""
+    known = await ctx.ambassadors.active(uow, event.ambassador_id)
+    if known is None or known.email is None:
+        return
+    await queue(
+        ctx,
+        uow,
+        kind="already_ambassador",
+        dedupe_key=f"already_ambassador:{event.event_id}",
+        to_address=known.email,
+        to_name=known.name,
+        ambassador_id=known.id,
+        context={"name": known.name},
     )
 
 

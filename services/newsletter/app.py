@@ -8,7 +8,14 @@ from functools import partial
 
 from faststream import FastStream
 
-from contracts.ambassadors import Activated, Erased, ProfileUpdated, SignedUp, Withdrawn
+from contracts.ambassadors import (
+    Activated,
+    Erased,
+    ProfileUpdated,
+    SignedUp,
+    SignedUpAgain,
+    Withdrawn,
+)
 from contracts.events import (
     INVITEE_EVENTS,
     MeetingCancelled,
@@ -82,6 +89,7 @@ def build(
 
     # Reactions to the ambassadors service (after the runtime's read model update).
     service.react(SignedUp, partial(ambassador_events.signed_up, ctx))
+    service.react(SignedUpAgain, partial(ambassador_events.signed_up_again, ctx))
     service.react(Activated, partial(ambassador_events.activated, ctx))
     service.react(ProfileUpdated, partial(ambassador_events.profile_updated, ctx))
     service.react(Withdrawn, partial(ambassador_events.withdrawn, ctx))

@@ -151,6 +151,8 @@ class SubscribeOutcome:
     token_reissued: bool
     # False when the address had its day's confirmation mails: nothing is sent.
     mail: bool = True
+    # The address is subscribed already: its owner is told, nothing else changes.
+    already_subscribed: bool = False
 
 
 CONFIRMATIONS_WINDOW = timedelta(days=1)
@@ -173,13 +175,17 @@ def subscribe(
     the name given first, and an address gets at most ``confirmations_per_day`` mails a
     day (beyond that nothing is sent).
     """
-    if existing is not None and existing.status == SubscriberStatus.CONFIRMED:
-        raise _fail(ErrorCode.CONFLICT, "this address is already subscribed", "email")
     asked: tuple[datetime, ...] = ()
     if existing is not None:
         asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
+        confirmed = existing.status == SubscriberStatus.CONFIRMED
         if len(asked) >= confirmations_per_day:
-            return SubscribeOutcome(existing, token_reissued=True, mail=False)
+            return SubscribeOutcome(
+                existing, token_reissued=True, mail=False, already_subscribed=confirmed
+            )
+        if confirmed:
+            told = existing.model_copy(update={"confirmations_asked": (*asked, now)})
+            return SubscribeOutcome(told, token_reissued=False, already_subscribed=True)
     pending = {
         "confirmation_nonce": new_nonce(),
         "token_expires_at": now + token_ttl,

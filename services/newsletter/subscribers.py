@@ -10,9 +10,9 @@ from contracts.newsletter import (
     ListSubscribers,
     Subscribe,
     Subscribed,
-    SubscribeResult,
     SubscriberPage,
     SubscriberView,
+    SubscriptionReceived,
     Unsubscribe,
     Unsubscribed,
 )
@@ -25,7 +25,10 @@ from services.runtime import tokens
 from services.runtime.unit_of_work import Reading, UnitOfWork
 
 
-async def subscribe(ctx: Context, uow: UnitOfWork, cmd: Subscribe) -> SubscribeResult:
+async def subscribe(ctx: Context, uow: UnitOfWork, cmd: Subscribe) -> SubscriptionReceived:
+    """Double opt-in. The answer is the same whatever the address: a new or pending one
+    gets the confirmation link, a subscribed one word that it is subscribed already, and
+    past its daily mails nothing goes."""
     email = domain.normalised_email(cmd.email)
     name = domain.normalised_name(cmd.name)
     existing = await store.subscriber_by_address(uow, domain.address_key(email))
@@ -38,12 +41,24 @@ async def subscribe(ctx: Context, uow: UnitOfWork, cmd: Subscribe) -> SubscribeR
         confirmations_per_day=ctx.settings.newsletter_confirmation_mails_per_day,
     )
     subscriber = outcome.subscriber
+    uow.about(subscriber.id)
     if not outcome.mail:
         # The address had its confirmation mails for the day: nothing changes, nothing goes.
-        return SubscribeResult(
-            subscriber=subscriber_view(subscriber), token_reissued=outcome.token_reissued
-        )
+        return SubscriptionReceived()
     await store.save_subscriber(uow, subscriber)
+    if outcome.already_subscribed:
+        assert subscriber.address is not None
+        await queue(
+            ctx,
+            uow,
+            kind="already_subscribed",
+            dedupe_key=f"already_subscribed:{subscriber.id}:{uow.now.isoformat()}",
+            to_address=subscriber.address,
+            to_name=subscriber.name,
+            subscriber=subscriber,
+            context={"name": subscriber.name},
+        )
+        return SubscriptionReceived()
     assert subscriber.confirmation_nonce is not None and subscriber.token_expires_at is not None
     link = links.subscription_confirmation(
         subscriber.id, subscriber.confirmation_nonce, subscriber.token_expires_at
@@ -63,9 +78,7 @@ async def subscribe(ctx: Context, uow: UnitOfWork, cmd: Subscribe) -> SubscribeR
             **link.to_context(),
         },
     )
-    return SubscribeResult(
-        subscriber=subscriber_view(subscriber), token_reissued=outcome.token_reissued
-    )
+    return SubscriptionReceived()
 
 
 async def confirm(ctx: Context, uow: UnitOfWork, cmd: ConfirmSubscription) -> SubscriberView:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from tests.e2e.conftest import CliResult
+from tests.e2e.conftest import CliResult, StackRun
 
 T = TypeVar("T")
 
@@ -43,3 +43,22 @@ def one_line_error(result: CliResult) -> str:
 
 def whitespace_free(text: str) -> str:
     return re.sub(r"\s+", "", text)
+
+
+def received_line(email: str) -> str:
+    """What the CLI says to every self sign-up and subscription, known address or not."""
+    return f"received: if {email} can be used, a mail is on its way to it"
+
+
+def ambassador_by_email(stack: StackRun, email: str) -> dict[str, Any]:
+    """The ambassador with this address, as staff find them: in the list."""
+    page = stack.cli("ambassadors", "list", "--limit", "1000", "--json").ok().json()
+    [found] = [a for a in page["items"] if a["email"].casefold() == email.casefold()]
+    return dict(found)
+
+
+def subscriber_by_email(stack: StackRun, email: str) -> dict[str, Any]:
+    """The subscriber with this address, as staff find them: in the list."""
+    page = stack.cli("newsletter", "subscribers", "--limit", "1000", "--json").ok().json()
+    [found] = [s for s in page["items"] if (s["email"] or "").casefold() == email.casefold()]
+    return dict(found)

@@ -155,11 +155,26 @@ class Ambassadors:
         return await self.client.request(subject, dict(payload or {}))
 
     async def sign_up(self, *, staff: bool = False, **fields: Any) -> Document:
-        """Sign up (``sign_up_payload`` defaults); returns the ``SignUpResult``. ``staff``:
-        staff enter the person (``register``), active at once."""
-        endpoint = Endpoints.REGISTER if staff else Endpoints.SIGN_UP
-        result: Document = await self.request(endpoint.subject, sign_up_payload(**fields))
-        return result
+        """Sign up (``sign_up_payload`` defaults); returns ``{"ambassador": view}``.
+
+        ``staff``: staff enter the person (``register``), active at once, and the answer is
+        the ``SignUpResult``. Otherwise the person signs up themselves: the answer is the
+        same for every address, so the ambassador is then looked up as staff would."""
+        payload = sign_up_payload(**fields)
+        if staff:
+            result: Document = await self.request(Endpoints.REGISTER.subject, payload)
+            return result
+        received = await self.request(Endpoints.SIGN_UP.subject, payload)
+        assert received == {"received": True}, received
+        return {"ambassador": await self.by_email(payload["email"])}
+
+    async def by_email(self, email: str) -> Document:
+        """The ambassador with this address, from the staff list (this test's database)."""
+        page = await self.request(Endpoints.LIST.subject, {"limit": 500})
+        found = [a for a in page["items"] if (a.get("email") or "").casefold() == email.casefold()]
+        assert len(found) == 1, f"{email}: {found}"
+        ambassador: Document = found[0]
+        return ambassador
 
     async def show(self, ambassador_id: str) -> Document:
         result: Document = await self.request(

@@ -9,6 +9,14 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any
 
+from contracts.newsletter import (
+    PAGE_MAX,
+    Endpoints,
+    ListSubscribers,
+    Subscribe,
+    SubscriberView,
+    SubscriptionReceived,
+)
 from services.newsletter.context import Context
 from services.newsletter.settings import NewsletterSettings
 from services.runtime.testing import ServiceHarness
@@ -51,3 +59,16 @@ def body(message: EmailMessage, subtype: str) -> str:
     content = part.get_content()
     assert isinstance(content, str)
     return content
+
+
+async def subscribe(
+    h: ServiceHarness, request: Subscribe, *, actor: str | None = "public"
+) -> SubscriberView:
+    """Subscribe as anyone may (the answer says nothing about the address), then find the
+    subscriber as staff would, in the list."""
+    received = await h.call(Endpoints.SUBSCRIBE, request, actor=actor)
+    assert received == SubscriptionReceived()
+    page = await h.call(Endpoints.SUBSCRIBERS, ListSubscribers(limit=PAGE_MAX))
+    key = request.email.strip().casefold()
+    [found] = [s for s in page.items if (s.email or "").casefold() == key]
+    return found

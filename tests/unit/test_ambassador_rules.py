@@ -167,10 +167,26 @@ def test_an_address_gets_at_most_its_daily_confirmation_mails() -> None:
     )
 
 
-def test_an_active_address_cannot_sign_up_again() -> None:
+def test_a_self_sign_up_of_an_active_address_only_tells_its_owner() -> None:
+    active = activated(self_sign_up().ambassador)
+    again = self_sign_up(existing=active, name="Fremmed")
+    assert again.already_active and again.mail
+    assert again.ambassador.profile == active.profile
+    assert again.ambassador.status == Status.ACTIVE
+
+
+def test_staff_are_told_an_active_address_is_taken() -> None:
     active = activated(self_sign_up().ambassador)
     with pytest.raises(ServiceError) as exc:
-        self_sign_up(existing=active)
+        domain.sign_up(
+            domain.validate_profile(fields()),
+            staff=True,
+            source=None,
+            consent_version="2026-11",
+            now=NOW,
+            token_ttl=timedelta(hours=72),
+            existing=active,
+        )
     assert exc.value.code == ErrorCode.CONFLICT
 
 

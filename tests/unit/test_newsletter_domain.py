@@ -103,15 +103,16 @@ def test_subscribing_again_reissues_the_token() -> None:
         # The old link's nonce is no longer stored anywhere.
         domain.check_confirmation(again.subscriber, subscriber.confirmation_nonce, NOW)
     assert old.value.code == ErrorCode.INVALID_TOKEN
-    with pytest.raises(ServiceError) as conflict:
-        domain.subscribe(
-            domain.confirm(again.subscriber, NOW),
-            email="læser@example.org",
-            name=None,
-            now=NOW,
-            token_ttl=TTL,
-        )
-    assert conflict.value.code == ErrorCode.CONFLICT
+    # A subscribed address is not an error (that would tell a stranger it is known): its
+    # owner is told, and nothing else changes.
+    confirmed = domain.confirm(again.subscriber, NOW)
+    told = domain.subscribe(
+        confirmed, email="laeser@example.org", name="Fremmed", now=NOW, token_ttl=TTL
+    )
+    assert told.already_subscribed and told.mail
+    assert told.subscriber.model_copy(update={"confirmations_asked": ()}) == (
+        confirmed.model_copy(update={"confirmations_asked": ()})
+    )
 
 
 def test_unsubscribe_is_final_against_later_events() -> None:

@@ -19,6 +19,7 @@ from contracts.ambassadors import (
     Kind,
     ProfileUpdated,
     SignedUp,
+    SignedUpAgain,
     Source,
     Status,
     Withdrawn,
@@ -67,6 +68,7 @@ from tests.unit.newsletter_support import (
     mails_of,
     parsed,
     settings,
+    subscribe,
 )
 
 ANNA = "anna@example.org"
@@ -274,7 +276,7 @@ async def test_activation_takes_over_a_pending_subscription_of_the_same_address(
     service: Service,
 ) -> None:
     h, _ = service
-    direct = (await h.call(Endpoints.SUBSCRIBE, Subscribe(email=ANNA))).subscriber
+    direct = await subscribe(h, Subscribe(email=ANNA))
     await h.deliver(activated())
     subscriber = the_subscriber(h)
     assert subscriber["_id"] == direct.id and subscriber["ambassador_id"] == "a1"
@@ -287,7 +289,7 @@ async def test_someone_who_unsubscribed_stays_unsubscribed_when_they_become_an_a
     service: Service,
 ) -> None:
     h, ctx = service
-    direct = (await h.call(Endpoints.SUBSCRIBE, Subscribe(email=ANNA))).subscriber
+    direct = await subscribe(h, Subscribe(email=ANNA))
     await h.call(Endpoints.UNSUBSCRIBE, Unsubscribe(token=ctx.links.unsubscribe_token(direct.id)))
     await h.deliver(activated())
     subscriber = the_subscriber(h)
@@ -323,7 +325,7 @@ async def test_a_profile_update_changes_the_address_and_name_but_never_resubscri
 async def test_taking_over_an_address_that_opted_out_keeps_the_opt_out(service: Service) -> None:
     h, ctx = service
     await h.deliver(activated())
-    other = (await h.call(Endpoints.SUBSCRIBE, Subscribe(email="ny@example.org"))).subscriber
+    other = await subscribe(h, Subscribe(email="ny@example.org"))
     await h.call(Endpoints.UNSUBSCRIBE, Unsubscribe(token=ctx.links.unsubscribe_token(other.id)))
     await h.deliver(profile_updated(0, ["email"], email="ny@example.org"))
     subscriber = the_subscriber(h)  # one address, one subscriber
@@ -401,7 +403,7 @@ async def test_erasure_forgets_every_address_and_name(service: Service) -> None:
     h, _ = service
     # Signed up (a confirmation went to the address), subscribed directly with the same
     # address, then activated: two subscriptions, several mails, all about Anna.
-    direct = (await h.call(Endpoints.SUBSCRIBE, Subscribe(email=ANNA, name="Anna"))).subscriber
+    direct = await subscribe(h, Subscribe(email=ANNA, name="Anna"))
     await h.deliver(signed_up(), activated(), withdrawn())
     assert {m["kind"] for m in mails_of(h)} == {
         "subscribe_confirmation",
@@ -629,6 +631,22 @@ async def test_an_invitation_to_a_withdrawn_ambassador_mails_nobody(service: Ser
     await h.db["mails"].delete_many({})
     assert await h.deliver(invitee_events(answerable=True)[0]) == [Applied.APPLIED]
     assert mails_of(h) == []
+
+
+async def test_a_sign_up_with_an_active_ambassadors_address_tells_them_at_the_known_one(
+    service: Service,
+) -> None:
+    h, ctx = service
+    await an_active_ambassador(h)
+    await h.deliver(SignedUpAgain(ambassador_id="a1", occurred_at=minutes(1)))
+    [mail] = mails_of(h)
+    assert (mail["kind"], mail["to_address"]) == ("already_ambassador", ANNA)
+    made = await Outgoing(ctx).materialize(MailRecord.from_document(mail))
+    assert made is not None
+    assert "Du er allerede ambassadør" in str(parsed(made.message)["Subject"])
+    # About someone not (or no longer) active: nothing.
+    await h.deliver(SignedUpAgain(ambassador_id="a9", occurred_at=minutes(2)))
+    assert len(mails_of(h)) == 1
 
 
 async def test_an_activation_naming_someone_elses_certificate_welcomes_nobody(

@@ -256,6 +256,8 @@ def test_the_known_kinds_are_found_by_their_templates() -> None:
         "subscribe_confirmation",
         "welcome",
         "goodbye",
+        "already_ambassador",
+        "already_subscribed",
         "meeting_invitation",
         "meeting_updated",
         "meeting_cancelled",

@@ -12,6 +12,8 @@ naive UTC as MongoDB returns them, or ISO strings):
 - ``subscribe_confirmation``: name (may be None), confirm_url, token, expires_at
 - ``welcome``: name, certificate_number, verify_url
 - ``goodbye``: name
+- ``already_ambassador``: name (someone signed up with an active ambassador's address)
+- ``already_subscribed``: name (may be None; someone subscribed a subscribed address)
 - ``meeting_invitation``, ``meeting_updated``, ``meeting_cancelled``, ``meeting_waitlisted``,
   ``meeting_promoted``, ``meeting_reminder`` (one invitee of a meeting; see
   ``services/newsletter/meetings.py``): name, meeting {kind_label, title, description,
