@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from typer.exceptions import TyperException
 
 from cli import ambassadors, events, newsletter, operations
+from cli.output import emit_json
+from contracts.errors import Error, ErrorCode
+
+# A usage error (an unknown option, a missing argument) exits as click's do.
+EXIT_USAGE = 2
 
 app = typer.Typer(
     help="samskab: run the ambassador network (talks to the running stack over NATS).",
@@ -20,5 +28,29 @@ app.command("goals")(operations.goals)
 app.command("health")(operations.health)
 app.command("audit")(operations.audit)
 
+
+def main() -> None:
+    """``samskab``: the app, with usage errors under ``--json`` as the structured error
+    every other failure gives, so a script reading the JSON never meets a usage text."""
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        # Typer's (vendored click's) usage and parameter errors.
+        if "--json" in sys.argv[1:]:
+            error = Error(code=ErrorCode.VALIDATION_FAILED, message=exc.format_message())
+            emit_json({"ok": False, "error": error.model_dump(mode="json")})
+            sys.exit(EXIT_USAGE)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

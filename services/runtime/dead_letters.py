@@ -26,6 +26,7 @@ from pymongo import DESCENDING
 from contracts.envelope import Event
 from contracts.operations import DeadLetterView
 from services.runtime.mongo import DatabaseT, Session
+from services.runtime.rpc import refusal
 
 ADVISORY_PREFIX = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 ERROR_MAX = 2000
@@ -81,9 +82,12 @@ def person_of(event: Event | None) -> str | None:
 
 
 def _person_in(payload: bytes) -> str | None:
+    # A poison payload may be anything (nested 10,000 deep, say): read only a readable one.
+    if refusal(payload) is not None:
+        return None
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     value = data.get("ambassador_id") if isinstance(data, dict) else None
     return value if isinstance(value, str) else None
@@ -259,10 +263,14 @@ def view(doc: dict[str, Any], with_payload: bool = False) -> DeadLetterView:
 def show_payload(view: DeadLetterView, payload: bytes | None) -> None:
     """The message as it was: JSON as JSON, anything else as base64."""
     data = bytes(payload or b"")
-    try:
-        view.payload = json.loads(data)
-    except ValueError:
-        view.payload_base64 = base64.b64encode(data).decode()
+    if refusal(data) is None:
+        try:
+            view.payload = json.loads(data)
+            return
+        except (ValueError, RecursionError):
+            pass
+    # Not JSON, or JSON nobody should have to read (nested 10,000 deep).
+    view.payload_base64 = base64.b64encode(data).decode()
 
 
 def _now() -> datetime:

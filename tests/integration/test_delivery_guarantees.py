@@ -412,6 +412,37 @@ async def test_a_poison_event_is_dead_lettered_at_once_and_does_not_block(bed: B
     assert await counter.counted("fig") == 1
 
 
+async def test_an_event_on_a_subject_the_consumer_did_not_expect_is_not_acted_on(
+    bed: Bed,
+) -> None:
+    """The consumer sees its stream's every subject; it applies only those it routes. A
+    message that looks like the bed's event but arrives on another subject of the stream
+    (and one nested too deep to be read) changes nothing, and blocks nothing after it."""
+    await bed.create_stream()
+    counter = Counter(bed)
+    good = bed.thing(thing="kiwi")
+    lookalike = bed.thing(thing="kiwi").model_dump_json().encode()
+    async with running(counter.service):
+        ack = await bed.js.publish(
+            f"{bed.prefix}.v1.made_up", lookalike, headers={"Nats-Msg-Id": "made-up-1"}
+        )
+        deep = await bed.publish(b'{"thing": ' + b"[" * 5000 + b"]" * 5000 + b"}", "deep-1")
+        good_seq = await bed.publish(good.model_dump_json().encode(), msg_id=str(good.event_id))
+        await eventually(lambda: counter.acked_through(good_seq), "the good event to be applied")
+        assert ack.seq < deep < good_seq
+        assert await counter.dead_letter(ack.seq) is None  # not ours: acknowledged, not dead
+        dead = await counter.dead_letter(deep)
+        assert dead is not None and "deeper than" in dead["reason"]
+        # An operator can look at it: the payload comes back as it was, in base64.
+        async with ServiceClient(counter.service.settings) as client:
+            shown = await client.request(
+                dead_letters_show_subject(counter.name), {"id": dead["_id"]}
+            )
+        assert shown.get("payload") is None and shown["payload_base64"]
+    assert [event_id for event_id, _ in counter.attempts] == [str(good.event_id)]
+    assert await counter.counted("kiwi") == 1
+
+
 async def test_a_validation_error_raised_by_the_handler_is_retried_not_poison(
     bed: Bed,
 ) -> None:
