@@ -70,9 +70,14 @@ async def update_in(
 ) -> int:
     """``update`` every document whose ``field`` is one of ``ids`` and that matches
     ``criteria``, one ``$in`` per chunk, all in one round trip; returns how many matched."""
-    ops = [UpdateMany(where, dict(update)) for where in _in_filters(ids, criteria, field)]
-    if not ops:
-        return 0
+    filters = _in_filters(ids, criteria, field)
+    if len(filters) <= 1:
+        # One chunk (the usual case): a plain statement, not a bulk write.
+        if not filters:
+            return 0
+        result = await collection.update_many(filters[0], dict(update), session=session)
+        return result.matched_count
+    ops = [UpdateMany(where, dict(update)) for where in filters]
     return (await collection.bulk_write(ops, ordered=False, session=session)).matched_count
 
 
@@ -86,9 +91,12 @@ async def delete_in(
 ) -> int:
     """Delete every document whose ``field`` is one of ``ids`` and that matches
     ``criteria``, one ``$in`` per chunk, all in one round trip; returns how many went."""
-    ops = [DeleteMany(where) for where in _in_filters(ids, criteria, field)]
-    if not ops:
-        return 0
+    filters = _in_filters(ids, criteria, field)
+    if len(filters) <= 1:
+        if not filters:
+            return 0
+        return (await collection.delete_many(filters[0], session=session)).deleted_count
+    ops = [DeleteMany(where) for where in filters]
     return (await collection.bulk_write(ops, ordered=False, session=session)).deleted_count
 
 
