@@ -162,14 +162,10 @@ def sign_up(
         return
 
     def human(r: SignUpResult) -> None:
+        # Staff's entry is active at once (the unit that registers also activates).
         a = r.ambassador
-        if a.status == Status.ACTIVE:
-            number = a.certificate.number if a.certificate else "not yet issued"
-            typer.echo(f"{a.id} active: {_who(a)} (certificate {number})")
-        elif r.token_reissued:
-            typer.echo(f"{a.id} still pending: a new confirmation link was issued for {a.email}")
-        else:
-            typer.echo(f"{a.id} pending until {a.email} is confirmed")
+        number = a.certificate.number if a.certificate else "not yet issued"
+        typer.echo(f"{a.id} active: {_who(a)} (certificate {number})")
 
     show(result, as_json, human)
 

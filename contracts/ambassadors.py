@@ -405,11 +405,11 @@ class SignUpReceived(View):
 
 
 class SignUpResult(View):
+    """Staff's answer to ``register``: the ambassador, active."""
+
     audit_target: ClassVar[str | None] = "ambassador.id"
 
     ambassador: AmbassadorView
-    # True when the address had a pending self sign-up and a fresh token was sent instead.
-    token_reissued: bool = False
 
 
 class DirectoryEntry(View):

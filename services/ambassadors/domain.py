@@ -294,16 +294,16 @@ def sign_up(
     - same address active: staff are told it is taken (a conflict); a self sign-up
       changes nothing, and the owner is told (within the same daily limit).
     """
-    if existing is not None and existing.status == Status.ACTIVE and not staff:
+    if existing is not None and not staff and existing.status in (Status.ACTIVE, Status.PENDING):
+        active = existing.status == Status.ACTIVE
         asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
         if len(asked) >= confirmations_per_day:
-            return SignUpOutcome(ambassador=existing, mail=False, already_active=True)
-        told = existing.model_copy(update={"confirmations_asked": (*asked, now)})
-        return SignUpOutcome(ambassador=told, already_active=True)
-    if existing is not None and existing.status == Status.PENDING and not staff:
-        asked = tuple(t for t in existing.confirmations_asked if t > now - CONFIRMATIONS_WINDOW)
-        if len(asked) >= confirmations_per_day:
-            return SignUpOutcome(ambassador=existing, token_reissued=True, mail=False)
+            return SignUpOutcome(
+                ambassador=existing, token_reissued=not active, mail=False, already_active=active
+            )
+        if active:
+            told = existing.model_copy(update={"confirmations_asked": (*asked, now)})
+            return SignUpOutcome(ambassador=told, already_active=True)
         again = existing.model_copy(
             update={
                 "confirmation_nonce": new_nonce(),

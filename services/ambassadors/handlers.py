@@ -208,7 +208,7 @@ async def _sign_up(
                 log.info, "sign-up not mailed: daily limit", ambassador_id=ambassador.id
             )
         )
-        return SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
+        return SignUpResult(ambassador=view(ambassador))
     # What the record holds: a repeated self sign-up does not change a pending profile.
     stored = ambassador.profile
     assert stored is not None
@@ -238,7 +238,7 @@ async def _sign_up(
             token_reissued=outcome.token_reissued,
         )
     )
-    return SignUpResult(ambassador=view(ambassador), token_reissued=outcome.token_reissued)
+    return SignUpResult(ambassador=view(ambassador))
 
 
 async def confirm(ctx: Context, uow: UnitOfWork, cmd: Confirm) -> AmbassadorView:
