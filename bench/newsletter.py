@@ -367,8 +367,8 @@ async def send_through_service(
 ) -> None:
     run.rss_start = sampler.start()
     started, started_at = time.perf_counter(), time.time()
-    # The reply comes once the fan-out queued every mail (or after 5 s): mails go out
-    # meanwhile, so the sink is watched from the start.
+    # The reply is the send's job, at once; the fan-out and the mails follow, so the sink
+    # is watched from the start.
     request = asyncio.create_task(
         client.request(Endpoints.SEND.subject, {"issue_id": issue_id}, timeout=REQUEST_TIMEOUT)
     )

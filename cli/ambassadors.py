@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import calls
+from cli import calls, jobs
 from cli.output import build, fail, fields, plain, reporting, show, table
 from contracts.ambassadors import (
     IMPORT_CSV_MAX_BYTES,
@@ -360,12 +360,25 @@ def directory(as_json: JsonOpt = False) -> None:
     show(result, as_json, human)
 
 
+@jobs.shows(Endpoints.IMPORT, "importing ambassadors")
+def _imported(r: ImportResult) -> None:
+    typer.echo(
+        f"imported {r.imported}, already there {r.skipped_existing}, bad rows {len(r.errors)}"
+    )
+    for e in r.errors:
+        detail = "; ".join(f"{d['field']}: {d['message']}" for d in e.details)
+        typer.echo(f"  line {e.row}: {e.message}{' (' + detail + ')' if detail else ''}")
+
+
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="UTF-8 CSV with a header row.")],
     as_json: JsonOpt = False,
+    no_wait: jobs.NoWaitOpt = False,
 ) -> None:
-    """Import ambassadors from a CSV file as staff sign-ups; bad rows are reported."""
+    """Import ambassadors from a CSV file as staff sign-ups; bad rows are reported.
+
+    Runs as a job with a progress bar; importing the same file again imports nobody twice."""
     with reporting(as_json):
         if not file.is_file():
             fail(f"{file}: no such file", as_json)
@@ -377,16 +390,9 @@ def import_(
         except UnicodeDecodeError:
             fail(f"{file}: not UTF-8 text (save the CSV as UTF-8)", as_json)
         command = build(ImportCsv, csv_text=text, filename=file.name)
-        result = calls.call(Endpoints.IMPORT, command)
-
-    def human(r: ImportResult) -> None:
-        typer.echo(
-            f"imported {r.imported}, already there {r.skipped_existing}, bad rows {len(r.errors)}"
-        )
-        for e in r.errors:
-            detail = "; ".join(f"{d['field']}: {d['message']}" for d in e.details)
-            typer.echo(f"  line {e.row}: {e.message}{' (' + detail + ')' if detail else ''}")
-
-    show(result, as_json, human)
+        result = jobs.run(Endpoints.IMPORT, command, as_json=as_json, wait=not no_wait)
+    if result is None:
+        return
+    show(result, as_json, _imported)
     if result.errors:
         raise typer.Exit(1)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import calls
+from cli import calls, jobs
 from cli.output import build, fail, fields, plain, reporting, show, table
 from contracts.ambassadors import CoreArea
 from contracts.errors import ErrorCode, FieldError, ServiceError
@@ -323,6 +323,7 @@ def plan_year(
         typer.Option("--assembly-time", metavar="HH:MM-HH:MM", help="When the assembly runs."),
     ] = "16:00-20:00",
     as_json: JsonOpt = False,
+    no_wait: jobs.NoWaitOpt = False,
 ) -> None:
     """Schedule the year's two ambassador meetings and the annual assembly, for everyone."""
     with reporting(as_json):
@@ -339,14 +340,16 @@ def plan_year(
             assembly_starts=assembly_starts,
             assembly_ends=assembly_ends,
         )
-        result = calls.call(Endpoints.PLAN_YEAR, command)
+        result = jobs.run(Endpoints.PLAN_YEAR, command, as_json=as_json, wait=not no_wait)
+    if result is not None:
+        show(result, as_json, _planned)
 
-    def human(r: PlanYearResult) -> None:
-        for m in r.meetings:
-            typer.echo(_line(m))
-        typer.echo("invitations are being sent to every active ambassador")
 
-    show(result, as_json, human)
+@jobs.shows(Endpoints.PLAN_YEAR, "planning the year")
+def _planned(r: PlanYearResult) -> None:
+    for m in r.meetings:
+        typer.echo(_line(m))
+    typer.echo("every active ambassador is invited")
 
 
 # ---------------------------------------------------------------- reading

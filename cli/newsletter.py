@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from nats.js.errors import NotFoundError
 
-from cli import calls
+from cli import calls, jobs
 from cli.output import build, emit_json, fail, plain, reporting, show, table
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import (
@@ -24,7 +24,6 @@ from contracts.newsletter import (
     Endpoints,
     GetArchive,
     IssueRendering,
-    IssueState,
     IssueSummary,
     ItemPage,
     ItemView,
@@ -297,22 +296,19 @@ def test_send(
     show(result, as_json, lambda r: typer.echo(f"test copy queued for {r.to}"))
 
 
+@jobs.shows(Endpoints.SEND, "sending the issue")
+def _sent(r: IssueSummary) -> None:
+    typer.echo(f"issue {r.number} sent: queued for {r.recipients} subscribers")
+
+
 @app.command()
-def send(issue_id: IssueArg, as_json: JsonOpt = False) -> None:
-    """Send an issue to every confirmed subscriber."""
+def send(issue_id: IssueArg, as_json: JsonOpt = False, no_wait: jobs.NoWaitOpt = False) -> None:
+    """Send an issue to every confirmed subscriber (a job, with a progress bar)."""
     with reporting(as_json):
-        result = calls.call(Endpoints.SEND, build(SendIssue, issue_id=issue_id))
-
-    def human(r: IssueSummary) -> None:
-        if r.state == IssueState.SENT:
-            typer.echo(f"issue {r.number} sent: queued for {r.recipients} subscribers")
-        else:
-            typer.echo(
-                f"issue {r.number} is being sent ({r.recipients} queued so far); "
-                "`samskab newsletter archive` lists it once done"
-            )
-
-    show(result, as_json, human)
+        command = build(SendIssue, issue_id=issue_id)
+        result = jobs.run(Endpoints.SEND, command, as_json=as_json, wait=not no_wait)
+    if result is not None:
+        show(result, as_json, _sent)
 
 
 def _index(entries: list[ArchiveEntry]) -> str:

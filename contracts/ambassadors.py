@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from contracts import endpoints
+from contracts import endpoints, jobs
 from contracts.envelope import Event, Message
 from contracts.text import clean_line, normalise_email, normalise_name, normalise_website
 
@@ -479,6 +479,8 @@ class ImportRowError(View):
 
 
 class ImportResult(View):
+    audit_target: ClassVar[str | None] = "ambassador_ids"
+
     imported: int
     skipped_existing: int
     errors: list[ImportRowError]
@@ -648,12 +650,15 @@ class Endpoints(endpoints.Endpoints):
         AmbassadorView,
         "Remove every personal field; an anonymous record keeps the goals' history true.",
     )
-    IMPORT = endpoints.command(
+    IMPORT = jobs.job(
         "ambassadors.cmd.import",
         ImportCsv,
         ImportResult,
-        "Import a CSV list as staff sign-ups; each bad row is reported, good rows go in.",
+        "Import a CSV list as staff sign-ups, as a job; each bad row is reported, good rows "
+        "go in, and the same list sent again imports nobody twice.",
+        unit="rows",
     )
+    JOB = jobs.show_job(SERVICE)
     CERTIFICATE = endpoints.command(
         "ambassadors.cmd.certificate",
         GetCertificate,

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from contracts import endpoints
+from contracts import endpoints, jobs
 from contracts.ambassadors import CoreArea, Theme
 from contracts.envelope import Event, Message
 from contracts.text import clean_line, normalise_name, normalise_website
@@ -593,12 +593,15 @@ class Endpoints(endpoints.Endpoints):
         MeetingView,
         "Cancel a meeting; everyone who has not declined is told.",
     )
-    PLAN_YEAR = endpoints.command(
+    PLAN_YEAR = jobs.job(
         "events.cmd.plan_year",
         PlanYear,
         PlanYearResult,
-        "Schedule a year's two ambassador meetings and its annual assembly.",
+        "Schedule a year's two ambassador meetings and its annual assembly, as a job that "
+        "ends once everyone is invited to them.",
+        unit="invitations",
     )
+    JOB = jobs.show_job(SERVICE)
     RSVP = endpoints.command(
         "events.cmd.rsvp",
         Rsvp,

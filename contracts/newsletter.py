@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from contracts import endpoints
+from contracts import endpoints, jobs
 from contracts.envelope import Event, Message
 from contracts.text import normalise_email, normalise_name, normalise_website
 
@@ -428,12 +428,15 @@ class Endpoints(endpoints.Endpoints):
         TestSendResult,
         "Mail one copy of an issue to an address (no unsubscribe link: not a subscriber).",
     )
-    SEND = endpoints.command(
+    SEND = jobs.job(
         "newsletter.cmd.send",
         SendIssue,
         IssueSummary,
-        "Send an issue to every confirmed subscriber; resumes after a crash.",
+        "Send an issue to every confirmed subscriber, as a job that ends once it is queued "
+        "for each of them; resumes after a crash.",
+        unit="subscribers",
     )
+    JOB = jobs.show_job(SERVICE)
     ARCHIVE = endpoints.query(
         "newsletter.query.archive",
         GetArchive,

@@ -48,7 +48,7 @@ def build(
     service.command(Endpoints.UPDATE, partial(handlers.update, ctx))
     service.command(Endpoints.WITHDRAW, partial(handlers.withdraw, ctx))
     service.command(Endpoints.ERASE, partial(handlers.erase, ctx))
-    service.orchestrate(Endpoints.IMPORT, partial(handlers.import_csv, ctx))
+    service.job_runner(Endpoints.IMPORT, partial(handlers.import_rows, ctx))
     service.orchestrate(Endpoints.CERTIFICATE, partial(handlers.get_certificate, ctx))
     service.query(Endpoints.LIST, partial(handlers.list_ambassadors, ctx))
     service.query(Endpoints.SHOW, partial(handlers.show, ctx))

@@ -24,6 +24,7 @@ from contracts.ambassadors import (
     Confirm,
     Directory,
     DirectoryEntry,
+    Endpoints,
     Erase,
     Erased,
     GetCertificate,
@@ -52,11 +53,13 @@ from contracts.ambassadors import (
 )
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, ServiceError
+from contracts.jobs import JobView
 from services.ambassadors import certificate_worker, domain, store
 from services.ambassadors.context import Context
 from services.ambassadors.domain import Ambassador
-from services.ambassadors.importing import parse_ambassador_csv
-from services.runtime import erasure
+from services.ambassadors.importing import CsvRow, parse_ambassador_csv
+from services.runtime import erasure, jobs
+from services.runtime.jobs import RunningJob
 from services.runtime.logging import get_logger
 from services.runtime.rpc import field_errors
 from services.runtime.tokens import token_hash
@@ -312,43 +315,58 @@ async def erase(ctx: Context, uow: UnitOfWork, cmd: Erase) -> AmbassadorView:
     return view(erased)
 
 
-async def import_csv(ctx: Context, cmd: ImportCsv) -> ImportResult:
-    """Each good row a staff sign-up of its own (its own unit of work): a bad row or an
-    address already known stops only that row."""
+async def import_rows(ctx: Context, job: RunningJob, cmd: ImportCsv) -> ImportResult:
+    """The import job: each good row a staff sign-up in a unit of work of its own, which
+    also moves the job on, so that after a crash the job goes on from the first row not
+    committed. A bad row, or an address already known, stops only that row."""
     rows, problems = parse_ambassador_csv(cmd.csv_text)
+    if job.total is None:
+        await job.sized(ctx.service.reading(), len(rows))
+    for row in rows[job.done :]:
+        await _import_row(ctx, job, row)
+    await job.reload(ctx.service.reading())
     errors = [ImportRowError(row=p.line, message=p.message) for p in problems]
-    imported: list[str] = []
-    skipped = 0
-    for row in rows:
-        try:
-            command = Register.model_validate({**row.fields, "consent": True})
-            result = await ctx.service.run(
-                functools.partial(register, ctx, cmd=command, source=Source.IMPORT),
-                name="importing a row",
-            )
-        except ValidationError as exc:
-            details = [{"field": d.field, "message": d.message} for d in field_errors(exc)]
-            errors.append(ImportRowError(row=row.line, message="invalid row", details=details))
-            continue
-        except ServiceError as exc:
-            if exc.code == ErrorCode.CONFLICT:
-                skipped += 1
-                continue
-            details = [d.model_dump() for d in exc.error.details]
-            errors.append(ImportRowError(row=row.line, message=exc.error.message, details=details))
-            continue
-        imported.append(result.ambassador.id)
+    errors += [ImportRowError.model_validate(e) for e in job.partial.get("errors", [])]
     errors.sort(key=lambda e: e.row)
+    imported = [str(i) for i in job.partial.get("imported", [])]
     return ImportResult(
-        imported=len(imported), skipped_existing=skipped, errors=errors, ambassador_ids=imported
+        imported=len(imported),
+        skipped_existing=int(job.partial.get("skipped", 0)),
+        errors=errors,
+        ambassador_ids=imported,
     )
 
 
-async def import_demo_if_empty(ctx: Context) -> ImportResult | None:
-    """make up starts with the 2022 list of organisations, once, into an empty store."""
+async def _import_row(ctx: Context, job: RunningJob, row: CsvRow) -> None:
+    try:
+        command = Register.model_validate({**row.fields, "consent": True})
+    except ValidationError as exc:
+        details = [{"field": d.field, "message": d.message} for d in field_errors(exc)]
+        error = ImportRowError(row=row.line, message="invalid row", details=details)
+        await job.advance(ctx.service.reading(), push={"errors": error.model_dump()})
+        return
+
+    async def register_row(uow: UnitOfWork) -> None:
+        result = await register(ctx, uow, command, source=Source.IMPORT)
+        await job.advance(uow, push={"imported": result.ambassador.id})
+
+    try:
+        await ctx.service.run(register_row, name="importing a row")
+    except ServiceError as exc:
+        if exc.code == ErrorCode.CONFLICT:
+            await job.advance(ctx.service.reading(), add={"skipped": 1})
+            return
+        details = [d.model_dump() for d in exc.error.details]
+        error = ImportRowError(row=row.line, message=exc.error.message, details=details)
+        await job.advance(ctx.service.reading(), push={"errors": error.model_dump()})
+
+
+async def import_demo_if_empty(ctx: Context) -> None:
+    """make up starts with the 2022 list of organisations, once, into an empty store: an
+    import job like any other, run to its end before the service takes requests."""
     s = ctx.settings
     if not s.demo_import or await store.count(ctx.service.reading()) > 0:
-        return None
+        return
     if s.demo_csv is not None:
         text = await asyncio.to_thread(Path(s.demo_csv).read_text, encoding="utf-8")
     else:
@@ -357,9 +375,26 @@ async def import_demo_if_empty(ctx: Context) -> ImportResult | None:
             .joinpath("demo/ambassadors-2022.csv")
             .read_text(encoding="utf-8")
         )
-    result = await import_csv(ctx, ImportCsv(csv_text=text, filename="ambassadors-2022.csv"))
-    log.info("demo ambassadors imported", imported=result.imported, errors=len(result.errors))
-    return result
+    demo = ImportCsv(csv_text=text, filename="ambassadors-2022.csv")
+
+    async def start(uow: UnitOfWork) -> JobView:
+        return await jobs.start(
+            uow,
+            ctx.service.name,
+            Endpoints.IMPORT,
+            runner_input=demo,
+            key=jobs.request_key(demo),
+        )
+
+    job = await ctx.service.run(start, name="starting the demo import")
+    await ctx.service.run_jobs_now()
+    report = (await jobs.load(ctx.service.reading(), job.id)).report or {}
+    log.info(
+        "demo ambassadors imported",
+        job_id=job.id,
+        imported=report.get("imported"),
+        errors=len(report.get("errors", [])),
+    )
 
 
 async def get_certificate(ctx: Context, cmd: GetCertificate) -> CertificateLocation:

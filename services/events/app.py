@@ -41,7 +41,7 @@ def build(
     service.react(Erased, partial(reactions.ambassador_erased, ctx))
 
     service.command(Endpoints.SCHEDULE, partial(handlers.schedule, ctx))
-    service.command(Endpoints.PLAN_YEAR, partial(handlers.plan_year, ctx))
+    service.job(Endpoints.PLAN_YEAR, partial(handlers.plan_year, ctx))
     service.command(Endpoints.RESCHEDULE, partial(handlers.reschedule, ctx))
     service.command(Endpoints.CANCEL, partial(handlers.cancel, ctx))
     service.command(Endpoints.RSVP, partial(handlers.rsvp, ctx))

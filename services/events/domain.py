@@ -93,6 +93,8 @@ class Meeting(BaseModel):
     reminder_pending: bool = False
     # Set for the fixed meetings of a year (plan-year): one of each per year.
     plan_key: str | None = None
+    # The plan-year job that follows their invitations, until it is done.
+    plan_job: str | None = None
 
     def info(self) -> MeetingInfo:
         return MeetingInfo(

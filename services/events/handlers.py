@@ -17,6 +17,7 @@ from contracts.events import (
     CancelMeeting,
     CloseMeeting,
     Counts,
+    Endpoints,
     GetCalendar,
     InvitationCancelled,
     InvitationUpdated,
@@ -32,7 +33,6 @@ from contracts.events import (
     MeetingView,
     Participation,
     PlanYear,
-    PlanYearResult,
     RecordAttendance,
     RescheduleMeeting,
     Rsvp,
@@ -41,6 +41,7 @@ from contracts.events import (
     ShowMeeting,
     Waitlisted,
 )
+from contracts.jobs import JobView
 from services.events import calendar, domain, store
 from services.events.context import Context
 from services.events.domain import Invitation, Meeting
@@ -116,7 +117,10 @@ async def schedule(ctx: Context, uow: UnitOfWork, cmd: ScheduleMeeting) -> Meeti
     return meeting_view(meeting)
 
 
-async def plan_year(ctx: Context, uow: UnitOfWork, cmd: PlanYear) -> PlanYearResult:
+async def plan_year(ctx: Context, uow: UnitOfWork, cmd: PlanYear) -> JobView:
+    """The year's fixed meetings, scheduled now; the job follows their invitations
+    (``planning``) and ends with the planned meetings."""
+    job = await ctx.service.start_job(uow, Endpoints.PLAN_YEAR)
     meetings: list[Meeting] = []
     for key, scheduled in domain.plan_year(cmd):
         existing = await store.meeting_with_plan_key(uow, key)
@@ -129,7 +133,7 @@ async def plan_year(ctx: Context, uow: UnitOfWork, cmd: PlanYear) -> PlanYearRes
             meetings.append(
                 domain.schedule(
                     scheduled, now=uow.now, remind_before=ctx.remind_before, plan_key=key
-                )
+                ).model_copy(update={"plan_job": job.id})
             )
         except domain.DomainValidationError as exc:
             # Said of the plan's own field: the plan has no ``starts``.
@@ -144,8 +148,9 @@ async def plan_year(ctx: Context, uow: UnitOfWork, cmd: PlanYear) -> PlanYearRes
     for meeting in meetings:
         await store.save_meeting(uow, meeting)
         uow.emit(MeetingScheduled(meeting_id=meeting.id, meeting=meeting.info()))
+    uow.about(*(m.id for m in meetings))
     uow.after_commit(ctx.wake_housekeeping)
-    return PlanYearResult(meetings=[meeting_view(m) for m in meetings])
+    return job
 
 
 async def reschedule(ctx: Context, uow: UnitOfWork, cmd: RescheduleMeeting) -> MeetingView:

@@ -1,7 +1,8 @@
 """The events service's background work: audiences invited in rounds, due reminders sent.
 
-One step of the housekeeping loop (``step``) runs a round of each meeting still inviting
-and the reminders that are due, each in a unit of work of its own; the loop runs it again
+One step of the housekeeping loop (``step``) runs a round of each meeting still inviting,
+the reminders that are due and the plan-year jobs' progress, each in a unit of work of its
+own; the loop runs it again
 at once while a round says there is more, otherwise after the poll interval or when a
 newly scheduled meeting wakes it.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from contracts.events import Participation, ReminderDue
-from services.events import domain, store
+from services.events import domain, planning, store
 from services.events.context import Context
 from services.events.invitees import invite, tell, with_ambassadors
 from services.runtime.logging import get_logger
@@ -93,4 +94,12 @@ async def step(ctx: Context) -> bool:
             continue
         if sent:
             log.info("reminders sent", meeting_id=meeting_id, count=sent)
+    for job_id in await store.planning_jobs(scope):
+        try:
+            if await ctx.service.run(
+                partial(planning.follow, ctx, job_id=job_id), name="following a year's plan"
+            ):
+                log.info("year planned, everyone invited", job_id=job_id)
+        except Exception:
+            log.exception("following a year's plan failed", job_id=job_id)
     return more

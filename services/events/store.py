@@ -140,6 +140,25 @@ async def public_meetings(scope: Scope) -> list[Meeting]:
     return [_meeting(doc) async for doc in cursor]
 
 
+async def planning_jobs(scope: Scope) -> list[str]:
+    """The plan-year jobs still following their meetings' invitations."""
+    cursor = scope.db.meetings.find(
+        {"plan_job": {"$type": "string"}}, {"plan_job": 1}, session=scope.session
+    )
+    return sorted({doc["plan_job"] async for doc in cursor})
+
+
+async def meetings_of_plan_job(scope: Scope, job_id: str) -> list[Meeting]:
+    cursor = scope.db.meetings.find({"plan_job": job_id}, session=scope.session)
+    return sorted([_meeting(doc) async for doc in cursor], key=lambda m: m.starts_at)
+
+
+async def invitation_count(scope: Scope, meeting_ids: Sequence[str]) -> int:
+    return await scope.db.invitations.count_documents(
+        {"meeting_id": {"$in": list(meeting_ids)}}, session=scope.session
+    )
+
+
 async def meetings_inviting(scope: Scope, limit: int = 20) -> list[str]:
     cursor = scope.db.meetings.find({"inviting": True}, {"_id": 1}, session=scope.session)
     return [doc["_id"] async for doc in cursor.limit(limit)]

@@ -112,7 +112,7 @@ def build(
     service.command(Endpoints.DRAFT, partial(issues.draft, ctx))
     service.query(Endpoints.PREVIEW, partial(issues.preview, ctx))
     service.command(Endpoints.TEST_SEND, partial(issues.test_send, ctx))
-    service.orchestrate(Endpoints.SEND, partial(issues.send, ctx))
+    service.job(Endpoints.SEND, partial(issues.send, ctx))
     service.query(Endpoints.ARCHIVE, partial(issues.archive, ctx))
     service.check_endpoints(Endpoints)
     return service, ctx

@@ -4,9 +4,8 @@ queue mail and the parts that send it (delivery and the issue fan-out)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.newsletter.links import Links
 from services.newsletter.sections import REGISTRY, SectionRegistry
@@ -26,8 +25,6 @@ class Context:
     # Set by the parts that run them (see app.py).
     fanout: Loop | None = None
     delivery_notify: Callable[[], None] | None = None
-    # Issues whose send waits for the fan-out to finish (see issues.send).
-    fanout_done: dict[str, asyncio.Event] = field(default_factory=dict)
     # What the delivery side caches and must drop when a subscriber or issue changes
     # under it (an unsubscribe, an erasure): see outgoing.py.
     forget_subscriber: Callable[[str], None] = lambda _subscriber_id: None

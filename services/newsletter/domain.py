@@ -519,6 +519,8 @@ class Issue(BaseModel):
     # The fan-out's progress: subscribers are queued in id order, this is the last queued.
     fanout_cursor: str | None = None
     archive_object: str | None = None
+    # The send's job (how far the fan-out got, the sent issue once done).
+    job_id: str | None = None
     # Personal data was scrubbed from a sent issue: its stored web version is rewritten.
     archive_stale: bool = False
 

@@ -12,6 +12,8 @@ from services.newsletter import delivery, domain, store
 from services.newsletter.context import Context
 from services.newsletter.domain import Issue
 from services.newsletter.issues import render
+from services.newsletter.views import issue_summary
+from services.runtime import jobs
 from services.runtime.logging import get_logger
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -71,6 +73,9 @@ async def fanout(ctx: Context, issue_id: str) -> Issue | None:
         queued += queued_now
         assert cursor is not None  # the chain is not empty
         await store.advance_fanout(scope, issue.id, cursor)
+        if issue.job_id is not None:
+            so_far = (await delivery.issue_progress(db, issue.id)).recipients
+            await jobs.progress(scope, issue.job_id, done=so_far)
         if first:
             # The worker starts on the first batches; it finds the later ones by itself
             # when it runs out.
@@ -90,6 +95,10 @@ async def _mark_sent(uow: UnitOfWork, issue: Issue, recipients: int) -> Issue:
         return current or issue  # another replica finished it
     sent = domain.mark_sent(current, recipients=recipients, now=uow.now)
     await store.save_issue(uow, sent)
+    if sent.job_id is not None:
+        # Subscribers who left during the fan-out are not counted: the total is what went.
+        await jobs.progress(uow, sent.job_id, done=recipients, total=recipients)
+        await jobs.finish(uow, sent.job_id, issue_summary(sent))
     assert sent.sent_at is not None and sent.archive_object is not None
     uow.emit(
         IssueSent(
@@ -123,10 +132,6 @@ async def step(ctx: Context) -> bool:
             await fanout(ctx, issue_id)
         except Exception:
             log.exception("issue fan-out failed, trying again", issue_id=issue_id)
-            continue
-        done = ctx.fanout_done.pop(issue_id, None)
-        if done is not None:
-            done.set()
     for issue_id in await store.stale_archive_ids(scope):
         try:
             issue = await store.load_issue(scope, issue_id)

@@ -4,19 +4,19 @@ test-sent, sent (the fan-out does the rest, see fanout.py), and archived for the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import uuid
 from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
 
 from contracts.errors import ErrorCode, ServiceError
+from contracts.jobs import JobView
 from contracts.newsletter import (
     ITEMS_PER_ISSUE_MAX,
     Archive,
     ArchiveEntry,
     DraftIssue,
+    Endpoints,
     GetArchive,
     IssueRendering,
     IssueState,
@@ -34,10 +34,8 @@ from services.newsletter.mail import compose
 from services.newsletter.mail.rendering import RenderedIssue, render_issue
 from services.newsletter.mailing import queue
 from services.newsletter.views import issue_summary
+from services.runtime import jobs
 from services.runtime.unit_of_work import Reading, Scope, UnitOfWork
-
-# How long `send` waits for the fan-out before answering "still sending".
-SEND_WAIT_SECONDS = 5.0
 
 
 async def load_issue(scope: Scope, issue_id: str) -> Issue:
@@ -160,33 +158,28 @@ async def test_send(ctx: Context, uow: UnitOfWork, cmd: TestSend) -> TestSendRes
     return TestSendResult(mail_id=delivery.mail_id_for(dedupe_key), to=to)
 
 
-async def send(ctx: Context, cmd: SendIssue) -> IssueSummary:
-    """Start sending (one unit of work: the number, the items used), then wait a moment for
-    the fan-out, and answer how far it got."""
-    sending = await ctx.service.run(
-        functools.partial(_start_sending, issue_id=cmd.issue_id), name="starting to send an issue"
-    )
-    done = ctx.fanout_done.setdefault(sending.id, asyncio.Event())
-    ctx.wake_fanout()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), timeout=SEND_WAIT_SECONDS)
-    return issue_summary(await load_issue(ctx.service.reading(), sending.id))
-
-
-async def _start_sending(uow: UnitOfWork, issue_id: str) -> Issue:
-    issue = await load_issue(uow, issue_id)
-    if issue.state == IssueState.SENDING:
-        return issue  # sent again after a timeout: the fan-out is running
+async def send(ctx: Context, uow: UnitOfWork, cmd: SendIssue) -> JobView:
+    """Start sending: the issue takes its number and its items, and its job follows the
+    fan-out to every confirmed subscriber (see fanout.py), ending with the sent issue. Sent
+    again while it is being sent, the answer is the same job."""
+    issue = await load_issue(uow, cmd.issue_id)
+    uow.about(issue.id)
+    if issue.state == IssueState.SENDING and issue.job_id is not None:
+        return await jobs.load(uow, issue.job_id)
     if issue.state == IssueState.SENT:
         raise ServiceError(ErrorCode.INVALID_STATE, f"issue {issue.number} is sent already")
-    current = await store.load_items(uow, [i.id for i in issue.items])
-    number = await store.take_issue_number(uow)
-    sending = domain.start_sending(
-        issue, {i.id: current.get(i.id) for i in issue.items}, number, uow.now
-    )
-    await store.save_issue(uow, sending)
-    await store.mark_items_used(uow, [i.id for i in issue.items], issue.id)
-    return sending
+    if issue.state == IssueState.DRAFT:
+        current = await store.load_items(uow, [i.id for i in issue.items])
+        number = await store.take_issue_number(uow)
+        issue = domain.start_sending(
+            issue, {i.id: current.get(i.id) for i in issue.items}, number, uow.now
+        )
+        await store.mark_items_used(uow, [i.id for i in issue.items], issue.id)
+    total = await store.confirmed_count(uow)
+    job = await ctx.service.start_job(uow, Endpoints.SEND, total=total)
+    await store.save_issue(uow, issue.model_copy(update={"job_id": job.id}))
+    uow.after_commit(ctx.wake_fanout)
+    return job
 
 
 async def archive(ctx: Context, scope: Reading, query: GetArchive) -> Archive:

@@ -208,6 +208,12 @@ def _id_position(subscriber_id: str | None) -> int | None:
     return int(head, 16)
 
 
+async def confirmed_count(scope: Scope) -> int:
+    return await scope.db.subscribers.count_documents(
+        {"status": SubscriberStatus.CONFIRMED.value}, session=scope.session
+    )
+
+
 async def confirmed_after(
     scope: Scope, cursor: str | None, limit: int, scan: ConfirmedScan | None = None
 ) -> list[dict[str, Any]]:

@@ -33,7 +33,8 @@ from contracts.ambassadors import Erased
 from contracts.endpoints import ACTOR_HEADER, Endpoint, Endpoints, valid_actor
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, FieldError, ServiceError
-from services.runtime import dead_letters, erasure
+from contracts.jobs import JobEndpoint, JobView, ShowJob, show_job
+from services.runtime import dead_letters, erasure, jobs
 from services.runtime.audit import ensure_audit_indexes
 from services.runtime.background import Loop, retry
 from services.runtime.client import inbox_prefix
@@ -61,6 +62,7 @@ log = get_logger(__name__)
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
+Report = TypeVar("Report", bound=BaseModel)
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
 
@@ -202,6 +204,9 @@ class Service:
         # Erased people's events leave the service's own stream once published.
         self.erasures = self.loop("erasure sweep", self._sweep_erasures, every=5.0)
         self.known_ambassadors: KnownAmbassadors | None = None
+        self.job_runners = jobs.JobRunners(owner=f"{name}-{uuid.uuid4().hex[:8]}")
+        self._jobs_loop: Loop | None = None
+        self._serving_jobs = False
         from services.runtime import operator_endpoints
 
         operator_endpoints.register(self)
@@ -276,6 +281,61 @@ class Service:
             return await handler(self.reading(), request)
 
         self._register(endpoint, handle, handler)
+
+    def job(self, endpoint: JobEndpoint[Req, Report], start: CommandHandler[Req, JobView]) -> None:
+        """Answer ``endpoint`` (declared with ``contracts.jobs.job``) at once with the job
+        ``start`` creates (``start_job``) in the command's unit of work; the service's own
+        background work moves it on and finishes it (``jobs.progress`` / ``jobs.finish``)."""
+        self.command(endpoint, start)
+        self._serve_jobs()
+
+    def job_runner(self, endpoint: JobEndpoint[Req, Report], run: jobs.Runner[Req, Report]) -> None:
+        """Answer ``endpoint`` at once with a job the runtime runs: the request is stored
+        as the job's input, and ``run(job, request)`` is called in the background (again
+        after a crash, from the last step it committed) until it returns the report. The
+        same request sent again while its job runs is answered with that job."""
+
+        async def start(uow: UnitOfWork, request: Req) -> JobView:
+            started = await jobs.start(
+                uow, self.name, endpoint, runner_input=request, key=jobs.request_key(request)
+            )
+            if self._jobs_loop is not None:
+                uow.after_commit(self._jobs_loop.wake)
+            return started
+
+        self.job(endpoint, start)
+        self.job_runners.register(endpoint, run)
+        if self._jobs_loop is None:
+            self._jobs_loop = self.loop(
+                "jobs", lambda: self.job_runners.step(self.reading), every=5.0
+            )
+
+    async def start_job(
+        self, uow: UnitOfWork, endpoint: JobEndpoint[Any, Any], *, total: int | None = None
+    ) -> JobView:
+        """A job for ``endpoint``, created in ``uow`` (a driven job: see ``job``)."""
+        return await jobs.start(uow, self.name, endpoint, total=total)
+
+    async def run_jobs_now(self) -> None:
+        """Run the runner jobs waiting now, here (start-up work such as the demo import)."""
+        while await self.job_runners.step(self.reading):
+            pass
+
+    def _serve_jobs(self) -> None:
+        if self._serving_jobs:
+            return
+        self._serving_jobs = True
+
+        async def show(scope: Reading, query: ShowJob) -> JobView:
+            return await jobs.load(scope, query.job_id)
+
+        self.query(show_job(self.name), show)
+
+        async def prepare() -> None:
+            retention = timedelta(days=self.settings.job_retention_days)
+            await jobs.ensure_job_indexes(self.db, retention)
+
+        self._startup_hooks.insert(0, prepare)
 
     def react(self, event_type: type[E], handler: Reaction[E]) -> None:
         """Apply ``event_type`` with ``handler`` exactly once: inbox-guarded, in one

@@ -81,6 +81,8 @@ class ServiceSettings(SamskabSettings):
 
     # How long the audit trail of commands is kept.
     audit_retention_days: int = Field(default=730, ge=1)
+    # How long a finished job (its report) can still be looked up.
+    job_retention_days: int = Field(default=90, ge=1)
 
     # Tests only: a file with an ISO instant the clocks of the services jump to.
     clock_file: Path | None = None

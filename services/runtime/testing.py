@@ -36,7 +36,8 @@ from pymongo.errors import DuplicateKeyError
 from contracts.endpoints import ACTOR_HEADER, Endpoint
 from contracts.envelope import Event
 from contracts.errors import ServiceError
-from services.runtime import audit
+from contracts.jobs import JobEndpoint, JobState, JobView
+from services.runtime import audit, jobs
 from services.runtime.mongo import DatabaseT
 from services.runtime.rpc import decode_reply
 from services.runtime.service import Bucket, Service
@@ -56,6 +57,7 @@ C = TypeVar("C")
 E = TypeVar("E", bound=Event)
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
+Report = TypeVar("Report", bound=BaseModel)
 
 
 # ---------------------------------------------------------------- pymongo's async API, in memory
@@ -387,6 +389,17 @@ class ServiceHarness:
     async def deliver(self, *events: Event) -> list[Applied]:
         """Hand events to the service's consumer, as JetStream would; what became of each."""
         return [await self.service.deliver(event) for event in events]
+
+    async def report(self, endpoint: JobEndpoint[Any, Report], job: JobView) -> Report:
+        """The report ``job`` ended with (a runner job is run to its end here first; a
+        driven one must have been driven by the test); the test fails if it has not."""
+        await self.service.run_jobs_now()
+        done = await jobs.load(self.service.reading(), job.id)
+        if done.state == JobState.FAILED:
+            assert done.error is not None
+            raise ServiceError.from_error(done.error)
+        assert done.state == JobState.DONE, f"{job.id} is still {done.state.value}"
+        return endpoint.report.model_validate(done.report)
 
     def audit_trail(self) -> list[dict[str, Any]]:
         """The audit records, oldest first."""

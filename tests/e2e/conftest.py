@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from services.runtime.clock import travel
 from services.runtime.credentials import read_credentials
 from stack.processes import free_port
 from stack.settings import SECRETS_FILE
-from tests.support.stack import REPO_ROOT
+from tests.support.stack import REPO_ROOT, venv_script
 
 # Ctrl-C must bring the whole stack down within this time, exit status 0.
 STOP_TIMEOUT = 20.0
@@ -44,15 +43,6 @@ SERVICES = tuple(registry.built())
 # The stack's clock (services/runtime/clock.py), a file under the data directory: absent,
 # the services run on real time; a test travels by writing it (``StackRun.travel``).
 CLOCK_FILE_NAME = "clock"
-
-
-def venv_script(name: str) -> Path:
-    """A console script of the environment pytest runs in (``.venv/bin/<name>`` under make)."""
-    for directory in (Path(sys.executable).parent, REPO_ROOT / ".venv" / "bin"):
-        candidate = directory / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(f"{name} is not installed next to {sys.executable}; run `make install`")
 
 
 class CliHangError(AssertionError):

@@ -15,6 +15,7 @@ from tests.integration.ambassadors_harness import (
     AmbassadorsFactory,
     unique_email,
 )
+from tests.support import jobs
 
 pytest_plugins = ["tests.integration.ambassadors_fixtures"]
 pytestmark = pytest.mark.integration
@@ -80,8 +81,8 @@ async def test_an_import_takes_the_good_rows_reports_the_bad_and_skips_the_known
         f"Kendt igen,{shouted},citizen,,,,,\n"
     )
 
-    result = await ambassadors.request(
-        Endpoints.IMPORT.subject, {"csv_text": csv_text, "filename": "liste.csv"}
+    result = await jobs.report(
+        ambassadors.request, Endpoints.IMPORT, {"csv_text": csv_text, "filename": "liste.csv"}
     )
 
     assert result["imported"] == 2

@@ -25,6 +25,7 @@ from tests.integration.events_harness import (
     days_from_now,
     local_iso,
 )
+from tests.support import jobs
 
 pytest_plugins = ["tests.integration.ambassadors_fixtures", "tests.integration.events_fixtures"]
 pytestmark = pytest.mark.integration
@@ -342,7 +343,7 @@ async def test_plan_year_schedules_the_fixed_meetings_once(events: Events) -> No
         "ambassador_meetings": [f"{year}-03-04", f"{year}-09-16"],
         "assembly": f"{year}-11-12",
     }
-    planned = await events.request(Endpoints.PLAN_YEAR.subject, payload)
+    planned = await jobs.report(events.request, Endpoints.PLAN_YEAR, payload)
     kinds = [m["kind"] for m in planned["meetings"]]
     assert kinds == ["ambassador_meeting", "ambassador_meeting", "annual_assembly"]
     again = await error_of(events, Endpoints.PLAN_YEAR.subject, payload)

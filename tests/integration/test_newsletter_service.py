@@ -36,6 +36,7 @@ from tests.integration.ambassadors_harness import (
     unique_email,
     wait_for_log,
 )
+from tests.support import jobs
 
 pytest_plugins = ["tests.integration.ambassadors_fixtures"]
 pytestmark = pytest.mark.integration
@@ -262,7 +263,7 @@ async def test_an_issue_from_item_to_archive(
     assert "Ny café for alle" in preview["html"] and "<script>" not in preview["html"]
     assert preview["images"][0]["path"] in preview["html"]
 
-    sent = await newsletter.request(Endpoints.SEND.subject, {"issue_id": draft["id"]})
+    sent = await jobs.report(newsletter.request, Endpoints.SEND, {"issue_id": draft["id"]})
 
     async def is_sent() -> Document | None:
         archive = await newsletter.request(Endpoints.ARCHIVE.subject, {})

@@ -156,3 +156,12 @@ def settings_of(cls: type[S], **values: Any) -> S:
         if key.removeprefix("SAMSKAB_").lower() in cls.model_fields
     }
     return cls(_env_file=None, **{**secrets, **values})
+
+
+def venv_script(name: str) -> Path:
+    """A console script of the environment pytest runs in (``.venv/bin/<name>`` under make)."""
+    for directory in (Path(sys.executable).parent, REPO_ROOT / ".venv" / "bin"):
+        candidate = directory / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(f"{name} is not installed next to {sys.executable}; run `make install`")

@@ -37,9 +37,24 @@ from contracts.events import (
     PlanYearResult,
     RsvpResult,
 )
+from contracts.jobs import JobEndpoint, JobState, JobView
 
 WINTER_START = datetime(2027, 3, 4, 16, 0, tzinfo=UTC)  # 17:00 in Copenhagen (CET)
 WINTER_END = datetime(2027, 3, 4, 18, 0, tzinfo=UTC)
+
+
+def finished_job(endpoint: JobEndpoint[Any, Any], report: BaseModel) -> JobView:
+    """The job of ``endpoint`` as the service shows it once done with ``report``."""
+    at = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+    return JobView(
+        id="events-0123456789ab",
+        command=endpoint.subject,
+        state=JobState.DONE,
+        started_at=at,
+        updated_at=at,
+        finished_at=at,
+        report=report.model_dump(mode="json"),
+    )
 
 
 class FakeService:
@@ -51,6 +66,8 @@ class FakeService:
         self.replies: dict[str, dict[str, Any] | Exception] = {}
 
     def answer(self, endpoint: Endpoint[Any, Any], reply: BaseModel | Exception) -> None:
+        if isinstance(endpoint, JobEndpoint) and isinstance(reply, endpoint.report):
+            reply = finished_job(endpoint, reply)
         if isinstance(reply, BaseModel):
             assert isinstance(reply, endpoint.reply), (endpoint.subject, type(reply))
         self.replies[endpoint.subject] = (

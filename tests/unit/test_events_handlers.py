@@ -44,6 +44,7 @@ from contracts.events import (
     MeetingView,
     Participation,
     PlanYear,
+    PlanYearResult,
     Promoted,
     RecordAttendance,
     ReminderDue,
@@ -54,6 +55,7 @@ from contracts.events import (
     ShowMeeting,
     Waitlisted,
 )
+from contracts.jobs import JobState, ShowJob
 from services.events import housekeeping
 from services.events.app import build
 from services.events.context import Context
@@ -340,12 +342,25 @@ def year_plan(year: int = 2027) -> PlanYear:
     )
 
 
+async def planned(h: ServiceHarness, ctx: Context, plan: PlanYear) -> PlanYearResult:
+    """Plan the year, invite everyone (the job's work), and the job's report."""
+    job = await h.call(Endpoints.PLAN_YEAR, plan)
+    await send_invitations(ctx)
+    return await h.report(Endpoints.PLAN_YEAR, job)
+
+
 async def test_planning_a_year_schedules_two_ambassador_meetings_and_the_assembly_for_everyone(
     service: Service,
 ) -> None:
     h, ctx = service
     await activate(h, "anna", "bo", "carla")
-    plan = await h.call(Endpoints.PLAN_YEAR, year_plan())
+    job = await h.call(Endpoints.PLAN_YEAR, year_plan())
+    assert (job.state, job.unit) == (JobState.RUNNING, "invitations")
+    await send_invitations(ctx)
+    plan = await h.report(Endpoints.PLAN_YEAR, job)
+    shown = await h.call(Endpoints.JOB, ShowJob(job_id=job.id))
+    assert (shown.state, shown.done, shown.total) == (JobState.DONE, 9, 9)
+    assert [m.counts.invited for m in plan.meetings] == [3, 3, 3]
     spring, autumn, assembly = plan.meetings
     assert [m.kind for m in plan.meetings] == [
         MeetingKind.AMBASSADOR_MEETING,
@@ -355,13 +370,12 @@ async def test_planning_a_year_schedules_two_ambassador_meetings_and_the_assembl
     assert spring.starts_at < autumn.starts_at
     assert assembly.title == "Stormøde 2027"
     assert {e.meeting_id for e in h.emitted_of(MeetingScheduled)} == {m.id for m in plan.meetings}
-    await send_invitations(ctx)
-    for planned in plan.meetings:
-        assert sorted(invited(h, planned.id)) == ["anna", "bo", "carla"]
+    for meeting_ in plan.meetings:
+        assert sorted(invited(h, meeting_.id)) == ["anna", "bo", "carla"]
 
 
 async def test_a_second_plan_for_the_same_year_is_a_conflict(service: Service) -> None:
-    h, _ = service
+    h, ctx = service
     await h.call(Endpoints.PLAN_YEAR, year_plan())
     again = year_plan().model_copy(update={"assembly": date(2027, 12, 2)})
     error = await h.fails(Endpoints.PLAN_YEAR, again)
@@ -369,7 +383,7 @@ async def test_a_second_plan_for_the_same_year_is_a_conflict(service: Service) -
     assert len(h.db.documents("meetings")) == 3
     assert len(h.emitted_of(MeetingScheduled)) == 3
     # Another year is planned as usual.
-    assert len((await h.call(Endpoints.PLAN_YEAR, year_plan(2028))).meetings) == 3
+    assert len((await planned(h, ctx, year_plan(2028))).meetings) == 3
 
 
 async def test_a_plan_with_a_day_already_past_names_the_plans_own_field(service: Service) -> None:
@@ -1006,8 +1020,7 @@ async def test_every_command_leaves_an_audit_record_of_its_meeting_with_ids_only
     staff = "staff:mette"
     first = await h.call(Endpoints.SCHEDULE, meeting(h, in_days=2), actor=staff)
     second = await h.call(Endpoints.SCHEDULE, meeting(h, in_days=10), actor=staff)
-    plan = await h.call(Endpoints.PLAN_YEAR, year_plan(2028))
-    await send_invitations(ctx)
+    plan = await planned(h, ctx, year_plan(2028))
     await h.call(
         Endpoints.RSVP,
         Rsvp(meeting_id=first.id, ambassador_id="anna", answer=Answer.YES),

@@ -4,7 +4,6 @@ database and Object Store buckets in memory."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -24,6 +23,7 @@ from contracts.ambassadors import (
 )
 from contracts.errors import ErrorCode
 from contracts.events import MeetingInfo, MeetingKind, MeetingScheduled
+from contracts.jobs import JobState, ShowJob
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     IMAGES_BUCKET,
@@ -42,13 +42,14 @@ from contracts.newsletter import (
     Subscribe,
     Unsubscribe,
 )
-from services.newsletter import delivery, domain, fanout, issues
+from services.newsletter import delivery, domain, fanout
 from services.newsletter.app import build
 from services.newsletter.context import Context
 from services.newsletter.delivery import MailRecord
 from services.newsletter.outgoing import Outgoing
 from services.runtime import testing
 from services.runtime.testing import ServiceHarness
+from tests.support.polling import eventually
 from tests.unit.newsletter_support import (
     NOW,
     PUBLIC_URL,
@@ -117,6 +118,10 @@ async def confirmed_subscriber(h: ServiceHarness, ctx: Context, address: str) ->
     token = ctx.links.resolve(mail["context"])["token"]
     await h.call(Endpoints.CONFIRM, ConfirmSubscription(token=token))
     return result.id
+
+
+async def job_finished(h: ServiceHarness, job_id: str) -> bool:
+    return any(j["_id"] == job_id and j["state"] != "running" for j in h.db.documents("jobs"))
 
 
 # ---------------------------------------------------------------- items
@@ -221,7 +226,6 @@ async def test_items_are_listed_oldest_first_and_the_unused_ones_apart(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, _ = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     first = await h.call(Endpoints.ITEM_ADD, item(title="Første"))
     h.clock.travel(timedelta(minutes=1))
     await drafted(h)
@@ -241,7 +245,6 @@ async def test_removing_an_item_deletes_its_image_but_a_sent_item_stays(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, _ = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     await upload(h, "upload-1.png", png())
     added = await h.call(Endpoints.ITEM_ADD, item(image_object="upload-1.png"))
     removed = await h.call(Endpoints.ITEM_REMOVE, RemoveItem(item_id=added.id))
@@ -393,7 +396,6 @@ async def test_sending_numbers_the_issue_and_answers_once_every_confirmed_subscr
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, ctx = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 5.0)
     await h.deliver(activated("a1"))  # an ambassador: subscribed
     direct = await confirmed_subscriber(h, ctx, "laeser@example.org")
     await subscribe(h, Subscribe(email="venter@example.org"))  # pending
@@ -402,14 +404,19 @@ async def test_sending_numbers_the_issue_and_answers_once_every_confirmed_subscr
     added = await h.call(Endpoints.ITEM_ADD, item())
     issue_id = await drafted(h)
     # The service's fan-out loop (the harness starts no background work): send wakes it,
-    # and answers once it has queued the issue for everyone.
+    # and the send's job is done once it has queued the issue for everyone.
     assert ctx.fanout is not None
     ctx.fanout.start()
     try:
-        sent = await asyncio.wait_for(h.call(Endpoints.SEND, SendIssue(issue_id=issue_id)), 2)
+        job = await h.call(Endpoints.SEND, SendIssue(issue_id=issue_id))
+        assert (job.state, job.done, job.total, job.unit) == (JobState.RUNNING, 0, 2, "subscribers")
+        await eventually(lambda: job_finished(h, job.id), "the send's job", timeout=2)
     finally:
         await ctx.fanout.stop()
+    sent = await h.report(Endpoints.SEND, job)
     assert (sent.id, sent.state, sent.number, sent.sent_at) == (issue_id, IssueState.SENT, 1, NOW)
+    shown = await h.call(Endpoints.JOB, ShowJob(job_id=job.id))
+    assert (shown.state, shown.done, shown.total) == (JobState.DONE, 2, 2)
     assert sent.recipients == 2
     [announced] = h.emitted_of(IssueSent)
     assert (announced.issue_id, announced.number, announced.recipients) == (issue_id, 1, 2)
@@ -430,16 +437,19 @@ async def test_send_answers_still_sending_and_a_second_send_starts_nothing_new(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, ctx = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     await confirmed_subscriber(h, ctx, "laeser@example.org")
     await h.call(Endpoints.ITEM_ADD, item())
     issue_id = await drafted(h)
     first = await h.call(Endpoints.SEND, SendIssue(issue_id=issue_id))
-    assert first.state == IssueState.SENDING and first.number == 1 and first.recipients == 0
+    assert first.state == JobState.RUNNING and first.done == 0
+    [sending] = h.db.documents("issues")
+    assert sending["state"] == IssueState.SENDING and sending["number"] == 1
     again = await h.call(Endpoints.SEND, SendIssue(issue_id=issue_id))
-    assert again.state == IssueState.SENDING and again.number == 1
+    assert again.id == first.id and again.state == JobState.RUNNING
     done = await fanout.fanout(ctx, issue_id)
     assert done is not None and done.state == IssueState.SENT and done.recipients == 1
+    reported = await h.report(Endpoints.SEND, first)
+    assert reported.state == IssueState.SENT and reported.recipients == 1
     # Resumed after a crash: nothing is queued or announced twice.
     assert await fanout.fanout(ctx, issue_id) == done
     assert len(h.emitted_of(IssueSent)) == 1
@@ -454,7 +464,6 @@ async def test_a_draft_that_went_out_of_date_cannot_be_sent_and_takes_no_number(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, _ = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     added = await h.call(Endpoints.ITEM_ADD, item())
     first, second = await drafted(h), await drafted(h)
     await h.call(Endpoints.SEND, SendIssue(issue_id=first))
@@ -476,7 +485,6 @@ async def test_an_issue_mail_carries_the_subscribers_own_unsubscribe_link(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, ctx = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     subscriber_id = await confirmed_subscriber(h, ctx, "laeser@example.org")
     await h.call(Endpoints.ITEM_ADD, item())
     issue_id = await drafted(h)
@@ -508,7 +516,6 @@ async def test_the_archive_lists_sent_issues_and_shows_one_of_them(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, ctx = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     await h.call(Endpoints.ITEM_ADD, item())
     draft_only = await drafted(h)
     nothing = await h.call(Endpoints.ARCHIVE, GetArchive())
@@ -530,7 +537,6 @@ async def test_erasure_takes_the_ambassador_out_of_items_issues_and_the_archived
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h, ctx = service
-    monkeypatch.setattr(issues, "SEND_WAIT_SECONDS", 0.01)
     await h.deliver(activated("a1", name="Anna Hansen"), activated("a2", name="Bo Berg"))
     await h.call(Endpoints.ITEM_ADD, item(ambassador_id="a1"))
     issue_id = await drafted(h)
