@@ -19,7 +19,7 @@ from pymongo import DESCENDING
 from contracts.operations import AuditRecord
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT, Session
-from services.runtime.unit_of_work import CommandContext
+from services.runtime.unit_of_work import CommandContext, Scope
 
 log = get_logger(__name__)
 
@@ -93,6 +93,17 @@ async def write_outside(db: DatabaseT, doc: dict[str, Any]) -> None:
         await db[COLLECTION].replace_one({"_id": doc["_id"]}, doc, upsert=True)
     except Exception as exc:
         log.warning("audit record not written", command=doc["command"], error=repr(exc))
+
+
+async def add_targets(scope: Scope, command_id: str, targets: Iterable[str]) -> None:
+    """What a command turned out to be about once its job ended (its record is written)."""
+    ids = list(targets)
+    if ids:
+        await scope.db[COLLECTION].update_one(
+            {"_id": command_id},
+            {"$addToSet": {"targets": {"$each": ids}}},
+            session=scope.session,
+        )
 
 
 async def exists(db: DatabaseT, command_id: str, session: Session | None) -> bool:

@@ -140,44 +140,40 @@ async def progress(scope: Scope, job_id: str, *, done: int, total: int | None = 
 async def finish(scope: Scope, job_id: str, report: BaseModel) -> None:
     """The job is done, with ``report`` (its command's declared report model). The command's
     audit record gains what the report names (the ambassadors an import created)."""
+    command_id = await _end(scope, job_id, JobState.DONE, report=report.model_dump(mode="json"))
+    if command_id:
+        await audit.add_targets(scope, command_id, audit.targets_of(None, report))
+
+
+async def fail(scope: Scope, job_id: str, error: Error) -> None:
+    await _end(scope, job_id, JobState.FAILED, error=error.model_dump(mode="json"))
+
+
+async def _end(scope: Scope, job_id: str, state: JobState, **outcome: Any) -> str | None:
+    """A running job ends: its outcome stays, what ran it goes (the input too: an import's
+    names and addresses are not kept for the job's retention). The command that started
+    it, if it is still running (None: it had ended already)."""
     doc = await scope.db[COLLECTION].find_one_and_update(
         {"_id": job_id, "state": JobState.RUNNING.value},
         {
             "$set": {
-                "state": JobState.DONE.value,
-                "report": report.model_dump(mode="json"),
+                "state": state.value,
+                **outcome,
                 "updated_at": scope.now,
                 "finished_at": scope.now,
             },
-            "$unset": {"running_key": "", "lease_until": "", "lease_owner": "", "partial": ""},
+            "$unset": {
+                "running_key": "",
+                "lease_until": "",
+                "lease_owner": "",
+                "partial": "",
+                "input": "",
+            },
         },
         projection={"command_id": 1},
         session=scope.session,
     )
-    if doc is not None and doc.get("command_id"):
-        targets = audit.targets_of(None, report)
-        if targets:
-            await scope.db[audit.COLLECTION].update_one(
-                {"_id": doc["command_id"]},
-                {"$addToSet": {"targets": {"$each": targets}}},
-                session=scope.session,
-            )
-
-
-async def fail(scope: Scope, job_id: str, error: Error) -> None:
-    await scope.db[COLLECTION].update_one(
-        {"_id": job_id, "state": JobState.RUNNING.value},
-        {
-            "$set": {
-                "state": JobState.FAILED.value,
-                "error": error.model_dump(mode="json"),
-                "updated_at": scope.now,
-                "finished_at": scope.now,
-            },
-            "$unset": {"running_key": "", "lease_until": "", "lease_owner": ""},
-        },
-        session=scope.session,
-    )
+    return doc.get("command_id") if doc is not None else None
 
 
 # ---------------------------------------------------------------- runner jobs
