@@ -73,7 +73,10 @@ async def with_ambassadors(
 async def invite(
     ctx: Context, uow: UnitOfWork, meeting: Meeting, ambassadors: Sequence[KnownAmbassador]
 ) -> None:
-    """Invite ``ambassadors`` (none of them invited yet) and tell each."""
+    """Invite ``ambassadors`` (none of them invited yet) and tell each. Their read-model
+    entries are held: an erasure applied at the same moment conflicts with this unit."""
+    held = await ctx.ambassadors.hold(uow, [a.id for a in ambassadors])
+    ambassadors = [a for a in ambassadors if a.id in held]
     invitations = [domain.invite(meeting, a.id, uow.now) for a in ambassadors]
     await store.insert_invitations(uow, invitations)
     for who in ambassadors:

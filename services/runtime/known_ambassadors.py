@@ -27,7 +27,7 @@ from contracts.ambassadors import Activated, CoreArea, Erased, Kind, ProfileUpda
 from contracts.ambassadors import Status as AmbassadorStatus
 from contracts.envelope import Event
 from services.runtime import erasure
-from services.runtime.mongo import find_in
+from services.runtime.mongo import find_in, update_in
 from services.runtime.unit_of_work import Scope, UnitOfWork
 
 COLLECTION = "ambassadors"
@@ -211,6 +211,28 @@ class KnownAmbassadors:
         if entry is not None and entry.get("standing") == Standing.ERASED.value:
             return "about an erased ambassador"
         return None
+
+    async def hold(self, uow: UnitOfWork, ids: Iterable[str]) -> set[str]:
+        """Write the entries of ``ids``, in the caller's unit of work, because what it
+        stores about them (an invitation) rests on their standing as it read it; returns
+        those still active (all, unless one was withdrawn or erased since it read them).
+
+        An erasure or withdrawal applied meanwhile writes the same entries, so one of the
+        two transactions conflicts and runs again, and sees the other. A read alone lets
+        both commit (write skew): the erasure finds no invitation to delete, and the one
+        stored a moment later is kept for someone erased.
+        """
+        wanted = list(dict.fromkeys(ids))
+        held = await update_in(
+            uow.db[COLLECTION],
+            wanted,
+            {"standing": Standing.ACTIVE.value},
+            {"$set": {"relied_on_at": uow.now}},
+            session=uow.session,
+        )
+        if held == len(wanted):
+            return set(wanted)
+        return set(await self.active_by_id(uow, wanted))
 
     # ------------------------------------------------------------------ asking
 
