@@ -24,7 +24,8 @@ post-mortem, ``--profile DIR`` records py-spy profiles (raw, collapsed stacks) o
 service, SecantusDB and the sink while ours sends the larger issue.
 
 Printed last: ``newsletter_send_ratio=<ours/baseline>`` (mails per second at the larger
-size).
+size; with ``--rounds N`` the larger size is measured N times, each round's ratio printed,
+and the median is the figure).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -588,48 +590,59 @@ class Bench:
         """Signs unsubscribe links as the service does (the baseline's mails carry one)."""
         return Signer(self.stack.token_secrets["newsletter_token_secret"], UNSUBSCRIBE)
 
-    async def size(self, size: int, profile_dir: Path | None) -> tuple[Run, Run]:
+    async def size(
+        self, size: int, profile_dir: Path | None, round_no: int = 1, ours_first: bool = False
+    ) -> tuple[Run, Run]:
+        """Baseline and ours at ``size`` (seeding what is missing): one round. ``ours_first``
+        swaps the order, so that a drift of the machine (a warming cache, a growing
+        database) does not always favour the same side."""
         s = self.settings
         started = time.perf_counter()
         added = await seed(
             self.db, s, self.unsubscribe, self.run_id, len(self.who), size - len(self.who)
         )
         self.who.extend(added)
-        print(
-            f"  seeded {len(added)} confirmed subscribers ({len(self.who)} in all) in "
-            f"{time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
-        issue_id = await draft_issue(self.client, str(size))
-        template = await prerender(self.db, s, issue_id, self.who[0])
-        recipients = [address for _, address, _ in self.who]
-
-        print(f"  baseline: {size} mails, {s.mail_concurrency} connections ...", flush=True)
-        base = Run(f"baseline n={size}", size)
-        await self.meter.measure(
-            base, bare_send(s, template, recipients, f"{self.run_id}-{size}", base)
-        )
-        self.runs.append(base)
-        await asyncio.sleep(1.0)  # the sink's last fsyncs, the service's idle polls
-
-        print(f"  ours: send issue {issue_id} to {size} subscribers ...", flush=True)
-        ours = Run(f"ours n={size}", size)
-        ids = issue_message_ids(s, issue_id, [sid for sid, _, _ in self.who])
-        counter = SinkCounter(self.stack.mail_dir, ids)
-        counter.poll()  # names already there are looked at before the clock starts
-        pids = {"svc": self.meter.pids["svc"], "db": self.meter.pids["db"]}
-        pids["sink"] = self.meter.pids["sink"]
-        with Profiler(profile_dir, pids, f"n{size}"):
-            await self.meter.measure(
-                ours,
-                send_through_service(
-                    self.client, issue_id, counter, self.sampler, ours, self.args.phase_timeout
-                ),
+        if added:
+            print(
+                f"  seeded {len(added)} confirmed subscribers ({len(self.who)} in all) in "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
             )
-        self.runs.append(ours)
-        counts = await settle(self.db, issue_id, size)
-        states = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-        self.notes.append(f"issue n={size}: mails by state after the run: {states}")
+        label = f"{size}" if round_no == 1 else f"{size} #{round_no}"
+        issue_id = await draft_issue(self.client, label)
+        template = await prerender(self.db, s, issue_id, self.who[0])
+        recipients = [address for _, address, _ in self.who[:size]]
+        suffix = "" if round_no == 1 else f" #{round_no}"
+        base = Run(f"baseline n={size}{suffix}", size)
+        ours = Run(f"ours n={size}{suffix}", size)
+
+        async def baseline() -> None:
+            print(f"  baseline: {size} mails, {s.mail_concurrency} connections ...", flush=True)
+            tag = f"{self.run_id}-{size}-{round_no}"
+            await self.meter.measure(base, bare_send(s, template, recipients, tag, base))
+            self.runs.append(base)
+
+        async def through_service() -> None:
+            print(f"  ours: send issue {issue_id} to {size} subscribers ...", flush=True)
+            ids = issue_message_ids(s, issue_id, [sid for sid, _, _ in self.who[:size]])
+            counter = SinkCounter(self.stack.mail_dir, ids)
+            counter.poll()  # names already there are looked at before the clock starts
+            pids = {name: self.meter.pids[name] for name in ("svc", "db", "sink")}
+            with Profiler(profile_dir, pids, f"n{size}-{round_no}"):
+                await self.meter.measure(
+                    ours,
+                    send_through_service(
+                        self.client, issue_id, counter, self.sampler, ours, self.args.phase_timeout
+                    ),
+                )
+            self.runs.append(ours)
+            counts = await settle(self.db, issue_id, size)
+            states = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            self.notes.append(f"issue n={size}{suffix}: mails by state after the run: {states}")
+
+        for step in (through_service, baseline) if ours_first else (baseline, through_service):
+            await step()
+            await asyncio.sleep(1.0)  # the sink's last fsyncs, the service's idle polls
         return base, ours
 
 
@@ -679,8 +692,16 @@ async def measure(bench: Bench) -> int:
     small = max(1, args.subscribers // 5)
     print(f"small issue: {small} subscribers ...", flush=True)
     _, ours_small = await bench.size(small, None)
-    print(f"large issue: {args.subscribers} subscribers ...", flush=True)
-    base, ours = await bench.size(args.subscribers, args.profile)
+    ratios: list[float] = []
+    for round_no in range(1, args.rounds + 1):
+        print(f"large issue, round {round_no}: {args.subscribers} subscribers ...", flush=True)
+        base, ours = await bench.size(
+            args.subscribers,
+            args.profile if round_no == 1 else None,
+            round_no,
+            ours_first=round_no % 2 == 0,
+        )
+        ratios.append(ours.per_second / base.per_second if base.per_second > 0 else 0.0)
 
     s = bench.settings
     print()
@@ -704,8 +725,9 @@ async def measure(bench: Bench) -> int:
             f"{mib(ours.rss_peak)} MiB at {ours.size} ({growth:+.1f} MiB)"
         )
     print(f"ours: {ours.per_second:.1f} mails/s, baseline: {base.per_second:.1f} mails/s")
-    ratio = ours.per_second / base.per_second if base.per_second > 0 else 0.0
-    print(f"newsletter_send_ratio={ratio:.3f}")
+    if len(ratios) > 1:
+        print("ratio per round (ours/baseline): " + ", ".join(f"{r:.3f}" for r in ratios))
+    print(f"newsletter_send_ratio={statistics.median(ratios):.3f}")
     complete = all(r.done == r.size and not r.timed_out for r in bench.runs)
     return 0 if complete else 1
 
@@ -742,12 +764,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary stack directory (logs, data)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the larger issue this many times, baseline and ours in turn (the "
+        "order swapped every other round); the ratio printed last is their median",
+    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.subscribers, args.phase_timeout = 300, 30.0
-    if args.subscribers < 5 or args.phase_timeout <= 0:
-        parser.error("--subscribers must be at least 5 and --phase-timeout > 0")
+    if args.subscribers < 5 or args.phase_timeout <= 0 or args.rounds < 1:
+        parser.error("--subscribers must be at least 5, --phase-timeout > 0, --rounds >= 1")
     return args
 
 
