@@ -4,9 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_STAMP := /var/tmp/samskab-apt.stamp
 # WeasyPrint renders through Pango; fonts make the certificate look the same everywhere.
 APT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core fonts-liberation2 poppler-utils
+# The website's browser tests drive Debian's Chromium through its ChromeDriver (no install
+# step downloads a browser).
+APT_PACKAGES += chromium chromium-driver
+# Named after the package list: adding a package installs it on a machine that has the stamp.
+APT_STAMP := /var/tmp/samskab-apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8).stamp
+# axe-core, the accessibility rules the browser tests run in every page, from npm.
+AXE_VERSION := 4.14.1
+AXE_JS := $(VENV)/share/axe-core-$(AXE_VERSION)/axe.min.js
 
 .PHONY: up test install apt lint typecheck clean unit integration e2e chaos bench
 
@@ -28,7 +35,14 @@ $(STAMP): pyproject.toml | $(APT_STAMP)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-install: $(STAMP)
+$(AXE_JS): | $(STAMP)
+	mkdir -p $(dir $@)
+	cd $(dir $@) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && \
+	  tar -xzf axe-core-$(AXE_VERSION).tgz --strip-components=1 package/axe.min.js && \
+	  rm axe-core-$(AXE_VERSION).tgz
+	test -s $@
+
+install: $(STAMP) $(AXE_JS)
 
 up: install
 	$(BIN)/samskab-stack
@@ -38,7 +52,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy contracts services cli stack tests bench
+	$(BIN)/mypy contracts services cli stack web tests bench
 
 test: install lint typecheck
 	$(BIN)/pytest -q --durations=15 tests

@@ -67,6 +67,10 @@ CLI_READS_BUCKETS = ("certificates", "newsletter-images")
 CLI_WRITES_BUCKETS = ("newsletter-uploads",)
 BY_NAME = {entry.name: entry for entry in SERVICES}
 
+# Entry points that run beside the services but own no data: the public website
+# (``python -m web``), with a NATS user of its own and a container, no database.
+GATEWAYS: tuple[str, ...] = ("web",)
+
 
 def names() -> list[str]:
     return [entry.name for entry in SERVICES]

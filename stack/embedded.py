@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ DEFAULT_NATS_MONITOR_PORT = 8222
 NATS_MONITOR_PORT_ENV = "SAMSKAB_NATS_MONITOR_PORT"
 
 ServiceCommand = Callable[[str], Sequence[str]]
+WEB = "web"
 
 
 def fresh_settings(data_dir: Path, **overrides: Any) -> StackSettings:
@@ -70,6 +72,7 @@ def fresh_settings(data_dir: Path, **overrides: Any) -> StackSettings:
         "smtp_port": free_port(),
         "data_dir": Path(data_dir),
         "services": [],
+        "web": False,
     }
     values.update(overrides)
     return StackSettings(_env_file=None, **values)
@@ -216,6 +219,15 @@ class EmbeddedStack:
             )
             for name in settings.services
         }
+        if settings.web:
+            self.services[WEB] = ManagedProcess(
+                WEB,
+                [sys.executable, "-m", "web"],
+                log_path=self.log_dir / "web.log",
+                env={**service_env, **self.nats_login(nats_accounts.WEB_USER)},
+                cwd=self.base_dir,
+                ready_check=self._web_check,
+            )
         self._supervision = {name: _Supervision() for name in self.services}
         self._lock_file: IO[bytes] | None = None
         self._started = False
@@ -360,6 +372,21 @@ class EmbeddedStack:
 
         return check
 
+    @property
+    def web_port(self) -> int:
+        """Where the website listens: SAMSKAB_WEB_PORT, else the public URL's port (8000
+        without one)."""
+        return self.settings.web_port or urlsplit(self.settings.public_url).port or 8000
+
+    def _web_check(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.web_port}/healthz", timeout=2
+            ) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
     def _check_ports(self) -> None:
         wanted = [
             (self.nats.host, self.nats.port, "NATS", "SAMSKAB_NATS_URL"),
@@ -372,6 +399,8 @@ class EmbeddedStack:
             (self.mongo.host, self.mongo.port, "MongoDB (SecantusDB)", "SAMSKAB_MONGO_URL"),
             (self.smtp.host, self.smtp.port, "SMTP sink", "SAMSKAB_SMTP_PORT"),
         ]
+        if WEB in self.services:
+            wanted.append(("127.0.0.1", self.web_port, "the website", "SAMSKAB_PUBLIC_URL"))
         seen: dict[int, str] = {}
         for host, port, what, setting in wanted:
             if port in seen:
@@ -418,6 +447,9 @@ def _banner(stack: EmbeddedStack) -> str:
         ", ".join(f"{name} (pid {proc.pid})" for name, proc in stack.services.items())
         or "none (SAMSKAB_SERVICES is empty)"
     )
+    website = (
+        stack.settings.public_url if WEB in stack.services else "not started (SAMSKAB_WEB=false)"
+    )
     return f"""
 samskab is running.
   data      {stack.data_dir}  (a second start resumes from here)
@@ -427,6 +459,7 @@ samskab is running.
   MongoDB   {stack.settings.mongo_url}
   SMTP      {stack.settings.smtp_host}:{stack.settings.smtp_port}
   services  {services}
+  website   {website}
 
 Use the CLI from another terminal: .venv/bin/samskab --help
   (or `source .venv/bin/activate`, then `samskab --help`).

@@ -14,6 +14,7 @@ Passwords are not in the text: each user's is the NATS config variable
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,8 +27,9 @@ __all__ = ["ACCOUNTS_FILE", "USERS", "password_variable", "render"]
 ACCOUNTS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "nats" / "accounts.conf"
 
 CLI_USER = "cli"
-# Every user the text defines: a service each, and the operators' CLI.
-USERS: tuple[str, ...] = (*registry.names(), CLI_USER)
+WEB_USER = "web"
+# Every user the text defines: a service each, the operators' CLI and the public website.
+USERS: tuple[str, ...] = (*registry.names(), CLI_USER, WEB_USER)
 
 INDENT = " " * 14
 
@@ -115,6 +117,18 @@ def _service_publish(entry: ServiceEntry) -> list[str]:
     return lines
 
 
+def _opening(user: str) -> list[str]:
+    """A user's entry up to its publish allow list."""
+    return [
+        "      {",
+        f"        user: {user}",
+        f"        password: ${password_variable(user)}",
+        "        permissions: {",
+        "          publish: {",
+        "            allow: [",
+    ]
+
+
 def _service_user(entry: ServiceEntry) -> list[str]:
     name = entry.name
     streams = f"streams {entry.stream} and DLQ_{entry.stream}"
@@ -122,12 +136,7 @@ def _service_user(entry: ServiceEntry) -> list[str]:
     owned = f", Object Store buckets {buckets}" if buckets else ""
     return [
         f"      # --- {name}: {streams}{owned} ---",
-        "      {",
-        f"        user: {name}",
-        f"        password: ${password_variable(name)}",
-        "        permissions: {",
-        "          publish: {",
-        "            allow: [",
+        *_opening(name),
         *_service_publish(entry),
         "            ]",
         "          }",
@@ -185,12 +194,7 @@ def _cli_user() -> list[str]:
         "      # Sends commands, queries and health checks to any service, reads the buckets named",
         "      # below, uploads news images, and may look at stream and consumer state. It cannot",
         "      # publish events, read events or touch stream configuration.",
-        "      {",
-        f"        user: {CLI_USER}",
-        f"        password: ${password_variable(CLI_USER)}",
-        "        permissions: {",
-        "          publish: {",
-        "            allow: [",
+        *_opening(CLI_USER),
         *publish,
         "            ]",
         "            # " + '"*.cmd.>" would also match e.g. "$O.cmd.x" (a bucket named cmd) or',
@@ -200,6 +204,39 @@ def _cli_user() -> list[str]:
         "          }",
         "          subscribe: {",
         f'            allow: ["_INBOX_{CLI_USER}.>"]',
+        "          }",
+        "        }",
+        "      }",
+    ]
+
+
+def public_subjects() -> list[str]:
+    """The subjects of every endpoint declared public (a self sign-up, a link in a mail, a
+    public page), of every service whose contracts exist."""
+    subjects: list[str] = []
+    for entry in registry.SERVICES:
+        try:
+            module = importlib.import_module(f"contracts.{entry.name}")
+        except ModuleNotFoundError:
+            continue  # a planned service: no contracts yet
+        subjects += sorted(e.subject for e in module.Endpoints.all() if e.public)
+    return subjects
+
+
+def _web_user() -> list[str]:
+    health = [f"{name}.health" for name in registry.built()]
+    return [
+        "      # --- web: the public website (web/) ---",
+        "      # May ask only what the public may: the endpoints declared public in contracts/",
+        "      # (sign-up, the links in mails, the public pages) and each service's health. No",
+        "      # staff command, no event, no JetStream.",
+        *_opening(WEB_USER),
+        *_lines(*([subject] for subject in public_subjects())),
+        *_lines(health),
+        "            ]",
+        "          }",
+        "          subscribe: {",
+        f'            allow: ["_INBOX_{WEB_USER}.>"]',
         "          }",
         "        }",
         "      }",
@@ -263,7 +300,7 @@ def render(unrestricted: Iterable[str] = ()) -> str:
     """The text of ``accounts.conf``; with ``unrestricted``, users without any permission
     limits as well, for a test or a benchmark to set up and inspect what it measures (the
     shipped file and ``make up`` have none)."""
-    blocks = [_service_user(entry) for entry in registry.SERVICES] + [_cli_user()]
+    blocks = [_service_user(entry) for entry in registry.SERVICES] + [_cli_user(), _web_user()]
     blocks += [_unrestricted_user(user) for user in unrestricted]
     body = "\n\n".join("\n".join(block) for block in blocks)
     return HEADER + body + "\n" + FOOTER

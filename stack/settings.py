@@ -17,7 +17,12 @@ from services.events.settings import EventsSettings
 from services.newsletter.settings import NewsletterSettings
 
 # The keys that sign the tokens mails carry; generated once per data directory.
-SECRET_FIELDS = ("ambassadors_token_secret", "events_token_secret", "newsletter_token_secret")
+SECRET_FIELDS = (
+    "ambassadors_token_secret",
+    "events_token_secret",
+    "newsletter_token_secret",
+    "web_csrf_secret",
+)
 SECRETS_FILE = "secrets.json"
 
 
@@ -28,6 +33,11 @@ class StackSettings(AmbassadorsSettings, EventsSettings, NewsletterSettings):
     data_dir: Path = Path("var")
     # The services to run, in start order.
     services: list[str] = Field(default_factory=registry.built)
+    # Run the public website (python -m web) at public_url, after the services.
+    web: bool = True
+    # Where it listens; unset: the public URL's port (8000 without one).
+    web_port: int | None = Field(default=None, ge=1, le=65535)
+    web_csrf_secret: SecretStr | None = None
 
     # Not required here: a first start generates them (see secrets_for).
     ambassadors_token_secret: SecretStr | None = None  # type: ignore[assignment]

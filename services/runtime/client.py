@@ -15,7 +15,12 @@ from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
+from nats.errors import (
+    ConnectionClosedError,
+    ConnectionReconnectingError,
+    NoRespondersError,
+    OutboundBufferLimitError,
+)
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, ValidationError
 
@@ -57,10 +62,18 @@ def operator_actor(configured: str = "") -> str:
 
 class ServiceClient:
     def __init__(
-        self, settings: SamskabSettings, user: str = "cli", actor: str | None = None
+        self,
+        settings: SamskabSettings,
+        user: str = "cli",
+        actor: str | None = None,
+        *,
+        long_lived: bool = False,
     ) -> None:
+        """``long_lived``: a process that outlives a NATS restart (the web gateway) keeps
+        reconnecting; a command-line call gives up at once and says so."""
         self._settings = settings
         self._user = user
+        self._long_lived = long_lived
         self.actor = actor or operator_actor(getattr(settings, "actor", ""))
         self._nc: Client | None = None
 
@@ -85,10 +98,10 @@ class ServiceClient:
                 name=f"samskab-{self._user}",
                 inbox_prefix=inbox_prefix(self._user),
                 connect_timeout=3,
-                # nats-py reads 0 as "no limit"; 1 gives up after the second try.
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.2,
-                allow_reconnect=False,
+                # nats-py reads 0 as "no limit"; 1 gives up after the second try; -1 never.
+                max_reconnect_attempts=-1 if self._long_lived else 1,
+                reconnect_time_wait=1.0 if self._long_lived else 0.2,
+                allow_reconnect=self._long_lived,
                 error_cb=_quiet,
             )
         except Exception as exc:
@@ -144,6 +157,14 @@ class ServiceClient:
         except NoRespondersError as exc:
             raise ServiceError(
                 ErrorCode.SERVICE_UNAVAILABLE, f"the {service} service is not running"
+            ) from exc
+        except (
+            ConnectionClosedError,
+            ConnectionReconnectingError,
+            OutboundBufferLimitError,
+        ) as exc:
+            raise ServiceError(
+                ErrorCode.SERVICE_UNAVAILABLE, f"NATS is not reachable: cannot ask {service}"
             ) from exc
         except NatsTimeoutError as exc:
             raise ServiceError(

@@ -10,7 +10,7 @@ know is ignored by it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,9 @@ class SamskabSettings(BaseSettings):
 class ClientSettings(SamskabSettings):
     """A caller of the services (the CLI, tools): who it says it is."""
 
+    # The NATS user whose password ``make up`` generated, used when none is configured.
+    embedded_user: ClassVar[str] = "cli"
+
     # The operator named in every command's audit record; empty: the OS user.
     actor: str = ""
     # Where ``make up`` keeps its data. Without SAMSKAB_NATS_USER the CLI logs in as the
@@ -45,7 +48,7 @@ class ClientSettings(SamskabSettings):
     @model_validator(mode="after")
     def _embedded_stack_login(self) -> ClientSettings:
         if self.nats_user is None:
-            found = read_credentials(self.data_dir, "cli")
+            found = read_credentials(self.data_dir, self.embedded_user)
             if found is not None:
                 self.nats_user, self.nats_password = found
         return self

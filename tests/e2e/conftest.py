@@ -129,6 +129,16 @@ class StackRun:
         secrets: dict[str, str] = json.loads((self.data_dir / SECRETS_FILE).read_text())
         return secrets[field]
 
+    @property
+    def website(self) -> str:
+        """Where a browser on this machine reaches the stack's website."""
+        return f"http://127.0.0.1:{self.env['SAMSKAB_WEB_PORT']}"
+
+    def local(self, link: str) -> str:
+        """A link from a mail (the public address) as this machine reaches it."""
+        assert link.startswith(PUBLIC_URL), link
+        return self.website + link.removeprefix(PUBLIC_URL)
+
     def nats_login(self, user: str) -> dict[str, str]:
         """``nats.connect`` keywords for one of the NATS users the stack generated
         (``var/credentials/``): make up's nats-server admits nobody else."""
@@ -323,6 +333,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
             "SAMSKAB_DEMO_IMPORT": "true",
             # As a deployment has it: RFC 8058 one-click unsubscribe links must be https.
             "SAMSKAB_PUBLIC_URL": PUBLIC_URL,
+            # The website, reached here without the proxy a deployment puts in front.
+            "SAMSKAB_WEB_PORT": str(free_port()),
             # Not there until a test travels: until then every service runs on real time.
             "SAMSKAB_CLOCK_FILE": str(data_dir / CLOCK_FILE_NAME),
         }

@@ -21,6 +21,8 @@ from pathlib import Path
 import nats
 import pytest
 
+from contracts.ambassadors import Endpoints as Ambassadors
+from contracts.ambassadors import VerifyCertificate
 from contracts.operations import GetHealth, health
 from services import registry
 from services.runtime.client import ServiceClient
@@ -30,6 +32,8 @@ from stack.embedded import EmbeddedStack
 from stack.processes import free_port
 from stack.smtp_sink import read_mailbox
 from tests.support.stack import REPO_ROOT, fresh_settings
+from web.gateway import client_for
+from web.settings import WebSettings
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +60,11 @@ OWNER = {"ambassadors.v1.erased": "ambassadors", "events.v1.invited": "events"}
 OWNER["ambassadors.v1.activated"] = "ambassadors"
 
 
-async def refused_publishes(url: str, user: str, password: str, subjects: list[str]) -> set[str]:
-    """The subjects of ``subjects`` the server refused ``user`` to publish on."""
+async def refused_publishes(
+    url: str, user: str, password: str, subjects: list[str], body: bytes | None = None
+) -> set[str]:
+    """The subjects of ``subjects`` the server refused ``user`` to publish on (each with
+    its forgery, or ``body``)."""
     errors: list[str] = []
 
     async def on_error(error: Exception) -> None:
@@ -73,12 +80,15 @@ async def refused_publishes(url: str, user: str, password: str, subjects: list[s
     )
     try:
         for subject in subjects:
-            await nc.publish(subject, json.dumps(FORGERIES[subject]).encode())
+            payload = json.dumps(FORGERIES[subject]).encode() if body is None else body
+            await nc.publish(subject, payload)
         await nc.flush()
         refused: set[str] = set()
         for _ in range(40):
             refused = {
-                s for s in subjects if any(f'"{s}"' in e and "permissions" in e for e in errors)
+                s
+                for s in subjects
+                if any(f'"{s.lower()}"' in e and "permissions" in e for e in errors)
             }
             if refused == set(subjects):
                 break
@@ -165,3 +175,34 @@ async def test_the_cli_logs_in_with_the_operators_credentials_the_stack_left(
         for name in registry.built():
             answer = await client.call(health(name), GetHealth())
             assert answer.status == "ok"
+
+
+async def test_the_website_may_ask_only_the_public_endpoints(
+    stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAMSKAB_NATS_USER", raising=False)
+    monkeypatch.delenv("SAMSKAB_NATS_PASSWORD", raising=False)
+    settings = WebSettings(
+        _env_file=None,
+        nats_url=stack.settings.nats_url,
+        data_dir=stack.data_dir,
+        web_csrf_secret="w" * 32,
+    )
+    assert settings.nats_user == nats_accounts.WEB_USER  # the stack's generated login
+    async with client_for(settings) as client:
+        answer = await client.call(Ambassadors.VERIFY, VerifyCertificate(code="NOPE0000"))
+        assert not answer.genuine
+    staff_powers = [
+        Ambassadors.REGISTER.subject,
+        Ambassadors.ERASE.subject,
+        Ambassadors.LIST.subject,
+        "newsletter.cmd.send",
+        "events.cmd.schedule",
+        "ambassadors.v1.signed_up",
+        "$JS.API.STREAM.INFO.AMBASSADORS",
+    ]
+    password = stack.nats_passwords[nats_accounts.WEB_USER]
+    refused = await refused_publishes(
+        stack.settings.nats_url, nats_accounts.WEB_USER, password, staff_powers, body=b"{}"
+    )
+    assert refused == set(staff_powers)

@@ -95,13 +95,13 @@ def test_docker_compose_has_a_container_for_each_built_service() -> None:
         for name, service in compose()["services"].items()
         if isinstance(service.get("build"), dict)
     }
-    assert containers == set(BUILT)
+    assert containers == {*BUILT, *registry.GATEWAYS}
 
 
 def test_the_nats_accounts_have_a_user_for_each_service_and_its_buckets() -> None:
     accounts = strip_comments((ROOT / "deploy" / "nats" / "accounts.conf").read_text())
     users = set(re.findall(r"^\s*user:\s*(\w+)\s*$", accounts, re.MULTILINE))
-    assert users == {*registry.names(), "cli"}
+    assert users == {*registry.names(), "cli", *registry.GATEWAYS}
     blocks = re.split(r"\{\s*user:\s*", accounts)
     for entry in registry.SERVICES:
         [block] = [b for b in blocks if b.startswith(entry.name)]

@@ -1,0 +1,87 @@
+"""A real headless Chromium for the website's tests: Debian's ``chromium`` driven through
+its ``chromium-driver`` by Selenium (both installed by the Makefile's apt step; nothing is
+downloaded), and axe-core's accessibility rules run in the page."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.support.stack import REPO_ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Screenshots of each journey's last page (a CI artifact).
+ARTIFACTS = Path(os.environ.get("SAMSKAB_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+# Installed by `make install` from npm (the version is the Makefile's AXE_VERSION).
+AXE_DIRS = sorted((REPO_ROOT / ".venv" / "share").glob("axe-core-*/axe.min.js"))
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
+    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
+        "Debian's chromium and chromium-driver are missing: run `make apt`"
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tempfile.mkdtemp(prefix="samskab-chromium-")
+    # Without the background-networking flags Chromium keeps trying to reach Google's hosts.
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+        "--lang=da",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver: WebDriver, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def axe_violations(
+    driver: WebDriver, impacts: tuple[str, ...] = ("serious", "critical")
+) -> list[str]:
+    """axe-core's violations of the given impact on the page shown now, one line each."""
+    assert AXE_DIRS, "axe-core is missing: run `make install`"
+    # The page's CSP allows no script of its own; WebDriver's injected script is not a page
+    # script and runs regardless.
+    driver.execute_script(AXE_DIRS[-1].read_text(encoding="utf-8"))
+    result: dict[str, Any] = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(r)).catch(e => done({error: String(e)}));"
+    )
+    assert "error" not in result, result
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {json.dumps([n['target'] for n in v['nodes']])}"
+        for v in result["violations"]
+        if v.get("impact") in impacts
+    ]

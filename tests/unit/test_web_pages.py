@@ -1,0 +1,308 @@
+"""The website's pages against a stand-in for the services (the typed client's interface,
+in memory): what a visitor sees, and what the pages ask the services to do. The real
+services and a real browser drive the same pages in tests/integration/test_web_*.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from contracts.ambassadors import AmbassadorView, VerifyResult
+from contracts.ambassadors import Endpoints as Ambassadors
+from contracts.endpoints import Endpoint
+from contracts.errors import ErrorCode, ServiceError
+from contracts.newsletter import Archive, ArchiveEntry, SubscriberView
+from contracts.newsletter import Endpoints as Newsletter
+from web.app import create_app
+from web.csrf import FIELD
+from web.security import redact_path
+from web.settings import WebSettings
+
+TOKEN = "tok_" + "a" * 40
+NOW = datetime.now(UTC)
+UNSUBSCRIBED = SubscriberView.model_validate(
+    {"id": "sub-1", "status": "unsubscribed", "source": "direct", "email": None, "created_at": NOW}
+)
+CONFIRMED = AmbassadorView.model_validate(
+    {
+        "id": "amb-1",
+        "status": "active",
+        "source": "self",
+        "name": "Anna",
+        "email": None,
+        "kind": "citizen",
+        "signed_up_at": NOW,
+    }
+)
+
+
+class StandIn:
+    """Answers each endpoint with what a test put there (a reply, or an error to raise),
+    and keeps every request it was sent."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, Any] = {}
+        self.calls: list[tuple[str, BaseModel]] = []
+
+    async def call(
+        self, endpoint: Endpoint[Any, Any], request: BaseModel, *, timeout: float | None = None
+    ) -> Any:
+        self.calls.append((endpoint.subject, request))
+        reply = self.replies.get(endpoint.subject)
+        if isinstance(reply, Exception):
+            raise reply
+        if reply is None:
+            raise ServiceError(ErrorCode.SERVICE_UNAVAILABLE, "not running")
+        return reply
+
+    def subjects(self) -> list[str]:
+        return [subject for subject, _ in self.calls]
+
+
+def settings(**overrides: Any) -> WebSettings:
+    chosen: dict[str, Any] = {"web_csrf_secret": "s" * 32, "public_url": "http://testserver"}
+    return WebSettings(_env_file=None, **{**chosen, **overrides})
+
+
+@pytest.fixture
+def services() -> StandIn:
+    return StandIn()
+
+
+@pytest.fixture
+def browser(services: StandIn) -> Iterator[TestClient]:
+    with TestClient(create_app(settings(), services), raise_server_exceptions=False) as client:
+        yield client
+
+
+def form_token(page: str) -> str:
+    found = re.search(rf'name="{FIELD}" value="([^"]+)"', page)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def text(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+# ---------------------------------------------------------------- links that act
+
+
+def test_opening_a_confirmation_link_shows_one_button_and_confirms_nothing(
+    browser: TestClient, services: StandIn
+) -> None:
+    page = browser.get(f"/confirm/{TOKEN}")
+    assert page.status_code == 200
+    assert page.text.count("<button") == 1 and "Bekræft tilmelding" in page.text
+    assert 'lang="da"' in page.text
+    assert services.calls == []
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_pressing_the_button_confirms_the_sign_up(browser: TestClient, services: StandIn) -> None:
+    services.replies[Ambassadors.CONFIRM.subject] = CONFIRMED
+    token = form_token(browser.get(f"/confirm/{TOKEN}").text)
+    done = browser.post(f"/confirm/{TOKEN}", data={FIELD: token})
+    assert done.status_code == 200, done.text
+    assert "du er nu ambassadør" in text(done.text)
+    [(subject, request)] = services.calls
+    assert subject == Ambassadors.CONFIRM.subject and request.model_dump() == {"token": TOKEN}
+
+
+def test_a_post_without_the_forms_token_changes_nothing(
+    browser: TestClient, services: StandIn
+) -> None:
+    browser.get(f"/confirm/{TOKEN}")  # the visitor has the cookie, not the token
+    for data in ({}, {FIELD: "forged"}):
+        refused = browser.post(f"/confirm/{TOKEN}", data=data)
+        assert refused.status_code == 403
+        assert "Formularen er udløbet" in refused.text
+    assert services.calls == []
+
+
+def test_a_token_from_another_visitor_does_not_count(services: StandIn) -> None:
+    app = create_app(settings(), services)
+    with TestClient(app) as mallory, TestClient(app) as anna:
+        token = form_token(mallory.get(f"/confirm/{TOKEN}").text)
+        anna.get(f"/confirm/{TOKEN}")
+        assert anna.post(f"/confirm/{TOKEN}", data={FIELD: token}).status_code == 403
+    assert services.calls == []
+
+
+def test_a_filled_in_honeypot_is_thanked_and_ignored(
+    browser: TestClient, services: StandIn
+) -> None:
+    token = form_token(browser.get(f"/confirm/{TOKEN}").text)
+    done = browser.post(f"/confirm/{TOKEN}", data={FIELD: token, "adresse2": "spam"})
+    assert done.status_code == 200
+    assert services.calls == []
+
+
+def test_an_expired_link_says_so_in_danish(browser: TestClient, services: StandIn) -> None:
+    services.replies[Newsletter.CONFIRM.subject] = ServiceError(
+        ErrorCode.TOKEN_EXPIRED, "the token expired"
+    )
+    token = form_token(browser.get(f"/newsletter/confirm/{TOKEN}").text)
+    page = browser.post(f"/newsletter/confirm/{TOKEN}", data={FIELD: token})
+    assert page.status_code == 400
+    assert "Linket er udløbet" in page.text
+    assert "token expired" not in page.text
+
+
+def test_a_mangled_link_is_refused_before_any_service_is_asked(
+    browser: TestClient, services: StandIn
+) -> None:
+    page = browser.get("/newsletter/unsubscribe/short")
+    assert page.status_code == 400 and "Linket er ugyldigt" in page.text
+    assert services.calls == []
+
+
+def test_one_click_unsubscribe_acts_at_once_without_cookie_or_token(
+    services: StandIn,
+) -> None:
+    services.replies[Newsletter.UNSUBSCRIBE.subject] = UNSUBSCRIBED
+    with TestClient(create_app(settings(), services)) as mail_program:
+        answer = mail_program.post(
+            f"/newsletter/unsubscribe/{TOKEN}", data={"List-Unsubscribe": "One-Click"}
+        )
+    assert answer.status_code == 200
+    assert services.subjects() == [Newsletter.UNSUBSCRIBE.subject]
+
+
+def test_unsubscribing_through_the_page_needs_the_button(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Newsletter.UNSUBSCRIBE.subject] = UNSUBSCRIBED
+    page = browser.get(f"/newsletter/unsubscribe/{TOKEN}")
+    assert services.calls == [] and "Afmeld" in page.text
+    assert browser.post(f"/newsletter/unsubscribe/{TOKEN}", data={}).status_code == 403
+    done = browser.post(f"/newsletter/unsubscribe/{TOKEN}", data={FIELD: form_token(page.text)})
+    assert done.status_code == 200 and "Du er afmeldt" in done.text
+    assert services.subjects() == [Newsletter.UNSUBSCRIBE.subject]
+
+
+def test_too_many_posts_from_one_client_are_refused(services: StandIn) -> None:
+    with TestClient(create_app(settings(web_rate_limit="3/minute"), services)) as client:
+        statuses = [client.get(f"/confirm/{TOKEN}").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
+# ---------------------------------------------------------------- pages that show
+
+
+def test_a_genuine_certificate_shows_its_number_and_holder_only(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.VERIFY.subject] = VerifyResult(
+        code="ABCD1234",
+        genuine=True,
+        valid=True,
+        number="FRC-2026-000001",
+        holder="Anna Hansen",
+        organisation=None,
+        status="active",
+    )
+    page = browser.get("/verify/ABCD1234")
+    assert page.status_code == 200
+    assert "Beviset er ægte og gyldigt" in page.text
+    assert "FRC-2026-000001" in page.text and "Anna Hansen" in page.text
+    assert page.headers["ETag"] and "public" in page.headers["Cache-Control"]
+    again = browser.get("/verify/ABCD1234", headers={"If-None-Match": page.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_a_revoked_and_an_unknown_certificate_say_so(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.VERIFY.subject] = VerifyResult(
+        code="ABCD1234",
+        genuine=True,
+        valid=False,
+        number="FRC-2026-000001",
+        holder="Anna Hansen",
+        status="revoked",
+    )
+    assert "ikke længere gyldigt" in browser.get("/verify/ABCD1234").text
+    services.replies[Ambassadors.VERIFY.subject] = VerifyResult(
+        code="ZZZZ9999", genuine=False, valid=False, status="unknown"
+    )
+    assert "Vi kender ikke dette bevis" in browser.get("/verify/ZZZZ9999").text
+    assert "Vi kender ikke" in browser.get("/verify/x").text  # too short to ask about
+
+
+def test_a_service_that_is_down_gets_503_in_danish_and_the_rest_works(
+    browser: TestClient, services: StandIn
+) -> None:
+    down = browser.get("/verify/ABCD1234")
+    assert down.status_code == 503 and down.headers["Retry-After"] == "30"
+    assert "midlertidigt utilgængelige" in down.text
+    front = browser.get("/")
+    assert front.status_code == 200
+    assert "Nyhedsbrevet er midlertidigt utilgængeligt" in front.text
+
+
+def test_the_front_page_links_the_latest_newsletter(browser: TestClient, services: StandIn) -> None:
+    now = datetime.now(UTC)
+    services.replies[Newsletter.ARCHIVE.subject] = Archive(
+        issues=[
+            ArchiveEntry(
+                number=n,
+                title=f"Nummer {n}",
+                since=now,
+                until=now,
+                sent_at=now,
+                archive_object=f"issue-{n}.html",
+            )
+            for n in (1, 2)
+        ]
+    )
+    page = browser.get("/")
+    assert 'href="/nyhedsbrev/2"' in page.text and "Nummer 2" in page.text
+    assert "public" in page.headers["Cache-Control"]
+
+
+def test_every_page_carries_strict_headers(browser: TestClient) -> None:
+    page = browser.get(f"/confirm/{TOKEN}")
+    assert "script-src" not in page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "Strict-Transport-Security" not in page.headers  # the public URL is http here
+
+
+def test_https_sites_add_hsts(services: StandIn) -> None:
+    app = create_app(settings(public_url="https://samskab.example"), services)
+    with TestClient(app, base_url="https://samskab.example") as client:
+        assert "max-age" in client.get("/healthz").headers["Strict-Transport-Security"]
+
+
+def test_an_unknown_page_and_a_failing_page_are_danish_without_a_trace(
+    browser: TestClient, services: StandIn
+) -> None:
+    missing = browser.get("/findes-ikke")
+    assert missing.status_code == 404 and "Siden findes ikke" in missing.text
+    services.replies[Ambassadors.VERIFY.subject] = RuntimeError("boom")
+    failed = browser.get("/verify/ABCD1234")
+    assert failed.status_code == 500 and "Der skete en fejl" in failed.text
+    assert "Traceback" not in failed.text and "boom" not in failed.text
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    browser: TestClient, services: StandIn
+) -> None:
+    answer = browser.post(f"/confirm/{TOKEN}", content=b"x" * (65 * 1024))
+    assert answer.status_code == 413
+    assert services.calls == []
+
+
+def test_tokens_never_reach_the_access_log() -> None:
+    assert redact_path(f"/confirm/{TOKEN}") == "/confirm/<token>"
+    assert redact_path(f"/rsvp/{TOKEN}/yes") == "/rsvp/<token>/yes"
+    assert redact_path(f"/newsletter/unsubscribe/{TOKEN}") == "/newsletter/unsubscribe/<token>"
+    assert redact_path("/verify/ABCD1234") == "/verify/ABCD1234"

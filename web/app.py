@@ -1,0 +1,65 @@
+"""The website's factory: ``create_app(settings)`` builds the FastAPI app; the NATS
+connection opens when it starts and closes when it stops."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from services.runtime.client import ServiceClient
+from web import failures
+from web.csrf import Csrf
+from web.forms import Guard
+from web.gateway import Caller, client_for
+from web.pages import confirmations, front, verify
+from web.rate_limits import RateLimits
+from web.security import AccessLog, BodyLimit, SecurityHeaders
+from web.settings import WebSettings
+from web.site import Site
+from web.templating import Pages
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI:
+    """``services``: what the pages ask (a test's stand-in); by default the typed client
+    over NATS, connected while the app runs."""
+    client: ServiceClient | None = None
+    if services is None:
+        client = client_for(settings)
+        services = client
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if client is not None:
+            await client.connect()
+        try:
+            yield
+        finally:
+            if client is not None:
+                await client.close()
+
+    csrf = Csrf(settings.web_csrf_secret.get_secret_value(), secure=settings.https)
+    pages = Pages(csrf, cache_seconds=settings.web_cache_seconds)
+    app = FastAPI(
+        title="Ambassadørnetværket",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.site = Site(
+        settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit))
+    )
+    failures.install(app, pages)
+    for router in (front.router, confirmations.router, verify.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeaders, https=settings.https)
+    app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,41 @@
+"""The website's settings (``SAMSKAB_*``, like every process's)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+
+from services.runtime.settings import ClientSettings
+
+WEB_USER = "web"
+
+
+class WebSettings(ClientSettings):
+    embedded_user: ClassVar[str] = WEB_USER
+
+    # Where the public reaches the site: the links in every mail start with it.
+    public_url: str = "http://localhost:8000"
+    # Where uvicorn listens; the port defaults to the public URL's (or 8000).
+    web_host: str = "127.0.0.1"
+    web_port: int | None = Field(default=None, ge=1, le=65535)
+    # Signs the forms' CSRF tokens; make up generates one per data directory.
+    web_csrf_secret: SecretStr
+    # Per client (address) on sign-up, subscribe and the pages behind a mail's links.
+    web_rate_limit: str = "30/minute"
+    # A request body larger than this is refused before it is read.
+    web_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Public pages may be served again by a proxy for this long.
+    web_cache_seconds: int = Field(default=60, ge=0)
+
+    @property
+    def https(self) -> bool:
+        return urlsplit(self.public_url).scheme == "https"
+
+    @property
+    def listen_port(self) -> int:
+        if self.web_port is not None:
+            return self.web_port
+        parts = urlsplit(self.public_url)
+        return parts.port or 8000
