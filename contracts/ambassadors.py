@@ -76,6 +76,25 @@ class CoreArea(StrEnum):
     HEALTH = "health"
 
 
+# How the pages, the certificate and the mails name the core areas and the kinds.
+CORE_AREA_LABELS: dict[CoreArea, str] = {
+    CoreArea.HOUSING: "Bolig",
+    CoreArea.EMPLOYMENT: "Beskæftigelse",
+    CoreArea.HEALTH: "Lighed i sundhed",
+}
+
+KIND_LABELS: dict[Kind, str] = {
+    Kind.CITIZEN: "Borger",
+    Kind.VOLUNTEER: "Frivillig",
+    Kind.ASSOCIATION: "Forening",
+    Kind.ORGANISATION: "Organisation",
+    Kind.COMPANY: "Virksomhed",
+    Kind.POLITICIAN: "Politiker",
+    Kind.MUNICIPAL_UNIT: "Kommunal enhed",
+    Kind.OTHER: "Andet",
+}
+
+
 class Status(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"

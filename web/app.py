@@ -15,7 +15,7 @@ from web import failures
 from web.csrf import Csrf
 from web.forms import Guard
 from web.gateway import Caller, client_for
-from web.pages import confirmations, front, verify
+from web.pages import confirmations, directory, front, newsletter, verify
 from web.rate_limits import RateLimits
 from web.security import AccessLog, BodyLimit, SecurityHeaders
 from web.settings import WebSettings
@@ -56,8 +56,9 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
         settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit))
     )
     failures.install(app, pages)
-    for router in (front.router, confirmations.router, verify.router):
-        app.include_router(router)
+    routers = (front, confirmations, verify, newsletter, directory)
+    for module in routers:
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)

@@ -17,8 +17,8 @@ from multiprocessing import get_context
 
 from nats.js.errors import ObjectNotFoundError
 
-from contracts.ambassadors import CertificateIssued, Status
-from services.ambassadors import domain, store
+from contracts.ambassadors import KIND_LABELS, CertificateIssued, Status
+from services.ambassadors import store
 from services.ambassadors.certificate import CertificateView, render_certificate_pdf
 from services.ambassadors.context import Context
 from services.ambassadors.domain import Ambassador
@@ -58,7 +58,7 @@ def _certificate_view(ctx: Context, a: Ambassador) -> CertificateView:
     return CertificateView(
         holder_name=a.profile.name,
         organisation=a.profile.organisation,
-        kind_label=domain.KIND_LABELS[a.kind],
+        kind_label=KIND_LABELS[a.kind],
         issued_on=a.certificate.issued_at.astimezone(UTC).date(),
         number=a.certificate.number,
         verification_code=a.certificate.verification_code,

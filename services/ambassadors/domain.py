@@ -41,23 +41,6 @@ from services.runtime.tokens import new_nonce
 # The 12 themes of the 2018 strategy, each filmed by citizens.
 THEMES = THEME_LABELS
 
-CORE_AREAS: dict[CoreArea, str] = {
-    CoreArea.HOUSING: "Bolig",
-    CoreArea.EMPLOYMENT: "Beskæftigelse",
-    CoreArea.HEALTH: "Lighed i sundhed",
-}
-
-KIND_LABELS: dict[Kind, str] = {
-    Kind.CITIZEN: "Borger",
-    Kind.VOLUNTEER: "Frivillig",
-    Kind.ASSOCIATION: "Forening",
-    Kind.ORGANISATION: "Organisation",
-    Kind.COMPANY: "Virksomhed",
-    Kind.POLITICIAN: "Politiker",
-    Kind.MUNICIPAL_UNIT: "Kommunal enhed",
-    Kind.OTHER: "Andet",
-}
-
 # Crockford's base32 without look-alikes: codes are read aloud and typed from paper.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 CERTIFICATE_PREFIX = "FRC"

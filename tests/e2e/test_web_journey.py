@@ -4,7 +4,9 @@ real headless Chromium, the mails in the SMTP sink.
 A person signs up (the self sign-up), opens the link in the confirmation mail: the page
 shows one button and confirms nothing yet (a mail scanner opening the link changes
 nothing); pressing the button makes them an active ambassador, and the certificate check
-page says their certificate is genuine and valid. Every page passes axe-core's serious and
+page says their certificate is genuine and valid. A reader subscribes through the form,
+confirms and unsubscribes through the pages; a mail program's one-click POST unsubscribes
+without a browser. Every page passes axe-core's serious and
 critical rules. Each step leaves a screenshot of its last page in ``test-artifacts/``.
 """
 
@@ -13,14 +15,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 
+from services.runtime.tokens import UNSUBSCRIBE, Signer
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mailbox
-from tests.e2e.steps import ambassador_by_email, poll
-from tests.support.browser import axe_violations, chromium, screenshot
+from tests.e2e.steps import ambassador_by_email, poll, subscriber_by_email
+from tests.support.browser import axe_violations, chromium, press, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +74,7 @@ def test_a_sign_up_is_confirmed_on_the_website_and_its_certificate_checks_out(
         # Opening the link (as a mail scanner does) confirmed nothing.
         assert status_of(stack, EMAIL)["status"] == "pending"
 
-        button.click()
+        press(browser, button)
         assert browser.find_element(By.TAG_NAME, "h1").text == "Tak, du er nu ambassadør"
         accessible(browser)
         screenshot(browser, "web-confirmed")
@@ -94,3 +99,97 @@ def test_a_sign_up_is_confirmed_on_the_website_and_its_certificate_checks_out(
         assert "Bliv ambassadør" in browser.page_source
         accessible(browser)
         screenshot(browser, "web-front-page")
+
+
+def newest_link(stack: StackRun, address: str, path: str, what: str, count: int = 1) -> str:
+    """The link to ``path`` in the newest of at least ``count`` mails to ``address``."""
+    mails = Mailbox(stack.data_dir / "mail").wait(
+        lambda m: address in m.to and f"{PUBLIC_URL}{path}" in m.text,
+        count=count,
+        timeout=60,
+        what=what,
+    )
+    found = re.search(rf"{re.escape(PUBLIC_URL)}{re.escape(path)}\S+", mails[-1].text)
+    assert found, mails[-1].text
+    return stack.local(found.group(0))
+
+
+def unsubscribe_link(stack: StackRun, address: str) -> str:
+    """The link every issue mailed to ``address`` carries (signed as the newsletter service
+    signs it: sending an issue to the demo's 85 subscribers just for it would be slow)."""
+    subscriber = subscriber_by_email(stack, address)
+    token = Signer(stack.token_secret("newsletter_token_secret"), UNSUBSCRIBE).sign(
+        subscriber["id"]
+    )
+    return f"{stack.website}/newsletter/unsubscribe/{token}"
+
+
+def test_a_reader_subscribes_confirms_and_unsubscribes_on_the_website(stack: StackRun) -> None:
+    reader = "ellen.web@example.net"
+    with chromium() as browser:
+        browser.get(f"{stack.website}/nyhedsbrev")
+        accessible(browser)
+        browser.find_element(By.ID, "email").send_keys("ikke-en-adresse")
+        press(browser, browser.find_element(By.CSS_SELECTOR, "main form button"))
+        summary = browser.find_element(By.CSS_SELECTOR, ".error-summary").text
+        assert "Skriv en gyldig e-mailadresse" in summary
+        accessible(browser)
+
+        field = browser.find_element(By.ID, "email")
+        field.clear()
+        field.send_keys(reader)
+        browser.find_element(By.ID, "name").send_keys("Ellen Web")
+        press(browser, browser.find_element(By.CSS_SELECTOR, "main form button"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Tjek din mail"
+
+        browser.get(newest_link(stack, reader, "/newsletter/confirm/", "the confirmation"))
+        assert subscriber_by_email(stack, reader)["status"] == "pending"  # opened, not acted
+        press(browser, browser.find_element(By.CSS_SELECTOR, "main button"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Tak for dit abonnement"
+        assert subscriber_by_email(stack, reader)["status"] == "confirmed"
+
+        browser.get(unsubscribe_link(stack, reader))
+        assert subscriber_by_email(stack, reader)["status"] == "confirmed"
+        accessible(browser)
+        press(browser, browser.find_element(By.CSS_SELECTOR, "main button"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Du er afmeldt"
+        screenshot(browser, "web-unsubscribed")
+    assert subscriber_by_email(stack, reader)["status"] == "unsubscribed"
+
+
+def test_the_one_click_unsubscribe_of_a_mail_program_works_without_a_browser(
+    stack: StackRun,
+) -> None:
+    reader = "oneclick.web@example.net"
+    stack.cli("newsletter", "subscribe", reader).ok()
+    confirm = newest_link(stack, reader, "/newsletter/confirm/", "the confirmation")
+    token = confirm.rsplit("/", 1)[-1]
+    stack.cli("newsletter", "confirm", token).ok()
+    link = unsubscribe_link(stack, reader)
+    # What a mail program sends for List-Unsubscribe-Post (RFC 8058): no cookie, no token.
+    answer = httpx.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert subscriber_by_email(stack, reader)["status"] == "unsubscribed"
+
+
+def test_the_public_directory_shows_the_listed_organisations_and_filters_them(
+    stack: StackRun,
+) -> None:
+    listed = stack.cli("ambassadors", "directory", "--json").ok().json()
+    entries = listed["entries"]
+    assert entries, "the demo import lists its organisations"
+    housing = {e["display_name"] for e in entries if "housing" in e["core_areas"]}
+    with chromium() as browser:
+        browser.get(f"{stack.website}/ambassadoerer")
+        accessible(browser)
+        status = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+        assert status.startswith(f"{len(entries)} ambassadører")
+        Select(browser.find_element(By.ID, "kerneomraade")).select_by_visible_text("Bolig")
+        press(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button"))
+        assert "kerneomraade=housing" in browser.current_url
+        shown = {h.text for h in browser.find_elements(By.CSS_SELECTOR, ".directory h2")}
+        assert shown <= housing
+        assert len(shown) == min(50, len(housing))
+        # Nothing but what the organisations chose to show: no address, no phone.
+        assert "@" not in browser.find_element(By.TAG_NAME, "main").text
+        screenshot(browser, "web-directory")

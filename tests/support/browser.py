@@ -16,6 +16,9 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.stack import REPO_ROOT
 
@@ -85,3 +88,13 @@ def axe_violations(
         for v in result["violations"]
         if v.get("impact") in impacts
     ]
+
+
+def press(driver: WebDriver, button: WebElement, timeout: float = 15.0) -> None:
+    """Click a button that submits a form, and wait until the next page replaced this
+    one (the old page's elements are gone), so what is looked at next is the answer."""
+    button.click()
+    WebDriverWait(driver, timeout).until(staleness_of(button))
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )

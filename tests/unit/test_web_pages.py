@@ -13,11 +13,17 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from contracts.ambassadors import AmbassadorView, VerifyResult
+from contracts.ambassadors import AmbassadorView, Directory, DirectoryEntry, VerifyResult
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
-from contracts.newsletter import Archive, ArchiveEntry, SubscriberView
+from contracts.newsletter import (
+    Archive,
+    ArchiveEntry,
+    IssueRendering,
+    SubscriberView,
+    SubscriptionReceived,
+)
 from contracts.newsletter import Endpoints as Newsletter
 from web.app import create_app
 from web.csrf import FIELD
@@ -306,3 +312,153 @@ def test_tokens_never_reach_the_access_log() -> None:
     assert redact_path(f"/rsvp/{TOKEN}/yes") == "/rsvp/<token>/yes"
     assert redact_path(f"/newsletter/unsubscribe/{TOKEN}") == "/newsletter/unsubscribe/<token>"
     assert redact_path("/verify/ABCD1234") == "/verify/ABCD1234"
+
+
+# ---------------------------------------------------------------- the newsletter
+
+
+def test_subscribing_answers_the_same_neutral_way_and_sends_the_subscription(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Newsletter.SUBSCRIBE.subject] = SubscriptionReceived()
+    services.replies[Newsletter.ARCHIVE.subject] = Archive(issues=[])
+    page = browser.get("/nyhedsbrev")
+    assert page.status_code == 200 and '<label for="email">E-mail</label>' in page.text
+    done = browser.post(
+        "/nyhedsbrev",
+        data={FIELD: form_token(page.text), "email": "ole@example.net", "name": "Ole"},
+    )
+    assert done.status_code == 200
+    assert "Hvis adressen kan bruges, er en mail på vej" in text(done.text)
+    sent = [r for s, r in services.calls if s == Newsletter.SUBSCRIBE.subject]
+    assert [r.model_dump() for r in sent] == [{"email": "ole@example.net", "name": "Ole"}]
+
+
+def test_a_bad_address_is_named_next_to_its_field_and_nothing_is_sent(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Newsletter.ARCHIVE.subject] = Archive(issues=[])
+    page = browser.get("/nyhedsbrev")
+    refused = browser.post(
+        "/nyhedsbrev", data={FIELD: form_token(page.text), "email": "ikke-en-adresse"}
+    )
+    assert refused.status_code == 400
+    assert 'class="error-summary"' in refused.text and 'href="#email"' in refused.text
+    assert 'id="email-error"' in refused.text and 'aria-invalid="true"' in refused.text
+    assert "Skriv en gyldig e-mailadresse" in refused.text
+    assert 'value="ikke-en-adresse"' in refused.text  # what was typed stays
+    assert Newsletter.SUBSCRIBE.subject not in services.subjects()
+
+
+def test_the_newsletter_page_works_while_the_archive_is_unavailable(
+    browser: TestClient, services: StandIn
+) -> None:
+    page = browser.get("/nyhedsbrev")
+    assert page.status_code == 200
+    assert "Nyhedsbrevet er midlertidigt utilgængeligt" in page.text
+    assert "<form" in page.text
+
+
+def test_a_sent_issue_is_shown_as_its_public_web_version(
+    browser: TestClient, services: StandIn
+) -> None:
+    rendering = IssueRendering(
+        id="iss-1",
+        number=3,
+        state="sent",
+        title="Nummer 3",
+        subject="Nyhedsbrev nr. 3",
+        html="<html><body><h1>Nummer 3</h1></body></html>",
+        text="Nummer 3",
+        sent_at=NOW,
+    )
+    services.replies[Newsletter.ARCHIVE.subject] = Archive(issues=[], issue=rendering)
+    page = browser.get("/nyhedsbrev/3")
+    assert page.status_code == 200 and "<h1>Nummer 3</h1>" in page.text
+    assert "script" not in page.headers["Content-Security-Policy"]
+    [(_, asked)] = services.calls
+    assert asked.model_dump() == {"number": 3}
+    services.replies[Newsletter.ARCHIVE.subject] = ServiceError(ErrorCode.NOT_FOUND, "none")
+    assert browser.get("/nyhedsbrev/4").status_code == 404
+
+
+# ---------------------------------------------------------------- the directory
+
+
+def entry(n: int, **fields: Any) -> DirectoryEntry:
+    values: dict[str, Any] = {
+        "id": f"amb-{n:03d}",
+        "display_name": f"Forening {n:03d}",
+        "kind": "association",
+        "organisation": f"Forening {n:03d}",
+        "themes": [1 + n % 12],
+        "core_areas": ["housing"] if n % 2 else ["health"],
+    }
+    return DirectoryEntry.model_validate({**values, **fields})
+
+
+def names(page: str) -> list[str]:
+    return re.findall(r"<h2>([^<]+)</h2>", page)
+
+
+def test_the_directory_lists_50_to_a_page_alphabetically(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.DIRECTORY.subject] = Directory(
+        generated_at=NOW, entries=[entry(n) for n in reversed(range(60))]
+    )
+    first = browser.get("/ambassadoerer")
+    assert first.status_code == 200 and "60 ambassadører, side 1 af 2" in text(first.text)
+    assert names(first.text) == [f"Forening {n:03d}" for n in range(50)]
+    assert 'href="/ambassadoerer?side=2" rel="next"' in first.text
+    second = browser.get("/ambassadoerer?side=2")
+    assert names(second.text) == [f"Forening {n:03d}" for n in range(50, 60)]
+    assert "public" in first.headers["Cache-Control"] and first.headers["ETag"]
+
+
+def test_the_directory_filters_by_theme_core_area_kind_and_name(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.DIRECTORY.subject] = Directory(
+        generated_at=NOW,
+        entries=[
+            entry(1, themes=[3], core_areas=["housing"]),
+            entry(2, themes=[3], core_areas=["health"]),
+            entry(
+                3,
+                themes=[4],
+                kind="company",
+                display_name="Byg & Bo A/S",
+                organisation="Byg & Bo A/S",
+                website="https://bygbo.example",
+            ),
+        ],
+    )
+    assert names(browser.get("/ambassadoerer?tema=3").text) == ["Forening 001", "Forening 002"]
+    assert names(browser.get("/ambassadoerer?tema=3&kerneomraade=health").text) == ["Forening 002"]
+    company = browser.get("/ambassadoerer?type=company&q=byg").text
+    assert names(company) == ["Byg &amp; Bo A/S"]
+    assert '<a href="https://bygbo.example" rel="noopener nofollow">' in company
+    assert "Ingen ambassadører passer" in browser.get("/ambassadoerer?q=zzz").text
+    # The filters stay chosen on the page they led to.
+    assert '<option value="3" selected>' in browser.get("/ambassadoerer?tema=3").text
+
+
+def test_a_directory_query_the_site_does_not_know_is_a_danish_400(
+    browser: TestClient, services: StandIn
+) -> None:
+    for query in ("tema=13", "kerneomraade=space", "side=0", "type=robot"):
+        page = browser.get(f"/ambassadoerer?{query}")
+        assert page.status_code == 400, query
+        assert "Forespørgslen kunne ikke forstås" in page.text
+    assert services.calls == []
+
+
+def test_the_filter_form_as_a_browser_sends_it_with_empty_choices_lists_everyone(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.DIRECTORY.subject] = Directory(
+        generated_at=NOW, entries=[entry(1), entry(2)]
+    )
+    page = browser.get("/ambassadoerer?q=&tema=&kerneomraade=&type=")
+    assert page.status_code == 200 and len(names(page.text)) == 2

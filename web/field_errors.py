@@ -1,0 +1,76 @@
+"""A refused form's problems, field by field, in Danish: from the contract's validation
+(checked here before anything is sent) or from the service's answer (``validation_failed``
+with details). The service's own words are English and meant for the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.errors import ServiceError
+
+# What each field is called on the pages, for the error summary.
+LABELS = {
+    "email": "E-mail",
+    "name": "Navn",
+    "phone": "Telefon",
+    "kind": "Hvem er du",
+    "organisation": "Organisation",
+    "website": "Hjemmeside",
+    "description": "Beskrivelse",
+    "themes": "Temaer",
+    "core_areas": "Kerneområder",
+    "skills": "Kompetencer",
+    "consent": "Samtykke",
+}
+
+# Per field, what to say whatever the rule it broke (the common cases).
+_BY_FIELD = {
+    "email": "Skriv en gyldig e-mailadresse, fx navn@eksempel.dk.",
+    "website": "Skriv en hjemmeside, der begynder med https:// eller http://.",
+    "consent": "Du skal give samtykke, for at vi må gemme dine oplysninger.",
+    "kind": "Vælg, hvem du tilmelder dig som.",
+    "organisation": "Skriv navnet på din organisation.",
+}
+
+
+def _message(field: str, kind: str, context: dict[str, Any]) -> str:
+    if kind == "missing":
+        return _BY_FIELD.get(field, "Skal udfyldes.")
+    if kind in ("string_too_long", "too_long"):
+        return f"Må højst være {context.get('max_length', '')} tegn.".replace("  ", " ")
+    if field in _BY_FIELD:
+        return _BY_FIELD[field]
+    if kind in ("string_too_short",):
+        return "Skal udfyldes."
+    return "Tjek feltet: det kan ikke bruges, som det står."
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.field, self.field)
+
+
+def from_validation(exc: ValidationError) -> list[FieldProblem]:
+    problems: dict[str, FieldProblem] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        problems.setdefault(
+            field, FieldProblem(field, _message(field, error["type"], error.get("ctx") or {}))
+        )
+    return list(problems.values())
+
+
+def from_service(exc: ServiceError) -> list[FieldProblem]:
+    problems: dict[str, FieldProblem] = {}
+    for detail in exc.error.details:
+        field = detail.field.split(".", 1)[0]
+        problems.setdefault(field, FieldProblem(field, _message(field, "value_error", {})))
+    return list(problems.values())
