@@ -407,9 +407,18 @@ class PlanYearResult(View):
     meetings: list[MeetingView]
 
 
+class PublicMeeting(View):
+    """A public meeting as the website shows it: what, when, where; nobody's answer."""
+
+    meeting: MeetingInfo
+    state: MeetingState
+
+
 class Calendar(View):
     ics: str
     meetings: int
+    # The same meetings, soonest first, for the website's pages.
+    entries: list[PublicMeeting] = []
 
 
 # ---------------------------------------------------------------- events

@@ -33,6 +33,7 @@ from contracts.events import (
     MeetingView,
     Participation,
     PlanYear,
+    PublicMeeting,
     RecordAttendance,
     RescheduleMeeting,
     Rsvp,
@@ -391,4 +392,5 @@ async def public_calendar(ctx: Context, scope: Reading, _: GetCalendar) -> Calen
         uid_domain=ctx.settings.mail_message_id_domain,
         now=scope.now,
     )
-    return Calendar(ics=ics, meetings=len(meetings))
+    entries = [PublicMeeting(meeting=m.info(), state=m.state) for m in meetings]
+    return Calendar(ics=ics, meetings=len(meetings), entries=entries)

@@ -13,14 +13,17 @@ critical rules. Each step leaves a screenshot of its last page in ``test-artifac
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import icalendar
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
+from contracts.events import COPENHAGEN
 from services.runtime.tokens import UNSUBSCRIBE, Signer
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mailbox
@@ -193,3 +196,30 @@ def test_the_public_directory_shows_the_listed_organisations_and_filters_them(
         # Nothing but what the organisations chose to show: no address, no phone.
         assert "@" not in browser.find_element(By.TAG_NAME, "main").text
         screenshot(browser, "web-directory")
+
+
+def test_a_public_meeting_is_in_the_calendar_its_page_and_the_feed(stack: StackRun) -> None:
+    starts = (datetime.now(COPENHAGEN) + timedelta(days=40)).replace(
+        hour=17, minute=0, second=0, microsecond=0
+    )
+    scheduled = stack.cli(
+        "events", "schedule", "--kind", "theme_day", "--title", "Temadag om fællesskaber",
+        "--starts", starts.strftime("%Y-%m-%dT%H:%M"),
+        "--ends", (starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "--place", "Fredericia Bibliotek", "--public", "--theme", "5", "--json",
+    ).ok().json()  # fmt: skip
+    with chromium() as browser:
+        browser.get(f"{stack.website}/kalender")
+        accessible(browser)
+        link = browser.find_element(By.LINK_TEXT, "Temadag om fællesskaber")
+        assert "kl. 17.00" in browser.find_element(By.CSS_SELECTOR, ".meetings").text
+        press(browser, link)
+        assert browser.current_url.endswith(f"/kalender/{scheduled['id']}")
+        assert "Fredericia Bibliotek" in browser.find_element(By.TAG_NAME, "main").text
+        accessible(browser)
+        screenshot(browser, "web-meeting")
+    feed = httpx.get(f"{stack.website}/kalender.ics", timeout=10)
+    assert feed.headers["content-type"].startswith("text/calendar")
+    events = icalendar.Calendar.from_ical(feed.content).walk("VEVENT")
+    [found] = [e for e in events if str(e["SUMMARY"]) == "Temadag om fællesskaber"]
+    assert found.decoded("DTSTART") == starts

@@ -819,6 +819,11 @@ async def test_the_public_calendar_shows_public_meetings_only(service: Service) 
         f"meeting-{called_off.id}@{UID_DOMAIN}": "CANCELLED",
     }
     assert internal.id not in calendar.ics and "Intern planlægning" not in calendar.ics
+    # The same meetings for the website's pages, soonest first, with their state.
+    assert [(e.meeting.meeting_id, e.state) for e in calendar.entries] == [
+        (theme_day.id, MeetingState.SCHEDULED),
+        (called_off.id, MeetingState.CANCELLED),
+    ]
 
 
 # ================================================================ reactions to the ambassadors

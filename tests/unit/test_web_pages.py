@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,8 @@ from contracts.ambassadors import AmbassadorView, Directory, DirectoryEntry, Ver
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
+from contracts.events import COPENHAGEN, Calendar, PublicMeeting
+from contracts.events import Endpoints as Events
 from contracts.newsletter import (
     Archive,
     ArchiveEntry,
@@ -27,10 +29,12 @@ from contracts.newsletter import (
 from contracts.newsletter import Endpoints as Newsletter
 from web.app import create_app
 from web.csrf import FIELD
+from web.pages.calendar import danish_date, danish_time
 from web.security import redact_path
 from web.settings import WebSettings
 
 TOKEN = "tok_" + "a" * 40
+ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
 NOW = datetime.now(UTC)
 UNSUBSCRIBED = SubscriberView.model_validate(
     {"id": "sub-1", "status": "unsubscribed", "source": "direct", "email": None, "created_at": NOW}
@@ -268,6 +272,7 @@ def test_the_front_page_links_the_latest_newsletter(browser: TestClient, service
             for n in (1, 2)
         ]
     )
+    services.replies[Events.CALENDAR.subject] = Calendar(ics=ICS, meetings=0)
     page = browser.get("/")
     assert 'href="/nyhedsbrev/2"' in page.text and "Nummer 2" in page.text
     assert "public" in page.headers["Cache-Control"]
@@ -462,3 +467,70 @@ def test_the_filter_form_as_a_browser_sends_it_with_empty_choices_lists_everyone
     )
     page = browser.get("/ambassadoerer?q=&tema=&kerneomraade=&type=")
     assert page.status_code == 200 and len(names(page.text)) == 2
+
+
+# ---------------------------------------------------------------- the calendar
+
+
+def meeting(n: int, days: int, state: str = "scheduled", **fields: Any) -> PublicMeeting:
+    starts = (NOW + timedelta(days=days)).replace(hour=16, minute=0, second=0, microsecond=0)
+    info = {
+        "meeting_id": f"m{n}",
+        "kind": "theme_day",
+        "title": f"Temadag {n}",
+        "starts_at": starts,
+        "ends_at": starts + timedelta(hours=2),
+        "place": "Rådhuset",
+        "public": True,
+        **fields,
+    }
+    return PublicMeeting.model_validate({"meeting": info, "state": state})
+
+
+def test_the_calendar_shows_the_public_meetings_to_come_soonest_first(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Events.CALENDAR.subject] = Calendar(
+        ics=ICS,
+        meetings=4,
+        entries=[
+            meeting(1, 20),
+            meeting(2, -3),
+            meeting(3, 5),
+            meeting(4, 8, state="cancelled"),
+        ],
+    )
+    page = browser.get("/kalender")
+    assert page.status_code == 200
+    shown = re.findall(r'<a href="/kalender/(m\d)">', page.text)
+    assert shown == ["m3", "m1"]
+    soonest = meeting(3, 5).meeting.starts_at.astimezone(COPENHAGEN)
+    # In Copenhagen time, in Danish.
+    assert f"Temadag, {danish_date(soonest)} kl. {soonest:%H.%M}" in text(page.text)
+    one = browser.get("/kalender/m3")
+    assert one.status_code == 200 and "Rådhuset" in one.text
+    assert browser.get("/kalender/m9").status_code == 404
+    front = browser.get("/")
+    assert re.findall(r'<a href="/kalender/(m\d)">', front.text) == ["m3", "m1"]
+
+
+def test_the_calendar_feed_is_the_services_icalendar_file_and_cacheable(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Events.CALENDAR.subject] = Calendar(ics=ICS, meetings=0)
+    feed = browser.get("/kalender.ics")
+    assert feed.status_code == 200 and feed.text == ICS
+    assert feed.headers["content-type"].startswith("text/calendar")
+    again = browser.get("/kalender.ics", headers={"If-None-Match": feed.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_the_calendar_says_so_when_the_events_service_is_down(browser: TestClient) -> None:
+    page = browser.get("/kalender")
+    assert page.status_code == 503 and "Kalenderen er midlertidigt utilgængelig" in page.text
+    assert page.headers["Retry-After"] == "30"
+
+
+def test_dates_are_written_the_danish_way_in_copenhagen_time() -> None:
+    assert danish_date(datetime(2027, 3, 4, 23, 30, tzinfo=UTC)) == "fredag 5. marts 2027"
+    assert danish_time(datetime(2027, 7, 1, 14, 0, tzinfo=UTC)) == "16.00"
