@@ -711,5 +711,7 @@ class Endpoints(endpoints.Endpoints):
         "ambassadors.query.goals",
         GetGoals,
         Goals,
-        "Active ambassadors and citizen share against the strategy's targets, month by month.",
+        "Active ambassadors and citizen share against the strategy's targets, month by month "
+        "(counts only: public).",
+        public=True,
     )

@@ -223,3 +223,18 @@ def test_a_public_meeting_is_in_the_calendar_its_page_and_the_feed(stack: StackR
     events = icalendar.Calendar.from_ical(feed.content).walk("VEVENT")
     [found] = [e for e in events if str(e["SUMMARY"]) == "Temadag om fællesskaber"]
     assert found.decoded("DTSTART") == starts
+
+
+def test_the_goals_page_shows_the_numbers_samskab_goals_shows(stack: StackRun) -> None:
+    goals = stack.cli("goals", "--json").ok().json()
+    with chromium() as browser:
+        browser.get(f"{stack.website}/maal")
+        accessible(browser)
+        figures = browser.find_element(By.CSS_SELECTOR, ".figures").text
+        assert f"{goals['active']} af {goals['target']}" in figures
+        assert len(browser.find_elements(By.CSS_SELECTOR, "svg[role=img]")) == 2
+        rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert len(rows) == len(goals["months"])
+        last = rows[-1].find_elements(By.TAG_NAME, "td")
+        assert int(last[0].text) == goals["months"][-1]["active"]
+        screenshot(browser, "web-goals")

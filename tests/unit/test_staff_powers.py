@@ -19,6 +19,8 @@ PUBLIC = {
     "ambassadors.cmd.confirm",
     "ambassadors.query.verify",
     "ambassadors.query.directory",
+    # Counts only (the website's goals page): no person in it.
+    "ambassadors.query.goals",
     "events.cmd.answer",
     "events.query.calendar",
     "newsletter.cmd.subscribe",

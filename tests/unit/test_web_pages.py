@@ -13,7 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from contracts.ambassadors import AmbassadorView, Directory, DirectoryEntry, VerifyResult
+from contracts.ambassadors import (
+    AmbassadorView,
+    Directory,
+    DirectoryEntry,
+    Goals,
+    MonthPoint,
+    VerifyResult,
+)
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
@@ -28,6 +35,7 @@ from contracts.newsletter import (
 )
 from contracts.newsletter import Endpoints as Newsletter
 from web.app import create_app
+from web.charts import line_chart
 from web.csrf import FIELD
 from web.pages.calendar import danish_date, danish_time
 from web.security import redact_path
@@ -534,3 +542,36 @@ def test_the_calendar_says_so_when_the_events_service_is_down(browser: TestClien
 def test_dates_are_written_the_danish_way_in_copenhagen_time() -> None:
     assert danish_date(datetime(2027, 3, 4, 23, 30, tzinfo=UTC)) == "fredag 5. marts 2027"
     assert danish_time(datetime(2027, 7, 1, 14, 0, tzinfo=UTC)) == "16.00"
+
+
+# ---------------------------------------------------------------- the goals
+
+
+def test_the_goals_page_shows_the_figures_as_charts_and_as_a_table(
+    browser: TestClient, services: StandIn
+) -> None:
+    months = [
+        MonthPoint(month="2026-10", active=40, citizens=4, activated=40, left=0),
+        MonthPoint(month="2026-11", active=90, citizens=20, activated=52, left=2),
+    ]
+    services.replies[Ambassadors.GOALS.subject] = Goals(
+        active=90, target=150, progress=0.6, citizens=20, citizen_share=20 / 90,
+        citizen_share_target=0.2, by_kind={}, by_theme={}, by_core_area={}, pending=3,
+        withdrawn=2, erased=0, months=months,
+    )  # fmt: skip
+    page = browser.get("/maal")
+    assert page.status_code == 200 and "public" in page.headers["Cache-Control"]
+    shown = text(page.text)
+    assert "90 af 150 (60 %)" in shown and "20 (22 %, målet er 20 %)" in shown
+    assert page.text.count('<svg viewBox="0 0 640 240" role="img"') == 2
+    assert "oktober 2026 40 4 10 % 40 0" in shown and "november 2026 90 20 22 % 52 2" in shown
+
+
+def test_a_line_chart_reaches_up_to_its_target_and_spreads_the_months() -> None:
+    chart = line_chart(["a", "b", "c"], [0, 50, 75], target=150)
+    xs = [float(p.split(",")[0]) for p in chart.points.split()]
+    ys = [float(p.split(",")[1]) for p in chart.points.split()]
+    assert xs == [48.0, 336.0, 624.0]
+    assert ys[0] == 208.0 and ys[2] == 112.0  # 0 at the bottom, 75 halfway to 150
+    assert chart.target_y == 16.0
+    assert [label for _, label in chart.y_labels] == ["0", "38", "75", "112", "150"]
