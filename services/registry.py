@@ -69,7 +69,8 @@ BY_NAME = {entry.name: entry for entry in SERVICES}
 
 # Entry points that run beside the services but own no data: the public website
 # (``python -m web``), with a NATS user of its own and a container, no database.
-GATEWAYS: tuple[str, ...] = ("web",)
+WEB = "web"
+GATEWAYS: tuple[str, ...] = (WEB,)
 
 
 def names() -> list[str]:

@@ -37,6 +37,7 @@ from stack.nats import NatsServer, service_is_healthy
 from stack.processes import ManagedProcess, free_port, port_in_use
 from stack.settings import StackSettings, secrets_for
 from stack.smtp_sink import SmtpSink
+from web.settings import listen_port
 
 __all__ = [
     "DEFAULT_NATS_MONITOR_PORT",
@@ -56,7 +57,7 @@ DEFAULT_NATS_MONITOR_PORT = 8222
 NATS_MONITOR_PORT_ENV = "SAMSKAB_NATS_MONITOR_PORT"
 
 ServiceCommand = Callable[[str], Sequence[str]]
-WEB = "web"
+WEB = nats_accounts.WEB_USER
 
 
 def fresh_settings(data_dir: Path, **overrides: Any) -> StackSettings:
@@ -374,9 +375,8 @@ class EmbeddedStack:
 
     @property
     def web_port(self) -> int:
-        """Where the website listens: SAMSKAB_WEB_PORT, else the public URL's port (8000
-        without one)."""
-        return self.settings.web_port or urlsplit(self.settings.public_url).port or 8000
+        """Where the website listens (SAMSKAB_WEB_PORT, else the public URL's port)."""
+        return listen_port(self.settings.public_url, self.settings.web_port)
 
     def _web_check(self) -> bool:
         try:

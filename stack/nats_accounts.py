@@ -27,7 +27,7 @@ __all__ = ["ACCOUNTS_FILE", "USERS", "password_variable", "render"]
 ACCOUNTS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "nats" / "accounts.conf"
 
 CLI_USER = "cli"
-WEB_USER = "web"
+WEB_USER = registry.WEB
 # Every user the text defines: a service each, the operators' CLI and the public website.
 USERS: tuple[str, ...] = (*registry.names(), CLI_USER, WEB_USER)
 

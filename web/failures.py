@@ -14,6 +14,7 @@ from services.runtime.logging import get_logger
 from web.forms import FormRefused
 from web.gateway import Unavailable
 from web.security import redact_path
+from web.site import site_of
 from web.templating import Pages
 
 log = get_logger(__name__)
@@ -70,11 +71,6 @@ def service_error_page(pages: Pages, request: Request, error: ServiceError) -> R
     return error_page(pages, request, status, title, text)
 
 
-def site_limits_window(request: Request) -> int:
-    window: int = request.app.state.site.guard.limits.window_seconds
-    return window
-
-
 def install(app: FastAPI, pages: Pages) -> None:
     async def unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Unavailable)
@@ -108,7 +104,7 @@ def install(app: FastAPI, pages: Pages) -> None:
         assert isinstance(exc, FormRefused)
         headers = None
         if exc.status == 429:
-            headers = {"Retry-After": str(site_limits_window(request))}
+            headers = {"Retry-After": str(site_of(request).guard.limits.window_seconds)}
         return error_page(pages, request, exc.status, headers=headers)
 
     app.add_exception_handler(FormRefused, form_refused)

@@ -7,9 +7,17 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
+from services import registry
 from services.runtime.settings import ClientSettings
 
-WEB_USER = "web"
+# Its NATS user (and its process's name in the embedded stack).
+WEB_USER = registry.WEB
+
+
+def listen_port(public_url: str, web_port: int | None) -> int:
+    """Where the website listens: ``web_port``, else the public URL's port, else 8000 (a
+    proxy in front answers on 443)."""
+    return web_port or urlsplit(public_url).port or 8000
 
 
 class WebSettings(ClientSettings):
@@ -35,7 +43,4 @@ class WebSettings(ClientSettings):
 
     @property
     def listen_port(self) -> int:
-        if self.web_port is not None:
-            return self.web_port
-        parts = urlsplit(self.public_url)
-        return parts.port or 8000
+        return listen_port(self.public_url, self.web_port)

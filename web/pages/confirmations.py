@@ -20,7 +20,7 @@ from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import Endpoints as Newsletter
-from web.failures import error_page, service_error_page
+from web.failures import RETRY_AFTER_SECONDS, error_page, service_error_page
 from web.gateway import Unavailable, ask
 from web.site import site_of
 
@@ -140,7 +140,9 @@ async def _one_click(request: Request, link: TokenLink, command: BaseModel | Non
         await ask(site_of(request).services, link.endpoint, command)
     except Unavailable:
         return PlainTextResponse(
-            "Prøv igen senere.", status_code=503, headers={"Retry-After": "30"}
+            "Prøv igen senere.",
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except ServiceError as exc:
         status = 500 if exc.code == ErrorCode.INTERNAL else 400

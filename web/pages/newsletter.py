@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import Archive, GetArchive, Subscribe
 from contracts.newsletter import Endpoints as Newsletter
+from web.failures import error_page
 from web.field_errors import FieldProblem, from_service, from_validation
 from web.gateway import Unavailable, ask
 from web.site import site_of
@@ -103,12 +104,12 @@ async def issue(request: Request, number: Annotated[int, Path(ge=1, le=100_000)]
         found = await ask(site.services, Newsletter.ARCHIVE, GetArchive(number=number))
     except ServiceError as exc:
         if exc.code == ErrorCode.NOT_FOUND:
-            return site.pages.render(
+            return error_page(
+                site.pages,
                 request,
-                "error.html.j2",
-                status_code=404,
-                title="Nyhedsbrevet findes ikke",
-                text="Der er ikke sendt et nyhedsbrev med det nummer.",
+                404,
+                "Nyhedsbrevet findes ikke",
+                "Der er ikke sendt et nyhedsbrev med det nummer.",
             )
         raise
     assert found.issue is not None
