@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -51,13 +52,26 @@ async def erase(db: DatabaseT, known: KnownAmbassadors) -> None:
         await db.invitations.delete_many({"ambassador_id": WIM}, session=session)
 
 
+@asynccontextmanager
+async def invitation_round(db: DatabaseT) -> AsyncIterator[UnitOfWork]:
+    """An invitation round's unit of work, left open for the test to interleave with; the
+    test commits it (or sees it fail)."""
+    async with db.client.start_session() as session:
+        await session.start_transaction()
+        yield UnitOfWork(db, session, now=NOW)
+
+
+async def store_invitation(uow: UnitOfWork) -> None:
+    await uow.db.invitations.insert_one({"_id": "inv-1", "ambassador_id": WIM}, session=uow.session)
+
+
 async def test_an_invitation_decided_before_an_erasure_committed_is_never_kept(
     db: DatabaseT,
 ) -> None:
     known = KnownAmbassadors()
-    async with db.client.start_session() as session:
-        await session.start_transaction()
-        uow = UnitOfWork(db, session, now=NOW)
+    async with invitation_round(db) as uow:
+        session = uow.session
+        assert session is not None
         round_saw = [a.id for a in await known.active_after(uow, None, 10)]
         assert round_saw == [WIM]
 
@@ -66,9 +80,7 @@ async def test_an_invitation_decided_before_an_erasure_committed_is_never_kept(
         try:
             held = await known.hold(uow, round_saw)
             if WIM in held:
-                await db.invitations.insert_one(
-                    {"_id": "inv-1", "ambassador_id": WIM}, session=session
-                )
+                await store_invitation(uow)
             await session.commit_transaction()
         except PyMongoError as error:
             # The runtime runs such a unit again; the next attempt reads the tombstone.
@@ -86,17 +98,16 @@ async def test_an_erasure_that_comes_while_an_invitation_is_being_stored_sees_it
     db: DatabaseT,
 ) -> None:
     known = KnownAmbassadors()
-    async with db.client.start_session() as session:
-        await session.start_transaction()
-        uow = UnitOfWork(db, session, now=NOW)
+    async with invitation_round(db) as uow:
+        assert uow.session is not None
         assert await known.hold(uow, [WIM]) == {WIM}
-        await db.invitations.insert_one({"_id": "inv-1", "ambassador_id": WIM}, session=session)
+        await store_invitation(uow)
 
         # The erasure conflicts with the round's write while the round is open...
         with pytest.raises(PyMongoError) as conflict:
             await erase(db, known)
         assert conflict.value.has_error_label("TransientTransactionError")
-        await session.commit_transaction()
+        await uow.session.commit_transaction()
 
     # ...and, run again as the runtime does, deletes what the round stored.
     await erase(db, known)
