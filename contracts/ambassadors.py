@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts import endpoints, jobs
+from contracts.consent import CONSENT_VERSION_MAX
 from contracts.envelope import Event, Message
 from contracts.text import clean_line, normalise_email, normalise_name, normalise_website
 
@@ -282,6 +283,9 @@ class SignUp(ProfileFields):
     :class:`Register`, a staff power on a subject of its own.)"""
 
     consent: bool
+    # The version of the consent text the person was shown (the website sends it); a
+    # sign-up that read an older text than the service's is sent back to read the new one.
+    consent_version: str | None = Field(default=None, max_length=CONSENT_VERSION_MAX)
 
     @field_validator("consent")
     @classmethod
@@ -367,6 +371,10 @@ class GetDirectory(Message):
 
 
 class GetGoals(Message):
+    pass
+
+
+class GetConsentText(Message):
     pass
 
 
@@ -469,6 +477,13 @@ class Goals(View):
     withdrawn: int
     erased: int
     months: list[MonthPoint]
+
+
+class ConsentText(View):
+    """The consent a sign-up gives now, in full, and its version."""
+
+    version: str
+    text: str
 
 
 class VerifyResult(View):
@@ -713,5 +728,12 @@ class Endpoints(endpoints.Endpoints):
         Goals,
         "Active ambassadors and citizen share against the strategy's targets, month by month "
         "(counts only: public).",
+        public=True,
+    )
+    CONSENT = endpoints.query(
+        "ambassadors.query.consent",
+        GetConsentText,
+        ConsentText,
+        "The consent text a sign-up accepts now, in full, with its version.",
         public=True,
     )

@@ -15,7 +15,16 @@ from web import failures
 from web.csrf import Csrf
 from web.forms import Guard
 from web.gateway import Caller, client_for
-from web.pages import calendar, confirmations, directory, front, goals, newsletter, verify
+from web.pages import (
+    calendar,
+    confirmations,
+    directory,
+    front,
+    goals,
+    newsletter,
+    signup,
+    verify,
+)
 from web.rate_limits import RateLimits
 from web.security import AccessLog, BodyLimit, SecurityHeaders
 from web.settings import WebSettings
@@ -56,7 +65,7 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
         settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit))
     )
     failures.install(app, pages)
-    routers = (front, confirmations, verify, newsletter, directory, calendar, goals)
+    routers = (front, signup, confirmations, verify, newsletter, directory, calendar, goals)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

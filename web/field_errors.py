@@ -33,7 +33,14 @@ _BY_FIELD = {
     "consent": "Du skal give samtykke, for at vi må gemme dine oplysninger.",
     "kind": "Vælg, hvem du tilmelder dig som.",
     "organisation": "Skriv navnet på din organisation.",
+    "consent_version": "Samtykketeksten er blevet ændret. Læs den nye tekst herunder, og sæt "
+    "kryds igen, hvis du giver samtykke.",
+    "themes": "Vælg blandt temaerne på listen.",
+    "core_areas": "Vælg blandt kerneområderne på listen.",
 }
+
+# Problems with a field the page does not show are told at the field they belong to.
+_SHOWN_AT = {"consent_version": "consent"}
 
 
 def _message(field: str, kind: str, context: dict[str, Any]) -> str:
@@ -62,8 +69,9 @@ def from_validation(exc: ValidationError) -> list[FieldProblem]:
     problems: dict[str, FieldProblem] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "form"
+        message = _message(field, error["type"], error.get("ctx") or {})
         problems.setdefault(
-            field, FieldProblem(field, _message(field, error["type"], error.get("ctx") or {}))
+            _SHOWN_AT.get(field, field), FieldProblem(_SHOWN_AT.get(field, field), message)
         )
     return list(problems.values())
 
@@ -72,5 +80,6 @@ def from_service(exc: ServiceError) -> list[FieldProblem]:
     problems: dict[str, FieldProblem] = {}
     for detail in exc.error.details:
         field = detail.field.split(".", 1)[0]
-        problems.setdefault(field, FieldProblem(field, _message(field, "value_error", {})))
+        shown = _SHOWN_AT.get(field, field)
+        problems.setdefault(shown, FieldProblem(shown, _message(field, "value_error", {})))
     return list(problems.values())

@@ -55,6 +55,7 @@ def build(
     service.query(Endpoints.VERIFY, partial(handlers.verify, ctx))
     service.query(Endpoints.DIRECTORY, partial(handlers.directory, ctx))
     service.query(Endpoints.GOALS, partial(handlers.goals, ctx))
+    service.query(Endpoints.CONSENT, partial(handlers.consent_text, ctx))
     service.check_endpoints(Endpoints)
     return service, ctx
 

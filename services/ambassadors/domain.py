@@ -129,12 +129,29 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
     return Profile(**out)
 
 
-def validate_sign_up(fields: dict[str, Any], consent: bool) -> Profile:
-    """A sign-up's profile, with a missing consent reported alongside every bad field."""
+def validate_sign_up(
+    fields: dict[str, Any],
+    consent: bool,
+    *,
+    consent_read: str | None = None,
+    consent_current: str | None = None,
+) -> Profile:
+    """A sign-up's profile, with a missing consent reported alongside every bad field.
+
+    ``consent_read`` is the version of the text the person was shown, when the sign-up
+    says; consent to an older text than ``consent_current`` is not consent to today's.
+    """
     errors: list[FieldError] = []
     if not consent:
         errors.append(
             FieldError(field="consent", message="consent to store the profile is required")
+        )
+    elif consent_read is not None and consent_read != consent_current:
+        errors.append(
+            FieldError(
+                field="consent_version",
+                message=f"the consent text is now version {consent_current}: read it again",
+            )
         )
     try:
         profile = validate_profile(fields)

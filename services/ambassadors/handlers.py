@@ -22,12 +22,14 @@ from contracts.ambassadors import (
     CertificateRef,
     CertificateSummary,
     Confirm,
+    ConsentText,
     Directory,
     DirectoryEntry,
     Endpoints,
     Erase,
     Erased,
     GetCertificate,
+    GetConsentText,
     GetDirectory,
     GetGoals,
     Goals,
@@ -51,6 +53,7 @@ from contracts.ambassadors import (
     Withdraw,
     Withdrawn,
 )
+from contracts.consent import CONSENT_TEXTS
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, ServiceError
 from contracts.jobs import JobView
@@ -178,8 +181,13 @@ async def register(
 async def _sign_up(
     ctx: Context, uow: UnitOfWork, cmd: SignUp, *, staff: bool, source: Source | None = None
 ) -> SignUpResult:
-    profile = domain.validate_sign_up(cmd.model_dump(exclude={"consent"}), cmd.consent)
     s = ctx.settings
+    profile = domain.validate_sign_up(
+        cmd.model_dump(exclude={"consent", "consent_version"}),
+        cmd.consent,
+        consent_read=cmd.consent_version,
+        consent_current=s.consent_text_version,
+    )
     # Most sign-ups are new addresses: the first attempt just inserts, and the unique index
     # on the address turns a known one into a duplicate-key error, upon which the runtime
     # runs the unit again and it looks the address up (a lookup every time would cost each
@@ -474,6 +482,11 @@ async def directory(ctx: Context, scope: Reading, _: GetDirectory) -> Directory:
             )
         )
     return Directory(generated_at=scope.now, entries=entries)
+
+
+async def consent_text(ctx: Context, _scope: Reading, _: GetConsentText) -> ConsentText:
+    version = ctx.settings.consent_text_version
+    return ConsentText(version=version, text=CONSENT_TEXTS[version])
 
 
 async def goals(ctx: Context, scope: Reading, _: GetGoals) -> Goals:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from contracts.consent import CONSENT_TEXTS, CURRENT_CONSENT_VERSION
 from services.runtime.settings import ServiceSettings, TokenSecret
 
 
@@ -15,7 +16,8 @@ class AmbassadorsSettings(ServiceSettings):
     confirmation_token_ttl_hours: int = Field(default=72, ge=1)
     # Confirmation mails one address may be sent a day, however often it is signed up.
     confirmation_mails_per_day: int = Field(default=3, ge=1, le=20)
-    consent_text_version: str = "2026-11"
+    # Which published consent text sign-ups accept (contracts.consent holds them all).
+    consent_text_version: str = CURRENT_CONSENT_VERSION
     certificate_bucket: str = "certificates"
     # Import the 2022 list of organisations into an empty store (make up's demo data).
     demo_import: bool = True
@@ -23,3 +25,10 @@ class AmbassadorsSettings(ServiceSettings):
     # Signs the confirmation links the newsletter service mails for us (it holds the same
     # secret); a link needs no storage and is never readable at rest.
     ambassadors_token_secret: TokenSecret
+
+    @field_validator("consent_text_version")
+    @classmethod
+    def _consent_text_is_published(cls, value: str) -> str:
+        if value not in CONSENT_TEXTS:
+            raise ValueError(f"no published consent text {value!r}: {', '.join(CONSENT_TEXTS)}")
+        return value

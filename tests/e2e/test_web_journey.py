@@ -48,17 +48,36 @@ def accessible(driver: WebDriver) -> None:
 def test_a_sign_up_is_confirmed_on_the_website_and_its_certificate_checks_out(
     stack: StackRun,
 ) -> None:
-    stack.cli(
-        "ambassadors",
-        "sign-up",
-        "--kind",
-        "citizen",
-        "--name",
-        NAME,
-        "--email",
-        EMAIL,
-        "--consent",
-    ).ok()
+    with chromium() as browser:
+        browser.get(f"{stack.website}/bliv-ambassadoer")
+        assert "Samtykketekst version" in browser.page_source
+        accessible(browser)
+        # A first try without consent and with a bad address: both named, nothing stored.
+        browser.find_element(By.ID, "kind").click()  # the first kind: a citizen
+        browser.find_element(By.ID, "name").send_keys(NAME)
+        browser.find_element(By.ID, "email").send_keys("birte-uden-snabel-a")
+        browser.find_element(By.CSS_SELECTOR, "input[name=themes][value='7']").click()
+        press(browser, browser.find_element(By.CSS_SELECTOR, "main form button"))
+        summary = browser.find_element(By.CSS_SELECTOR, ".error-summary").text
+        assert "Skriv en gyldig e-mailadresse" in summary and "Du skal give samtykke" in summary
+        accessible(browser)
+        screenshot(browser, "web-sign-up-refused")
+        # What was typed and chosen is still there; mend it and agree.
+        assert browser.find_element(By.ID, "name").get_attribute("value") == NAME
+        assert browser.find_element(By.CSS_SELECTOR, "input[name=themes][value='7']").is_selected()
+        address = browser.find_element(By.ID, "email")
+        address.clear()
+        address.send_keys(EMAIL)
+        browser.find_element(By.ID, "public").click()
+        browser.find_element(By.ID, "consent").click()
+        press(browser, browser.find_element(By.CSS_SELECTOR, "main form button"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Tak for din tilmelding"
+        accessible(browser)
+        screenshot(browser, "web-signed-up")
+    pending = status_of(stack, EMAIL)
+    assert pending["status"] == "pending" and pending["source"] == "self"
+    assert pending["themes"] == [7] and pending["public"] is True
+    assert pending["consent_version"]
     [mail] = Mailbox(stack.data_dir / "mail").wait(
         lambda m: EMAIL in m.to and "/confirm/" in m.text,
         timeout=60,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from contracts.ambassadors import Endpoints
+from contracts.consent import CONSENT_TEXTS, CURRENT_CONSENT_VERSION
 from contracts.errors import ErrorCode, ServiceError
 from tests.integration.ambassadors_harness import (
     CERTIFICATE_BUCKET,
@@ -80,6 +81,25 @@ async def test_a_bad_sign_up_names_every_bad_field_and_stores_nothing(
     good_id = good["ambassador"]["id"]
     await ambassadors.wait_for_events([good_id], "activated")
     assert {e.ambassador_id for e in await ambassadors.events()} == {good_id}
+
+
+async def test_consent_is_to_the_text_the_service_answers_and_an_older_one_is_sent_back(
+    ambassadors: Ambassadors,
+) -> None:
+    shown = await ambassadors.request(Endpoints.CONSENT.subject, {})
+    assert shown == {"version": CURRENT_CONSENT_VERSION, "text": CONSENT_TEXTS[shown["version"]]}
+
+    person = {"name": "Anna Hansen", "kind": "citizen", "consent": True}
+    old = await rejected(
+        ambassadors,
+        Endpoints.SIGN_UP.subject,
+        {**person, "email": unique_email(), "consent_version": "2019-01"},
+    )
+    assert old.code == ErrorCode.VALIDATION_FAILED and bad_fields(old) == {"consent_version"}
+    assert await ambassadors.db.ambassadors.count_documents({}) == 0
+
+    read = await ambassadors.sign_up(email=unique_email(), consent_version=shown["version"])
+    assert read["ambassador"]["consent_version"] == shown["version"]
 
 
 # ---------------------------------------------------------------- double opt-in

@@ -15,15 +15,17 @@ from pydantic import BaseModel
 
 from contracts.ambassadors import (
     AmbassadorView,
+    ConsentText,
     Directory,
     DirectoryEntry,
     Goals,
     MonthPoint,
+    SignUpReceived,
     VerifyResult,
 )
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
-from contracts.errors import ErrorCode, ServiceError
+from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import COPENHAGEN, Calendar, PublicMeeting
 from contracts.events import Endpoints as Events
 from contracts.newsletter import (
@@ -325,6 +327,146 @@ def test_tokens_never_reach_the_access_log() -> None:
     assert redact_path(f"/rsvp/{TOKEN}/yes") == "/rsvp/<token>/yes"
     assert redact_path(f"/newsletter/unsubscribe/{TOKEN}") == "/newsletter/unsubscribe/<token>"
     assert redact_path("/verify/ABCD1234") == "/verify/ABCD1234"
+
+
+# ---------------------------------------------------------------- becoming an ambassador
+
+CONSENT = ConsentText(version="2026-11", text="Første afsnit.\n\nAndet afsnit.")
+
+
+def a_sign_up(page: str, **fields: Any) -> dict[str, Any]:
+    chosen = {
+        FIELD: form_token(page),
+        "consent_version": "2026-11",
+        "kind": "association",
+        "organisation": "Fredericia Skakklub",
+        "name": "Jens Hansen",
+        "email": "jens@example.net",
+        "phone": "75 92 00 00",
+        "website": "skak.example.net",
+        "description": "Vi spiller skak med alle.",
+        "themes": ["5", "10"],
+        "core_areas": ["health"],
+        "skills": "skak, lektie-hjælp",
+        "public": "ja",
+        "consent": "ja",
+    }
+    return {k: v for k, v in {**chosen, **fields}.items() if v is not None}
+
+
+def test_the_sign_up_form_shows_every_field_and_the_consent_text_in_full(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.CONSENT.subject] = CONSENT
+    page = browser.get("/bliv-ambassadoer")
+    assert page.status_code == 200
+    for field in (
+        "kind",
+        "organisation",
+        "name",
+        "email",
+        "phone",
+        "website",
+        "description",
+        "themes",
+        "core_areas",
+        "skills",
+        "public",
+        "consent",
+    ):
+        assert f'<label for="{field}"' in page.text or f'id="{field}"' in page.text, field
+    assert "Fra udsat til ansat" in page.text and "Lighed i sundhed" in page.text
+    assert "Kommunal enhed" in page.text
+    assert "<p>Første afsnit.</p><p>Andet afsnit.</p>" in page.text
+    assert 'name="consent_version" value="2026-11"' in page.text
+    assert page.text.count('type="checkbox" id="themes') == 12
+
+
+def test_signing_up_sends_the_self_sign_up_with_the_consent_read_and_thanks_neutrally(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.CONSENT.subject] = CONSENT
+    services.replies[Ambassadors.SIGN_UP.subject] = SignUpReceived()
+    page = browser.get("/bliv-ambassadoer").text
+    done = browser.post("/bliv-ambassadoer", data=a_sign_up(page))
+    assert done.status_code == 200, done.text
+    assert "Hvis adressen kan bruges, er en mail på vej" in text(done.text)
+    [request] = [r for s, r in services.calls if s == Ambassadors.SIGN_UP.subject]
+    sent = request.model_dump(mode="json")
+    assert type(request).__name__ == "SignUp" and "staff" not in sent
+    assert sent["themes"] == [5, 10] and sent["core_areas"] == ["health"]
+    assert sent["skills"] == ["skak", "lektie-hjælp"] and sent["public"] is True
+    assert sent["consent"] is True and sent["consent_version"] == "2026-11"
+
+
+def test_a_sign_up_trying_to_be_staff_is_an_ordinary_self_sign_up(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.CONSENT.subject] = CONSENT
+    services.replies[Ambassadors.SIGN_UP.subject] = SignUpReceived()
+    page = browser.get("/bliv-ambassadoer").text
+    browser.post("/bliv-ambassadoer", data=a_sign_up(page, staff="true", source="staff"))
+    assert Ambassadors.REGISTER.subject not in services.subjects()
+    [request] = [r for s, r in services.calls if s == Ambassadors.SIGN_UP.subject]
+    assert "staff" not in request.model_dump() and "source" not in request.model_dump()
+
+
+def test_every_bad_field_is_named_at_once_and_nothing_is_sent(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.CONSENT.subject] = CONSENT
+    page = browser.get("/bliv-ambassadoer").text
+    refused = browser.post(
+        "/bliv-ambassadoer",
+        data=a_sign_up(page, kind=None, email="ikke-en-adresse", consent=None, themes=["13"]),
+    )
+    assert refused.status_code == 400
+    for field in ("kind", "email", "consent", "themes"):
+        assert f'href="#{field}"' in refused.text and f'id="{field}-error"' in refused.text
+    assert (
+        "Du skal give samtykke" in refused.text
+        and "Vælg, hvem du tilmelder dig som" in refused.text
+    )
+    assert (
+        'value="Jens Hansen"' in refused.text
+        and "Vi spiller skak med alle.</textarea>" in refused.text
+    )
+    assert Ambassadors.SIGN_UP.subject not in services.subjects()
+
+
+def test_the_services_field_errors_are_shown_at_their_fields(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.CONSENT.subject] = CONSENT
+    services.replies[Ambassadors.SIGN_UP.subject] = ServiceError(
+        ErrorCode.VALIDATION_FAILED,
+        "invalid",
+        details=[
+            FieldError(field="organisation", message="an association signs up with its name"),
+            FieldError(field="consent_version", message="the consent text is now version 2027"),
+        ],
+    )
+    page = browser.get("/bliv-ambassadoer").text
+    refused = browser.post("/bliv-ambassadoer", data=a_sign_up(page, organisation=None))
+    assert refused.status_code == 400
+    assert (
+        'id="organisation-error"' in refused.text
+        and "Skriv navnet på din organisation" in refused.text
+    )
+    assert (
+        'id="consent-error"' in refused.text and "Samtykketeksten er blevet ændret" in refused.text
+    )
+    # The new text must be read and agreed to again: the box is not left ticked.
+    consent_box = re.search(r'<input type="checkbox" id="consent"[^>]*>', refused.text)
+    assert consent_box and "checked" not in consent_box.group(0)
+
+
+def test_the_sign_up_page_is_503_in_danish_while_the_ambassadors_service_is_down(
+    browser: TestClient,
+) -> None:
+    page = browser.get("/bliv-ambassadoer")
+    assert page.status_code == 503 and page.headers["Retry-After"]
+    assert "Ambassadørernes sider er midlertidigt utilgængelige" in page.text
 
 
 # ---------------------------------------------------------------- the newsletter
