@@ -268,6 +268,12 @@ class AnswerInvitation(Message):
     answer: Answer
 
 
+class ShowInvitation(Message):
+    """The invitation an answer link stands for (the web's RSVP page, before any answer)."""
+
+    token: str = Field(min_length=10, max_length=TOKEN_MAX)
+
+
 class RecordAttendance(Message):
     audit_target: ClassVar[str | None] = "meeting_id"
 
@@ -412,6 +418,18 @@ class PublicMeeting(View):
 
     meeting: MeetingInfo
     state: MeetingState
+
+
+class InvitationView(View):
+    """What the holder of an answer link may see: the meeting, their own answer, their
+    place on the waitlist, and how many seats are left (None: no limit). No one else's
+    answer, no name."""
+
+    meeting: MeetingInfo
+    state: MeetingState
+    participation: Participation
+    waitlist_position: int | None = None
+    seats_left: int | None = None
 
 
 class Calendar(View):
@@ -622,6 +640,13 @@ class Endpoints(endpoints.Endpoints):
         AnswerInvitation,
         RsvpResult,
         "Record an answer given with the token from the invitation mail.",
+        public=True,
+    )
+    INVITATION = endpoints.query(
+        "events.query.invitation",
+        ShowInvitation,
+        InvitationView,
+        "The meeting and the current answer of the invitation an answer link stands for.",
         public=True,
     )
     ATTENDANCE = endpoints.command(

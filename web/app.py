@@ -22,6 +22,7 @@ from web.pages import (
     front,
     goals,
     newsletter,
+    rsvp,
     signup,
     verify,
 )
@@ -65,7 +66,7 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
         settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit))
     )
     failures.install(app, pages)
-    routers = (front, signup, confirmations, verify, newsletter, directory, calendar, goals)
+    routers = (front, signup, confirmations, rsvp, verify, newsletter, directory, calendar, goals)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

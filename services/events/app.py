@@ -51,6 +51,7 @@ def build(
     service.query(Endpoints.LIST, partial(handlers.list_meetings, ctx))
     service.query(Endpoints.SHOW, partial(handlers.show_meeting, ctx))
     service.query(Endpoints.CALENDAR, partial(handlers.public_calendar, ctx))
+    service.query(Endpoints.INVITATION, partial(handlers.show_invitation, ctx))
     service.check_endpoints(Endpoints)
     return service, ctx
 

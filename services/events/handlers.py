@@ -21,6 +21,7 @@ from contracts.events import (
     GetCalendar,
     InvitationCancelled,
     InvitationUpdated,
+    InvitationView,
     InviteeView,
     ListMeetings,
     MeetingCancelled,
@@ -39,6 +40,7 @@ from contracts.events import (
     Rsvp,
     RsvpResult,
     ScheduleMeeting,
+    ShowInvitation,
     ShowMeeting,
     Waitlisted,
 )
@@ -216,6 +218,15 @@ async def cancel(ctx: Context, uow: UnitOfWork, cmd: CancelMeeting) -> MeetingVi
 # ---------------------------------------------------------------- answers
 
 
+async def _waitlist_place(scope: Scope, invitation: Invitation) -> int:
+    """1 = next in line."""
+    waiting = await store.invitations_of_meeting(
+        scope, invitation.meeting_id, [Participation.WAITLISTED]
+    )
+    order = [i.ambassador_id for i in domain.waitlist_order(waiting)]
+    return order.index(invitation.ambassador_id) + 1
+
+
 async def _answer(
     ctx: Context, uow: UnitOfWork, meeting: Meeting, invitation: Invitation, rsvp: Rsvp
 ) -> RsvpResult:
@@ -223,9 +234,7 @@ async def _answer(
     await store.save_invitations(uow, [updated])
     position = None
     if updated.participation == Participation.WAITLISTED:
-        waiting = await store.invitations_of_meeting(uow, meeting.id, [Participation.WAITLISTED])
-        order = [i.ambassador_id for i in domain.waitlist_order(waiting)]
-        position = order.index(updated.ambassador_id) + 1
+        position = await _waitlist_place(uow, updated)
         if invitation.participation != Participation.WAITLISTED:
             for _, who in await with_ambassadors(ctx, uow, [updated]):
                 tell(ctx, uow, Waitlisted, meeting, who, answerable=True, position=position)
@@ -252,16 +261,21 @@ async def rsvp(ctx: Context, uow: UnitOfWork, cmd: Rsvp) -> RsvpResult:
     return await _answer(ctx, uow, meeting, invitation, cmd)
 
 
-async def answer_invitation(ctx: Context, uow: UnitOfWork, cmd: AnswerInvitation) -> RsvpResult:
-    parts = ctx.answers.parts(cmd.token, 2)
+async def _invitation_of_link(ctx: Context, scope: Scope, token: str) -> Invitation:
+    parts = ctx.answers.parts(token, 2)
     if parts is not None:
         meeting_id, ambassador_id = parts
-        invitation = await store.load_invitation(uow, str(meeting_id), str(ambassador_id))
+        invitation = await store.load_invitation(scope, str(meeting_id), str(ambassador_id))
     else:
         # A link mailed by an older release: a random token, stored as its hash.
-        invitation = await store.invitation_by_token_hash(uow, token_hash(cmd.token))
+        invitation = await store.invitation_by_token_hash(scope, token_hash(token))
     if invitation is None:
         raise ServiceError(ErrorCode.INVALID_TOKEN, "the answer link is not valid")
+    return invitation
+
+
+async def answer_invitation(ctx: Context, uow: UnitOfWork, cmd: AnswerInvitation) -> RsvpResult:
+    invitation = await _invitation_of_link(ctx, uow, cmd.token)
     meeting = await _meeting(uow, invitation.meeting_id)
     answer = Rsvp(
         meeting_id=invitation.meeting_id,
@@ -375,6 +389,24 @@ async def show_meeting(ctx: Context, scope: Reading, query: ShowMeeting) -> Meet
         invitees=invitees,
         waitlist=[by_id[i.ambassador_id] for i in waitlist],
         minutes=meeting.minutes,
+    )
+
+
+async def show_invitation(ctx: Context, scope: Reading, query: ShowInvitation) -> InvitationView:
+    invitation = await _invitation_of_link(ctx, scope, query.token)
+    meeting = await _meeting(scope, invitation.meeting_id)
+    position = None
+    if invitation.participation == Participation.WAITLISTED:
+        position = await _waitlist_place(scope, invitation)
+    seats_left = (
+        None if meeting.capacity is None else max(0, meeting.capacity - meeting.attending_count)
+    )
+    return InvitationView(
+        meeting=meeting.info(),
+        state=meeting.state,
+        participation=invitation.participation,
+        waitlist_position=position,
+        seats_left=seats_left,
     )
 
 

@@ -105,6 +105,7 @@ class Links:
 
 def rsvp_links(public_url: str, token: str) -> dict[str, str]:
     """The answer links of a mail: ``{public_url}/rsvp/{token}/yes`` etc., and the token
-    (staff can answer for someone with ``samskab events answer <token> --yes``)."""
+    (which the mail does not show: the links and their page are the way, and a reply to
+    the mail the fallback, which staff record with ``samskab events rsvp``)."""
     links = {a.value: domain.rsvp_url(public_url, token, a.value) for a in Answer}
     return {**links, "token": token}

@@ -62,3 +62,17 @@ def subscriber_by_email(stack: StackRun, email: str) -> dict[str, Any]:
     page = stack.cli("newsletter", "subscribers", "--limit", "1000", "--json").ok().json()
     [found] = [s for s in page["items"] if (s["email"] or "").casefold() == email.casefold()]
     return dict(found)
+
+
+def schedule_when_known(stack: StackRun, *args: str) -> dict[str, Any]:
+    """``events schedule ARGS --json``, again while the events service has not yet taken in
+    a just activated invitee (it learns of them from the ambassadors' events)."""
+
+    def scheduled() -> dict[str, Any] | None:
+        result = stack.cli("events", "schedule", *args, "--json")
+        if result.returncode != 0 and "not active ambassadors" in result.stdout + result.stderr:
+            return None
+        meeting: dict[str, Any] = result.ok().json()
+        return meeting
+
+    return poll(scheduled, timeout=30, interval=0.5, what="the invitees known to events")

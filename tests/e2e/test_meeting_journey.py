@@ -35,7 +35,7 @@ from contracts.events import COPENHAGEN, STREAM
 from services.events.settings import EventsSettings
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mail, Mailbox
-from tests.e2e.steps import need, poll
+from tests.e2e.steps import need, poll, schedule_when_known
 from tests.support.streams import read_stream
 
 pytestmark = pytest.mark.e2e
@@ -187,20 +187,6 @@ def rsvp(stack: StackRun, meeting_id: str, ambassador_id: str, answer: str) -> d
     result: dict[str, Any] = stack.cli(*args).ok().json()
     assert (result["meeting_id"], result["ambassador_id"]) == (meeting_id, ambassador_id)
     return result
-
-
-def schedule_when_known(stack: StackRun, *args: str) -> dict[str, Any]:
-    """``events schedule ARGS --json``, again while the events service has not yet taken in
-    a just activated invitee (it learns of them from the ambassadors' events)."""
-
-    def scheduled() -> dict[str, Any] | None:
-        result = stack.cli("events", "schedule", *args, "--json")
-        if result.returncode != 0 and "not active ambassadors" in result.stdout + result.stderr:
-            return None
-        meeting: dict[str, Any] = result.ok().json()
-        return meeting
-
-    return poll(scheduled, timeout=30, interval=0.5, what="the invitees known to events")
 
 
 def stream_events(stack: StackRun, meeting_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -269,9 +269,9 @@ def test_a_self_sign_up_gets_the_confirmation_mail(
     assert links, mail.text
     token = links[0]
     assert f"{PUBLIC_URL}/confirm/{token}" in mail.html
-    # The alternative for people at the command line.
-    assert f"samskab ambassadors confirm {token}" in mail.text
-    assert f"samskab ambassadors confirm {token}" in re.sub(r"<[^>]+>", "", mail.html)
+    # The link and its page are the way: no command line, no bare token.
+    assert "samskab ambassadors" not in mail.text + mail.html
+    assert mail.text.count(token) == 1
     journey.confirmation_token = token
 
     # Not a subscriber before the address is proven.
@@ -343,7 +343,7 @@ def test_a_reader_subscribes_with_double_opt_in(
     assert links, mail.text
     token = links[0]
     assert f"{PUBLIC_URL}/newsletter/confirm/{token}" in mail.html
-    assert f"samskab newsletter confirm {token}" in mail.text
+    assert "samskab newsletter" not in mail.text and mail.text.count(token) == 1
 
     # Pending subscribers get no issue.
     assert READER_EMAIL not in confirmed_addresses(stack)

@@ -27,7 +27,7 @@ from contracts.events import COPENHAGEN
 from services.runtime.tokens import UNSUBSCRIBE, Signer
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mailbox
-from tests.e2e.steps import ambassador_by_email, poll, subscriber_by_email
+from tests.e2e.steps import ambassador_by_email, poll, schedule_when_known, subscriber_by_email
 from tests.support.browser import axe_violations, chromium, press, screenshot
 
 pytestmark = pytest.mark.e2e
@@ -242,6 +242,60 @@ def test_a_public_meeting_is_in_the_calendar_its_page_and_the_feed(stack: StackR
     events = icalendar.Calendar.from_ical(feed.content).walk("VEVENT")
     [found] = [e for e in events if str(e["SUMMARY"]) == "Temadag om fællesskaber"]
     assert found.decoded("DTSTART") == starts
+
+
+def staff_sign_up(stack: StackRun, name: str, email: str) -> str:
+    entered = stack.cli(
+        "ambassadors", "sign-up", "--kind", "citizen", "--name", name, "--email", email,
+        "--staff", "--consent", "--json",
+    ).ok().json()  # fmt: skip
+    ambassador_id: str = entered["ambassador"]["id"]
+    return ambassador_id
+
+
+def test_an_invitation_link_answers_yes_to_a_full_meeting_and_shows_the_waitlist_place(
+    stack: StackRun,
+) -> None:
+    first = staff_sign_up(stack, "Karl Første", "karl.forste@example.org")
+    second = staff_sign_up(stack, "Lise Anden", "lise.anden@example.org")
+    starts = (datetime.now(COPENHAGEN) + timedelta(days=9)).replace(
+        hour=16, minute=0, second=0, microsecond=0
+    )
+    meeting = schedule_when_known(
+        stack, "--kind", "dialogue_meeting", "--title", "Dialogmøde om ensomhed",
+        "--starts", starts.strftime("%Y-%m-%dT%H:%M"),
+        "--ends", (starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "--place", "Fredericia Rådhus", "--capacity", "1",
+        "--invite", first, "--invite", second,
+    )  # fmt: skip
+    link = newest_link(
+        stack, "lise.anden@example.org", "/rsvp/", "Lise's invitation to the dialogue meeting"
+    )
+    assert link.endswith("/yes") or link.endswith("/maybe") or link.endswith("/no")
+    yes = link.rsplit("/", 1)[0] + "/yes"
+    stack.cli("events", "rsvp", meeting["id"], first, "--yes").ok()  # the one seat goes
+
+    def answer_of(who: str) -> str:
+        detail = stack.cli("events", "show", meeting["id"], "--json").ok().json()
+        [invitee] = [i for i in detail["invitees"] if i["ambassador_id"] == who]
+        participation: str = invitee["participation"]
+        return participation
+
+    with chromium() as browser:
+        browser.get(yes)
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Dialogmøde om ensomhed"
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert "Du har ikke svaret endnu." in main and "Mødet er fuldt" in main
+        accessible(browser)
+        # The link (as a mail scanner opens it) answered nothing.
+        assert answer_of(second) == "invited"
+        press(browser, browser.find_element(By.CSS_SELECTOR, "button[value=yes]"))
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert "Tak, dit svar er noteret." in main
+        assert "Du er nr. 1 på ventelisten" in main
+        accessible(browser)
+        screenshot(browser, "web-rsvp-waitlisted")
+    assert answer_of(second) == "waitlisted"
 
 
 def test_the_goals_page_shows_the_numbers_samskab_goals_shows(stack: StackRun) -> None:

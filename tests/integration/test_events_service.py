@@ -188,6 +188,41 @@ async def test_answer_by_token_from_the_invitation(events: Events) -> None:
     assert rejected.code == "invalid_token"
 
 
+async def test_an_answer_link_shows_its_meeting_answer_and_waitlist_place(events: Events) -> None:
+    first, second = await events.active_ambassador(), await events.active_ambassador()
+    meeting = await events.schedule(audience={"ambassador_ids": [first, second]}, capacity=1)
+    await events.wait_for(meeting["id"], "invited", count=2)
+    token = events.answer_token(meeting["id"], second)
+    shown = await events.request(Endpoints.INVITATION.subject, {"token": token})
+    assert shown["meeting"]["meeting_id"] == meeting["id"]
+    assert shown["meeting"]["title"] == meeting["title"]
+    assert (shown["participation"], shown["seats_left"], shown["state"]) == (
+        "invited",
+        1,
+        "scheduled",
+    )
+    assert shown["waitlist_position"] is None
+    # Looking is not answering.
+    assert (await events.show(meeting["id"]))["meeting"]["counts"]["no_answer"] == 2
+
+    await events.request(
+        Endpoints.RSVP.subject,
+        {"meeting_id": meeting["id"], "ambassador_id": first, "answer": "yes"},
+    )
+    await events.request(Endpoints.ANSWER.subject, {"token": token, "answer": "yes"})
+    shown = await events.request(Endpoints.INVITATION.subject, {"token": token})
+    assert (shown["participation"], shown["waitlist_position"], shown["seats_left"]) == (
+        "waitlisted",
+        1,
+        0,
+    )
+    # Nobody's name or answer but the link holder's own.
+    assert set(shown) == {"meeting", "state", "participation", "waitlist_position", "seats_left"}
+    stranger = events.answer_token(meeting["id"], "nobody-here")
+    refused = await error_of(events, Endpoints.INVITATION.subject, {"token": stranger})
+    assert refused.code == "invalid_token"
+
+
 async def test_everyone_is_invited_in_rounds_and_newcomers_join(events: Events) -> None:
     # The fan-out runs in rounds of 7 (fixture): 16 ambassadors need three.
     ids = [await events.active_ambassador() for _ in range(16)]

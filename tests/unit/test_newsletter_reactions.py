@@ -210,7 +210,7 @@ async def test_the_confirmation_goes_out_with_the_ambassadors_link_and_no_list_u
     message = parsed(mail.message)
     token = ctx.links.resolve(record.context)["token"]
     assert domain.ambassador_confirm_url(PUBLIC_URL, token) in body(message, "plain")
-    assert f"samskab ambassadors confirm {token}" in body(message, "plain")
+    assert body(message, "plain").count(token) == 1, "the token only in its link"
     # Not a subscriber's mail: nothing to unsubscribe from.
     assert message["List-Unsubscribe"] is None
 

@@ -361,7 +361,7 @@ async def test_the_confirmation_goes_out_with_a_working_signed_link_and_list_uns
     confirm_url = domain.confirm_url(PUBLIC_URL, token)
     assert confirm_url in body(message, "plain")
     assert f'href="{confirm_url}"' in body(message, "html")
-    assert f"samskab newsletter confirm {token}" in body(message, "plain")
+    assert body(message, "plain").count(token) == 1, "the token only in its link"
     # A subscriber's mail: RFC 8058 one-click unsubscribe, with the signed link.
     unsubscribe = ctx.links.unsubscribe_token(created.id)
     list_unsubscribe = message["List-Unsubscribe"]

@@ -26,7 +26,7 @@ from contracts.ambassadors import (
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, FieldError, ServiceError
-from contracts.events import COPENHAGEN, Calendar, PublicMeeting
+from contracts.events import COPENHAGEN, Calendar, InvitationView, PublicMeeting, RsvpResult
 from contracts.events import Endpoints as Events
 from contracts.newsletter import (
     Archive,
@@ -75,6 +75,8 @@ class StandIn:
     ) -> Any:
         self.calls.append((endpoint.subject, request))
         reply = self.replies.get(endpoint.subject)
+        if callable(reply):  # an answer that depends on what was asked before
+            reply = reply(request)
         if isinstance(reply, Exception):
             raise reply
         if reply is None:
@@ -717,3 +719,94 @@ def test_a_line_chart_reaches_up_to_its_target_and_spreads_the_months() -> None:
     assert ys[0] == 208.0 and ys[2] == 112.0  # 0 at the bottom, 75 halfway to 150
     assert chart.target_y == 16.0
     assert [label for _, label in chart.y_labels] == ["0", "38", "75", "112", "150"]
+
+
+# ---------------------------------------------------------------- answering an invitation
+
+
+def invitation(participation: str = "invited", **fields: Any) -> InvitationView:
+    entry = meeting(7, 3, capacity=1)
+    return InvitationView.model_validate(
+        {"meeting": entry.meeting, "state": entry.state, "participation": participation, **fields}
+    )
+
+
+def test_an_answer_link_shows_the_meeting_with_its_answer_chosen_and_answers_nothing(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Events.INVITATION.subject] = invitation(seats_left=0)
+    page = browser.get(f"/rsvp/{TOKEN}/yes")
+    assert page.status_code == 200
+    assert "Temadag 7" in page.text and "Rådhuset" in page.text
+    assert "Du har ikke svaret endnu." in page.text
+    assert "Du har valgt Ja, jeg kommer i mailen" in text(page.text)
+    assert "Svarer du ja, kommer du på ventelisten" in page.text
+    assert re.findall(r'name="answer" value="(\w+)"', page.text) == ["yes", "maybe", "no"]
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert services.subjects() == [Events.INVITATION.subject]
+    [(_, asked)] = services.calls
+    assert asked.model_dump() == {"token": TOKEN}
+    # A made-up answer in the link preselects nothing; the page still works.
+    other = browser.get(f"/rsvp/{TOKEN}/kommer-maaske")
+    assert other.status_code == 200 and "Du har valgt" not in other.text
+    assert Events.ANSWER.subject not in services.subjects()
+
+
+def test_a_yes_to_a_full_meeting_says_the_waitlist_place(
+    browser: TestClient, services: StandIn
+) -> None:
+    answered: list[str] = []
+
+    def current(_: Any) -> InvitationView:
+        if answered:
+            return invitation("waitlisted", waitlist_position=2, seats_left=0)
+        return invitation(seats_left=0)
+
+    def answer(request: Any) -> RsvpResult:
+        answered.append(request.answer)
+        return RsvpResult(
+            meeting_id="m7", ambassador_id="a1", participation="waitlisted", waitlist_position=2
+        )
+
+    services.replies[Events.INVITATION.subject] = current
+    services.replies[Events.ANSWER.subject] = answer
+    page = browser.get(f"/rsvp/{TOKEN}/yes")
+    done = browser.post(f"/rsvp/{TOKEN}", data={FIELD: form_token(page.text), "answer": "yes"})
+    assert done.status_code == 200, done.text
+    assert "Tak, dit svar er noteret." in done.text
+    assert "Du er nr. 2 på ventelisten" in done.text
+    assert answered == ["yes"]
+
+
+def test_an_answer_without_the_forms_token_or_with_an_unknown_answer_changes_nothing(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Events.INVITATION.subject] = invitation()
+    page = browser.get(f"/rsvp/{TOKEN}")
+    assert browser.post(f"/rsvp/{TOKEN}", data={"answer": "yes"}).status_code == 403
+    odd = browser.post(f"/rsvp/{TOKEN}", data={FIELD: form_token(page.text), "answer": "ja!"})
+    assert odd.status_code == 200 and "Tak, dit svar er noteret." not in odd.text
+    assert Events.ANSWER.subject not in services.subjects()
+
+
+def test_a_cancelled_meeting_takes_no_answer_and_a_bad_link_says_so(
+    browser: TestClient, services: StandIn
+) -> None:
+    cancelled = invitation().model_copy(update={"state": "cancelled"})
+    services.replies[Events.INVITATION.subject] = cancelled
+    page = browser.get(f"/rsvp/{TOKEN}/yes")
+    assert "Mødet er aflyst." in page.text and 'name="answer"' not in page.text
+    services.replies[Events.INVITATION.subject] = ServiceError(
+        ErrorCode.INVALID_TOKEN, "the answer link is not valid"
+    )
+    assert browser.get(f"/rsvp/{TOKEN}").status_code == 400
+    assert "Linket er ugyldigt" in browser.get(f"/rsvp/{TOKEN}/no").text
+    assert browser.get("/rsvp/kort").status_code == 400  # too short to be a token
+
+
+def test_the_answer_page_is_503_in_danish_while_the_events_service_is_down(
+    browser: TestClient,
+) -> None:
+    page = browser.get(f"/rsvp/{TOKEN}/yes")
+    assert page.status_code == 503 and "Kalenderen er midlertidigt utilgængelig" in page.text
