@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from contracts import endpoints, jobs
@@ -37,6 +46,8 @@ BODY_MAX = 5000
 INTRO_MAX = 2000
 LINK_MAX = 500
 OBJECT_NAME_MAX = 200
+# The largest piece of an archived picture one reply carries (base64 in JSON: ~700 kB).
+ARCHIVE_IMAGE_CHUNK = 512 * 1024
 ITEMS_PER_ISSUE_MAX = 30
 PAGE_MAX = 1000
 
@@ -195,6 +206,17 @@ class GetArchive(Message):
     number: int | None = Field(default=None, ge=1)
 
 
+class GetArchiveImage(Message):
+    """A picture of a sent issue's web version, by the name the page refers to it by; in
+    pieces of at most :data:`ARCHIVE_IMAGE_CHUNK` bytes from ``offset`` (a message is at
+    most 1 MB)."""
+
+    name: str = Field(
+        min_length=1, max_length=OBJECT_NAME_MAX, pattern=r"^[A-Za-z0-9_-]+\.[a-z]{3,4}$"
+    )
+    offset: int = Field(default=0, ge=0)
+
+
 # ---------------------------------------------------------------- replies
 
 
@@ -309,6 +331,33 @@ class ArchiveEntry(View):
     until: AwareDatetime
     sent_at: AwareDatetime
     archive_object: str
+
+
+def _from_base64(value: object) -> object:
+    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+
+
+# Bytes in Python, standard base64 in JSON (both ways: the client validates the decoded
+# JSON as Python objects, where pydantic's own base64 setting does not apply).
+Base64Data = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(
+        lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"
+    ),
+]
+
+
+class ArchiveImage(View):
+    """One piece of a picture: ``data`` from ``offset``; ``size`` is the whole picture's."""
+
+    name: str
+    content_type: str
+    size: int
+    # sha256 of the whole picture, hex: what the website's ETag is made from.
+    digest: str
+    offset: int
+    data: Base64Data
 
 
 class Archive(View):
@@ -442,5 +491,12 @@ class Endpoints(endpoints.Endpoints):
         GetArchive,
         Archive,
         "Sent issues, and one issue's public web version when a number is given.",
+        public=True,
+    )
+    ARCHIVE_IMAGE = endpoints.query(
+        "newsletter.query.archive_image",
+        GetArchiveImage,
+        ArchiveImage,
+        "A picture of a sent issue's web version, in pieces of at most 512 KiB.",
         public=True,
     )

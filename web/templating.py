@@ -52,6 +52,7 @@ class Pages:
         status_code: int = 200,
         headers: dict[str, str] | None = None,
         public: bool = False,
+        media_type: str | None = None,
         **context: Any,
     ) -> Response:
         """``public``: the same for every visitor (no form, nothing personal): a proxy may
@@ -59,7 +60,12 @@ class Pages:
         if not public:
             context.setdefault("csrf_token", self.csrf.token(request))
         response: Response = self.templates.TemplateResponse(
-            request, template, context, status_code=status_code, headers=headers
+            request,
+            template,
+            context,
+            status_code=status_code,
+            headers=headers,
+            media_type=media_type,
         )
         if public and status_code == 200:
             return cacheable(request, response, self.cache_seconds)

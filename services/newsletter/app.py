@@ -114,6 +114,7 @@ def build(
     service.command(Endpoints.TEST_SEND, partial(issues.test_send, ctx))
     service.job(Endpoints.SEND, partial(issues.send, ctx))
     service.query(Endpoints.ARCHIVE, partial(issues.archive, ctx))
+    service.query(Endpoints.ARCHIVE_IMAGE, partial(issues.archive_image, ctx))
     service.check_endpoints(Endpoints)
     return service, ctx
 

@@ -4,20 +4,24 @@ test-sent, sent (the fan-out does the rest, see fanout.py), and archived for the
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
 
-from contracts.errors import ErrorCode, ServiceError
+from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.jobs import JobView
 from contracts.newsletter import (
+    ARCHIVE_IMAGE_CHUNK,
     ITEMS_PER_ISSUE_MAX,
     Archive,
     ArchiveEntry,
+    ArchiveImage,
     DraftIssue,
     Endpoints,
     GetArchive,
+    GetArchiveImage,
     IssueRendering,
     IssueState,
     IssueSummary,
@@ -180,6 +184,32 @@ async def send(ctx: Context, uow: UnitOfWork, cmd: SendIssue) -> JobView:
     await store.save_issue(uow, issue.model_copy(update={"job_id": job.id}))
     uow.after_commit(ctx.wake_fanout)
     return job
+
+
+async def archive_image(ctx: Context, scope: Reading, query: GetArchiveImage) -> ArchiveImage:
+    image = await store.sent_image(scope, query.name)
+    if image is None:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"no sent issue has a picture {query.name}")
+    bucket = await ctx.service.js.object_store(image.bucket)
+    try:
+        found = await bucket.get(image.object_name)
+    except NotFoundError:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"the picture {query.name} is gone") from None
+    data = found.data or b""
+    if query.offset > len(data):
+        raise ServiceError(
+            ErrorCode.VALIDATION_FAILED,
+            f"offset {query.offset} is past the end ({len(data)} bytes)",
+            [FieldError(field="offset", message="past the end of the picture")],
+        )
+    return ArchiveImage(
+        name=image.object_name,
+        content_type=image.content_type,
+        size=len(data),
+        digest=hashlib.sha256(data).hexdigest(),
+        offset=query.offset,
+        data=data[query.offset : query.offset + ARCHIVE_IMAGE_CHUNK],
+    )
 
 
 async def archive(ctx: Context, scope: Reading, query: GetArchive) -> Archive:

@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from contracts.events import MeetingState
 from contracts.newsletter import IssueState, SubscriberStatus
-from services.newsletter.domain import Issue, Item, Subscriber
+from services.newsletter.domain import Issue, Item, StoredImage, Subscriber
 from services.runtime.mongo import DatabaseT, drop_indexes, find_in, update_in
 from services.runtime.tokens import token_hash
 from services.runtime.unit_of_work import Scope
@@ -353,6 +353,18 @@ async def load_issue(scope: Scope, issue_id: str) -> Issue | None:
 async def sent_issue_by_number(scope: Scope, number: int) -> Issue | None:
     doc = await scope.db.issues.find_one({"number": number, "state": IssueState.SENT.value})
     return _issue_from(doc) if doc else None
+
+
+async def sent_image(scope: Scope, object_name: str) -> StoredImage | None:
+    """The picture of that name in a sent issue (only those are public)."""
+    doc = await scope.db.issues.find_one(
+        {"state": IssueState.SENT.value, "items.image.object_name": object_name},
+        session=scope.session,
+    )
+    if doc is None:
+        return None
+    found = (i.image for i in _issue_from(doc).items if i.image is not None)
+    return next((image for image in found if image.object_name == object_name), None)
 
 
 async def last_sent_until(scope: Scope) -> datetime | None:

@@ -25,10 +25,13 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
+import httpx
 import pytest
 from PIL import Image
 from pypdf import PdfReader
+from selenium.webdriver.common.by import By
 
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mail, Mailbox
@@ -40,6 +43,7 @@ from tests.e2e.steps import (
     subscriber_by_email,
     whitespace_free,
 )
+from tests.support.browser import chromium, press, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -625,3 +629,39 @@ def test_the_archive_is_public_and_names_no_subscriber(
 
     human = stack.cli("newsletter", "archive").ok().stdout
     assert FIRST_TITLE in human and SECOND_TITLE in human
+
+
+def test_the_website_shows_the_archive_with_its_pictures_and_the_atom_feed(
+    stack: StackRun, journey: Journey
+) -> None:
+    first = need(journey.issue_number, "the first issue")
+    second = need(journey.second_issue_number, "the second issue")
+    with chromium() as browser:
+        browser.get(f"{stack.website}/nyhedsbrev")
+        archive = browser.find_element(By.CSS_SELECTOR, "#arkiv + ul").text
+        assert FIRST_TITLE in archive and SECOND_TITLE in archive
+        press(browser, browser.find_element(By.LINK_TEXT, f"Nr. {first}: {FIRST_TITLE}"))
+        assert browser.current_url == f"{stack.website}/nyhedsbrev/{first}"
+        assert "Alle er velkomne" in browser.find_element(By.TAG_NAME, "body").text
+        # The item's picture is shown: the browser fetched and decoded it from the site.
+        [picture] = browser.find_elements(By.CSS_SELECTOR, "img[src^='images/']")
+        assert (
+            browser.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth", picture
+            )
+            == 64
+        ), "the picture did not load"
+        screenshot(browser, "web-newsletter-issue")
+    source = httpx.get(f"{stack.website}/nyhedsbrev/{first}", timeout=10).text
+    [src] = re.findall(r'src="(images/[^"]+)"', source)
+    fetched = httpx.get(f"{stack.website}/nyhedsbrev/{src}", timeout=10)
+    assert fetched.headers["content-type"] == "image/jpeg" and fetched.headers["ETag"]
+    with Image.open(io.BytesIO(fetched.content)) as decoded:
+        assert decoded.size == (64, 40)
+
+    feed = httpx.get(f"{stack.website}/nyhedsbrev.atom", timeout=10)
+    assert feed.headers["content-type"].startswith("application/atom+xml")
+    atom = "{http://www.w3.org/2005/Atom}"
+    entries = ElementTree.fromstring(feed.content).findall(f"{atom}entry")
+    links = [e.find(f"{atom}link").get("href") for e in entries]  # type: ignore[union-attr]
+    assert links == [f"{PUBLIC_URL}/nyhedsbrev/{second}", f"{PUBLIC_URL}/nyhedsbrev/{first}"]

@@ -7,6 +7,7 @@ shared by the session, so mails are found by the unique addresses a test made up
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import uuid
@@ -22,7 +23,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.ambassadors import Endpoints as AmbassadorEndpoints
-from contracts.newsletter import UPLOADS_BUCKET, Endpoints
+from contracts.errors import ErrorCode, ServiceError
+from contracts.newsletter import UPLOADS_BUCKET, ArchiveImage, Endpoints
 from services.runtime.client import ServiceClient
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
@@ -263,6 +265,11 @@ async def test_an_issue_from_item_to_archive(
     preview = await newsletter.request(Endpoints.PREVIEW.subject, {"issue_id": draft["id"]})
     assert "Ny café for alle" in preview["html"] and "<script>" not in preview["html"]
     assert preview["images"][0]["path"] in preview["html"]
+    picture = preview["images"][0]["object_name"]
+    # Not public before the issue is sent.
+    with pytest.raises(ServiceError) as unsent:
+        await newsletter.request(Endpoints.ARCHIVE_IMAGE.subject, {"name": picture})
+    assert unsent.value.code == ErrorCode.NOT_FOUND
 
     sent = await jobs.report(newsletter.request, Endpoints.SEND, {"issue_id": draft["id"]})
 
@@ -278,3 +285,15 @@ async def test_an_issue_from_item_to_archive(
     assert unsubscribe_token(issue_mail)
     one = await newsletter.request(Endpoints.ARCHIVE.subject, {"number": sent["number"]})
     assert reader not in one["issue"]["html"] and "unsubscribe/" not in one["issue"]["html"]
+    # Its picture, as the web version shows it: the cleaned JPEG, whole, without metadata.
+    shown = ArchiveImage.model_validate(
+        await newsletter.request(Endpoints.ARCHIVE_IMAGE.subject, {"name": picture})
+    )
+    assert (shown.content_type, shown.size, len(shown.data)) == (
+        "image/jpeg",
+        item["image"]["size"],
+        item["image"]["size"],
+    )
+    assert shown.digest == hashlib.sha256(shown.data).hexdigest()
+    with Image.open(io.BytesIO(shown.data)) as decoded:
+        assert decoded.size == (1200, 600) and not decoded.getexif()

@@ -4,10 +4,12 @@ services and a real browser drive the same pages in tests/integration/test_web_*
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,8 +31,10 @@ from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import COPENHAGEN, Calendar, InvitationView, PublicMeeting, RsvpResult
 from contracts.events import Endpoints as Events
 from contracts.newsletter import (
+    ARCHIVE_IMAGE_CHUNK,
     Archive,
     ArchiveEntry,
+    ArchiveImage,
     IssueRendering,
     SubscriberView,
     SubscriptionReceived,
@@ -537,6 +541,69 @@ def test_a_sent_issue_is_shown_as_its_public_web_version(
     assert asked.model_dump() == {"number": 3}
     services.replies[Newsletter.ARCHIVE.subject] = ServiceError(ErrorCode.NOT_FOUND, "none")
     assert browser.get("/nyhedsbrev/4").status_code == 404
+
+
+def test_an_issues_picture_is_fetched_in_pieces_and_served_cacheable(
+    browser: TestClient, services: StandIn
+) -> None:
+    picture = bytes(range(256)) * 5000  # 1.28 MB: three pieces
+    digest = hashlib.sha256(picture).hexdigest()
+
+    def piece(request: Any) -> ArchiveImage:
+        data = picture[request.offset : request.offset + ARCHIVE_IMAGE_CHUNK]
+        return ArchiveImage(
+            name=request.name,
+            content_type="image/jpeg",
+            size=len(picture),
+            digest=digest,
+            offset=request.offset,
+            data=data,
+        )
+
+    services.replies[Newsletter.ARCHIVE_IMAGE.subject] = piece
+    shown = browser.get("/nyhedsbrev/images/abc123.jpg")
+    assert shown.status_code == 200 and shown.content == picture
+    assert shown.headers["content-type"] == "image/jpeg"
+    assert shown.headers["Cache-Control"].startswith("public") and shown.headers["ETag"]
+    offsets = [r.offset for s, r in services.calls if s == Newsletter.ARCHIVE_IMAGE.subject]
+    assert offsets == [0, ARCHIVE_IMAGE_CHUNK, 2 * ARCHIVE_IMAGE_CHUNK]
+    again = browser.get(
+        "/nyhedsbrev/images/abc123.jpg", headers={"If-None-Match": shown.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    # A name that is no picture's is refused before any service is asked.
+    before = len(services.calls)
+    assert browser.get("/nyhedsbrev/images/..%2Fsecret").status_code in (400, 404)
+    assert browser.get("/nyhedsbrev/images/a b.jpg").status_code == 400
+    assert len(services.calls) == before
+    services.replies[Newsletter.ARCHIVE_IMAGE.subject] = ServiceError(ErrorCode.NOT_FOUND, "no")
+    assert browser.get("/nyhedsbrev/images/gone.jpg").status_code == 404
+
+
+def test_the_atom_feed_lists_the_sent_issues_newest_first_with_absolute_links(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Newsletter.ARCHIVE.subject] = Archive(
+        issues=[
+            ArchiveEntry(number=n, title=f"Nummer {n} & mere", since=NOW, until=NOW,
+                         sent_at=NOW + timedelta(days=n), archive_object=f"issue-{n}.html")
+            for n in (1, 2)
+        ]
+    )  # fmt: skip
+    answer = browser.get("/nyhedsbrev.atom")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/atom+xml")
+    assert answer.headers["ETag"] and answer.headers["Cache-Control"].startswith("public")
+    atom = "{http://www.w3.org/2005/Atom}"
+    feed = ElementTree.fromstring(answer.content)
+    entries = feed.findall(f"{atom}entry")
+    titles = [e.findtext(f"{atom}title") for e in entries]
+    assert titles == ["Nr. 2: Nummer 2 & mere", "Nr. 1: Nummer 1 & mere"]
+    first_link = entries[0].find(f"{atom}link")
+    assert first_link is not None and first_link.get("href") == "http://testserver/nyhedsbrev/2"
+    assert feed.findtext(f"{atom}updated") == (NOW + timedelta(days=2)).isoformat()
+    page = browser.get("/nyhedsbrev")
+    assert 'type="application/atom+xml"' in page.text and 'href="/nyhedsbrev.atom"' in page.text
 
 
 # ---------------------------------------------------------------- the directory

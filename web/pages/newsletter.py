@@ -3,6 +3,7 @@ for every address), the archive of sent issues, and each issue's public web vers
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from starlette.responses import HTMLResponse, Response
 
 from contracts.errors import ErrorCode, ServiceError
-from contracts.newsletter import Archive, GetArchive, Subscribe
+from contracts.newsletter import Archive, ArchiveImage, GetArchive, GetArchiveImage, Subscribe
 from contracts.newsletter import Endpoints as Newsletter
 from web.failures import error_page
 from web.field_errors import FieldProblem, from_service, from_validation
@@ -19,6 +20,12 @@ from web.site import site_of
 from web.templating import cacheable
 
 router = APIRouter()
+
+FEED = "/nyhedsbrev.atom"
+FEED_STARTED = datetime(2026, 12, 1, tzinfo=UTC)
+# An archived picture never changes under its name (a new picture is a new item).
+IMAGE_MAX_AGE = 24 * 3600
+ImageName = Annotated[str, Path(max_length=200, pattern=r"^[A-Za-z0-9_-]+\.[a-z]{3,4}$")]
 
 # The issue's web version is the newsletter service's own document (sanitised when it was
 # rendered, with its styles inline): it may use inline styles and outside images, nothing
@@ -51,6 +58,7 @@ def _form_page(
         "newsletter.html.j2",
         status_code=status_code,
         title="Nyhedsbrev",
+        feed=FEED,
         issues=issues,
         archive_down=down,
         values=values or {},
@@ -115,3 +123,51 @@ async def issue(request: Request, number: Annotated[int, Path(ge=1, le=100_000)]
     assert found.issue is not None
     page = HTMLResponse(found.issue.html, headers={"Content-Security-Policy": ISSUE_POLICY})
     return cacheable(request, page, site.settings.web_cache_seconds)
+
+
+@router.get("/nyhedsbrev/images/{name}")
+async def issue_image(request: Request, name: ImageName) -> Response:
+    """A picture of an issue's web version (the page refers to it as ``images/<name>``),
+    fetched from the newsletter service in pieces."""
+    site = site_of(request)
+    pieces: list[bytes] = []
+    first: ArchiveImage | None = None
+    offset = 0
+    try:
+        while first is None or offset < first.size:
+            piece = await ask(
+                site.services, Newsletter.ARCHIVE_IMAGE, GetArchiveImage(name=name, offset=offset)
+            )
+            if first is not None and piece.digest != first.digest:
+                raise ServiceError(ErrorCode.INTERNAL, "the picture changed while it was read")
+            first = first or piece
+            if not piece.data:
+                break
+            pieces.append(piece.data)
+            offset += len(piece.data)
+    except ServiceError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            return error_page(site.pages, request, 404, "Billedet findes ikke", "")
+        raise
+    image = Response(b"".join(pieces), media_type=first.content_type)
+    return cacheable(request, image, IMAGE_MAX_AGE)
+
+
+@router.get(FEED)
+async def feed(request: Request) -> Response:
+    """The sent issues as an Atom feed (RFC 4287), newest first, each linking its page."""
+    site = site_of(request)
+    archive = await ask(site.services, Newsletter.ARCHIVE, GetArchive())
+    issues = sorted(archive.issues, key=lambda i: i.number, reverse=True)
+    base = str(site.settings.public_url).rstrip("/")
+    return site.pages.render(
+        request,
+        "newsletter.atom.j2",
+        public=True,
+        media_type="application/atom+xml",
+        base=base,
+        feed=FEED,
+        issues=issues,
+        # Atom needs a time even before the first issue: the feed's own start.
+        updated=issues[0].sent_at if issues else FEED_STARTED,
+    )
