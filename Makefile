@@ -72,6 +72,7 @@ chaos: install
 bench: install
 	$(BIN)/python bench/signup.py
 	$(BIN)/python bench/newsletter.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -141,10 +141,12 @@ def _not_running(missing: list[str]) -> None:
 
 
 def health(as_json: JsonOpt = False) -> None:
-    """Whether every service that exists answers and is healthy; exits 1 when one does not
-    (so it serves as a container's health check)."""
+    """Whether every service that exists and the website answer and are healthy; exits 1
+    when one does not (so it serves as a container's health check)."""
     with reporting(as_json):
-        answers, missing = _ask_each(every_service(), ops.health, GetHealth())
+        answers, missing = _ask_each(
+            [*every_service(), *registry.GATEWAYS], ops.health, GetHealth()
+        )
     unwell = [name for name, answer in answers.items() if answer.status != "ok"]
     if as_json:
         emit_json(

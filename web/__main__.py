@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import uvicorn
 
 from services.runtime.logging import configure_logging, get_logger
 from web.app import create_app
 from web.settings import WebSettings
+
+
+def serve(app: Callable[..., Any], host: str, port: int) -> None:
+    """uvicorn with the website's server settings (bench/web.py serves its bare baseline
+    through this too, so the two differ only in the application)."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        # Our own access log: uvicorn's would write the tokens in the paths.
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+        log_config=None,
+    )
 
 
 def main() -> None:
@@ -15,16 +33,7 @@ def main() -> None:
     get_logger("web").info(
         "website starting", public_url=settings.public_url, port=settings.listen_port
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.web_host,
-        port=settings.listen_port,
-        # Our own access log: uvicorn's would write the tokens in the paths.
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-        log_config=None,
-    )
+    serve(create_app(settings), settings.web_host, settings.listen_port)
 
 
 if __name__ == "__main__":

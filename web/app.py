@@ -15,6 +15,7 @@ from web import failures
 from web.csrf import Csrf
 from web.forms import Guard
 from web.gateway import Caller, client_for
+from web.health import answer_health
 from web.pages import (
     calendar,
     confirmations,
@@ -33,6 +34,8 @@ from web.site import Site
 from web.templating import Pages
 
 STATIC = Path(__file__).parent / "static"
+# Every module of pages, each with its ``router``.
+PAGES = (front, signup, confirmations, rsvp, verify, newsletter, directory, calendar, goals)
 
 
 def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI:
@@ -47,6 +50,7 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if client is not None:
             await client.connect()
+            await answer_health(client.nc)
         try:
             yield
         finally:
@@ -66,8 +70,7 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
         settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit))
     )
     failures.install(app, pages)
-    routers = (front, signup, confirmations, rsvp, verify, newsletter, directory, calendar, goals)
-    for module in routers:
+    for module in PAGES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, https=settings.https)

@@ -29,6 +29,7 @@ from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mailbox
 from tests.e2e.steps import ambassador_by_email, poll, schedule_when_known, subscriber_by_email
 from tests.support.browser import axe_violations, chromium, press, screenshot
+from tests.support.web_pages import page_paths
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +44,13 @@ def status_of(stack: StackRun, email: str) -> dict[str, Any]:
 def accessible(driver: WebDriver) -> None:
     violations = axe_violations(driver)
     assert not violations, f"{driver.current_url}:\n  " + "\n  ".join(violations)
+
+
+def test_samskab_health_lists_the_website(stack: StackRun) -> None:
+    health = stack.cli("health", "--json").ok().json()
+    assert health["running"]["web"]["status"] == "ok" and health["healthy"] is True
+    human = stack.cli("health").ok().stdout
+    assert re.search(r"^web\s+ok\b", human, re.M), human
 
 
 def test_a_sign_up_is_confirmed_on_the_website_and_its_certificate_checks_out(
@@ -253,20 +261,27 @@ def staff_sign_up(stack: StackRun, name: str, email: str) -> str:
     return ambassador_id
 
 
+def schedule_in_days(stack: StackRun, days: int, kind: str, title: str, *more: str) -> Any:
+    """A two-hour meeting at 16.00 Copenhagen time ``days`` from now."""
+    starts = (datetime.now(COPENHAGEN) + timedelta(days=days)).replace(
+        hour=16, minute=0, second=0, microsecond=0
+    )
+    return schedule_when_known(
+        stack, "--kind", kind, "--title", title,
+        "--starts", starts.strftime("%Y-%m-%dT%H:%M"),
+        "--ends", (starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        *more,
+    )  # fmt: skip
+
+
 def test_an_invitation_link_answers_yes_to_a_full_meeting_and_shows_the_waitlist_place(
     stack: StackRun,
 ) -> None:
     first = staff_sign_up(stack, "Karl Første", "karl.forste@example.org")
     second = staff_sign_up(stack, "Lise Anden", "lise.anden@example.org")
-    starts = (datetime.now(COPENHAGEN) + timedelta(days=9)).replace(
-        hour=16, minute=0, second=0, microsecond=0
-    )
-    meeting = schedule_when_known(
-        stack, "--kind", "dialogue_meeting", "--title", "Dialogmøde om ensomhed",
-        "--starts", starts.strftime("%Y-%m-%dT%H:%M"),
-        "--ends", (starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "--place", "Fredericia Rådhus", "--capacity", "1",
-        "--invite", first, "--invite", second,
+    meeting = schedule_in_days(
+        stack, 9, "dialogue_meeting", "Dialogmøde om ensomhed",
+        "--place", "Fredericia Rådhus", "--capacity", "1", "--invite", first, "--invite", second,
     )  # fmt: skip
     link = newest_link(
         stack, "lise.anden@example.org", "/rsvp/", "Lise's invitation to the dialogue meeting"
@@ -311,3 +326,75 @@ def test_the_goals_page_shows_the_numbers_samskab_goals_shows(stack: StackRun) -
         last = rows[-1].find_elements(By.TAG_NAME, "td")
         assert int(last[0].text) == goals["months"][-1]["active"]
         screenshot(browser, "web-goals")
+
+
+def test_a_mail_scanner_opening_every_link_in_the_mails_changes_nothing(
+    stack: StackRun,
+) -> None:
+    """Security scanners fetch every link of a mail (GET and HEAD, following redirects)
+    before the person reads it: nobody may be confirmed, subscribed, unsubscribed or
+    answered for by that."""
+    person, reader = "scanner.amb@example.org", "scanner.reader@example.net"
+    stack.cli("ambassadors", "sign-up", "--kind", "citizen", "--name", "Sine Scanner",
+              "--email", person, "--consent").ok()  # fmt: skip
+    stack.cli("newsletter", "subscribe", reader).ok()
+    invitee = staff_sign_up(stack, "Ivan Inviteret", "ivan.inviteret@example.org")
+    meeting = schedule_in_days(
+        stack, 12, "workshop", "Værksted om frivillighed", "--invite", invitee
+    )
+    confirmed = stack.cli("newsletter", "subscribers", "--status", "confirmed", "--json")
+    subscriber = confirmed.ok().json()["items"][0]
+    rsvp = newest_link(stack, "ivan.inviteret@example.org", "/rsvp/", "Ivan's invitation")
+    links = [
+        newest_link(stack, person, "/confirm/", "the confirmation mail"),
+        newest_link(stack, reader, "/newsletter/confirm/", "the subscription mail"),
+        unsubscribe_link(stack, subscriber["email"]),
+        *(rsvp.rsplit("/", 1)[0] + f"/{answer}" for answer in ("yes", "maybe", "no")),
+        rsvp.rsplit("/", 1)[0],
+    ]
+    with httpx.Client(follow_redirects=True, timeout=10) as scanner:
+        for link in links:
+            for method in ("GET", "HEAD"):
+                opened = scanner.request(method, link)
+                assert opened.status_code in (200, 405), (method, link, opened.status_code)
+
+    assert status_of(stack, person)["status"] == "pending"
+    assert subscriber_by_email(stack, reader)["status"] == "pending"
+    assert subscriber_by_email(stack, subscriber["email"])["status"] == "confirmed"
+    detail = stack.cli("events", "show", meeting["id"], "--json").ok().json()
+    assert [i["participation"] for i in detail["invitees"]] == ["invited"]
+
+
+# Where a visitor reaches each page (a made-up token or code where one goes: the page for
+# a link that does not work is a page too). The real pages behind tokens and codes are
+# checked in the journeys above.
+WELL_FORMED_TOKEN = "tok_" + "a" * 40
+EVERY_PAGE = {
+    "/": "/",
+    "/bliv-ambassadoer": "/bliv-ambassadoer",
+    "/confirm/{token}": f"/confirm/{WELL_FORMED_TOKEN}",
+    "/newsletter/confirm/{token}": f"/newsletter/confirm/{WELL_FORMED_TOKEN}",
+    "/newsletter/unsubscribe/{token}": f"/newsletter/unsubscribe/{WELL_FORMED_TOKEN}",
+    "/rsvp/{token}": f"/rsvp/{WELL_FORMED_TOKEN}",
+    "/rsvp/{token}/{answer}": f"/rsvp/{WELL_FORMED_TOKEN}/yes",
+    "/verify": "/verify",
+    "/verify/{code}": "/verify/ABCD-EFGH",
+    "/nyhedsbrev": "/nyhedsbrev",
+    "/nyhedsbrev/{number}": "/nyhedsbrev/999",
+    "/ambassadoerer": "/ambassadoerer?tema=5&kerneomraade=health",
+    "/kalender": "/kalender",
+    "/kalender/{meeting_id}": "/kalender/findes-ikke",
+    "/maal": "/maal",
+}
+# Not pages a person reads: the health check, pictures and feeds.
+NOT_PAGES = {"/healthz", "/nyhedsbrev/images/{name}", "/nyhedsbrev.atom", "/kalender.ics"}
+
+
+def test_every_page_of_the_site_passes_axe(stack: StackRun) -> None:
+    assert set(EVERY_PAGE) | NOT_PAGES == set(page_paths()), "a page this test does not visit"
+    with chromium() as browser:
+        for path in [*EVERY_PAGE.values(), "/findes-ikke"]:
+            browser.get(stack.website + path)
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "da"
+            assert browser.find_elements(By.TAG_NAME, "h1"), path
+            accessible(browser)

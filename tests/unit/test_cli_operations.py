@@ -23,6 +23,8 @@ from services import registry
 from tests.unit.test_events_cli import FakeService, one_line_error
 
 RUNNING = ("ambassadors", "events", "newsletter")
+# Health also asks the website (it has no outbox).
+CHECKED = (*RUNNING, "web")
 
 
 @pytest.fixture
@@ -69,6 +71,8 @@ def answer_health(service: FakeService, down: tuple[str, ...] = ()) -> None:
             )
         else:
             service.answer(ops.health(name), not_running(name))
+    web = Health(service="web", status="ok", uptime_seconds=3.0)
+    service.answer(ops.health("web"), not_running("web") if "web" in down else web)
 
 
 def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
@@ -79,15 +83,17 @@ def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
     result = run("health")
 
     assert result.exit_code == 0, result.output
-    # Only the services that exist: a planned one is neither asked nor listed.
-    assert service.sent == [(f"{name}.health", {}) for name in RUNNING]
+    # Only the services that exist, and the website: a planned one is neither asked nor
+    # listed.
+    assert service.sent == [(f"{name}.health", {}) for name in CHECKED]
     table = [cells(line) for line in rows(result.stdout)]
     assert table[0] == ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"]
     body = {line[0]: line[1:] for line in table[2:]}
     assert body["ambassadors"] == ["ok", "2", "1", "12.5"]
     assert body["events"] == ["ok", "0", "0", "12.5"]
     assert body["newsletter"] == ["ok", "5", "3", "12.5"]
-    assert [line[0] for line in table[2:]] == list(RUNNING)
+    assert body["web"] == ["ok", "3.0"]  # no outbox: those cells stay empty
+    assert [line[0] for line in table[2:]] == list(CHECKED)
     assert result.stderr == ""
 
 
@@ -108,6 +114,17 @@ def test_health_exits_non_zero_when_a_service_does_not_answer(service: FakeServi
     assert (answer["not_running"], answer["healthy"]) == (["events"], False)
 
 
+def test_health_says_so_when_the_website_does_not_answer(service: FakeService) -> None:
+    answer_health(service, down=("web",))
+
+    result = run("health")
+
+    assert result.exit_code == 1, result.output
+    body = {line[0]: line[1:] for line in [cells(line) for line in rows(result.stdout)][2:]}
+    assert body["web"] == ["not running"] and body["ambassadors"][0] == "ok"
+    assert result.stderr.strip() == "not healthy: web"
+
+
 def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService) -> None:
     answer_health(service)
 
@@ -123,7 +140,7 @@ def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService)
         "outbox_pending": 5,
         "outbox_failed": 3,
     }
-    assert list(answer["running"]) == list(RUNNING)
+    assert list(answer["running"]) == list(CHECKED)
     assert (answer["not_running"], answer["healthy"]) == ([], True)
 
 

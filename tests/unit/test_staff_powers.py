@@ -21,12 +21,18 @@ PUBLIC = {
     "ambassadors.query.directory",
     # Counts only (the website's goals page): no person in it.
     "ambassadors.query.goals",
+    # The consent text the sign-up form shows.
+    "ambassadors.query.consent",
     "events.cmd.answer",
     "events.query.calendar",
+    # What an answer link holder may see: the meeting and their own answer only.
+    "events.query.invitation",
     "newsletter.cmd.subscribe",
     "newsletter.cmd.confirm",
     "newsletter.cmd.unsubscribe",
     "newsletter.query.archive",
+    # The pictures of sent issues (public as the issues are).
+    "newsletter.query.archive_image",
 }
 # Fields that would let a caller claim what only staff may decide.
 STAFF_FIELDS = {"staff", "source", "status", "active", "actor", "ambassador_id"}

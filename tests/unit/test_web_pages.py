@@ -41,6 +41,7 @@ from contracts.newsletter import (
     SubscriptionReceived,
 )
 from contracts.newsletter import Endpoints as Newsletter
+from tests.support.web_pages import page_paths
 from web.app import create_app
 from web.charts import line_chart
 from web.csrf import FIELD
@@ -140,6 +141,35 @@ def test_pressing_the_button_confirms_the_sign_up(browser: TestClient, services:
     assert "du er nu ambassadør" in text(done.text)
     [(subject, request)] = services.calls
     assert subject == Ambassadors.CONFIRM.subject and request.model_dump() == {"token": TOKEN}
+
+
+def token_routes() -> list[str]:
+    """Every page path of the site that carries a token (from a mail)."""
+    return [p for p in page_paths() if "{token}" in p]
+
+
+def test_every_token_link_is_known_to_this_test() -> None:
+    assert sorted(token_routes()) == [
+        "/confirm/{token}",
+        "/newsletter/confirm/{token}",
+        "/newsletter/unsubscribe/{token}",
+        "/rsvp/{token}",
+        "/rsvp/{token}/{answer}",
+    ]
+
+
+@pytest.mark.parametrize("route", token_routes())
+def test_opening_any_token_link_asks_no_service_to_change_anything(
+    route: str, browser: TestClient, services: StandIn
+) -> None:
+    """Mail scanners open every link in a mail: a GET (or HEAD) may look, never act."""
+    services.replies[Events.INVITATION.subject] = invitation()
+    for answer in ("yes", "maybe", "no"):
+        path = route.replace("{token}", TOKEN).replace("{answer}", answer)
+        assert browser.get(path).status_code == 200
+        assert browser.head(path).status_code in (200, 405)
+    commands = [s for s in services.subjects() if ".cmd." in s]
+    assert commands == []
 
 
 def test_a_post_without_the_forms_token_changes_nothing(
