@@ -20,11 +20,23 @@ Every request is a first visit (no ``If-None-Match``): the website asks the serv
 renders each time. Both sides are asked over keep-alive connections, as a reverse proxy
 in front would. The client runs on the same machine and shares its cores with both.
 
+The website keeps the services' answers that are the same for every visitor for a few
+seconds (``SAMSKAB_WEB_ANSWER_CACHE_SECONDS``, web/shared_answers.py); ``--answer-cache-seconds
+0`` measures every page view asking its service.
+
 Printed last: ``web_p99_ms_at_<rate>=`` (our steady load, the worst round) and
 ``web_page_ratio=<ours/bare>`` (saturation throughput, the median of the rounds).
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script (python bench/web.py), this file's folder comes first on the path, where
+# this file's name would hide the web package: the repository root takes its place.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import asyncio
@@ -35,13 +47,11 @@ import math
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,9 +65,9 @@ from services.runtime.client import ServiceClient
 from services.runtime.settings import ClientSettings
 from stack.embedded import EmbeddedStack, fresh_settings
 from stack.processes import ManagedProcess, free_port
+from web.settings import WebSettings
 
-THIS_FILE = Path(__file__).resolve()
-REPO_ROOT = THIS_FILE.parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # Directory and calendar pages, as visitors open them.
 DIRECTORY_PAGES = (
     "/ambassadoerer",
@@ -320,6 +330,14 @@ def render_table(phases: list[Phase]) -> str:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
+    if args.answer_cache_seconds is not None:
+        # The website process reads it from the environment it inherits.
+        os.environ["SAMSKAB_WEB_ANSWER_CACHE_SECONDS"] = str(args.answer_cache_seconds)
+    kept = os.environ.get(
+        "SAMSKAB_WEB_ANSWER_CACHE_SECONDS",
+        str(WebSettings.model_fields["web_answer_cache_seconds"].default),
+    )
+    print(f"the website keeps shared answers for {kept} s", flush=True)
     with contextlib.ExitStack() as cleanup:
         if args.keep:
             tmp = tempfile.mkdtemp(prefix="samskab-bench-web-")
@@ -351,7 +369,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             bare_port = free_port()
             bare = ManagedProcess(
                 "bare",
-                [sys.executable, str(THIS_FILE), "--serve-bare", str(bare_port),
+                [sys.executable, "-m", "bench.web", "--serve-bare", str(bare_port),
                  str(capture_file)],
                 log_path=Path(tmp) / "bare.log",
                 cwd=REPO_ROOT,
@@ -446,6 +464,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--meetings", type=int, default=12)
+    parser.add_argument(
+        "--answer-cache-seconds",
+        type=float,
+        default=None,
+        help="the website's SAMSKAB_WEB_ANSWER_CACHE_SECONDS (0: every page view asks its "
+        "service); default: the setting's default",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the stack's directory")
     args = parser.parse_args(argv)

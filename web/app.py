@@ -30,6 +30,7 @@ from web.pages import (
 from web.rate_limits import RateLimits
 from web.security import AccessLog, BodyLimit, SecurityHeaders
 from web.settings import WebSettings
+from web.shared_answers import SharedAnswers
 from web.site import Site
 from web.templating import Pages
 
@@ -45,6 +46,7 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
     if services is None:
         client = client_for(settings)
         services = client
+    services = SharedAnswers(services, settings.web_answer_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

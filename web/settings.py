@@ -36,6 +36,10 @@ class WebSettings(ClientSettings):
     web_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Public pages may be served again by a proxy for this long.
     web_cache_seconds: int = Field(default=60, ge=0)
+    # The services' answers that are the same for every visitor (the directory, the
+    # calendar, the archive, the goals) are kept this long, so a burst of visitors asks each
+    # service once; 0 asks every time. Well under web_cache_seconds, which a proxy may add.
+    web_answer_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @property
     def https(self) -> bool:

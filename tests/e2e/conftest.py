@@ -335,6 +335,9 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
             "SAMSKAB_PUBLIC_URL": PUBLIC_URL,
             # The website, reached here without the proxy a deployment puts in front.
             "SAMSKAB_WEB_PORT": str(free_port()),
+            # The journeys look at a page right after changing what it shows; the website's
+            # few seconds of shared answers are tests/unit/test_web_shared_answers.py's.
+            "SAMSKAB_WEB_ANSWER_CACHE_SECONDS": "0",
             # Not there until a test travels: until then every service runs on real time.
             "SAMSKAB_CLOCK_FILE": str(data_dir / CLOCK_FILE_NAME),
         }

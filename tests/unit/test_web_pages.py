@@ -94,7 +94,12 @@ class StandIn:
 
 
 def settings(**overrides: Any) -> WebSettings:
-    chosen: dict[str, Any] = {"web_csrf_secret": "s" * 32, "public_url": "http://testserver"}
+    chosen: dict[str, Any] = {
+        "web_csrf_secret": "s" * 32,
+        "public_url": "http://testserver",
+        # Each test sets what the services answer; test_web_shared_answers keeps them.
+        "web_answer_cache_seconds": 0,
+    }
     return WebSettings(_env_file=None, **{**chosen, **overrides})
 
 
