@@ -33,8 +33,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script (python bench/web.py), this file's folder comes first on the path, where
-# this file's name would hide the web package: the repository root takes its place.
+# Run as a script, bench/ comes first on the path, where this file would hide the web
+# package: the repository root takes its place (see bench/__init__.py).
 if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 

@@ -46,3 +46,10 @@ def test_newsletter_benchmark_quick_run() -> None:
         re.fullmatch(r"service peak RSS: .* at 60 subscribers, .* at 300 .*", line)
         for line in lines
     ), output
+
+
+def test_web_benchmark_quick_run() -> None:
+    lines, output = quick_run("web.py", r"web_page_ratio=\d+\.\d{3}")
+    assert any(re.fullmatch(r"web_p99_ms_at_50=(\d+\.\d|inf)", line) for line in lines), output
+    assert any(line.startswith("ours saturation") for line in lines), output
+    assert any(line.startswith("bare saturation") for line in lines), output

@@ -325,9 +325,20 @@ def test_the_front_page_links_the_latest_newsletter(browser: TestClient, service
         ]
     )
     services.replies[Events.CALENDAR.subject] = Calendar(ics=ICS, meetings=0)
+    services.replies[Ambassadors.GOALS.subject] = Goals(
+        active=90, target=150, progress=0.6, citizens=18, citizen_share=0.2,
+        citizen_share_target=0.2, by_kind={}, by_theme={}, by_core_area={}, pending=0,
+        withdrawn=0, erased=0, months=[],
+    )  # fmt: skip
     page = browser.get("/")
     assert 'href="/nyhedsbrev/2"' in page.text and "Nummer 2" in page.text
+    assert "Netværket har 90 aktive ambassadører; målet er 150." in text(page.text)
     assert "public" in page.headers["Cache-Control"]
+    # The goals' service down: the rest of the page is still there.
+    del services.replies[Ambassadors.GOALS.subject]
+    partial = browser.get("/")
+    assert partial.status_code == 200 and "Nummer 2" in partial.text
+    assert "Ambassadørernes sider er midlertidigt utilgængelige" in partial.text
 
 
 def test_every_page_carries_strict_headers(browser: TestClient) -> None:
