@@ -15,6 +15,7 @@ from web import failures
 from web.csrf import Csrf
 from web.forms import Guard
 from web.gateway import Caller, client_for
+from web.head_requests import HeadAsGet
 from web.health import answer_health
 from web.pages import (
     calendar,
@@ -78,4 +79,6 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
     app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)
     app.add_middleware(AccessLog)
+    # Outermost: the access log and every layer below see a HEAD as the GET it stands for.
+    app.add_middleware(HeadAsGet)
     return app

@@ -172,7 +172,7 @@ def test_opening_any_token_link_asks_no_service_to_change_anything(
     for answer in ("yes", "maybe", "no"):
         path = route.replace("{token}", TOKEN).replace("{answer}", answer)
         assert browser.get(path).status_code == 200
-        assert browser.head(path).status_code in (200, 405)
+        assert browser.head(path).status_code == 200
     commands = [s for s in services.subjects() if ".cmd." in s]
     assert commands == []
 
@@ -339,6 +339,17 @@ def test_the_front_page_links_the_latest_newsletter(browser: TestClient, service
     partial = browser.get("/")
     assert partial.status_code == 200 and "Nummer 2" in partial.text
     assert "Ambassadørernes sider er midlertidigt utilgængelige" in partial.text
+
+
+def test_a_head_request_gets_the_gets_headers_without_the_body(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Events.CALENDAR.subject] = Calendar(ics=ICS, meetings=0)
+    got, head = browser.get("/kalender"), browser.head("/kalender")
+    assert head.status_code == 200 and head.content == b""
+    for header in ("ETag", "Cache-Control", "Content-Length", "Content-Security-Policy"):
+        assert head.headers[header] == got.headers[header], header
+    assert browser.head("/findes-ikke").status_code == 404
 
 
 def test_every_page_carries_strict_headers(browser: TestClient) -> None:
