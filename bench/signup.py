@@ -65,6 +65,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from bench.report import aligned, ms, percentile
 from contracts.ambassadors import Endpoints
 from services.runtime.client import ServiceClient
 from services.runtime.settings import ClientSettings
@@ -117,13 +118,6 @@ class Arrivals:
             return await asyncio.wait_for(waiter, timeout)
         finally:
             self._waiters.pop(key, None)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of non-empty ``values``."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 @dataclass
@@ -494,10 +488,6 @@ async def embedded_stack(data_dir: Path, run: str) -> AsyncIterator[EmbeddedStac
 # ---------------------------------------------------------------------------- report
 
 
-def ms(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.1f}"
-
-
 def render_table(phases: list[Phase]) -> str:
     header = ["run", "sent", "done", "failed", "per s", "p50 ms", "p99 ms", "max ms"]
     header += ["acks/s", "ack p50", "ack p99"]
@@ -522,22 +512,7 @@ def render_table(phases: list[Phase]) -> str:
         if p.cpu:
             row += [f"{100 * p.cpu.get(n, 0.0):.0f}" for n in cpu_names]
         rows.append(row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w)
-            for i, (h, w) in enumerate(zip(header, widths, strict=True))
-        ),
-        "  ".join("-" * w for w in widths),
-    ]
-    for row in rows:
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-    return "\n".join(lines)
+    return aligned(header, rows)
 
 
 # ---------------------------------------------------------------------------- main

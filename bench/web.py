@@ -56,6 +56,7 @@ from typing import Any
 
 import httpx
 
+from bench.report import aligned, ms, percentile
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.ambassadors import GetDirectory, Register
 from contracts.errors import ErrorCode, ServiceError
@@ -77,14 +78,6 @@ DIRECTORY_PAGES = (
 )
 CALENDAR_PAGES = ("/kalender",)
 REQUEST_TIMEOUT = 10.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.inf
-    ordered = sorted(values)
-    rank = max(0, math.ceil(q / 100 * len(ordered)) - 1)
-    return ordered[rank]
 
 
 @dataclass
@@ -290,10 +283,6 @@ async def wait_for_directory(client: ServiceClient, at_least: int) -> int:
 # ---------------------------------------------------------------------------- report
 
 
-def ms(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.1f}"
-
-
 def render_table(phases: list[Phase]) -> str:
     header = ["run", "done", "failed", "per s", "p50 ms", "p99 ms", "max ms"]
     rows = [
@@ -308,22 +297,7 @@ def render_table(phases: list[Phase]) -> str:
         ]
         for p in phases
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w)
-            for i, (h, w) in enumerate(zip(header, widths, strict=True))
-        ),
-        "  ".join("-" * w for w in widths),
-    ]
-    lines += [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    return "\n".join(lines)
+    return aligned(header, rows)
 
 
 # ---------------------------------------------------------------------------- main

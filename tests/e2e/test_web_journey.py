@@ -398,3 +398,4 @@ def test_every_page_of_the_site_passes_axe(stack: StackRun) -> None:
             assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "da"
             assert browser.find_elements(By.TAG_NAME, "h1"), path
             accessible(browser)
+        screenshot(browser, "web-page-not-found")
