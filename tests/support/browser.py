@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.stack import REPO_ROOT
@@ -94,7 +94,25 @@ def press(driver: WebDriver, button: WebElement, timeout: float = 15.0) -> None:
     """Click a button that submits a form, and wait until the next page replaced this
     one (the old page's elements are gone), so what is looked at next is the answer."""
     button.click()
-    WebDriverWait(driver, timeout).until(staleness_of(button))
+    WebDriverWait(driver, timeout).until(lambda _: _is_gone(button))
     WebDriverWait(driver, timeout).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+
+
+# While the old document is being replaced, chromedriver sometimes answers a look at one of
+# its elements with an "unknown error" naming the node instead of a stale-element error
+# (seen in CI); both mean the element's page is gone.
+_GONE_NODE_ERRORS = ("does not belong to the document", "No node with given id found")
+
+
+def _is_gone(element: WebElement) -> bool:
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if any(text in (error.msg or "") for text in _GONE_NODE_ERRORS):
+            return True
+        raise
+    return False
