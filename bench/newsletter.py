@@ -58,6 +58,7 @@ import aiosmtplib
 import nats
 from pymongo import AsyncMongoClient
 
+from bench.report import aligned
 from contracts.newsletter import Endpoints
 from services.newsletter import delivery, domain, store
 from services.newsletter.delivery.states import mail_id_for, message_id_for
@@ -560,15 +561,7 @@ def render_table(runs: list[Run]) -> str:
         if r.cpu:
             row += [f"{100 * r.cpu.get(n, 0.0):.0f}" for n in CpuMeter.NAMES]
         rows.append(row)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+    return aligned(header, rows)
 
 
 # ---------------------------------------------------------------------------- main
