@@ -62,6 +62,26 @@ AreaOpt = Annotated[
     list[CoreArea] | None, typer.Option("--core-area", help="Core area; repeat for more.")
 ]
 SkillOpt = Annotated[list[str] | None, typer.Option("--skill", help="Skill tag; repeat for more.")]
+AtOnceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--networks-at-once",
+        metavar="N",
+        help="Takes part in at most N networks at once (1-10; in an update 0 lifts the limit).",
+    ),
+]
+PausedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--paused-until",
+        metavar="DATE",
+        help="Not asked to join a network until after DATE (YYYY-MM-DD; in an update "
+        "'none' ends the pause).",
+    ),
+]
+# What an update sends to lift the limit or end the pause: the field set to null.
+NO_LIMIT = 0
+NO_PAUSE = ("none", "")
 
 
 def _who(a: AmbassadorView) -> str:
@@ -89,6 +109,8 @@ def _show_ambassador(a: AmbassadorView) -> None:
             ("core areas", a.core_areas),
             ("skills", a.skills),
             ("listed publicly", "yes" if a.public else "no"),
+            ("networks at once", a.networks_at_once or "no limit"),
+            ("paused until", a.paused_until),
             (
                 "consent",
                 f"{a.consent_version} at {plain(a.consented_at) or None}"
@@ -126,6 +148,8 @@ def sign_up(
     core_area: AreaOpt = None,
     skill: SkillOpt = None,
     public: Annotated[bool, typer.Option("--public", help="List in the public directory.")] = False,
+    networks_at_once: AtOnceOpt = None,
+    paused_until: PausedOpt = None,
     consent: Annotated[
         bool, typer.Option("--consent", help="The person consents to the profile being stored.")
     ] = False,
@@ -149,6 +173,8 @@ def sign_up(
             core_areas=core_area or [],
             skills=skill or [],
             public=public,
+            networks_at_once=networks_at_once,
+            paused_until=paused_until,
             consent=consent,
         )
         if staff:
@@ -237,6 +263,8 @@ def update(
     public: Annotated[
         bool | None, typer.Option("--public/--private", help="Listed in the directory or not.")
     ] = None,
+    networks_at_once: AtOnceOpt = None,
+    paused_until: PausedOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change profile fields; only the options given change."""
@@ -254,10 +282,16 @@ def update(
         "public": public,
     }
     given = {k: v for k, v in changes.items() if v is not None}
+    if networks_at_once is not None:
+        given["networks_at_once"] = None if networks_at_once == NO_LIMIT else networks_at_once
+    if paused_until is not None:
+        lifted = paused_until.strip().casefold() in NO_PAUSE
+        given["paused_until"] = None if lifted else paused_until
     with reporting(as_json):
         if not given:
             fail("nothing to update: give at least one option", as_json)
-        command = build(UpdateProfile, ambassador_id=ambassador_id, **given)
+        cleared = [k for k in ("networks_at_once", "paused_until") if k in given]
+        command = build(UpdateProfile, cleared, ambassador_id=ambassador_id, **given)
         result = calls.call(Endpoints.UPDATE, command)
     show(result, as_json, lambda a: typer.echo(f"{a.id} updated: {_who(a)}"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time
 from enum import Enum
@@ -105,10 +105,13 @@ def fail(message: str, as_json: bool, code: ErrorCode = ErrorCode.VALIDATION_FAI
     raise typer.Exit(EXIT_ERROR)
 
 
-def build(model: type[M], **values: Any) -> M:
-    """Validate on this side too, so a typo fails before anything is sent."""
+def build(model: type[M], cleared: Iterable[str] = (), /, **values: Any) -> M:
+    """Validate on this side too, so a typo fails before anything is sent. A None value is
+    left out (the default applies), except for the fields in ``cleared``: they are sent as
+    null, which an update reads as "clear it"."""
+    keep = set(cleared)
     try:
-        return model.model_validate({k: v for k, v in values.items() if v is not None})
+        return model.model_validate({k: v for k, v in values.items() if v is not None or k in keep})
     except ValidationError as exc:
         raise ServiceError(
             ErrorCode.VALIDATION_FAILED, "the request is not valid", field_errors(exc)

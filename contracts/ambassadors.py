@@ -41,6 +41,8 @@ SKILL_MAX = 40
 IMPORT_CSV_MAX_BYTES = 512 * 1024
 IMPORT_ROWS_MAX = 2000
 PAGE_MAX = 1000
+# How many networks one ambassador takes part in at once, at most, when they set a limit.
+NETWORKS_AT_ONCE_MAX = 10
 
 
 class Kind(StrEnum):
@@ -114,6 +116,8 @@ PERSONAL_KINDS = frozenset({Kind.CITIZEN, Kind.VOLUNTEER})
 
 Theme = Annotated[int, Field(ge=1, le=12)]
 AmbassadorId = Annotated[str, Field(min_length=1, max_length=64)]
+# None: no limit of their own. The networks service never suggests someone for more.
+NetworksAtOnce = Annotated[int, Field(ge=1, le=NETWORKS_AT_ONCE_MAX)]
 
 
 # The endpoints are declared at the end of the module, after their models.
@@ -241,6 +245,10 @@ class ProfileFields(ProfileRules):
         default_factory=list, max_length=SKILLS_MAX
     )
     public: bool = False
+    # Availability for networks: at most this many at once, and not asked until the day
+    # after ``paused_until`` (a holiday, a busy season).
+    networks_at_once: NetworksAtOnce | None = None
+    paused_until: date | None = None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -323,6 +331,9 @@ class UpdateProfile(ProfileRules):
         default=None, max_length=SKILLS_MAX
     )
     public: bool | None = None
+    # Sent as null, these two are cleared (no limit, not paused); left out, they stay.
+    networks_at_once: NetworksAtOnce | None = None
+    paused_until: date | None = None
 
 
 class Withdraw(Message):
@@ -409,6 +420,8 @@ class AmbassadorView(View):
     core_areas: list[CoreArea] = []
     skills: list[str] = []
     public: bool = False
+    networks_at_once: int | None = None
+    paused_until: date | None = None
     consent_version: str | None = None
     consented_at: AwareDatetime | None = None
     signed_up_at: AwareDatetime
@@ -591,6 +604,8 @@ class Activated(AmbassadorEvent):
     themes: list[int] = []
     core_areas: list[CoreArea] = []
     skills: list[str] = []
+    networks_at_once: int | None = None
+    paused_until: date | None = None
     certificate: CertificateRef
 
 
@@ -615,6 +630,8 @@ class ProfileUpdated(AmbassadorEvent):
     themes: list[int] = []
     core_areas: list[CoreArea] = []
     skills: list[str] = []
+    networks_at_once: int | None = None
+    paused_until: date | None = None
     changed: list[str]
     status: Status
 

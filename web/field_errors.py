@@ -23,6 +23,8 @@ LABELS = {
     "themes": "Temaer",
     "core_areas": "Kerneområder",
     "skills": "Kompetencer",
+    "networks_at_once": "Netværk ad gangen",
+    "paused_until": "Pause til og med",
     "consent": "Samtykke",
 }
 
@@ -37,6 +39,8 @@ _BY_FIELD = {
     "kryds igen, hvis du giver samtykke.",
     "themes": "Vælg blandt temaerne på listen.",
     "core_areas": "Vælg blandt kerneområderne på listen.",
+    "networks_at_once": "Vælg et af svarene på listen.",
+    "paused_until": "Skriv en dato som 31-01-2027 eller vælg den i kalenderen.",
 }
 
 # Problems with a field the page does not show are told at the field they belong to.

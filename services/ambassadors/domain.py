@@ -83,6 +83,8 @@ class Profile(BaseModel):
     core_areas: tuple[CoreArea, ...] = ()
     skills: tuple[str, ...] = ()
     public: bool = False
+    networks_at_once: int | None = None
+    paused_until: date | None = None
 
     @property
     def display_name(self) -> str:
@@ -121,6 +123,9 @@ def validate_profile(fields: dict[str, Any]) -> Profile:
         lambda: tuple(sorted({t for t in map(normalise_skill, fields.get("skills") or ()) if t})),
     )
     out["public"] = bool(fields.get("public", False))
+    # Their ranges are the contract's; a stored profile of an older release has neither.
+    out["networks_at_once"] = fields.get("networks_at_once")
+    out["paused_until"] = fields.get("paused_until")
     missing_organisation = organisation_required(kind, out.get("organisation"))
     if missing_organisation and "organisation" not in {e.field for e in errors}:
         errors.append(FieldError(field="organisation", message=missing_organisation))

@@ -92,6 +92,8 @@ def view(a: Ambassador) -> AmbassadorView:
         core_areas=list(a.core_areas),
         skills=list(p.skills) if p else [],
         public=p.public if p else False,
+        networks_at_once=p.networks_at_once if p else None,
+        paused_until=p.paused_until if p else None,
         consent_version=a.consent_version,
         consented_at=a.consented_at,
         signed_up_at=a.signed_up_at,
@@ -146,6 +148,8 @@ async def _activate(
             themes=list(active.themes),
             core_areas=list(active.core_areas),
             skills=list(active.profile.skills),
+            networks_at_once=active.profile.networks_at_once,
+            paused_until=active.profile.paused_until,
             certificate=CertificateRef(
                 number=number,
                 verification_code=code,
@@ -295,6 +299,8 @@ async def update(ctx: Context, uow: UnitOfWork, cmd: UpdateProfile) -> Ambassado
             themes=list(updated.themes),
             core_areas=list(updated.core_areas),
             skills=list(profile.skills),
+            networks_at_once=profile.networks_at_once,
+            paused_until=profile.paused_until,
             changed=changed,
             status=updated.status,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "core_areas",
     "skills",
     "public",
+    "networks_at_once",
+    "paused_until",
 )
 # consent and staff are deliberately absent: a file cannot claim consent; the import handler
 # sets both because an import is a staff sign-up.
@@ -31,6 +34,9 @@ KNOWN_COLUMNS: frozenset[str] = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 LIST_COLUMNS: frozenset[str] = frozenset({"themes", "core_areas", "skills"})
 # Enum values are lower case; staff typing "Association" in Excel should not be rejected.
 LOWERCASE_COLUMNS: frozenset[str] = frozenset({"kind", "core_areas"})
+
+# Danish spreadsheets write dates day first (31-01-2027, 31.01.2027); ISO dates pass as they are.
+_DANISH_DATE = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})$")
 
 TRUE_WORDS: frozenset[str] = frozenset({"true", "ja", "yes", "1"})
 FALSE_WORDS: frozenset[str] = frozenset({"false", "nej", "no", "0"})
@@ -162,6 +168,9 @@ def _convert(column: str, cell: str, list_separators: tuple[str, ...]) -> object
         if word in FALSE_WORDS:
             return False
         return cell  # the model's validation names the bad value
+    if column == "paused_until" and (day_first := _DANISH_DATE.match(cell)):
+        day, month, year = day_first.groups()
+        return f"{year}-{int(month):02d}-{int(day):02d}"  # a bad day is the model's to name
     if column in LIST_COLUMNS:
         items = _split(cell, list_separators)
         if column == "themes":

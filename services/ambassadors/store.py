@@ -92,6 +92,9 @@ def to_document(ambassador: Ambassador) -> dict[str, Any]:
         doc["profile"]["themes"] = list(ambassador.profile.themes)
         doc["profile"]["core_areas"] = [a.value for a in ambassador.profile.core_areas]
         doc["profile"]["skills"] = list(ambassador.profile.skills)
+        # BSON has no plain date: kept as its ISO text, which the model reads back.
+        paused = ambassador.profile.paused_until
+        doc["profile"]["paused_until"] = paused.isoformat() if paused else None
     doc["past_certificates"] = [c.model_dump(mode="python") for c in ambassador.past_certificates]
     doc["earlier_memberships"] = [m.model_dump() for m in ambassador.earlier_memberships]
     doc["consents"] = [c.model_dump() for c in ambassador.consents]

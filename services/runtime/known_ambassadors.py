@@ -16,7 +16,7 @@ older than the withdrawal (a redelivery) cannot bring them back; a later one (a 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,6 +43,8 @@ _PERSONAL = {
         "themes",
         "core_areas",
         "skills",
+        "networks_at_once",
+        "paused_until",
         "activated_at",
     )
 }
@@ -72,6 +74,10 @@ class KnownAmbassador(BaseModel):
     themes: tuple[int, ...] = ()
     core_areas: tuple[CoreArea, ...] = ()
     skills: tuple[str, ...] = ()
+    # Their availability for networks: at most this many at once (None: no limit of their
+    # own), and not before the day after ``paused_until``.
+    networks_at_once: int | None = None
+    paused_until: date | None = None
     activated_at: datetime | None = None
     # When the last event applied here happened: an older one changes nothing.
     as_of: datetime | None = None
@@ -129,6 +135,8 @@ def apply(known: KnownAmbassador | None, event: AmbassadorEvent) -> KnownAmbassa
         themes=tuple(event.themes),
         core_areas=tuple(event.core_areas),
         skills=tuple(event.skills),
+        networks_at_once=event.networks_at_once,
+        paused_until=event.paused_until,
         activated_at=activated_at,
         as_of=at,
     )
@@ -146,6 +154,8 @@ def _document(known: KnownAmbassador) -> dict[str, Any]:
             doc[field] = [v.value if isinstance(v, CoreArea) else v for v in doc[field]]
     if known.kind is not None:
         doc["kind"] = known.kind.value
+    if known.paused_until is not None:
+        doc["paused_until"] = known.paused_until.isoformat()  # BSON has no plain date
     return doc
 
 

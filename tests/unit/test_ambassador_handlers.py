@@ -4,9 +4,10 @@ runs it (endpoint adapter, unit of work, audit), on a database in memory."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from contracts.ambassadors import (
     Activated,
@@ -221,6 +222,40 @@ async def test_a_profile_change_is_announced_once_with_what_changed(
     assert updated.changed == ["description"]
     await h.call(Endpoints.UPDATE, UpdateProfile(ambassador_id=created.id, description="Laver mad"))
     assert len(h.emitted_of(ProfileUpdated)) == 1  # nothing changed: nothing announced
+
+
+async def test_availability_for_networks_is_kept_announced_and_cleared_by_null(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    created = (
+        await h.call(Endpoints.REGISTER, entered(networks_at_once=2, paused_until="2027-01-31"))
+    ).ambassador
+    assert (created.networks_at_once, created.paused_until) == (2, date(2027, 1, 31))
+    [activated] = h.emitted_of(Activated)
+    assert (activated.networks_at_once, activated.paused_until) == (2, date(2027, 1, 31))
+    # Sent as null, both are lifted; left out, they stay.
+    kept = await h.call(Endpoints.UPDATE, UpdateProfile(ambassador_id=created.id, themes=[3, 5]))
+    assert (kept.networks_at_once, kept.paused_until) == (2, date(2027, 1, 31))
+    lifted = await h.call(
+        Endpoints.UPDATE,
+        UpdateProfile.model_validate(
+            {"ambassador_id": created.id, "networks_at_once": None, "paused_until": None}
+        ),
+    )
+    assert (lifted.networks_at_once, lifted.paused_until) == (None, None)
+    updated = h.emitted_of(ProfileUpdated)[-1]
+    assert updated.changed == ["networks_at_once", "paused_until"]
+    assert (updated.networks_at_once, updated.paused_until) == (None, None)
+
+
+def test_a_limit_outside_one_to_ten_networks_is_refused_by_the_contract() -> None:
+    for bad in (0, 11, "many"):
+        with pytest.raises(ValidationError) as refused:
+            entered(networks_at_once=bad)
+        assert [e["loc"] for e in refused.value.errors()] == [("networks_at_once",)]
+    with pytest.raises(ValidationError):
+        entered(paused_until="31/31/2027")
 
 
 async def test_withdraw_and_erase(service: tuple[ServiceHarness, Context]) -> None:

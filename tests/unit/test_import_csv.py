@@ -90,6 +90,28 @@ def test_a_minimal_comma_file_gives_sign_up_fields_with_line_numbers() -> None:
     ]
 
 
+def test_availability_columns_take_danish_and_iso_dates() -> None:
+    text = (
+        "name;email;kind;networks_at_once;paused_until\n"
+        "Anna;a@x.example;citizen;2;31-01-2027\n"
+        "Bo;b@x.example;citizen;;2027-03-01\n"
+        "Cai;c@x.example;citizen;1;\n"
+    )
+    rows, problems = parse_ambassador_csv(text)
+    assert problems == []
+    entered = [staff_sign_up(row) for row in rows]
+    assert [(r.networks_at_once, str(r.paused_until)) for r in entered] == [
+        (2, "2027-01-31"),
+        (None, "2027-03-01"),
+        (1, "None"),
+    ]
+    [bad] = parse_ambassador_csv(
+        "name,email,kind,paused_until\nA,a@x.example,citizen,31-02-2027\n"
+    )[0]
+    with pytest.raises(ValidationError):
+        staff_sign_up(bad)
+
+
 def test_a_danish_excel_export_with_bom_semicolons_and_crlf_parses() -> None:
     text = (
         "\ufeff Name ;EMAIL;Kind;Organisation;Themes;Core_Areas;Skills;Public\r\n"

@@ -4,7 +4,7 @@ database in memory."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -35,7 +35,17 @@ from services.runtime.testing import MemoryDatabase
 from services.runtime.unit_of_work import UnitOfWork
 
 T0 = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
-PERSONAL = ("name", "email", "kind", "organisation", "themes", "core_areas", "skills")
+PERSONAL = (
+    "name",
+    "email",
+    "kind",
+    "organisation",
+    "themes",
+    "core_areas",
+    "skills",
+    "networks_at_once",
+    "paused_until",
+)
 
 
 def at(minutes: int) -> datetime:
@@ -121,6 +131,17 @@ def test_a_profile_update_changes_the_fields_but_not_when_they_joined() -> None:
     assert known is not None and known.active
     assert (known.name, known.email, known.themes) == ("Anna Ny", "ny@example.org", (4,))
     assert known.activated_at == T0 and known.as_of == at(5)
+
+
+def test_availability_for_networks_is_known_and_follows_each_update() -> None:
+    known = after(activated(0, networks_at_once=2, paused_until=date(2027, 2, 1)))
+    assert known is not None
+    assert (known.networks_at_once, known.paused_until) == (2, date(2027, 2, 1))
+    lifted = after(
+        activated(0, networks_at_once=2, paused_until=date(2027, 2, 1)),
+        updated(5, networks_at_once=None, paused_until=None),
+    )
+    assert lifted is not None and (lifted.networks_at_once, lifted.paused_until) == (None, None)
 
 
 def test_a_pending_ambassadors_profile_update_creates_nothing() -> None:

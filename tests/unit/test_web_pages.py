@@ -436,6 +436,8 @@ def test_the_sign_up_form_shows_every_field_and_the_consent_text_in_full(
         "core_areas",
         "skills",
         "public",
+        "networks_at_once",
+        "paused_until",
         "consent",
     ):
         assert f'<label for="{field}"' in page.text or f'id="{field}"' in page.text, field
@@ -461,6 +463,34 @@ def test_signing_up_sends_the_self_sign_up_with_the_consent_read_and_thanks_neut
     assert sent["themes"] == [5, 10] and sent["core_areas"] == ["health"]
     assert sent["skills"] == ["skak", "lektie-hjælp"] and sent["public"] is True
     assert sent["consent"] is True and sent["consent_version"] == "2026-11"
+
+
+def test_the_sign_up_says_how_many_networks_at_once_and_until_when_a_pause_lasts(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.CONSENT.subject] = CONSENT
+    services.replies[Ambassadors.SIGN_UP.subject] = SignUpReceived()
+    page = browser.get("/bliv-ambassadoer").text
+    # Left as they come: no limit of their own, no pause.
+    browser.post("/bliv-ambassadoer", data=a_sign_up(page))
+    # A browser without a date picker lets people type the Danish way.
+    browser.post(
+        "/bliv-ambassadoer", data=a_sign_up(page, networks_at_once="2", paused_until="1-3-2027")
+    )
+    sent = [
+        r.model_dump(mode="json") for s, r in services.calls if s == Ambassadors.SIGN_UP.subject
+    ]
+    assert [(r["networks_at_once"], r["paused_until"]) for r in sent] == [
+        (None, None),
+        (2, "2027-03-01"),
+    ]
+    refused = browser.post(
+        "/bliv-ambassadoer", data=a_sign_up(page, networks_at_once="11", paused_until="snart")
+    )
+    assert refused.status_code == 400
+    for field in ("networks_at_once", "paused_until"):
+        assert f'id="{field}-error"' in refused.text, field
+    assert len(sent) == 2
 
 
 def test_a_sign_up_trying_to_be_staff_is_an_ordinary_self_sign_up(

@@ -5,6 +5,8 @@ address: a mail is on its way if the address can be used (the service says no mo
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -29,7 +31,28 @@ from web.site import site_of
 router = APIRouter()
 
 PATH = "/bliv-ambassadoer"
-TEXT_FIELDS = ("name", "email", "phone", "organisation", "website", "description", "skills")
+TEXT_FIELDS = (
+    "name",
+    "email",
+    "phone",
+    "organisation",
+    "website",
+    "description",
+    "skills",
+    "networks_at_once",
+    "paused_until",
+)
+# How many networks at once a person may choose ("" is no limit of their own).
+AT_ONCE_CHOICES = {"": "Så mange, det passer", "1": "Ét ad gangen", "2": "To", "3": "Tre"}
+_DAY_FIRST = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})$")
+
+
+def _date(text: str) -> str | None:
+    """A date input sends ISO dates; a browser without one lets people type 31-01-2027."""
+    if day_first := _DAY_FIRST.match(text):
+        day, month, year = day_first.groups()
+        return f"{year}-{int(month):02d}-{int(day):02d}"
+    return text or None
 
 
 def _skills(text: str) -> list[str]:
@@ -64,6 +87,8 @@ def _command(values: dict[str, object], consent_version: str) -> SignUp:
             "core_areas": values["core_areas"],
             "skills": _skills(str(values["skills"])),
             "public": values["public"],
+            "networks_at_once": text("networks_at_once"),
+            "paused_until": _date(str(values["paused_until"])),
             "consent": values["consent"],
             "consent_version": consent_version,
         }
@@ -88,6 +113,7 @@ def _form(
         personal_kinds=PERSONAL_KINDS,
         themes=THEME_LABELS,
         core_areas=CORE_AREA_LABELS,
+        at_once=AT_ONCE_CHOICES,
         values=values or {"themes": [], "core_areas": [], "public": False, "consent": False},
         problems=problems or [],
         errors={p.field: p.message for p in problems or []},
