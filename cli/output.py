@@ -78,8 +78,13 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
         for i, cell in enumerate(row):
             widths[i] = min(max(widths[i], len(cell)), 48)
 
+    last = len(headers) - 1
+
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v[: widths[i]].ljust(widths[i]) for i, v in enumerate(values)).rstrip()
+        # Nothing follows the last column: it is shown whole (an outcome, a reason).
+        return "  ".join(
+            v if i == last else v[: widths[i]].ljust(widths[i]) for i, v in enumerate(values)
+        ).rstrip()
 
     typer.echo(line(headers))
     typer.echo(line(["-" * w for w in widths]))

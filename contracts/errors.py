@@ -63,3 +63,14 @@ class ServiceError(Exception):
     @classmethod
     def from_error(cls, error: Error) -> ServiceError:
         return cls(error.code, error.message, list(error.details))
+
+
+class DomainValidationError(ServiceError):
+    """Fields a service's rules refuse (``validation_failed``), each named with its reason."""
+
+    def __init__(self, details: list[FieldError], message: str | None = None) -> None:
+        super().__init__(
+            ErrorCode.VALIDATION_FAILED,
+            message or "; ".join(f"{d.field}: {d.message}" for d in details),
+            details,
+        )

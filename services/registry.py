@@ -48,7 +48,7 @@ class ServiceEntry:
 
 
 AMBASSADORS = ServiceEntry("ambassadors", built=True, buckets=("certificates",))
-NETWORKS = ServiceEntry("networks", built=False)
+NETWORKS = ServiceEntry("networks", built=True)
 EVENTS = ServiceEntry("events", built=True)
 NEWSLETTER = ServiceEntry(
     "newsletter",

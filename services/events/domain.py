@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contracts.errors import ErrorCode, FieldError, ServiceError
+from contracts.errors import DomainValidationError, ErrorCode, FieldError, ServiceError
 from contracts.events import (
     COPENHAGEN,
     Answer,
@@ -40,15 +40,6 @@ TOLD_OF_CHANGES = frozenset(
         Participation.MAYBE,
     }
 )
-
-
-class DomainValidationError(ServiceError):
-    def __init__(self, details: list[FieldError], message: str | None = None) -> None:
-        super().__init__(
-            ErrorCode.VALIDATION_FAILED,
-            message or "; ".join(f"{d.field}: {d.message}" for d in details),
-            details,
-        )
 
 
 def invalid_state(message: str) -> ServiceError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contracts.errors import ErrorCode, FieldError, ServiceError
+from contracts.errors import DomainValidationError, ErrorCode, FieldError, ServiceError
 from contracts.events import (
     AnswerInvitation,
     AttendanceResult,
@@ -138,14 +138,14 @@ async def plan_year(ctx: Context, uow: UnitOfWork, cmd: PlanYear) -> JobView:
                     scheduled, now=uow.now, remind_before=ctx.remind_before, plan_key=key
                 ).model_copy(update={"plan_job": job.id})
             )
-        except domain.DomainValidationError as exc:
+        except DomainValidationError as exc:
             # Said of the plan's own field: the plan has no ``starts``.
             field = (
                 "assembly"
                 if scheduled.kind == MeetingKind.ANNUAL_ASSEMBLY
                 else ("ambassador_meetings")
             )
-            raise domain.DomainValidationError(
+            raise DomainValidationError(
                 [FieldError(field=field, message=d.message) for d in exc.error.details]
             ) from None
     for meeting in meetings:
@@ -297,7 +297,7 @@ async def record_attendance(
     known = await ctx.ambassadors.active_by_id(uow, [a for a in ids if a not in invited])
     unknown = [a for a in ids if a not in invited and a not in known]
     if unknown:
-        raise domain.DomainValidationError(
+        raise DomainValidationError(
             [FieldError(field="attended", message="not ambassadors: " + ", ".join(unknown))]
         )
     recorded = domain.record_attendance(meeting, ids, uow.now)

@@ -28,6 +28,7 @@ from contracts.operations import (
 )
 from services import registry
 from stack.nats import NatsServer
+from stack.streams import declare_streams_at
 from tests.conftest import ServiceProcessFactory
 
 pytestmark = pytest.mark.integration
@@ -69,6 +70,9 @@ def bodies_for(endpoint: Endpoint[BaseModel, BaseModel]) -> dict[str, bytes]:
 async def test_every_subject_answers_what_it_cannot_read_with_validation_failed(
     service_process: ServiceProcessFactory, nats_server: NatsServer
 ) -> None:
+    # Each service waits at start-up for the streams it consumes, and some consume each
+    # other's: declared first, as the producers would, so they start one after the other.
+    await declare_streams_at(nats_server.url, registry.built())
     processes = [
         service_process(name, {"SAMSKAB_MONGO_DATABASE": f"{name[:2]}_{uuid.uuid4().hex[:8]}"})
         for name in registry.built()

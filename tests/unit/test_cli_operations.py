@@ -22,7 +22,7 @@ from contracts.operations import AuditPage, AuditRecord, DeadLetterPage, DeadLet
 from services import registry
 from tests.unit.test_events_cli import FakeService, one_line_error
 
-RUNNING = ("ambassadors", "events", "newsletter")
+RUNNING = tuple(registry.built())
 # Health also asks the website (it has no outbox).
 CHECKED = (*RUNNING, "web")
 
@@ -55,7 +55,7 @@ def cells(line: list[str]) -> list[str]:
 
 
 def answer_health(service: FakeService, down: tuple[str, ...] = ()) -> None:
-    outbox = {"ambassadors": (2, 1), "events": (0, 0), "newsletter": (5, 3)}
+    outbox = {"ambassadors": (2, 1), "networks": (1, 0), "events": (0, 0), "newsletter": (5, 3)}
     for name in registry.names():
         if name in outbox and name not in down:
             pending, failed = outbox[name]
@@ -90,6 +90,7 @@ def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
     assert table[0] == ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"]
     body = {line[0]: line[1:] for line in table[2:]}
     assert body["ambassadors"] == ["ok", "2", "1", "12.5"]
+    assert body["networks"] == ["ok", "1", "0", "12.5"]
     assert body["events"] == ["ok", "0", "0", "12.5"]
     assert body["newsletter"] == ["ok", "5", "3", "12.5"]
     assert body["web"] == ["ok", "3.0"]  # no outbox: those cells stay empty
@@ -191,6 +192,7 @@ def test_dead_letters_list_shows_failed_outbox_entries_with_their_kind(
         ),
     )
     service.answer(ops.dead_letters_list("events"), DeadLetterPage(service="events", items=[]))
+    service.answer(ops.dead_letters_list("networks"), DeadLetterPage(service="networks", items=[]))
 
     result = run("dead-letters", "list")
 
@@ -256,6 +258,7 @@ def answer_audit(service: FakeService) -> None:
         ops.audit("ambassadors"), AuditPage(service="ambassadors", items=AMBASSADOR_RECORDS)
     )
     service.answer(ops.audit("events"), AuditPage(service="events", items=EVENT_RECORDS))
+    service.answer(ops.audit("networks"), AuditPage(service="networks", items=[]))
 
 
 def test_audit_merges_every_running_service_newest_first(service: FakeService) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.ambassadors import CoreArea
-from contracts.errors import ErrorCode, ServiceError
+from contracts.errors import DomainValidationError, ErrorCode, ServiceError
 from contracts.events import (
     COPENHAGEN,
     Answer,
@@ -23,7 +23,7 @@ from contracts.events import (
     as_utc,
 )
 from services.events import domain
-from services.events.domain import DomainValidationError, Invitation, Meeting
+from services.events.domain import Invitation, Meeting
 from services.runtime.known_ambassadors import KnownAmbassador
 
 NOW = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
@@ -776,7 +776,7 @@ def test_forgetting_someone_who_did_not_attend_changes_nothing() -> None:
 def test_a_planned_time_skipped_by_summer_time_is_reported_at_the_plans_own_field() -> None:
     skipped = plan(assembly=date(2027, 3, 28), assembly_starts="02:30", assembly_ends="04:00")
 
-    with pytest.raises(domain.DomainValidationError) as raised:
+    with pytest.raises(DomainValidationError) as raised:
         domain.plan_year(skipped)
 
     assert [d.field for d in raised.value.error.details] == ["assembly_starts"]

@@ -1,0 +1,343 @@
+"""`samskab networks ...`: challenges, suggested teams and the skill vocabulary."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from cli import calls
+from cli.output import build, fields, reporting, show, table
+from contracts.ambassadors import CoreArea, Kind
+from contracts.errors import ErrorCode, FieldError, ServiceError
+from contracts.networks import (
+    Candidates,
+    ChallengePage,
+    ChallengeStatus,
+    ChallengeView,
+    DropChallenge,
+    Endpoints,
+    ListCandidates,
+    ListChallenges,
+    ListSkills,
+    MergeSkills,
+    RaiseChallenge,
+    ShowChallenge,
+    SkillsMerged,
+    SkillVocabulary,
+    Suggest,
+    Suggestion,
+)
+
+app = typer.Typer(
+    help="Networks: challenges, suggested teams, the skill vocabulary.", no_args_is_help=True
+)
+challenge_app = typer.Typer(
+    help="Challenges: raise, list, show, drop; held meetings' outcomes to take up.",
+    no_args_is_help=True,
+)
+skills_app = typer.Typer(
+    help="The skill vocabulary: list it with counts, merge two names of one skill.",
+    invoke_without_command=True,
+)
+app.add_typer(challenge_app, name="challenge")
+app.add_typer(skills_app, name="skills")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ChallengeArg = Annotated[str, typer.Argument(metavar="ID", help="The challenge's id.")]
+
+
+def _show_challenge(c: ChallengeView) -> None:
+    origin = c.from_meeting
+    fields(
+        [
+            ("id", c.id),
+            ("title", c.title),
+            ("status", c.status),
+            ("description", c.description),
+            ("themes", c.themes),
+            ("core areas", c.core_areas),
+            ("skills", c.skills),
+            ("matched as", c.skills_as_matched if c.skills_as_matched != c.skills else None),
+            ("target group", c.target_group),
+            (
+                "from meeting",
+                f"{origin.title} ({origin.date}, {origin.meeting_id}), outcome "
+                f"{origin.outcome_number}: {origin.outcome}"
+                if origin
+                else None,
+            ),
+            ("raised", f"{c.raised_at.isoformat()} by {c.raised_by}"),
+            ("dropped", f"{c.dropped_at.isoformat()}: {c.drop_reason}" if c.dropped_at else None),
+        ]
+    )
+
+
+# ---------------------------------------------------------------- challenges
+
+
+@challenge_app.command("raise")
+def raise_(
+    title: Annotated[str, typer.Option("--title", help="A short title.")],
+    description: Annotated[str, typer.Option("--description", help="What the challenge is.")],
+    theme: Annotated[list[int] | None, typer.Option("--theme", help="Theme 1-12; repeat.")] = None,
+    core_area: Annotated[
+        list[CoreArea] | None, typer.Option("--core-area", help="Core area; repeat.")
+    ] = None,
+    skill: Annotated[
+        list[str] | None, typer.Option("--skill", help="A skill it needs; repeat.")
+    ] = None,
+    target_group: Annotated[
+        str | None, typer.Option("--target-group", help="Who it is for.")
+    ] = None,
+    from_meeting: Annotated[
+        str | None,
+        typer.Option("--from-meeting", metavar="MEETING_ID", help="The held meeting it came from."),
+    ] = None,
+    outcome: Annotated[
+        int | None,
+        typer.Option("--outcome", metavar="N", help="Which of the meeting's outcomes (1 = first)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Raise a challenge, possibly as an outcome of a held meeting (see `candidates`)."""
+    with reporting(as_json):
+        command = build(
+            RaiseChallenge,
+            title=title,
+            description=description,
+            themes=theme or [],
+            core_areas=core_area or [],
+            skills=skill or [],
+            target_group=target_group,
+            from_meeting=from_meeting,
+            from_outcome=outcome,
+        )
+        result = calls.call(Endpoints.RAISE_CHALLENGE, command)
+    show(result, as_json, lambda c: typer.echo(f"{c.id} raised: {c.title}"))
+
+
+@challenge_app.command("list")
+def list_(
+    status: Annotated[ChallengeStatus | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Challenges, newest first."""
+    with reporting(as_json):
+        query = build(ListChallenges, status=status, limit=limit, offset=offset)
+        result = calls.call(Endpoints.LIST_CHALLENGES, query)
+
+    def human(page: ChallengePage) -> None:
+        table(
+            [(c.id, c.status, c.raised_at.date(), c.title) for c in page.items],
+            ["ID", "STATUS", "RAISED", "TITLE"],
+        )
+        typer.echo(f"{len(page.items)} of {page.total}")
+
+    show(result, as_json, human)
+
+
+@challenge_app.command("show")
+def show_(challenge_id: ChallengeArg, as_json: JsonOpt = False) -> None:
+    """One challenge."""
+    with reporting(as_json):
+        query = build(ShowChallenge, challenge_id=challenge_id)
+        result = calls.call(Endpoints.SHOW_CHALLENGE, query)
+    show(result, as_json, _show_challenge)
+
+
+@challenge_app.command("drop")
+def drop(
+    challenge_id: ChallengeArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is dropped.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Drop an open challenge."""
+    with reporting(as_json):
+        command = build(DropChallenge, challenge_id=challenge_id, reason=reason)
+        result = calls.call(Endpoints.DROP_CHALLENGE, command)
+    show(result, as_json, lambda c: typer.echo(f"{c.id} dropped"))
+
+
+@challenge_app.command("candidates")
+def candidates(as_json: JsonOpt = False) -> None:
+    """Outcomes of held meetings no challenge has taken up yet."""
+    with reporting(as_json):
+        result = calls.call(Endpoints.CANDIDATES, ListCandidates())
+
+    def human(found: Candidates) -> None:
+        table(
+            [
+                (
+                    c.meeting.meeting_id,
+                    c.meeting.date,
+                    c.meeting.title,
+                    c.meeting.outcome_number,
+                    c.meeting.outcome,
+                )
+                for c in found.items
+            ],
+            ["MEETING", "HELD", "TITLE", "N", "OUTCOME"],
+        )
+        if found.items:
+            typer.echo(
+                "take one up: samskab networks challenge raise --from-meeting MEETING "
+                "--outcome N --title ... --description ..."
+            )
+
+    show(result, as_json, human)
+
+
+# ---------------------------------------------------------------- suggesting a team
+
+_SIZE = re.compile(r"^(\d{1,2})(?:-(\d{1,2}))?$")
+_MINIMUM = re.compile(r"^([a-z_]+):(\d{1,2})$")
+
+
+def _size(text: str) -> tuple[int, int]:
+    found = _SIZE.match(text.strip())
+    if not found:
+        raise ServiceError(
+            ErrorCode.VALIDATION_FAILED,
+            "the request is not valid",
+            [FieldError(field="size", message="a size is N or MIN-MAX, e.g. 5-8")],
+        )
+    low = int(found.group(1))
+    return low, int(found.group(2) or low)
+
+
+def _minimums(option: str, texts: list[str] | None) -> dict[str, int]:
+    minimums: dict[str, int] = {}
+    for text in texts or []:
+        found = _MINIMUM.match(text.strip().casefold())
+        if not found:
+            raise ServiceError(
+                ErrorCode.VALIDATION_FAILED,
+                "the request is not valid",
+                [FieldError(field=option, message=f"{text!r}: write NAME:N, e.g. citizen:1")],
+            )
+        minimums[found.group(1)] = int(found.group(2))
+    return minimums
+
+
+def _show_suggestion(s: Suggestion) -> None:
+    typer.echo(
+        f"team of {len(s.members)} (size {s.size_min}-{s.size_max}) for challenge "
+        f"{s.challenge_id}; required skills: {', '.join(s.required_skills) or 'none'}"
+    )
+    table(
+        [(p.ambassador_id, p.kind, p.organisation or p.name, p.score) for p in s.members],
+        ["ID", "KIND", "WHO", "SCORE"],
+    )
+    for pick in s.members:
+        typer.echo(f"- {pick.organisation or pick.name}: {pick.reason}")
+    for gap in s.gaps:
+        typer.echo(f"gap: {gap}")
+    for rule in s.unmet:
+        typer.echo(f"cannot be met: {rule}")
+    for why in s.why_not:
+        typer.echo(f"why not {why.ambassador_id}: {why.reason}")
+    typer.echo(
+        f"{s.method}: score {s.objective}; {s.considered} could be asked, "
+        f"{s.shortlisted} shortlisted"
+    )
+
+
+@app.command()
+def suggest(
+    challenge_id: ChallengeArg,
+    size: Annotated[str, typer.Option("--size", metavar="MIN-MAX", help="Team size.")] = "5-8",
+    require_skill: Annotated[
+        list[str] | None,
+        typer.Option("--require-skill", metavar="TAG", help="A skill someone must have; repeat."),
+    ] = None,
+    require_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-kind",
+            metavar="KIND:N",
+            help="At least N of a kind, e.g. citizen:1; repeat. Kinds: "
+            + ", ".join(k.value for k in Kind),
+        ),
+    ] = None,
+    require_core_area: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-core-area",
+            metavar="AREA:N",
+            help="At least N with a core area, e.g. housing:2; repeat.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", metavar="ID", help="Leave out; repeat.")
+    ] = None,
+    why_not: Annotated[
+        list[str] | None,
+        typer.Option("--why-not", metavar="ID", help="Explain why they are not in the team."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Suggest a team for a challenge: every required skill covered, every minimum met,
+    within the size, most relevant and least asked lately; each pick explained."""
+    with reporting(as_json):
+        low, high = _size(size)
+        query = build(
+            Suggest,
+            challenge_id=challenge_id,
+            size_min=low,
+            size_max=high,
+            require_skills=require_skill or [],
+            require_kinds=_minimums("require_kinds", require_kind),
+            require_core_areas=_minimums("require_core_areas", require_core_area),
+            exclude=exclude or [],
+            why_not=why_not or [],
+        )
+        result = calls.call(Endpoints.SUGGEST, query)
+    show(result, as_json, _show_suggestion)
+
+
+# ---------------------------------------------------------------- skills
+
+
+@skills_app.callback()
+def skills(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The skill vocabulary with how many active ambassadors have each skill."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with reporting(as_json):
+        result = calls.call(Endpoints.SKILLS, ListSkills())
+
+    def human(vocabulary: SkillVocabulary) -> None:
+        table(
+            [
+                (e.skill, e.count, "" if e.in_vocabulary else "(free tag)", ", ".join(e.synonyms))
+                for e in vocabulary.items
+                if e.count or e.in_vocabulary
+            ],
+            ["SKILL", "AMBASSADORS", "", "ALSO READ AS"],
+        )
+
+    show(result, as_json, human)
+
+
+@skills_app.command("merge")
+def merge(
+    from_skill: Annotated[str, typer.Argument(metavar="FROM")],
+    into_skill: Annotated[str, typer.Argument(metavar="INTO")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Read FROM as INTO from now on (two names of one skill)."""
+    with reporting(as_json):
+        command = build(MergeSkills, from_skill=from_skill, into_skill=into_skill)
+        result = calls.call(Endpoints.MERGE_SKILLS, command)
+
+    def human(merged: SkillsMerged) -> None:
+        typer.echo(
+            f"{merged.from_skill} is read as {merged.into_skill}: "
+            f"{merged.ambassadors} active ambassador(s) have {merged.into_skill}"
+        )
+
+    show(result, as_json, human)

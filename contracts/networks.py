@@ -1,0 +1,399 @@
+"""Messages of the networks service: challenges, the suggested team (the matching) and the
+skill vocabulary; the networks themselves follow.
+
+A challenge ("udfordring") rolls in, often from a dialogue meeting or a theme day (one of
+the outcomes of a held meeting); staff ask for a suggested team of ambassadors to meet it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts import endpoints
+from contracts.ambassadors import CoreArea, Kind, Theme, normalise_skill
+from contracts.envelope import Event, Message
+from contracts.events import MeetingKind
+from contracts.text import clean_line, clean_text
+
+SERVICE = "networks"
+STREAM = "NETWORKS"
+STREAM_SUBJECTS = "networks.v1.>"
+
+# Payload limits: every text and list that crosses the boundary has one.
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+TARGET_GROUP_MAX = 500
+REASON_MAX = 500
+SKILL_MAX = 40
+SKILLS_MAX = 20
+OUTCOMES_MAX = 20
+TEAM_MAX = 50
+EXCLUDE_MAX = 1000
+WHY_NOT_MAX = 20
+PAGE_MAX = 1000
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Skill = Annotated[str, Field(min_length=1, max_length=SKILL_MAX)]
+TeamSize = Annotated[int, Field(ge=1, le=TEAM_MAX)]
+
+
+def _skill_tags(values: list[str]) -> list[str]:
+    """Each tag as the ambassadors' profiles write it; empty ones are refused by name."""
+    tags = []
+    for value in values:
+        tag = normalise_skill(value)
+        if not tag:
+            raise ValueError("a skill tag has at least one letter or digit")
+        tags.append(tag)
+    return list(dict.fromkeys(tags))
+
+
+class ChallengeStatus(StrEnum):
+    OPEN = "open"
+    # A network was formed around it (it stays the challenge of that network).
+    TAKEN_UP = "taken_up"
+    DROPPED = "dropped"
+
+
+# ---------------------------------------------------------------- challenges
+
+
+class RaiseChallenge(Message):
+    audit_target: ClassVar[str | None] = None
+
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
+    themes: list[Theme] = Field(default_factory=list, max_length=12)
+    core_areas: list[CoreArea] = Field(default_factory=list, max_length=3)
+    skills: list[Skill] = Field(default_factory=list, max_length=SKILLS_MAX)
+    target_group: str | None = Field(default=None, max_length=TARGET_GROUP_MAX)
+    # The held meeting whose outcome this is, and which of its outcomes (1 = the first);
+    # the number may be left out when the meeting had one outcome.
+    from_meeting: Id | None = None
+    from_outcome: int | None = Field(default=None, ge=1, le=OUTCOMES_MAX)
+
+    @field_validator("title")
+    @classmethod
+    def _title_is_a_line(cls, value: str) -> str:
+        title = clean_line(value)
+        if not title:
+            raise ValueError("a challenge has a title")
+        return title
+
+    @field_validator("description")
+    @classmethod
+    def _description_has_text(cls, value: str) -> str:
+        text = clean_text(value)
+        if not text:
+            raise ValueError("a challenge has a description")
+        return text
+
+    @field_validator("target_group")
+    @classmethod
+    def _target_group_is_a_line(cls, value: str | None) -> str | None:
+        return clean_line(value) or None if value is not None else None
+
+    @field_validator("skills")
+    @classmethod
+    def _skills_are_tags(cls, value: list[str]) -> list[str]:
+        return _skill_tags(value)
+
+    @model_validator(mode="after")
+    def _outcome_of_a_meeting(self) -> RaiseChallenge:
+        if self.from_outcome is not None and self.from_meeting is None:
+            raise ValueError("from_outcome names an outcome of the meeting in from_meeting")
+        return self
+
+
+class DropChallenge(Message):
+    audit_target: ClassVar[str | None] = "challenge_id"
+
+    challenge_id: Id
+    reason: str = Field(min_length=1, max_length=REASON_MAX)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_is_a_line(cls, value: str) -> str:
+        reason = clean_line(value)
+        if not reason:
+            raise ValueError("say why the challenge is dropped")
+        return reason
+
+
+class ListChallenges(Message):
+    status: ChallengeStatus | None = None
+    limit: int = Field(default=200, ge=1, le=PAGE_MAX)
+    offset: int = Field(default=0, ge=0)
+
+
+class ShowChallenge(Message):
+    challenge_id: Id
+
+
+class ListCandidates(Message):
+    """Outcomes of held meetings that no challenge has taken up yet."""
+
+
+# ---------------------------------------------------------------- suggesting a team
+
+
+class Suggest(Message):
+    """Which team to suggest for a challenge: its skills are required, and these rules
+    come on top."""
+
+    challenge_id: Id
+    size_min: TeamSize = 5
+    size_max: TeamSize = 8
+    require_skills: list[Skill] = Field(default_factory=list, max_length=SKILLS_MAX)
+    # At least N members of a kind, or with a core area (e.g. one citizen, one association).
+    require_kinds: dict[Kind, TeamSize] = Field(default_factory=dict)
+    require_core_areas: dict[CoreArea, TeamSize] = Field(default_factory=dict)
+    exclude: list[Id] = Field(default_factory=list, max_length=EXCLUDE_MAX)
+    # Ambassadors to explain: why they are not in the team.
+    why_not: list[Id] = Field(default_factory=list, max_length=WHY_NOT_MAX)
+
+    @field_validator("require_skills")
+    @classmethod
+    def _skills_are_tags(cls, value: list[str]) -> list[str]:
+        return _skill_tags(value)
+
+    @model_validator(mode="after")
+    def _size_is_a_range(self) -> Suggest:
+        if self.size_min > self.size_max:
+            raise ValueError(
+                f"size {self.size_min}-{self.size_max}: the minimum exceeds the maximum"
+            )
+        return self
+
+
+class ListSkills(Message):
+    pass
+
+
+class MergeSkills(Message):
+    """From now on ``from_skill`` is read as ``into_skill`` (two names of one skill)."""
+
+    audit_target: ClassVar[str | None] = None
+
+    from_skill: Skill
+    into_skill: Skill
+
+    @field_validator("from_skill", "into_skill")
+    @classmethod
+    def _is_a_tag(cls, value: str) -> str:
+        return _skill_tags([value])[0]
+
+    @model_validator(mode="after")
+    def _two_skills(self) -> MergeSkills:
+        if self.from_skill == self.into_skill:
+            raise ValueError("a skill cannot be merged into itself")
+        return self
+
+
+# ---------------------------------------------------------------- replies
+
+
+class View(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class MeetingRef(View):
+    """The held meeting (and its outcome) a challenge came from."""
+
+    meeting_id: str
+    title: str
+    kind: MeetingKind
+    date: date
+    outcome_number: int
+    outcome: str
+
+
+class ChallengeView(View):
+    audit_target: ClassVar[str | None] = "id"
+
+    id: str
+    title: str
+    description: str
+    themes: list[int] = []
+    core_areas: list[CoreArea] = []
+    # As raised, and as the vocabulary reads them (what the matching looks for).
+    skills: list[str] = []
+    skills_as_matched: list[str] = []
+    target_group: str | None = None
+    status: ChallengeStatus
+    from_meeting: MeetingRef | None = None
+    raised_at: AwareDatetime
+    raised_by: str
+    dropped_at: AwareDatetime | None = None
+    drop_reason: str | None = None
+
+
+class ChallengePage(View):
+    total: int
+    items: list[ChallengeView]
+
+
+class OutcomeCandidate(View):
+    """An outcome of a held meeting that no challenge has taken up."""
+
+    meeting: MeetingRef
+
+
+class Candidates(View):
+    items: list[OutcomeCandidate]
+
+
+class Pick(View):
+    """One suggested member and why: what they cover, which rule they fill, the terms of
+    their score (relevance as positive points, fatigue as negative)."""
+
+    ambassador_id: str
+    name: str
+    organisation: str | None = None
+    kind: Kind
+    score: int
+    terms: dict[str, int] = {}
+    covers: list[str] = []
+    fills: list[str] = []
+    reason: str
+
+
+class Explanation(View):
+    ambassador_id: str
+    reason: str
+
+
+class Suggestion(View):
+    challenge_id: str
+    size_min: int
+    size_max: int
+    # The skills the team must cover (the challenge's and the request's, as matched).
+    required_skills: list[str]
+    members: list[Pick]
+    # Required skills no active ambassador who can be asked has, and rules no team meets.
+    gaps: list[str] = []
+    unmet: list[str] = []
+    # optimal: proven best; feasible: the best found in the time limit; greedy: the
+    # fallback's team.
+    method: str
+    objective: int
+    considered: int
+    shortlisted: int
+    why_not: list[Explanation] = []
+
+
+class SkillEntry(View):
+    skill: str
+    # Other names read as this skill: the vocabulary's synonyms and staff's merges.
+    synonyms: list[str] = []
+    # Active ambassadors with the skill.
+    count: int
+    in_vocabulary: bool
+
+
+class SkillVocabulary(View):
+    items: list[SkillEntry]
+
+
+class SkillsMerged(View):
+    from_skill: str
+    into_skill: str
+    # Active ambassadors who have ``into_skill`` now.
+    ambassadors: int
+
+
+# ---------------------------------------------------------------- events
+
+
+class NetworksEvent(Event):
+    producer_name: ClassVar[str] = SERVICE
+
+
+class ChallengeEvent(NetworksEvent):
+    key_field: ClassVar[str | None] = "challenge_id"
+    challenge_id: str
+
+
+class ChallengeRaised(ChallengeEvent):
+    """A challenge was raised (names no person)."""
+
+    subject: ClassVar[str] = "networks.v1.challenge_raised"
+
+    title: str
+    themes: list[int] = []
+    core_areas: list[CoreArea] = []
+    skills: list[str] = []
+    target_group: str | None = None
+    from_meeting_id: str | None = None
+    from_outcome: int | None = None
+
+
+class ChallengeDropped(ChallengeEvent):
+    subject: ClassVar[str] = "networks.v1.challenge_dropped"
+
+    reason: str
+
+
+class SkillsMergedEvent(NetworksEvent):
+    subject: ClassVar[str] = "networks.v1.skills_merged"
+
+    from_skill: str
+    into_skill: str
+
+
+EVENTS: tuple[type[NetworksEvent], ...] = (ChallengeRaised, ChallengeDropped, SkillsMergedEvent)
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+class Endpoints(endpoints.Endpoints):
+    """What the networks service answers."""
+
+    RAISE_CHALLENGE = endpoints.command(
+        "networks.cmd.raise_challenge",
+        RaiseChallenge,
+        ChallengeView,
+        "Raise a challenge, possibly as the outcome of a held meeting.",
+    )
+    DROP_CHALLENGE = endpoints.command(
+        "networks.cmd.drop_challenge",
+        DropChallenge,
+        ChallengeView,
+        "Drop an open challenge, with the reason.",
+    )
+    LIST_CHALLENGES = endpoints.query(
+        "networks.query.challenges", ListChallenges, ChallengePage, "Challenges, newest first."
+    )
+    SHOW_CHALLENGE = endpoints.query(
+        "networks.query.challenge", ShowChallenge, ChallengeView, "One challenge."
+    )
+    CANDIDATES = endpoints.query(
+        "networks.query.candidates",
+        ListCandidates,
+        Candidates,
+        "Outcomes of held meetings no challenge has taken up yet.",
+    )
+    SUGGEST = endpoints.query(
+        "networks.query.suggest",
+        Suggest,
+        Suggestion,
+        "A team for a challenge: every required skill covered, every composition minimum "
+        "met, within the size, most relevant and least asked; every pick explained.",
+    )
+    SKILLS = endpoints.query(
+        "networks.query.skills",
+        ListSkills,
+        SkillVocabulary,
+        "The skill vocabulary with its synonyms and how many active ambassadors have each.",
+    )
+    MERGE_SKILLS = endpoints.command(
+        "networks.cmd.merge_skills",
+        MergeSkills,
+        SkillsMerged,
+        "Read one skill as another from now on (two names of one skill).",
+    )

@@ -1,0 +1,1 @@
+"""The networks service: action networks formed around challenges."""

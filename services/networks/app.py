@@ -1,0 +1,57 @@
+"""The networks service: challenges, the suggested teams (the matching) and the skill
+vocabulary. Run with ``python -m services.networks``; the AsyncAPI document:
+``faststream docs gen --factory services.networks.app:create_app``."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from faststream import FastStream
+
+from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
+from contracts.events import MeetingHeld
+from contracts.networks import EVENTS, Endpoints
+from services import registry
+from services.networks import handlers, reactions, store, suggesting
+from services.networks.candidates import CandidatePool
+from services.networks.context import Context
+from services.networks.settings import NetworksSettings
+from services.runtime.service import Service, ServiceFactory
+
+ENTRY = registry.NETWORKS
+
+
+def build(
+    settings: NetworksSettings, service_factory: ServiceFactory = Service
+) -> tuple[Service, Context]:
+    """The service with every handler registered, and the context they share."""
+    service = service_factory(ENTRY.name, settings, produces=EVENTS)
+    # First: the runtime's read model is updated before any of our reactions runs.
+    ctx = Context(service, settings, service.follow_ambassadors(), CandidatePool())
+
+    async def prepare() -> None:
+        await store.ensure_indexes(service.reading())
+        # The pool is built now rather than by the first suggestion to wait for it.
+        await ctx.pool.current(service.reading())
+
+    service.on_startup(prepare)
+
+    for event_type in (Activated, ProfileUpdated, Withdrawn, Erased):
+        service.react(event_type, partial(reactions.ambassador_changed, ctx))
+    service.react(MeetingHeld, partial(reactions.meeting_held, ctx))
+
+    service.command(Endpoints.RAISE_CHALLENGE, partial(handlers.raise_challenge, ctx))
+    service.command(Endpoints.DROP_CHALLENGE, partial(handlers.drop_challenge, ctx))
+    service.query(Endpoints.LIST_CHALLENGES, partial(handlers.list_challenges, ctx))
+    service.query(Endpoints.SHOW_CHALLENGE, partial(handlers.show_challenge, ctx))
+    service.query(Endpoints.CANDIDATES, partial(handlers.candidates, ctx))
+    service.query(Endpoints.SUGGEST, partial(suggesting.suggest, ctx))
+    service.query(Endpoints.SKILLS, partial(handlers.list_skills, ctx))
+    service.command(Endpoints.MERGE_SKILLS, partial(handlers.merge_skills, ctx))
+    service.check_endpoints(Endpoints)
+    return service, ctx
+
+
+def create_app(settings: NetworksSettings | None = None) -> FastStream:
+    service, _ = build(settings or NetworksSettings())
+    return service.app

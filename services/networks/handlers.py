@@ -1,0 +1,162 @@
+"""One function per command and query: load, call the domain, save, emit.
+
+Each command runs in the unit of work the runtime gives it (``uow``); the reactions to
+other services' events are in ``reactions``, the team suggestion in ``suggesting``.
+"""
+
+from __future__ import annotations
+
+from contracts.errors import ErrorCode, ServiceError
+from contracts.networks import (
+    Candidates,
+    ChallengeDropped,
+    ChallengePage,
+    ChallengeRaised,
+    ChallengeView,
+    DropChallenge,
+    ListCandidates,
+    ListChallenges,
+    ListSkills,
+    MergeSkills,
+    OutcomeCandidate,
+    RaiseChallenge,
+    ShowChallenge,
+    SkillEntry,
+    SkillsMerged,
+    SkillsMergedEvent,
+    SkillVocabulary,
+)
+from services.networks import challenges, store
+from services.networks.challenges import Challenge
+from services.networks.context import Context
+from services.networks.skills import SkillReader
+from services.runtime.unit_of_work import Reading, Scope, UnitOfWork
+
+# ---------------------------------------------------------------- views
+
+
+def challenge_view(challenge: Challenge, reader: SkillReader) -> ChallengeView:
+    return ChallengeView(
+        id=challenge.id,
+        title=challenge.title,
+        description=challenge.description,
+        themes=list(challenge.themes),
+        core_areas=list(challenge.core_areas),
+        skills=list(challenge.skills),
+        skills_as_matched=list(reader.read_all(challenge.skills)),
+        target_group=challenge.target_group,
+        status=challenge.status,
+        from_meeting=challenge.from_meeting,
+        raised_at=challenge.raised_at,
+        raised_by=challenge.raised_by,
+        dropped_at=challenge.dropped_at,
+        drop_reason=challenge.drop_reason,
+    )
+
+
+async def _reader(scope: Scope) -> SkillReader:
+    return SkillReader(merges=await store.skill_merges(scope))
+
+
+async def load_challenge(scope: Scope, challenge_id: str) -> Challenge:
+    challenge = await store.load_challenge(scope, challenge_id)
+    if challenge is None:
+        raise ServiceError(ErrorCode.NOT_FOUND, f"challenge {challenge_id} not found")
+    return challenge
+
+
+# ---------------------------------------------------------------- challenges
+
+
+async def raise_challenge(ctx: Context, uow: UnitOfWork, cmd: RaiseChallenge) -> ChallengeView:
+    held = await store.load_held_meeting(uow, cmd.from_meeting) if cmd.from_meeting else None
+    origin = challenges.origin(cmd, held)
+    taken_by = (
+        await store.challenge_of_outcome(uow, origin.meeting_id, origin.outcome_number)
+        if origin is not None
+        else None
+    )
+    challenge = challenges.raise_challenge(
+        cmd, origin=origin, taken_by=taken_by, now=uow.now, actor=uow.actor or "unknown"
+    )
+    await store.save_challenge(uow, challenge)
+    uow.emit(
+        ChallengeRaised(
+            challenge_id=challenge.id,
+            title=challenge.title,
+            themes=list(challenge.themes),
+            core_areas=list(challenge.core_areas),
+            skills=list(challenge.skills),
+            target_group=challenge.target_group,
+            from_meeting_id=origin.meeting_id if origin else None,
+            from_outcome=origin.outcome_number if origin else None,
+        )
+    )
+    return challenge_view(challenge, await _reader(uow))
+
+
+async def drop_challenge(ctx: Context, uow: UnitOfWork, cmd: DropChallenge) -> ChallengeView:
+    dropped = challenges.drop(
+        await load_challenge(uow, cmd.challenge_id), reason=cmd.reason, now=uow.now
+    )
+    await store.save_challenge(uow, dropped)
+    uow.emit(ChallengeDropped(challenge_id=dropped.id, reason=cmd.reason))
+    return challenge_view(dropped, await _reader(uow))
+
+
+async def list_challenges(ctx: Context, scope: Reading, query: ListChallenges) -> ChallengePage:
+    total, found = await store.challenge_page(scope, query.status, query.limit, query.offset)
+    reader = await _reader(scope)
+    return ChallengePage(total=total, items=[challenge_view(c, reader) for c in found])
+
+
+async def show_challenge(ctx: Context, scope: Reading, query: ShowChallenge) -> ChallengeView:
+    return challenge_view(await load_challenge(scope, query.challenge_id), await _reader(scope))
+
+
+async def candidates(ctx: Context, scope: Reading, _: ListCandidates) -> Candidates:
+    held = await store.held_meetings_with_outcomes(scope)
+    taken = await store.taken_outcomes(scope)
+    return Candidates(
+        items=[OutcomeCandidate(meeting=m) for m in challenges.open_outcomes(held, taken)]
+    )
+
+
+# ---------------------------------------------------------------- skills
+
+
+async def list_skills(ctx: Context, scope: Reading, _: ListSkills) -> SkillVocabulary:
+    pool, reader = await ctx.pool.current(scope)
+    counts = pool.skill_counts()
+    skills = sorted(set(reader.vocabulary) | set(counts))
+    return SkillVocabulary(
+        items=[
+            SkillEntry(
+                skill=skill,
+                synonyms=reader.synonyms(skill),
+                count=counts.get(skill, 0),
+                in_vocabulary=skill in reader.vocabulary,
+            )
+            for skill in skills
+        ]
+    )
+
+
+async def merge_skills(ctx: Context, uow: UnitOfWork, cmd: MergeSkills) -> SkillsMerged:
+    reader = await _reader(uow)
+    into = reader.read(cmd.into_skill)
+    if reader.read(into) == cmd.from_skill or into == cmd.from_skill:
+        raise ServiceError(
+            ErrorCode.CONFLICT, f"{cmd.into_skill} is read as {cmd.from_skill}: merge the other way"
+        )
+    await store.save_skill_merge(uow, cmd.from_skill, into)
+    # Every tag is read again: the pools of all replicas rebuild at their next look.
+    await store.stamp_ambassador_change(uow)
+    uow.emit(SkillsMergedEvent(from_skill=cmd.from_skill, into_skill=into))
+    merged = SkillReader(merges={**reader.merges, cmd.from_skill: into})
+    having = sum(
+        1
+        for tags in await store.active_skill_tags(uow)
+        if any(merged.read(tag) == into for tag in tags)
+    )
+    return SkillsMerged(from_skill=cmd.from_skill, into_skill=into, ambassadors=having)

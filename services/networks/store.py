@@ -1,0 +1,226 @@
+"""The networks service's own database.
+
+Collections:
+- ``challenges``: one document per challenge (see challenges.Challenge); the outcome of a
+  held meeting it took up is unique among them.
+- ``held_meetings``: the held meetings this service was told of (events.v1.meeting_held).
+- ``skill_merges``: staff's merges of two skill names, ``_id`` the name read as ``into``.
+- ``counters``: ``ambassador_changes``, the number of the last change to the read model of
+  ambassadors (each entry carries the number of its last change as ``pool_seq``), so that
+  every replica's matching pool can catch up with exactly what changed.
+
+The read model of ambassadors is the runtime's (collection ``ambassadors``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+
+from contracts.networks import ChallengeStatus
+from services.networks.challenges import Challenge, HeldMeeting
+from services.runtime.known_ambassadors import COLLECTION as AMBASSADORS
+from services.runtime.known_ambassadors import KnownAmbassador, Standing
+from services.runtime.unit_of_work import Scope, UnitOfWork
+
+AMBASSADOR_CHANGES = "ambassador_changes"
+
+
+async def ensure_indexes(scope: Scope) -> None:
+    db = scope.db
+    await db.challenges.create_index([("status", ASCENDING), ("raised_at", DESCENDING)])
+    await db.challenges.create_index(
+        [("from_meeting.meeting_id", ASCENDING), ("from_meeting.outcome_number", ASCENDING)],
+        unique=True,
+        partialFilterExpression={"from_meeting.meeting_id": {"$type": "string"}},
+    )
+    await db.held_meetings.create_index("held_at")
+    await db[AMBASSADORS].create_index("pool_seq", sparse=True)
+
+
+# ---------------------------------------------------------------- challenges
+
+
+def _challenge_document(challenge: Challenge) -> dict[str, Any]:
+    doc = challenge.model_dump(mode="python", exclude={"id"})
+    doc["_id"] = challenge.id
+    doc["status"] = challenge.status.value
+    doc["themes"] = list(challenge.themes)
+    doc["core_areas"] = [a.value for a in challenge.core_areas]
+    doc["skills"] = list(challenge.skills)
+    if challenge.from_meeting is not None:
+        doc["from_meeting"] = challenge.from_meeting.model_dump(mode="json")
+    return doc
+
+
+def _challenge(doc: dict[str, Any]) -> Challenge:
+    return Challenge.model_validate({**doc, "id": doc["_id"]})
+
+
+async def save_challenge(uow: UnitOfWork, challenge: Challenge) -> None:
+    await uow.db.challenges.replace_one(
+        {"_id": challenge.id}, _challenge_document(challenge), upsert=True, session=uow.session
+    )
+
+
+async def load_challenge(scope: Scope, challenge_id: str) -> Challenge | None:
+    doc = await scope.db.challenges.find_one({"_id": challenge_id}, session=scope.session)
+    return _challenge(doc) if doc else None
+
+
+async def challenge_page(
+    scope: Scope, status: ChallengeStatus | None, limit: int, offset: int
+) -> tuple[int, list[Challenge]]:
+    query: dict[str, Any] = {} if status is None else {"status": status.value}
+    total = await scope.db.challenges.count_documents(query, session=scope.session)
+    cursor = (
+        scope.db.challenges.find(query, session=scope.session)
+        .sort([("raised_at", DESCENDING), ("_id", ASCENDING)])
+        .skip(offset)
+        .limit(limit)
+    )
+    return total, [_challenge(doc) async for doc in cursor]
+
+
+async def challenge_of_outcome(scope: Scope, meeting_id: str, number: int) -> str | None:
+    doc = await scope.db.challenges.find_one(
+        {"from_meeting.meeting_id": meeting_id, "from_meeting.outcome_number": number},
+        {"_id": 1},
+        session=scope.session,
+    )
+    return str(doc["_id"]) if doc else None
+
+
+async def taken_outcomes(scope: Scope) -> set[tuple[str, int]]:
+    cursor = scope.db.challenges.find(
+        {"from_meeting.meeting_id": {"$type": "string"}},
+        {"from_meeting.meeting_id": 1, "from_meeting.outcome_number": 1},
+        session=scope.session,
+    )
+    return {
+        (d["from_meeting"]["meeting_id"], int(d["from_meeting"]["outcome_number"]))
+        async for d in cursor
+    }
+
+
+# ---------------------------------------------------------------- held meetings
+
+
+async def save_held_meeting(uow: UnitOfWork, held: HeldMeeting) -> None:
+    doc = held.model_dump(mode="python", exclude={"id"})
+    doc["_id"] = held.id
+    doc["kind"] = held.kind.value
+    doc["date"] = held.date.isoformat()  # BSON has no plain date
+    doc["outcomes"] = list(held.outcomes)
+    await uow.db.held_meetings.replace_one({"_id": held.id}, doc, upsert=True, session=uow.session)
+
+
+async def load_held_meeting(scope: Scope, meeting_id: str) -> HeldMeeting | None:
+    doc = await scope.db.held_meetings.find_one({"_id": meeting_id}, session=scope.session)
+    return HeldMeeting.model_validate({**doc, "id": doc["_id"]}) if doc else None
+
+
+async def held_meetings_with_outcomes(scope: Scope) -> list[HeldMeeting]:
+    cursor = scope.db.held_meetings.find(
+        {"outcomes.0": {"$exists": True}}, session=scope.session
+    ).sort("held_at", DESCENDING)
+    return [HeldMeeting.model_validate({**d, "id": d["_id"]}) async for d in cursor]
+
+
+# ---------------------------------------------------------------- skills
+
+
+async def skill_merges(scope: Scope) -> dict[str, str]:
+    cursor = scope.db.skill_merges.find({}, session=scope.session)
+    return {str(d["_id"]): str(d["into"]) async for d in cursor}
+
+
+async def save_skill_merge(uow: UnitOfWork, from_skill: str, into_skill: str) -> None:
+    await uow.db.skill_merges.replace_one(
+        {"_id": from_skill},
+        {"_id": from_skill, "into": into_skill, "merged_at": uow.now},
+        upsert=True,
+        session=uow.session,
+    )
+
+
+async def active_skill_tags(scope: Scope) -> list[list[str]]:
+    """The skill tags of every active ambassador, as they typed them."""
+    cursor = scope.db[AMBASSADORS].find(
+        {"standing": Standing.ACTIVE.value, "skills.0": {"$exists": True}},
+        {"skills": 1},
+        session=scope.session,
+    )
+    return [list(d["skills"]) async for d in cursor]
+
+
+# ---------------------------------------------------------------- fatigue
+
+
+async def fatigue(scope: Scope, *, since: datetime) -> dict[str, tuple[int, int]]:
+    """Per ambassador: the networks they are active in now, and the network invitations
+    they were sent since ``since`` (only those with either)."""
+    counts: dict[str, list[int]] = {}
+    cursor = scope.db.memberships.find(
+        {"$or": [{"state": "joined", "network_open": True}, {"invited_at": {"$gte": since}}]},
+        {"ambassador_id": 1, "state": 1, "network_open": 1, "invited_at": 1},
+        session=scope.session,
+    )
+    async for doc in cursor:
+        entry = counts.setdefault(str(doc["ambassador_id"]), [0, 0])
+        if doc.get("state") == "joined" and doc.get("network_open"):
+            entry[0] += 1
+        invited_at = doc.get("invited_at")
+        if invited_at is not None and _aware(invited_at) >= since:
+            entry[1] += 1
+    return {who: (active, invited) for who, (active, invited) in counts.items()}
+
+
+def _aware(value: datetime) -> datetime:
+    # PyMongo hands back naive UTC unless the client is told otherwise.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- the matching's pool
+
+
+async def stamp_ambassador_change(uow: UnitOfWork, ambassador_id: str | None = None) -> int:
+    """Number the change (a read-model entry applied, a merge of skills) in the unit of
+    work that made it. Every change writes the one counter, so two at once conflict and
+    one is retried: the numbers follow the order of the commits, and a pool that has seen
+    every change up to N misses none when it next reads the entries after N."""
+    counter = await uow.db.counters.find_one_and_update(
+        {"_id": AMBASSADOR_CHANGES},
+        {"$inc": {"seq": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=uow.session,
+    )
+    seq = int(counter["seq"]) if counter else 1
+    if ambassador_id is not None:
+        await uow.db[AMBASSADORS].update_one(
+            {"_id": ambassador_id}, {"$set": {"pool_seq": seq}}, session=uow.session
+        )
+    return seq
+
+
+async def last_ambassador_change(scope: Scope) -> int:
+    counter = await scope.db.counters.find_one({"_id": AMBASSADOR_CHANGES}, session=scope.session)
+    return int(counter["seq"]) if counter else 0
+
+
+async def ambassadors_changed_after(scope: Scope, seq: int) -> list[KnownAmbassador]:
+    """Entries of the read model changed after change ``seq`` (every entry for 0, active or
+    not: the pool drops those that are not)."""
+    query: dict[str, Any] = {} if seq == 0 else {"pool_seq": {"$gt": seq}}
+    cursor = scope.db[AMBASSADORS].find(query, session=scope.session)
+    found = []
+    async for doc in cursor:
+        found.append(KnownAmbassador.model_validate({**doc, "id": doc["_id"]}))
+    return found
+
+
+def is_candidate(known: KnownAmbassador) -> bool:
+    return known.standing == Standing.ACTIVE and known.kind is not None

@@ -1,0 +1,180 @@
+"""A challenge from a dialogue meeting to a suggested team, end to end: the stack as ``make
+up`` runs it (the 2022 list of organisations imported), driven by the CLI.
+
+Staff enter two citizens with their skills and availability; a dialogue meeting is held and
+closed with an outcome; the outcome is a candidate for a challenge until one is raised from
+it; the suggested team of 5-8 covers the challenge's skills and has at least one citizen,
+one municipal unit and one association, each member with the reason; someone paused is
+explained, not suggested. The skill vocabulary counts what the ambassadors wrote.
+
+One stack for the module, small steps in file order sharing a :class:`Journey`; a step whose
+input an earlier step did not provide skips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.events import COPENHAGEN
+from tests.e2e.conftest import StackRun
+from tests.e2e.steps import need, poll, schedule_when_known
+
+pytestmark = pytest.mark.e2e
+
+OUTCOME = "Lektiehjælp og mentorer for børn i de almene boligområder"
+DEMO_AMBASSADORS = 85
+KNOWN_TIMEOUT = 120.0
+
+
+@dataclass
+class Journey:
+    citizens: dict[str, str]
+    meeting_id: str | None = None
+    challenge_id: str | None = None
+
+
+@pytest.fixture(scope="module")
+def journey() -> Journey:
+    return Journey(citizens={})
+
+
+def enter_citizen(stack: StackRun, name: str, email: str, *more: str) -> str:
+    entered = stack.cli(
+        "ambassadors", "sign-up", "--kind", "citizen", "--name", name, "--email", email,
+        "--staff", "--consent", *more, "--json",
+    ).ok().json()  # fmt: skip
+    ambassador_id: str = entered["ambassador"]["id"]
+    return ambassador_id
+
+
+def suggest(stack: StackRun, challenge_id: str, *more: str) -> dict[str, Any]:
+    found: dict[str, Any] = (
+        stack.cli("networks", "suggest", challenge_id, *more, "--json").ok().json()
+    )
+    return found
+
+
+def test_staff_enter_two_citizens_with_their_skills_and_availability(
+    stack: StackRun, journey: Journey
+) -> None:
+    journey.citizens["mona"] = enter_citizen(
+        stack, "Mona Lektiesen", "mona.lektiesen@example.org",
+        "--skill", "lektie-hjælp", "--skill", "mentor", "--core-area", "housing",
+        "--networks-at-once", "2",
+    )  # fmt: skip
+    journey.citizens["per"] = enter_citizen(
+        stack, "Per Pause", "per.pause@example.org", "--skill", "lektiehjælp",
+        "--paused-until", (datetime.now(COPENHAGEN) + timedelta(days=60)).date().isoformat(),
+    )  # fmt: skip
+    shown = stack.cli("ambassadors", "show", journey.citizens["mona"]).ok().stdout
+    assert "networks at once  2" in shown
+
+
+def test_a_dialogue_meeting_is_held_and_its_outcome_waits_for_a_challenge(
+    stack: StackRun, journey: Journey, tmp_path: Path
+) -> None:
+    starts = (datetime.now(COPENHAGEN) + timedelta(days=1)).replace(
+        hour=16, minute=0, second=0, microsecond=0
+    )
+    meeting = schedule_when_known(
+        stack, "--kind", "dialogue_meeting", "--title", "Dialogmøde om børn i boligområderne",
+        "--starts", starts.strftime("%Y-%m-%dT%H:%M"),
+        "--ends", (starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "--invite", journey.citizens["mona"], "--json",
+    )  # fmt: skip
+    journey.meeting_id = meeting["id"]
+    stack.travel(starts + timedelta(hours=3))
+    minutes = tmp_path / "referat.txt"
+    minutes.write_text("Referat\n\nVi talte om lektiehjælp.\n", encoding="utf-8")
+    stack.cli(
+        "events", "close", meeting["id"], "--minutes", str(minutes), "--outcome", OUTCOME, "--json"
+    ).ok()
+
+    def waiting() -> list[dict[str, Any]] | None:
+        found = stack.cli("networks", "challenge", "candidates", "--json").ok().json()["items"]
+        return [c for c in found if c["meeting"]["meeting_id"] == meeting["id"]] or None
+
+    [candidate] = poll(waiting, timeout=30, what="the outcome as a candidate")
+    assert candidate["meeting"]["outcome"] == OUTCOME
+    assert OUTCOME in stack.cli("networks", "challenge", "candidates").ok().stdout
+
+
+def test_a_challenge_raised_from_the_outcome_takes_it_up(stack: StackRun, journey: Journey) -> None:
+    meeting_id = need(journey.meeting_id, "the held meeting")
+    raised = stack.cli(
+        "networks", "challenge", "raise", "--title", "Lektiehjælp i boligområderne",
+        "--description", OUTCOME, "--skill", "lektiehjælp", "--skill", "rådgivning",
+        "--core-area", "housing", "--theme", "5", "--target-group", "Børn og unge",
+        "--from-meeting", meeting_id, "--json",
+    ).ok().json()  # fmt: skip
+    journey.challenge_id = raised["id"]
+    assert raised["from_meeting"]["outcome"] == OUTCOME and raised["status"] == "open"
+    left = stack.cli("networks", "challenge", "candidates", "--json").ok().json()["items"]
+    assert meeting_id not in {c["meeting"]["meeting_id"] for c in left}
+    twice = stack.cli(
+        "networks", "challenge", "raise", "--title", "Igen", "--description", "Igen",
+        "--from-meeting", meeting_id, "--json",
+    )  # fmt: skip
+    assert twice.returncode != 0 and twice.json()["error"]["code"] == "conflict"
+    listed = stack.cli("networks", "challenge", "list").ok().stdout
+    assert "Lektiehjælp i boligområderne" in listed
+
+
+def test_the_suggested_team_meets_the_rules_and_says_why_each_member(
+    stack: StackRun, journey: Journey
+) -> None:
+    challenge_id = need(journey.challenge_id, "the challenge")
+    rules = (
+        "--size", "5-8", "--require-kind", "citizen:1", "--require-kind", "municipal_unit:1",
+        "--require-kind", "association:1",
+    )  # fmt: skip
+
+    def everyone_known() -> dict[str, Any] | None:
+        team = suggest(stack, challenge_id, *rules, "--why-not", journey.citizens["per"])
+        return team if team["considered"] >= DEMO_AMBASSADORS + 1 else None
+
+    team = poll(everyone_known, timeout=KNOWN_TIMEOUT, interval=1.0, what="the demo list known")
+    members = team["members"]
+    assert 5 <= len(members) <= 8
+    kinds = [m["kind"] for m in members]
+    assert {"citizen", "municipal_unit", "association"} <= set(kinds)
+    assert team["required_skills"] == ["lektiehjælp", "rådgivning"]
+    covered = {skill for m in members for skill in m["covers"]}
+    assert covered == {"lektiehjælp", "rådgivning"} and team["gaps"] == [] == team["unmet"]
+    ids = {m["ambassador_id"] for m in members}
+    assert journey.citizens["mona"] in ids and journey.citizens["per"] not in ids
+    assert all(m["reason"] for m in members)
+    [why] = team["why_not"]
+    assert "paused" in why["reason"]
+    # The same question gives the same team.
+    assert suggest(stack, challenge_id, *rules)["members"] == members
+    shown = stack.cli("networks", "suggest", challenge_id, *rules).ok().stdout
+    assert "Mona Lektiesen" in shown and "covers lektiehjælp" in shown
+
+
+def test_a_rule_nobody_can_meet_is_named_with_the_best_team_without_it(
+    stack: StackRun, journey: Journey
+) -> None:
+    challenge_id = need(journey.challenge_id, "the challenge")
+    team = suggest(
+        stack, challenge_id, "--size", "5-8", "--require-kind", "politician:1",
+        "--require-skill", "tryllekunst",
+    )  # fmt: skip
+    assert any("tryllekunst" in gap for gap in team["gaps"])
+    assert any("politician" in rule for rule in team["unmet"])
+    assert 5 <= len(team["members"]) <= 8
+
+
+def test_the_skill_vocabulary_counts_what_ambassadors_wrote(stack: StackRun) -> None:
+    vocabulary = stack.cli("networks", "skills", "--json").ok().json()["items"]
+    by_skill = {e["skill"]: e for e in vocabulary}
+    # "lektie-hjælp" and "lektiehjælp" are one skill.
+    assert by_skill["lektiehjælp"]["count"] == 2
+    assert by_skill["frivillige"]["count"] >= 7
+    listed = stack.cli("networks", "skills").ok().stdout
+    assert "lektiehjælp" in listed and "ALSO READ AS" in listed
