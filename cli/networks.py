@@ -12,20 +12,35 @@ from cli.output import build, fields, reporting, show, table
 from contracts.ambassadors import CoreArea, Kind
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.networks import (
+    AnswerNetworkInvitation,
     Candidates,
     ChallengePage,
     ChallengeStatus,
     ChallengeView,
+    CloseNetwork,
+    CreateNetwork,
     DropChallenge,
     Endpoints,
+    FormNetwork,
+    InvitationAnswer,
+    InviteMembers,
     ListCandidates,
     ListChallenges,
+    ListNetworks,
     ListSkills,
     MergeSkills,
+    NetworkDetail,
+    NetworkKind,
+    NetworkPage,
+    NetworkStatus,
+    Outcome,
     RaiseChallenge,
+    RemoveMember,
     ShowChallenge,
+    ShowNetwork,
     SkillsMerged,
     SkillVocabulary,
+    StartNetwork,
     Suggest,
     Suggestion,
 )
@@ -341,3 +356,233 @@ def merge(
         )
 
     show(result, as_json, human)
+
+
+# ---------------------------------------------------------------- networks
+
+NetworkArg = Annotated[str, typer.Argument(metavar="NETWORK", help="The network's id.")]
+MembersOpt = Annotated[
+    list[str] | None, typer.Option("--member", metavar="ID", help="A member to invite; repeat.")
+]
+ReplyOpt = Annotated[
+    int, typer.Option("--reply-within-days", metavar="DAYS", help="Answer deadline, in days.")
+]
+
+
+def _show_network(d: NetworkDetail) -> None:
+    n = d.network
+    c = n.counts
+    fields(
+        [
+            ("id", n.id),
+            ("title", n.title),
+            ("kind", n.kind),
+            ("status", n.status),
+            ("challenge", n.challenge_id),
+            ("lead", n.lead),
+            ("ends", n.ends),
+            (
+                "members",
+                f"{c.joined} joined, {c.invited} invited, {c.declined} declined, "
+                f"{c.expired} no answer, {c.removed} removed",
+            ),
+            ("outcome", f"{n.outcome.value}: {n.summary}" if n.outcome else None),
+            ("initiative", n.initiative_title),
+        ]
+    )
+    table(
+        [
+            (m.ambassador_id, m.state, "lead" if m.lead else "", m.organisation or m.name)
+            for m in d.members
+        ],
+        ["ID", "STATE", "", "WHO"],
+    )
+    for change in n.history:
+        detail_text = f" ({change.detail})" if change.detail else ""
+        typer.echo(f"{change.at.isoformat()}  {change.what} by {change.actor}{detail_text}")
+
+
+@app.command()
+def form(
+    challenge_id: ChallengeArg,
+    member: MembersOpt = None,
+    kind: Annotated[
+        NetworkKind, typer.Option("--kind", help="action or volunteer.")
+    ] = NetworkKind.ACTION,
+    lead: Annotated[str | None, typer.Option("--lead", metavar="ID", help="Who leads it.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Default: the challenge's.")] = None,
+    ends: Annotated[
+        str | None, typer.Option("--ends", metavar="DATE", help="Its end date (YYYY-MM-DD).")
+    ] = None,
+    reply_within_days: ReplyOpt = 7,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", metavar="MIN-MAX", help="The rules a replacement keeps."),
+    ] = None,
+    require_skill: Annotated[list[str] | None, typer.Option("--require-skill")] = None,
+    require_kind: Annotated[list[str] | None, typer.Option("--require-kind")] = None,
+    require_core_area: Annotated[list[str] | None, typer.Option("--require-core-area")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Form an action or volunteer network around a challenge: the members are invited
+    by mail and answer through its links."""
+    with reporting(as_json):
+        low, high = _size(size) if size else (None, None)
+        command = build(
+            FormNetwork,
+            challenge_id=challenge_id,
+            kind=kind,
+            members=member or [],
+            lead=lead,
+            title=title,
+            ends=ends,
+            reply_within_days=reply_within_days,
+            size_min=low,
+            size_max=high,
+            require_skills=require_skill or [],
+            require_kinds=_minimums("require_kinds", require_kind),
+            require_core_areas=_minimums("require_core_areas", require_core_area),
+        )
+        result = calls.call(Endpoints.FORM, command)
+    show(
+        result,
+        as_json,
+        lambda d: typer.echo(f"{d.network.id} formed: {d.network.counts.invited} invited"),
+    )
+
+
+@app.command()
+def create(
+    kind: Annotated[NetworkKind, typer.Option("--kind", help="leader or staff.")],
+    title: Annotated[str, typer.Option("--title")],
+    member: MembersOpt = None,
+    reply_within_days: ReplyOpt = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a standing leader or staff network; its members are invited."""
+    with reporting(as_json):
+        command = build(
+            CreateNetwork,
+            kind=kind,
+            title=title,
+            members=member or [],
+            reply_within_days=reply_within_days,
+        )
+        result = calls.call(Endpoints.CREATE, command)
+    show(
+        result,
+        as_json,
+        lambda d: typer.echo(f"{d.network.id} created: {d.network.counts.invited} invited"),
+    )
+
+
+@app.command("list")
+def list_networks(
+    kind: Annotated[NetworkKind | None, typer.Option("--kind")] = None,
+    status: Annotated[NetworkStatus | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Networks, newest first."""
+    with reporting(as_json):
+        query = build(ListNetworks, kind=kind, status=status, limit=limit, offset=offset)
+        result = calls.call(Endpoints.LIST, query)
+
+    def human(page: NetworkPage) -> None:
+        table(
+            [(n.id, n.kind, n.status, n.counts.joined, n.title) for n in page.items],
+            ["ID", "KIND", "STATUS", "JOINED", "TITLE"],
+        )
+        typer.echo(f"{len(page.items)} of {page.total}")
+
+    show(result, as_json, human)
+
+
+@app.command("show")
+def show_network(network_id: NetworkArg, as_json: JsonOpt = False) -> None:
+    """One network: its members, their answers, its history."""
+    with reporting(as_json):
+        result = calls.call(Endpoints.SHOW, build(ShowNetwork, network_id=network_id))
+    show(result, as_json, _show_network)
+
+
+@app.command()
+def invite(
+    network_id: NetworkArg,
+    ambassador_ids: Annotated[list[str], typer.Argument(metavar="ID...")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Invite more members (someone who declined may be asked again)."""
+    with reporting(as_json):
+        command = build(InviteMembers, network_id=network_id, ambassador_ids=ambassador_ids)
+        result = calls.call(Endpoints.INVITE, command)
+    show(
+        result, as_json, lambda d: typer.echo(f"{d.network.id}: {d.network.counts.invited} invited")
+    )
+
+
+@app.command()
+def remove(
+    network_id: NetworkArg,
+    ambassador_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a member out of a network."""
+    with reporting(as_json):
+        command = build(RemoveMember, network_id=network_id, ambassador_id=ambassador_id)
+        result = calls.call(Endpoints.REMOVE, command)
+    show(result, as_json, lambda d: typer.echo(f"{ambassador_id} removed from {d.network.id}"))
+
+
+@app.command()
+def answer(
+    token: Annotated[str, typer.Argument(metavar="TOKEN")],
+    accept: Annotated[bool, typer.Option("--accept/--decline", help="The answer.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a network invitation with the token from its mail (for staff answering on
+    someone's behalf: the member's own way is the page the mail links to)."""
+    with reporting(as_json):
+        command = build(AnswerNetworkInvitation, token=token, accept=accept)
+        result = calls.call(Endpoints.ANSWER, command)
+
+    def human(a: InvitationAnswer) -> None:
+        typer.echo(f"{a.ambassador_id} in {a.network_id}: {a.state.value}")
+
+    show(result, as_json, human)
+
+
+@app.command()
+def start(network_id: NetworkArg, as_json: JsonOpt = False) -> None:
+    """Start a forming network (with at least one member who accepted)."""
+    with reporting(as_json):
+        result = calls.call(Endpoints.START, build(StartNetwork, network_id=network_id))
+    show(
+        result,
+        as_json,
+        lambda d: typer.echo(f"{d.network.id} started: {d.network.counts.joined} member(s)"),
+    )
+
+
+@app.command()
+def close(
+    network_id: NetworkArg,
+    outcome: Annotated[Outcome, typer.Option("--outcome")],
+    summary: Annotated[str, typer.Option("--summary", help="What came of it.")],
+    initiative_title: Annotated[
+        str | None, typer.Option("--initiative-title", help="What the initiative is called.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close a network with its outcome."""
+    with reporting(as_json):
+        command = build(
+            CloseNetwork,
+            network_id=network_id,
+            outcome=outcome,
+            summary=summary,
+            initiative_title=initiative_title,
+        )
+        result = calls.call(Endpoints.CLOSE, command)
+    show(result, as_json, lambda d: typer.echo(f"{d.network.id} closed: {outcome.value}"))

@@ -59,6 +59,43 @@ class ChallengeStatus(StrEnum):
     DROPPED = "dropped"
 
 
+class NetworkKind(StrEnum):
+    # Around one challenge, time-limited.
+    ACTION = "action"
+    # Volunteers for a concrete, time-limited task.
+    VOLUNTEER = "volunteer"
+    # Standing: managers with a mandate who commit to take part.
+    LEADER = "leader"
+    # Standing: professionals who act fast together ("akutteam").
+    STAFF = "staff"
+
+
+FORMED_KINDS = (NetworkKind.ACTION, NetworkKind.VOLUNTEER)
+STANDING_KINDS = (NetworkKind.LEADER, NetworkKind.STAFF)
+
+
+class NetworkStatus(StrEnum):
+    FORMING = "forming"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class MemberState(StrEnum):
+    INVITED = "invited"
+    JOINED = "joined"
+    DECLINED = "declined"
+    # No answer within the deadline.
+    EXPIRED = "expired"
+    # Taken out by staff, or gone from the network of ambassadors (withdrawn, erased).
+    REMOVED = "removed"
+
+
+class Outcome(StrEnum):
+    INITIATIVE = "initiative"
+    HANDED_OVER = "handed_over"
+    NO_RESULT = "no_result"
+
+
 # ---------------------------------------------------------------- challenges
 
 
@@ -194,6 +231,156 @@ class MergeSkills(Message):
         return self
 
 
+# ---------------------------------------------------------------- networks
+
+MEMBERS_MAX = 1000
+SUMMARY_MAX = 5000
+REPLY_DAYS_MAX = 60
+
+
+def _title_line(value: str | None) -> str | None:
+    if value is None:
+        return None
+    title = clean_line(value)
+    if not title:
+        raise ValueError("a title has at least one letter or digit")
+    return title
+
+
+class FormNetwork(Message):
+    """An action or volunteer network around a challenge: the members are invited; the
+    rules it was formed by are kept, so a replacement for one who declines keeps them."""
+
+    audit_target: ClassVar[str | None] = "challenge_id"
+
+    challenge_id: Id
+    kind: NetworkKind = NetworkKind.ACTION
+    members: list[Id] = Field(min_length=1, max_length=TEAM_MAX)
+    lead: Id | None = None
+    # Left out: the challenge's title.
+    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    ends: date | None = None
+    reply_within_days: int = Field(default=7, ge=1, le=REPLY_DAYS_MAX)
+    size_min: TeamSize | None = None
+    size_max: TeamSize | None = None
+    require_skills: list[Skill] = Field(default_factory=list, max_length=SKILLS_MAX)
+    require_kinds: dict[Kind, TeamSize] = Field(default_factory=dict)
+    require_core_areas: dict[CoreArea, TeamSize] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _formed_kind(cls, value: NetworkKind) -> NetworkKind:
+        if value not in FORMED_KINDS:
+            raise ValueError("a leader or staff network is created (networks create), not formed")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_is_a_line(cls, value: str | None) -> str | None:
+        return _title_line(value)
+
+    @field_validator("require_skills")
+    @classmethod
+    def _skills_are_tags(cls, value: list[str]) -> list[str]:
+        return _skill_tags(value)
+
+
+class CreateNetwork(Message):
+    """A standing network (leader or staff): active at once, its members invited."""
+
+    audit_target: ClassVar[str | None] = None
+
+    kind: NetworkKind
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    members: list[Id] = Field(default_factory=list, max_length=MEMBERS_MAX)
+    reply_within_days: int = Field(default=7, ge=1, le=REPLY_DAYS_MAX)
+
+    @field_validator("kind")
+    @classmethod
+    def _standing_kind(cls, value: NetworkKind) -> NetworkKind:
+        if value not in STANDING_KINDS:
+            raise ValueError("an action or volunteer network is formed around a challenge")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_is_a_line(cls, value: str) -> str:
+        title = _title_line(value)
+        assert title is not None
+        return title
+
+
+class InviteMembers(Message):
+    audit_target: ClassVar[str | None] = "network_id"
+
+    network_id: Id
+    ambassador_ids: list[Id] = Field(min_length=1, max_length=MEMBERS_MAX)
+
+
+class RemoveMember(Message):
+    audit_target: ClassVar[str | None] = "network_id"
+
+    network_id: Id
+    ambassador_id: Id
+
+
+class AnswerNetworkInvitation(Message):
+    """The member's answer through the link in their invitation mail."""
+
+    token: str = Field(min_length=10, max_length=300)
+    accept: bool
+
+
+class ShowNetworkInvitation(Message):
+    token: str = Field(min_length=10, max_length=300)
+
+
+class StartNetwork(Message):
+    audit_target: ClassVar[str | None] = "network_id"
+
+    network_id: Id
+
+
+class CloseNetwork(Message):
+    audit_target: ClassVar[str | None] = "network_id"
+
+    network_id: Id
+    outcome: Outcome
+    summary: str = Field(min_length=1, max_length=SUMMARY_MAX)
+    # What the initiative is called (an outcome "initiative"); left out: the network's title.
+    initiative_title: str | None = Field(default=None, max_length=TITLE_MAX)
+
+    @field_validator("summary")
+    @classmethod
+    def _summary_has_text(cls, value: str) -> str:
+        text = clean_text(value)
+        if not text:
+            raise ValueError("say what came of the network")
+        return text
+
+    @field_validator("initiative_title")
+    @classmethod
+    def _title_is_a_line(cls, value: str | None) -> str | None:
+        return _title_line(value)
+
+    @model_validator(mode="after")
+    def _initiative_title_for_an_initiative(self) -> CloseNetwork:
+        if self.initiative_title is not None and self.outcome != Outcome.INITIATIVE:
+            raise ValueError("an initiative title goes with the outcome initiative")
+        return self
+
+
+class ListNetworks(Message):
+    kind: NetworkKind | None = None
+    status: NetworkStatus | None = None
+    limit: int = Field(default=200, ge=1, le=PAGE_MAX)
+    offset: int = Field(default=0, ge=0)
+
+
+class ShowNetwork(Message):
+    network_id: Id
+
+
 # ---------------------------------------------------------------- replies
 
 
@@ -286,6 +473,87 @@ class Suggestion(View):
     why_not: list[Explanation] = []
 
 
+class ChangeView(View):
+    """One step of a network's life: what, who did it, when."""
+
+    what: str
+    actor: str
+    at: AwareDatetime
+    detail: str | None = None
+
+
+class MemberView(View):
+    ambassador_id: str
+    # Gone from the network of ambassadors since (kept for the record): no name.
+    name: str
+    organisation: str | None = None
+    kind: Kind | None = None
+    state: MemberState
+    lead: bool = False
+    invited_at: AwareDatetime
+    reply_by: AwareDatetime | None = None
+    answered_at: AwareDatetime | None = None
+
+
+class MemberCounts(View):
+    invited: int = 0
+    joined: int = 0
+    declined: int = 0
+    expired: int = 0
+    removed: int = 0
+
+
+class NetworkView(View):
+    audit_target: ClassVar[str | None] = "id"
+
+    id: str
+    kind: NetworkKind
+    title: str
+    status: NetworkStatus
+    challenge_id: str | None = None
+    lead: str | None = None
+    ends: date | None = None
+    reply_within_days: int
+    counts: MemberCounts
+    created_at: AwareDatetime
+    started_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    outcome: Outcome | None = None
+    summary: str | None = None
+    initiative_title: str | None = None
+    history: list[ChangeView] = []
+
+
+class NetworkDetail(View):
+    network: NetworkView
+    members: list[MemberView]
+
+
+class NetworkPage(View):
+    total: int
+    items: list[NetworkView]
+
+
+class InvitationAnswer(View):
+    network_id: str
+    ambassador_id: str
+    state: MemberState
+
+
+class NetworkInvitation(View):
+    """What the invitation page shows the invited: the network, and their answer so far."""
+
+    network_id: str
+    kind: NetworkKind
+    title: str
+    status: NetworkStatus
+    challenge_title: str | None = None
+    challenge_description: str | None = None
+    ends: date | None = None
+    state: MemberState
+    reply_by: AwareDatetime | None = None
+
+
 class SkillEntry(View):
     skill: str
     # Other names read as this skill: the vocabulary's synonyms and staff's merges.
@@ -345,7 +613,107 @@ class SkillsMergedEvent(NetworksEvent):
     into_skill: str
 
 
-EVENTS: tuple[type[NetworksEvent], ...] = (ChallengeRaised, ChallengeDropped, SkillsMergedEvent)
+class NetworkInfo(BaseModel):
+    """A network as every message shows it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    network_id: str
+    kind: NetworkKind
+    title: str
+    challenge_id: str | None = None
+    challenge_title: str | None = None
+    ends: date | None = None
+
+
+class NetworkEvent(NetworksEvent):
+    key_field: ClassVar[str | None] = "network_id"
+    network_id: str
+
+
+class NetworkFormed(NetworkEvent):
+    """Formed around a challenge (or a standing network created); the members' invitations
+    follow, one ``member_invited`` each. Names no person."""
+
+    subject: ClassVar[str] = "networks.v1.formed"
+
+    network: NetworkInfo
+    invited: int
+
+
+class MemberEvent(NetworksEvent):
+    """About one member: purged from the stream when the ambassador is erased."""
+
+    key_field: ClassVar[str | None] = "ambassador_id"
+    person_field: ClassVar[str | None] = "ambassador_id"
+
+    network_id: str
+    ambassador_id: str
+
+
+class MemberInvited(MemberEvent):
+    """Invited to take part (voluntary: the mail invites, never summons). The newsletter
+    service mails it, with accept/decline links it signs for this network and member with
+    the secret it shares with this service; no token travels on the stream."""
+
+    subject: ClassVar[str] = "networks.v1.member_invited"
+
+    email: str
+    name: str
+    network: NetworkInfo
+    reply_by: AwareDatetime
+
+
+class MemberJoined(MemberEvent):
+    subject: ClassVar[str] = "networks.v1.member_joined"
+
+    network: NetworkInfo
+
+
+class MemberLeft(MemberEvent):
+    """A member who had joined is no longer in the network (taken out by staff, withdrawn
+    or erased as an ambassador, the network closed does not count)."""
+
+    subject: ClassVar[str] = "networks.v1.member_left"
+
+    reason: str
+
+
+class NetworkStarted(NetworkEvent):
+    """Started: it counts toward the initiatives goal."""
+
+    subject: ClassVar[str] = "networks.v1.started"
+
+    network: NetworkInfo
+    started_on: date
+    members: int
+
+
+class NetworkClosed(NetworkEvent):
+    """Closed with what came of it; ``organisations``: those of its members who are listed
+    publicly (organisations are public by what they are)."""
+
+    subject: ClassVar[str] = "networks.v1.closed"
+
+    network: NetworkInfo
+    outcome: Outcome
+    summary: str
+    initiative_title: str | None = None
+    closed_on: date
+    organisations: list[str] = Field(default_factory=list, max_length=TEAM_MAX)
+
+
+EVENTS: tuple[type[NetworksEvent], ...] = (
+    ChallengeRaised,
+    ChallengeDropped,
+    SkillsMergedEvent,
+    NetworkFormed,
+    MemberInvited,
+    MemberJoined,
+    MemberLeft,
+    NetworkStarted,
+    NetworkClosed,
+)
 
 
 # ---------------------------------------------------------------- endpoints
@@ -390,6 +758,56 @@ class Endpoints(endpoints.Endpoints):
         ListSkills,
         SkillVocabulary,
         "The skill vocabulary with its synonyms and how many active ambassadors have each.",
+    )
+    FORM = endpoints.command(
+        "networks.cmd.form",
+        FormNetwork,
+        NetworkDetail,
+        "Form an action or volunteer network around a challenge; the members are invited.",
+    )
+    CREATE = endpoints.command(
+        "networks.cmd.create",
+        CreateNetwork,
+        NetworkDetail,
+        "Create a standing leader or staff network; its members are invited.",
+    )
+    INVITE = endpoints.command(
+        "networks.cmd.invite",
+        InviteMembers,
+        NetworkDetail,
+        "Invite more members (someone who declined may be asked again).",
+    )
+    REMOVE = endpoints.command(
+        "networks.cmd.remove", RemoveMember, NetworkDetail, "Take a member out of a network."
+    )
+    ANSWER = endpoints.command(
+        "networks.cmd.answer",
+        AnswerNetworkInvitation,
+        InvitationAnswer,
+        "Accept or decline an invitation with the token from its mail.",
+        public=True,
+    )
+    INVITATION = endpoints.query(
+        "networks.query.invitation",
+        ShowNetworkInvitation,
+        NetworkInvitation,
+        "The network an invitation's token is for, and the answer so far.",
+        public=True,
+    )
+    START = endpoints.command(
+        "networks.cmd.start", StartNetwork, NetworkDetail, "Start a forming network."
+    )
+    CLOSE = endpoints.command(
+        "networks.cmd.close",
+        CloseNetwork,
+        NetworkDetail,
+        "Close a network with its outcome (an initiative, handed over, no result).",
+    )
+    LIST = endpoints.query(
+        "networks.query.list", ListNetworks, NetworkPage, "Networks, newest first."
+    )
+    SHOW = endpoints.query(
+        "networks.query.show", ShowNetwork, NetworkDetail, "One network with its members."
     )
     MERGE_SKILLS = endpoints.command(
         "networks.cmd.merge_skills",

@@ -14,19 +14,21 @@ from pydantic import Field, SecretStr
 from services import registry
 from services.ambassadors.settings import AmbassadorsSettings
 from services.events.settings import EventsSettings
+from services.networks.settings import NetworksSettings
 from services.newsletter.settings import NewsletterSettings
 
 # The keys that sign the tokens mails carry; generated once per data directory.
 SECRET_FIELDS = (
     "ambassadors_token_secret",
     "events_token_secret",
+    "networks_token_secret",
     "newsletter_token_secret",
     "web_csrf_secret",
 )
 SECRETS_FILE = "secrets.json"
 
 
-class StackSettings(AmbassadorsSettings, EventsSettings, NewsletterSettings):
+class StackSettings(AmbassadorsSettings, EventsSettings, NetworksSettings, NewsletterSettings):
     # HTTP monitoring port of the embedded nats-server; health and /varz.
     nats_monitor_port: int = 8222
     # Where make up keeps data, logs and mail.
@@ -42,6 +44,7 @@ class StackSettings(AmbassadorsSettings, EventsSettings, NewsletterSettings):
     # Not required here: a first start generates them (see secrets_for).
     ambassadors_token_secret: SecretStr | None = None  # type: ignore[assignment]
     events_token_secret: SecretStr | None = None  # type: ignore[assignment]
+    networks_token_secret: SecretStr | None = None  # type: ignore[assignment]
     newsletter_token_secret: SecretStr | None = None  # type: ignore[assignment]
 
 

@@ -12,7 +12,14 @@ from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
 from contracts.events import MeetingHeld
 from contracts.networks import EVENTS, Endpoints
 from services import registry
-from services.networks import handlers, reactions, store, suggesting
+from services.networks import (
+    challenge_handlers,
+    network_handlers,
+    reactions,
+    skill_handlers,
+    store,
+    suggesting,
+)
 from services.networks.candidates import CandidatePool
 from services.networks.context import Context
 from services.networks.settings import NetworksSettings
@@ -38,16 +45,28 @@ def build(
 
     for event_type in (Activated, ProfileUpdated, Withdrawn, Erased):
         service.react(event_type, partial(reactions.ambassador_changed, ctx))
+    service.react(Withdrawn, partial(reactions.ambassador_withdrawn, ctx))
+    service.react(Erased, partial(reactions.ambassador_erased, ctx))
     service.react(MeetingHeld, partial(reactions.meeting_held, ctx))
 
-    service.command(Endpoints.RAISE_CHALLENGE, partial(handlers.raise_challenge, ctx))
-    service.command(Endpoints.DROP_CHALLENGE, partial(handlers.drop_challenge, ctx))
-    service.query(Endpoints.LIST_CHALLENGES, partial(handlers.list_challenges, ctx))
-    service.query(Endpoints.SHOW_CHALLENGE, partial(handlers.show_challenge, ctx))
-    service.query(Endpoints.CANDIDATES, partial(handlers.candidates, ctx))
+    service.command(Endpoints.RAISE_CHALLENGE, partial(challenge_handlers.raise_challenge, ctx))
+    service.command(Endpoints.DROP_CHALLENGE, partial(challenge_handlers.drop_challenge, ctx))
+    service.query(Endpoints.LIST_CHALLENGES, partial(challenge_handlers.list_challenges, ctx))
+    service.query(Endpoints.SHOW_CHALLENGE, partial(challenge_handlers.show_challenge, ctx))
+    service.query(Endpoints.CANDIDATES, partial(challenge_handlers.candidates, ctx))
     service.query(Endpoints.SUGGEST, partial(suggesting.suggest, ctx))
-    service.query(Endpoints.SKILLS, partial(handlers.list_skills, ctx))
-    service.command(Endpoints.MERGE_SKILLS, partial(handlers.merge_skills, ctx))
+    service.command(Endpoints.FORM, partial(network_handlers.form, ctx))
+    service.command(Endpoints.CREATE, partial(network_handlers.create, ctx))
+    service.command(Endpoints.INVITE, partial(network_handlers.invite, ctx))
+    service.command(Endpoints.REMOVE, partial(network_handlers.remove, ctx))
+    service.command(Endpoints.ANSWER, partial(network_handlers.answer, ctx))
+    service.query(Endpoints.INVITATION, partial(network_handlers.show_invitation, ctx))
+    service.command(Endpoints.START, partial(network_handlers.start, ctx))
+    service.command(Endpoints.CLOSE, partial(network_handlers.close, ctx))
+    service.query(Endpoints.LIST, partial(network_handlers.list_networks, ctx))
+    service.query(Endpoints.SHOW, partial(network_handlers.show_network, ctx))
+    service.query(Endpoints.SKILLS, partial(skill_handlers.list_skills, ctx))
+    service.command(Endpoints.MERGE_SKILLS, partial(skill_handlers.merge_skills, ctx))
     service.check_endpoints(Endpoints)
     return service, ctx
 

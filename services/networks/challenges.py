@@ -150,6 +150,11 @@ def drop(challenge: Challenge, *, reason: str, now: datetime) -> Challenge:
     )
 
 
+def take_up(challenge: Challenge) -> Challenge:
+    """A network was formed around it."""
+    return challenge.model_copy(update={"status": ChallengeStatus.TAKEN_UP})
+
+
 def open_outcomes(held: Iterable[HeldMeeting], taken: set[tuple[str, int]]) -> list[MeetingRef]:
     """Every outcome of the held meetings that no challenge took up, newest meeting first."""
     found = []

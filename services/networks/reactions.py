@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
 from contracts.events import MeetingHeld
-from services.networks import store
+from contracts.networks import MemberLeft, MemberState
+from services.networks import lifecycle, store
 from services.networks.challenges import HeldMeeting
 from services.networks.context import Context
 from services.runtime.unit_of_work import UnitOfWork
@@ -21,6 +22,31 @@ async def ambassador_changed(
 ) -> None:
     """Every replica's matching pool picks the change up at its next suggestion."""
     await store.stamp_ambassador_change(uow, event.ambassador_id)
+
+
+async def ambassador_withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) -> None:
+    """Out of every open network (the counts stay true); not someone active again: a
+    withdrawal replayed after the rejoin changes nothing."""
+    if await ctx.ambassadors.active(uow, event.ambassador_id) is not None:
+        return
+    for membership in await store.memberships_of_ambassador(uow, event.ambassador_id):
+        if not membership.network_open or membership.state == MemberState.REMOVED:
+            continue
+        await store.save_memberships(uow, [lifecycle.remove(membership)])
+        if membership.state == MemberState.JOINED:
+            uow.emit(
+                MemberLeft(
+                    network_id=membership.network_id,
+                    ambassador_id=event.ambassador_id,
+                    reason="withdrawn",
+                )
+            )
+
+
+async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> None:
+    """Nothing personal stays: every membership goes (the networks keep their counts of
+    who is in them now; the runtime purges the person's events from our stream)."""
+    await store.delete_memberships_of(uow, event.ambassador_id)
 
 
 async def meeting_held(ctx: Context, uow: UnitOfWork, event: MeetingHeld) -> None:

@@ -6,10 +6,13 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import ServiceSettings, TokenSecret
 
 
 class NetworksSettings(ServiceSettings):
+    # Signs the answer links of network invitations, which the newsletter service mails
+    # for us (it holds the same secret): a link needs no storage.
+    networks_token_secret: TokenSecret
     # The exact solver's limit on one suggestion, in the solver's deterministic units (the
     # same input gives the same team on any machine), and a wall-clock safety net; the
     # greedy team is the answer when no solution is found within them.

@@ -3,6 +3,8 @@
 Collections:
 - ``challenges``: one document per challenge (see challenges.Challenge); the outcome of a
   held meeting it took up is unique among them.
+- ``networks``: one document per network (see lifecycle.Network), with its history.
+- ``memberships``: one per network and ambassador invited, ``_id`` "<network>:<ambassador>".
 - ``held_meetings``: the held meetings this service was told of (events.v1.meeting_held).
 - ``skill_merges``: staff's merges of two skill names, ``_id`` the name read as ``into``.
 - ``counters``: ``ambassador_changes``, the number of the last change to the read model of
@@ -14,13 +16,15 @@ The read model of ambassadors is the runtime's (collection ``ambassadors``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
-from contracts.networks import ChallengeStatus
+from contracts.networks import ChallengeStatus, MemberState, NetworkKind, NetworkStatus
 from services.networks.challenges import Challenge, HeldMeeting
+from services.networks.lifecycle import Membership, Network, membership_id
 from services.runtime.known_ambassadors import COLLECTION as AMBASSADORS
 from services.runtime.known_ambassadors import KnownAmbassador, Standing
 from services.runtime.unit_of_work import Scope, UnitOfWork
@@ -37,6 +41,11 @@ async def ensure_indexes(scope: Scope) -> None:
         partialFilterExpression={"from_meeting.meeting_id": {"$type": "string"}},
     )
     await db.held_meetings.create_index("held_at")
+    await db.networks.create_index([("status", ASCENDING), ("created_at", DESCENDING)])
+    await db.memberships.create_index([("network_id", ASCENDING), ("state", ASCENDING)])
+    await db.memberships.create_index([("ambassador_id", ASCENDING), ("state", ASCENDING)])
+    await db.memberships.create_index([("state", ASCENDING), ("reply_by", ASCENDING)])
+    await db.memberships.create_index("invited_at")
     await db[AMBASSADORS].create_index("pool_seq", sparse=True)
 
 
@@ -105,6 +114,109 @@ async def taken_outcomes(scope: Scope) -> set[tuple[str, int]]:
     }
 
 
+# ---------------------------------------------------------------- networks
+
+
+def _network_document(network: Network) -> dict[str, Any]:
+    doc = network.model_dump(mode="python", exclude={"id"})
+    doc["_id"] = network.id
+    doc["kind"] = network.kind.value
+    doc["status"] = network.status.value
+    doc["outcome"] = network.outcome.value if network.outcome else None
+    doc["ends"] = network.ends.isoformat() if network.ends else None  # BSON has no plain date
+    doc["rules"] = network.rules.model_dump(mode="json")
+    doc["history"] = [c.model_dump(mode="python") for c in network.history]
+    return doc
+
+
+def _network(doc: dict[str, Any]) -> Network:
+    return Network.model_validate({**doc, "id": doc["_id"]})
+
+
+async def save_network(uow: UnitOfWork, network: Network) -> None:
+    await uow.db.networks.replace_one(
+        {"_id": network.id}, _network_document(network), upsert=True, session=uow.session
+    )
+
+
+async def load_network(scope: Scope, network_id: str) -> Network | None:
+    doc = await scope.db.networks.find_one({"_id": network_id}, session=scope.session)
+    return _network(doc) if doc else None
+
+
+async def network_page(
+    scope: Scope,
+    kind: NetworkKind | None,
+    status: NetworkStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[Network]]:
+    query: dict[str, Any] = {}
+    if kind is not None:
+        query["kind"] = kind.value
+    if status is not None:
+        query["status"] = status.value
+    total = await scope.db.networks.count_documents(query, session=scope.session)
+    cursor = (
+        scope.db.networks.find(query, session=scope.session)
+        .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+        .skip(offset)
+        .limit(limit)
+    )
+    return total, [_network(doc) async for doc in cursor]
+
+
+def _membership_document(membership: Membership) -> dict[str, Any]:
+    doc = membership.model_dump(mode="python")
+    doc["_id"] = membership.id
+    doc["state"] = membership.state.value
+    return doc
+
+
+def _membership(doc: dict[str, Any]) -> Membership:
+    return Membership.model_validate(doc)
+
+
+async def save_memberships(uow: UnitOfWork, memberships: Iterable[Membership]) -> None:
+    for membership in memberships:
+        await uow.db.memberships.replace_one(
+            {"_id": membership.id},
+            _membership_document(membership),
+            upsert=True,
+            session=uow.session,
+        )
+
+
+async def memberships_of_network(scope: Scope, network_id: str) -> dict[str, Membership]:
+    cursor = scope.db.memberships.find({"network_id": network_id}, session=scope.session).sort(
+        "invited_at", ASCENDING
+    )
+    return {m.ambassador_id: m async for m in (_membership(d) async for d in cursor)}
+
+
+async def memberships_of_ambassador(scope: Scope, ambassador_id: str) -> list[Membership]:
+    cursor = scope.db.memberships.find({"ambassador_id": ambassador_id}, session=scope.session)
+    return [_membership(d) async for d in cursor]
+
+
+async def load_membership(scope: Scope, network_id: str, ambassador_id: str) -> Membership | None:
+    doc = await scope.db.memberships.find_one(
+        {"_id": membership_id(network_id, ambassador_id)}, session=scope.session
+    )
+    return _membership(doc) if doc else None
+
+
+async def close_memberships(uow: UnitOfWork, network_id: str) -> None:
+    """A closed network no longer weighs on its members (the matching's fatigue)."""
+    await uow.db.memberships.update_many(
+        {"network_id": network_id}, {"$set": {"network_open": False}}, session=uow.session
+    )
+
+
+async def delete_memberships_of(uow: UnitOfWork, ambassador_id: str) -> None:
+    await uow.db.memberships.delete_many({"ambassador_id": ambassador_id}, session=uow.session)
+
+
 # ---------------------------------------------------------------- held meetings
 
 
@@ -164,13 +276,18 @@ async def fatigue(scope: Scope, *, since: datetime) -> dict[str, tuple[int, int]
     they were sent since ``since`` (only those with either)."""
     counts: dict[str, list[int]] = {}
     cursor = scope.db.memberships.find(
-        {"$or": [{"state": "joined", "network_open": True}, {"invited_at": {"$gte": since}}]},
+        {
+            "$or": [
+                {"state": MemberState.JOINED.value, "network_open": True},
+                {"invited_at": {"$gte": since}},
+            ]
+        },
         {"ambassador_id": 1, "state": 1, "network_open": 1, "invited_at": 1},
         session=scope.session,
     )
     async for doc in cursor:
         entry = counts.setdefault(str(doc["ambassador_id"]), [0, 0])
-        if doc.get("state") == "joined" and doc.get("network_open"):
+        if doc.get("state") == MemberState.JOINED.value and doc.get("network_open"):
             entry[0] += 1
         invited_at = doc.get("invited_at")
         if invited_at is not None and _aware(invited_at) >= since:

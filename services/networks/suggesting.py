@@ -15,8 +15,8 @@ from contracts.errors import ErrorCode, ServiceError
 from contracts.events import COPENHAGEN
 from contracts.networks import ChallengeStatus, Explanation, Pick, Suggest, Suggestion
 from services.networks import matching, store
+from services.networks.challenge_handlers import load_challenge
 from services.networks.context import Context
-from services.networks.handlers import load_challenge
 from services.runtime.unit_of_work import Reading
 
 

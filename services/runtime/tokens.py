@@ -7,7 +7,8 @@ together; the service that owns what the token acts on verifies it with the same
 
 - ``ambassadors``: confirm a sign-up (the ambassador's id, the sign-up's nonce, expiry);
 - ``newsletter``: confirm a subscription (subscriber, nonce, expiry), unsubscribe (subscriber);
-- ``events``: answer an invitation (meeting, ambassador).
+- ``events``: answer an invitation (meeting, ambassador);
+- ``networks``: answer an invitation to a network (network, ambassador).
 
 The nonce, stored by the owner, is what makes a token single-use and replaceable (signing
 up again sends a fresh one, and the old link stops working); it is not a secret, since
@@ -28,6 +29,7 @@ AMBASSADOR_CONFIRMATION = "ambassadors.confirm"
 SUBSCRIPTION_CONFIRMATION = "newsletter.confirm"
 UNSUBSCRIBE = "newsletter.unsubscribe"
 ANSWER = "events.answer"
+NETWORK_ANSWER = "networks.answer"
 
 Part = str | int
 

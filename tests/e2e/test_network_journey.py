@@ -36,6 +36,8 @@ class Journey:
     citizens: dict[str, str]
     meeting_id: str | None = None
     challenge_id: str | None = None
+    team: list[str] | None = None
+    network_id: str | None = None
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +151,7 @@ def test_the_suggested_team_meets_the_rules_and_says_why_each_member(
     ids = {m["ambassador_id"] for m in members}
     assert journey.citizens["mona"] in ids and journey.citizens["per"] not in ids
     assert all(m["reason"] for m in members)
+    journey.team = [m["ambassador_id"] for m in members]
     [why] = team["why_not"]
     assert "paused" in why["reason"]
     # The same question gives the same team.
@@ -168,6 +171,32 @@ def test_a_rule_nobody_can_meet_is_named_with_the_best_team_without_it(
     assert any("tryllekunst" in gap for gap in team["gaps"])
     assert any("politician" in rule for rule in team["unmet"])
     assert 5 <= len(team["members"]) <= 8
+
+
+def test_the_suggested_team_is_formed_and_invited_and_waits_for_answers(
+    stack: StackRun, journey: Journey
+) -> None:
+    challenge_id = need(journey.challenge_id, "the challenge")
+    team = need(journey.team, "the suggested team")
+    members = [arg for who in team for arg in ("--member", who)]
+    formed = stack.cli(
+        "networks", "form", challenge_id, *members, "--lead", journey.citizens["mona"],
+        "--ends", (datetime.now(COPENHAGEN) + timedelta(days=120)).date().isoformat(),
+        "--size", "5-8", "--require-kind", "citizen:1", "--json",
+    ).ok().json()  # fmt: skip
+    network = formed["network"]
+    journey.network_id = network["id"]
+    assert (network["status"], network["counts"]["invited"]) == ("forming", len(team))
+    assert network["lead"] == journey.citizens["mona"]
+    challenge = stack.cli("networks", "challenge", "show", challenge_id, "--json").ok().json()
+    assert challenge["status"] == "taken_up"
+    shown = stack.cli("networks", "show", network["id"]).ok().stdout
+    assert "Mona Lektiesen" in shown and "formed by operator:" in shown
+    # Nobody has accepted yet: it cannot start.
+    early = stack.cli("networks", "start", network["id"], "--json")
+    assert early.returncode != 0 and early.json()["error"]["code"] == "invalid_state"
+    listed = stack.cli("networks", "list", "--status", "forming", "--json").ok().json()
+    assert [n["id"] for n in listed["items"]] == [network["id"]]
 
 
 def test_the_skill_vocabulary_counts_what_ambassadors_wrote(stack: StackRun) -> None:

@@ -53,3 +53,10 @@ def test_web_benchmark_quick_run() -> None:
     assert any(re.fullmatch(r"web_p99_ms_at_50=(\d+\.\d|inf)", line) for line in lines), output
     assert any(line.startswith("ours saturation") for line in lines), output
     assert any(line.startswith("bare saturation") for line in lines), output
+
+
+def test_matching_benchmark_quick_run() -> None:
+    lines, output = quick_run("matching.py", r"matching_p99_ms_at_2000=\d+\.\d")
+    assert any(re.fullmatch(r"matching_rss_mib_at_2000=\d+", line) for line in lines), output
+    assert any(line.startswith("networks.query.suggest ") for line in lines), output
+    assert any(line.startswith("floor (bare + scoring) ") for line in lines), output

@@ -4,7 +4,7 @@ outcomes, the suggested team from the ambassadors it knows, and the skill vocabu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from contracts.ambassadors import (
     Activated,
     CertificateRef,
     CoreArea,
+    Erased,
     Kind,
     ProfileUpdated,
     Withdrawn,
@@ -21,29 +22,54 @@ from contracts.ambassadors import Status as AmbassadorStatus
 from contracts.errors import ErrorCode
 from contracts.events import MeetingHeld, MeetingKind
 from contracts.networks import (
+    AnswerNetworkInvitation,
     ChallengeRaised,
     ChallengeStatus,
+    CloseNetwork,
+    CreateNetwork,
     DropChallenge,
     Endpoints,
+    FormNetwork,
+    InviteMembers,
     ListCandidates,
     ListChallenges,
+    ListNetworks,
     ListSkills,
+    MemberInvited,
+    MemberJoined,
+    MemberLeft,
+    MemberState,
     MergeSkills,
+    NetworkClosed,
+    NetworkDetail,
+    NetworkFormed,
+    NetworkKind,
+    NetworkStarted,
+    NetworkStatus,
+    Outcome,
     RaiseChallenge,
+    RemoveMember,
     ShowChallenge,
+    ShowNetwork,
+    ShowNetworkInvitation,
+    StartNetwork,
     Suggest,
 )
 from services.networks.app import build
 from services.networks.context import Context
 from services.networks.settings import NetworksSettings
 from services.runtime.testing import ServiceHarness
+from services.runtime.tokens import NETWORK_ANSWER, Signer
 
 HELD_AT = datetime(2027, 3, 4, 19, 0, tzinfo=UTC)
+SECRET = "networks-handler-tests-0123456789abcdef"
 
 
 @pytest.fixture
 async def service() -> AsyncIterator[tuple[ServiceHarness, Context]]:
-    yield await ServiceHarness.start(build, NetworksSettings(_env_file=None))
+    yield await ServiceHarness.start(
+        build, NetworksSettings(_env_file=None, networks_token_secret=SECRET)
+    )
 
 
 def held(
@@ -279,3 +305,203 @@ async def test_the_vocabulary_counts_ambassadors_and_a_merge_joins_two_names(
         Endpoints.MERGE_SKILLS, MergeSkills(from_skill="brætspil", into_skill="skak")
     )
     assert backwards.code == ErrorCode.CONFLICT
+
+
+# ---------------------------------------------------------------- networks
+
+
+def link(network_id: str, ambassador_id: str) -> str:
+    """The token the newsletter service puts in the invitation mail."""
+    return Signer(SECRET, NETWORK_ANSWER).sign(network_id, ambassador_id)
+
+
+async def formed(h: ServiceHarness, **fields: Any) -> NetworkDetail:
+    await h.deliver(
+        ambassador("c1", Kind.CITIZEN, ["lektiehjælp"]),
+        ambassador("m1", Kind.MUNICIPAL_UNIT, ["rådgivning"]),
+        ambassador("a1", Kind.ASSOCIATION, ["madlavning"]),
+    )
+    raised = await h.call(Endpoints.RAISE_CHALLENGE, challenge(skills=["lektiehjælp"]))
+    return await h.call(
+        Endpoints.FORM,
+        FormNetwork.model_validate(
+            {"challenge_id": raised.id, "members": ["c1", "m1", "a1"], "lead": "m1", **fields}
+        ),
+    )
+
+
+async def test_forming_invites_every_member_by_mail_and_takes_the_challenge_up(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    detail = await formed(h, ends="2099-06-30", size_min=3, size_max=5)
+    network = detail.network
+    assert (network.kind, network.status, network.title) == (
+        NetworkKind.ACTION,
+        NetworkStatus.FORMING,
+        "Vinterværested",
+    )
+    assert network.counts.invited == 3 and network.lead == "m1"
+    assert [m.ambassador_id for m in detail.members if m.lead] == ["m1"]
+    invited = h.emitted_of(MemberInvited)
+    assert sorted(e.ambassador_id for e in invited) == ["a1", "c1", "m1"]
+    assert all(
+        e.email.endswith("@example.org") and e.network.title == "Vinterværested" for e in invited
+    )
+    # The reply deadline is a week from now; no token travels.
+    assert all(e.reply_by == h.clock.now() + timedelta(days=7) for e in invited)
+    assert "token" not in invited[0].model_dump()
+    [event] = h.emitted_of(NetworkFormed)
+    assert event.invited == 3
+    shown = await h.call(
+        Endpoints.SHOW_CHALLENGE, ShowChallenge(challenge_id=network.challenge_id or "")
+    )
+    assert shown.status == ChallengeStatus.TAKEN_UP
+    assert [c.what for c in network.history] == ["formed"]
+    assert network.history[0].actor == "operator:tests"
+
+
+async def test_forming_with_someone_not_active_names_them_and_changes_nothing(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    await h.deliver(ambassador("c1", Kind.CITIZEN, []))
+    raised = await h.call(Endpoints.RAISE_CHALLENGE, challenge())
+    refused = await h.fails(
+        Endpoints.FORM, FormNetwork(challenge_id=raised.id, members=["c1", "ghost"])
+    )
+    assert refused.code == ErrorCode.VALIDATION_FAILED and "ghost" in refused.error.message
+    assert h.db.documents("networks") == [] and h.db.documents("memberships") == []
+    wrong_kind = await h.fails(
+        Endpoints.FORM, {"challenge_id": raised.id, "members": ["c1"], "kind": "staff"}
+    )
+    assert [d.field for d in wrong_kind.error.details] == ["kind"]
+
+
+async def test_members_answer_through_their_links_and_a_network_starts_with_one(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    network = (await formed(h)).network
+    not_yet = await h.fails(Endpoints.START, StartNetwork(network_id=network.id))
+    assert not_yet.code == ErrorCode.INVALID_STATE
+    joined = await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=True)
+    )
+    assert joined.state == MemberState.JOINED
+    # The link clicked again changes nothing and announces nothing again.
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=True)
+    )
+    assert [e.ambassador_id for e in h.emitted_of(MemberJoined)] == ["c1"]
+    declined = await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "a1"), accept=False)
+    )
+    assert declined.state == MemberState.DECLINED
+    page = await h.call(Endpoints.INVITATION, ShowNetworkInvitation(token=link(network.id, "a1")))
+    assert page.state == MemberState.DECLINED and page.challenge_title == "Vinterværested"
+    forged = await h.fails(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "nobody"), accept=True)
+    )
+    assert forged.code == ErrorCode.INVALID_TOKEN
+    started = await h.call(Endpoints.START, StartNetwork(network_id=network.id))
+    assert started.network.status == NetworkStatus.ACTIVE
+    [event] = h.emitted_of(NetworkStarted)
+    assert event.members == 1
+    # Someone who declined may be asked again.
+    again = await h.call(
+        Endpoints.INVITE, InviteMembers(network_id=network.id, ambassador_ids=["a1", "c1"])
+    )
+    assert again.network.counts.invited == 2 and again.network.counts.joined == 1
+    assert [c.what for c in again.network.history] == ["formed", "started", "invited"]
+
+
+async def test_closing_with_an_initiative_names_the_public_organisations(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    network = (await formed(h)).network
+    for who in ("c1", "m1"):
+        await h.call(
+            Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, who), accept=True)
+        )
+    await h.call(Endpoints.START, StartNetwork(network_id=network.id))
+    closed = await h.call(
+        Endpoints.CLOSE,
+        CloseNetwork(
+            network_id=network.id, outcome=Outcome.INITIATIVE, summary="Værestedet åbnede."
+        ),
+    )
+    assert closed.network.status == NetworkStatus.CLOSED
+    assert closed.network.initiative_title == "Vinterværested"  # the network's own title
+    [event] = h.emitted_of(NetworkClosed)
+    # The citizen is no organisation; the declined or unanswered are not members.
+    assert event.organisations == ["Organisation m1"] and event.outcome == Outcome.INITIATIVE
+    twice = await h.fails(
+        Endpoints.CLOSE,
+        CloseNetwork(network_id=network.id, outcome=Outcome.NO_RESULT, summary="Igen"),
+    )
+    assert twice.code == ErrorCode.INVALID_STATE
+    late = await h.fails(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "a1"), accept=True)
+    )
+    assert late.code == ErrorCode.INVALID_STATE
+    # A closed network weighs on nobody.
+    assert all(not d["network_open"] for d in h.db.documents("memberships"))
+
+
+async def test_a_member_who_withdraws_or_is_erased_leaves_every_network(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    network = (await formed(h)).network
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=True)
+    )
+    await h.deliver(Withdrawn(ambassador_id="c1"), Erased(ambassador_id="a1"))
+    [left] = h.emitted_of(MemberLeft)
+    assert (left.ambassador_id, left.reason) == ("c1", "withdrawn")
+    shown = await h.call(Endpoints.SHOW, ShowNetwork(network_id=network.id))
+    states = {m.ambassador_id: m.state for m in shown.members}
+    assert states == {"c1": MemberState.REMOVED, "m1": MemberState.INVITED}
+    assert not any(d["ambassador_id"] == "a1" for d in h.db.documents("memberships"))
+
+
+async def test_a_standing_staff_network_is_active_at_once_and_a_member_can_be_removed(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    await h.deliver(*(ambassador(f"s{i}", Kind.MUNICIPAL_UNIT, []) for i in range(5)))
+    created = await h.call(
+        Endpoints.CREATE,
+        CreateNetwork(
+            kind=NetworkKind.STAFF, title="Akutteam", members=[f"s{i}" for i in range(5)]
+        ),
+    )
+    assert created.network.status == NetworkStatus.ACTIVE and created.network.counts.invited == 5
+    network_id = created.network.id
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network_id, "s0"), accept=True)
+    )
+    removed = await h.call(
+        Endpoints.REMOVE, RemoveMember(network_id=network_id, ambassador_id="s0")
+    )
+    assert removed.network.counts.removed == 1
+    [left] = h.emitted_of(MemberLeft)
+    assert left.reason == "removed"
+    listed = await h.call(Endpoints.LIST, ListNetworks(kind=NetworkKind.STAFF))
+    assert [n.id for n in listed.items] == [network_id]
+
+
+async def test_the_networks_someone_is_in_weigh_on_their_next_suggestion(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    network = (await formed(h)).network
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=True)
+    )
+    raised = await h.call(Endpoints.RAISE_CHALLENGE, challenge(skills=["lektiehjælp"]))
+    team = await h.call(Endpoints.SUGGEST, Suggest(challenge_id=raised.id, size_min=1, size_max=3))
+    [c1] = [p for p in team.members if p.ambassador_id == "c1"]
+    assert c1.terms["active_networks"] < 0 and c1.terms["recent_invitations"] < 0

@@ -27,6 +27,9 @@ PUBLIC = {
     "events.query.calendar",
     # What an answer link holder may see: the meeting and their own answer only.
     "events.query.invitation",
+    # A network invitation's link: its holder answers, and sees the network and their answer.
+    "networks.cmd.answer",
+    "networks.query.invitation",
     "newsletter.cmd.subscribe",
     "newsletter.cmd.confirm",
     "newsletter.cmd.unsubscribe",

@@ -1,7 +1,8 @@
-"""One function per command and query: load, call the domain, save, emit.
+"""The challenges' commands and queries: load, call the domain, save, emit.
 
-Each command runs in the unit of work the runtime gives it (``uow``); the reactions to
-other services' events are in ``reactions``, the team suggestion in ``suggesting``.
+Each command runs in the unit of work the runtime gives it (``uow``). The team suggestion
+is ``suggesting``, the networks ``network_handlers``, the skill vocabulary
+``skill_handlers``, the reactions to other services' events ``reactions``.
 """
 
 from __future__ import annotations
@@ -16,15 +17,9 @@ from contracts.networks import (
     DropChallenge,
     ListCandidates,
     ListChallenges,
-    ListSkills,
-    MergeSkills,
     OutcomeCandidate,
     RaiseChallenge,
     ShowChallenge,
-    SkillEntry,
-    SkillsMerged,
-    SkillsMergedEvent,
-    SkillVocabulary,
 )
 from services.networks import challenges, store
 from services.networks.challenges import Challenge
@@ -54,7 +49,7 @@ def challenge_view(challenge: Challenge, reader: SkillReader) -> ChallengeView:
     )
 
 
-async def _reader(scope: Scope) -> SkillReader:
+async def reader_of(scope: Scope) -> SkillReader:
     return SkillReader(merges=await store.skill_merges(scope))
 
 
@@ -92,7 +87,7 @@ async def raise_challenge(ctx: Context, uow: UnitOfWork, cmd: RaiseChallenge) ->
             from_outcome=origin.outcome_number if origin else None,
         )
     )
-    return challenge_view(challenge, await _reader(uow))
+    return challenge_view(challenge, await reader_of(uow))
 
 
 async def drop_challenge(ctx: Context, uow: UnitOfWork, cmd: DropChallenge) -> ChallengeView:
@@ -101,17 +96,17 @@ async def drop_challenge(ctx: Context, uow: UnitOfWork, cmd: DropChallenge) -> C
     )
     await store.save_challenge(uow, dropped)
     uow.emit(ChallengeDropped(challenge_id=dropped.id, reason=cmd.reason))
-    return challenge_view(dropped, await _reader(uow))
+    return challenge_view(dropped, await reader_of(uow))
 
 
 async def list_challenges(ctx: Context, scope: Reading, query: ListChallenges) -> ChallengePage:
     total, found = await store.challenge_page(scope, query.status, query.limit, query.offset)
-    reader = await _reader(scope)
+    reader = await reader_of(scope)
     return ChallengePage(total=total, items=[challenge_view(c, reader) for c in found])
 
 
 async def show_challenge(ctx: Context, scope: Reading, query: ShowChallenge) -> ChallengeView:
-    return challenge_view(await load_challenge(scope, query.challenge_id), await _reader(scope))
+    return challenge_view(await load_challenge(scope, query.challenge_id), await reader_of(scope))
 
 
 async def candidates(ctx: Context, scope: Reading, _: ListCandidates) -> Candidates:
@@ -120,43 +115,3 @@ async def candidates(ctx: Context, scope: Reading, _: ListCandidates) -> Candida
     return Candidates(
         items=[OutcomeCandidate(meeting=m) for m in challenges.open_outcomes(held, taken)]
     )
-
-
-# ---------------------------------------------------------------- skills
-
-
-async def list_skills(ctx: Context, scope: Reading, _: ListSkills) -> SkillVocabulary:
-    pool, reader = await ctx.pool.current(scope)
-    counts = pool.skill_counts()
-    skills = sorted(set(reader.vocabulary) | set(counts))
-    return SkillVocabulary(
-        items=[
-            SkillEntry(
-                skill=skill,
-                synonyms=reader.synonyms(skill),
-                count=counts.get(skill, 0),
-                in_vocabulary=skill in reader.vocabulary,
-            )
-            for skill in skills
-        ]
-    )
-
-
-async def merge_skills(ctx: Context, uow: UnitOfWork, cmd: MergeSkills) -> SkillsMerged:
-    reader = await _reader(uow)
-    into = reader.read(cmd.into_skill)
-    if reader.read(into) == cmd.from_skill or into == cmd.from_skill:
-        raise ServiceError(
-            ErrorCode.CONFLICT, f"{cmd.into_skill} is read as {cmd.from_skill}: merge the other way"
-        )
-    await store.save_skill_merge(uow, cmd.from_skill, into)
-    # Every tag is read again: the pools of all replicas rebuild at their next look.
-    await store.stamp_ambassador_change(uow)
-    uow.emit(SkillsMergedEvent(from_skill=cmd.from_skill, into_skill=into))
-    merged = SkillReader(merges={**reader.merges, cmd.from_skill: into})
-    having = sum(
-        1
-        for tags in await store.active_skill_tags(uow)
-        if any(merged.read(tag) == into for tag in tags)
-    )
-    return SkillsMerged(from_skill=cmd.from_skill, into_skill=into, ambassadors=having)
