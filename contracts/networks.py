@@ -70,6 +70,14 @@ class NetworkKind(StrEnum):
     STAFF = "staff"
 
 
+# How mails and pages name the kinds (the 2022 organisation's words).
+KIND_LABELS: dict[NetworkKind, str] = {
+    NetworkKind.ACTION: "Handlingsnetværk",
+    NetworkKind.VOLUNTEER: "Frivilligt handlingsnetværk",
+    NetworkKind.LEADER: "Fagprofessionelt ledernetværk",
+    NetworkKind.STAFF: "Fagprofessionelt medarbejdernetværk (akutteam)",
+}
+
 FORMED_KINDS = (NetworkKind.ACTION, NetworkKind.VOLUNTEER)
 STANDING_KINDS = (NetworkKind.LEADER, NetworkKind.STAFF)
 

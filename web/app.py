@@ -23,6 +23,7 @@ from web.pages import (
     directory,
     front,
     goals,
+    network_answer,
     newsletter,
     rsvp,
     signup,
@@ -37,7 +38,18 @@ from web.templating import Pages
 
 STATIC = Path(__file__).parent / "static"
 # Every module of pages, each with its ``router``.
-PAGES = (front, signup, confirmations, rsvp, verify, newsletter, directory, calendar, goals)
+PAGES = (
+    front,
+    signup,
+    confirmations,
+    rsvp,
+    network_answer,
+    verify,
+    newsletter,
+    directory,
+    calendar,
+    goals,
+)
 
 
 def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI:

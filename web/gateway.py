@@ -22,6 +22,7 @@ PUBLIC_ACTOR = "public"
 UNAVAILABLE = {
     "ambassadors": "Ambassadørernes sider er midlertidigt utilgængelige",
     "events": "Kalenderen er midlertidigt utilgængelig",
+    "networks": "Netværkenes sider er midlertidigt utilgængelige",
     "newsletter": "Nyhedsbrevet er midlertidigt utilgængeligt",
 }
 

@@ -23,6 +23,7 @@ from contracts.events import (
     MeetingRescheduled,
     MeetingScheduled,
 )
+from contracts.networks import MemberInvited
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     EVENTS,
@@ -39,6 +40,7 @@ from services.newsletter import (
     issues,
     items,
     meetings,
+    networks,
     store,
     subscribers,
 )
@@ -101,6 +103,8 @@ def build(
     service.react(MeetingRescheduled, partial(meetings.meeting_rescheduled, ctx))
     service.react(MeetingCancelled, partial(meetings.meeting_cancelled, ctx))
     service.react(MeetingHeld, partial(meetings.meeting_held, ctx))
+    # One mail per network invitation.
+    service.react(MemberInvited, partial(networks.member_invited, ctx))
 
     service.command(Endpoints.SUBSCRIBE, partial(subscribers.subscribe, ctx))
     service.command(Endpoints.CONFIRM, partial(subscribers.confirm, ctx))

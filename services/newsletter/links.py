@@ -5,8 +5,9 @@ the nonce and expiry where the link has them): nothing secret, so the record may
 database and be copied into a dead letter. Only when the delivery worker turns the record
 into the message does :class:`Links` sign the token, with the secret of the service that
 verifies it: the ambassadors service's for a sign-up confirmation, the events service's for
-the answer links of an invitation, our own for subscriptions and unsubscribing. The token
-exists in the message and in nothing we store.
+the answer links of an invitation, the networks service's for a network invitation's, our
+own for subscriptions and unsubscribing. The token exists in the message and in nothing
+we store.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def answer(meeting_id: str, ambassador_id: str) -> LinkRef:
     return LinkRef(purpose=tokens.ANSWER, parts=(meeting_id, ambassador_id))
 
 
+def network_answer(network_id: str, ambassador_id: str) -> LinkRef:
+    return LinkRef(purpose=tokens.NETWORK_ANSWER, parts=(network_id, ambassador_id))
+
+
 class Links:
     """Signs the links of the mails this service sends."""
 
@@ -67,6 +72,7 @@ class Links:
                 settings.ambassadors_token_secret, tokens.AMBASSADOR_CONFIRMATION
             ),
             tokens.ANSWER: Signer(settings.events_token_secret, tokens.ANSWER),
+            tokens.NETWORK_ANSWER: Signer(settings.networks_token_secret, tokens.NETWORK_ANSWER),
             tokens.SUBSCRIPTION_CONFIRMATION: Signer(
                 settings.newsletter_token_secret, tokens.SUBSCRIPTION_CONFIRMATION
             ),
@@ -100,6 +106,10 @@ class Links:
             resolved |= {"token": token, "confirm_url": domain.confirm_url(self._public_url, token)}
         elif ref.purpose == tokens.ANSWER:
             resolved["rsvp"] = rsvp_links(self._public_url, token)
+        elif ref.purpose == tokens.NETWORK_ANSWER:
+            resolved["answer"] = {
+                a: domain.network_answer_url(self._public_url, token, a) for a in ("ja", "nej")
+            }
         return resolved
 
 

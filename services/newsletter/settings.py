@@ -48,3 +48,5 @@ class NewsletterSettings(ServiceSettings, SenderSettings):
     newsletter_token_secret: TokenSecret
     ambassadors_token_secret: TokenSecret
     events_token_secret: TokenSecret
+    # Signs the answer links of network invitations (the networks service checks them).
+    networks_token_secret: TokenSecret

@@ -13,16 +13,20 @@ input an earlier step did not provide skips.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from contracts.events import COPENHAGEN
-from tests.e2e.conftest import StackRun
+from tests.e2e.conftest import PUBLIC_URL, StackRun
+from tests.e2e.mailbox import Mailbox
 from tests.e2e.steps import need, poll, schedule_when_known
+from tests.support.browser import accessible, chromium, press, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -197,6 +201,54 @@ def test_the_suggested_team_is_formed_and_invited_and_waits_for_answers(
     assert early.returncode != 0 and early.json()["error"]["code"] == "invalid_state"
     listed = stack.cli("networks", "list", "--status", "forming", "--json").ok().json()
     assert [n["id"] for n in listed["items"]] == [network["id"]]
+
+
+def invitation_link(stack: StackRun, address: str) -> str:
+    """The accept link of the network invitation mailed to ``address``."""
+    [mail] = Mailbox(stack.data_dir / "mail").wait(
+        lambda m: address in m.to and m.subject.startswith("Vil du være med?"),
+        count=1,
+        timeout=60,
+        what=f"the network invitation to {address}",
+    )
+    found = re.search(rf"{re.escape(PUBLIC_URL)}/netvaerk/svar/\S+/ja", mail.text)
+    assert found, mail.text
+    return stack.local(found.group(0))
+
+
+def answer_on_the_page(stack: StackRun, address: str, button: str) -> str:
+    with chromium() as browser:
+        browser.get(invitation_link(stack, address))
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Lektiehjælp i boligområderne"
+        accessible(browser)
+        press(browser, browser.find_element(By.CSS_SELECTOR, f"button[value={button}]"))
+        shown: str = browser.find_element(By.TAG_NAME, "main").text
+        screenshot(browser, f"network-answer-{button}")
+    return shown
+
+
+def test_invited_members_answer_on_the_page_their_mail_links_to(
+    stack: StackRun, journey: Journey
+) -> None:
+    network_id = need(journey.network_id, "the network")
+    team = need(journey.team, "the team")
+    addresses = {
+        who: stack.cli("ambassadors", "show", who, "--json").ok().json()["email"] for who in team
+    }
+    mona = journey.citizens["mona"]
+    others = [who for who in team if who != mona]
+    yes, no = [mona, others[0]], others[1]
+    for who in yes:
+        shown = answer_on_the_page(stack, addresses[who], "ja")
+        assert "Tak, dit svar er noteret." in shown and "du er med i netværket" in shown
+    shown = answer_on_the_page(stack, addresses[no], "nej")
+    assert "Du har sagt nej tak." in shown
+    detail = stack.cli("networks", "show", network_id, "--json").ok().json()
+    states = {m["ambassador_id"]: m["state"] for m in detail["members"]}
+    assert [states[w] for w in yes] == ["joined", "joined"] and states[no] == "declined"
+    started = stack.cli("networks", "start", network_id, "--json").ok().json()
+    assert started["network"]["status"] == "active"
+    assert started["network"]["counts"]["joined"] == 2
 
 
 def test_the_skill_vocabulary_counts_what_ambassadors_wrote(stack: StackRun) -> None:

@@ -20,7 +20,6 @@ import httpx
 import icalendar
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
 from contracts.events import COPENHAGEN
@@ -28,7 +27,7 @@ from services.runtime.tokens import UNSUBSCRIBE, Signer
 from tests.e2e.conftest import PUBLIC_URL, StackRun
 from tests.e2e.mailbox import Mailbox
 from tests.e2e.steps import ambassador_by_email, poll, schedule_when_known, subscriber_by_email
-from tests.support.browser import axe_violations, chromium, press, screenshot
+from tests.support.browser import accessible, chromium, press, screenshot
 from tests.support.web_pages import page_paths
 
 pytestmark = pytest.mark.e2e
@@ -39,11 +38,6 @@ EMAIL = "birte.weblokke@example.org"
 
 def status_of(stack: StackRun, email: str) -> dict[str, Any]:
     return ambassador_by_email(stack, email)
-
-
-def accessible(driver: WebDriver) -> None:
-    violations = axe_violations(driver)
-    assert not violations, f"{driver.current_url}:\n  " + "\n  ".join(violations)
 
 
 def test_samskab_health_lists_the_website(stack: StackRun) -> None:
@@ -377,6 +371,8 @@ EVERY_PAGE = {
     "/newsletter/unsubscribe/{token}": f"/newsletter/unsubscribe/{WELL_FORMED_TOKEN}",
     "/rsvp/{token}": f"/rsvp/{WELL_FORMED_TOKEN}",
     "/rsvp/{token}/{answer}": f"/rsvp/{WELL_FORMED_TOKEN}/yes",
+    "/netvaerk/svar/{token}": f"/netvaerk/svar/{WELL_FORMED_TOKEN}",
+    "/netvaerk/svar/{token}/{answer}": f"/netvaerk/svar/{WELL_FORMED_TOKEN}/ja",
     "/verify": "/verify",
     "/verify/{code}": "/verify/ABCD-EFGH",
     "/nyhedsbrev": "/nyhedsbrev",

@@ -90,6 +90,12 @@ def axe_violations(
     ]
 
 
+def accessible(driver: WebDriver) -> None:
+    """The page shown now has no serious or critical axe-core violation."""
+    violations = axe_violations(driver)
+    assert not violations, f"{driver.current_url}:\n  " + "\n  ".join(violations)
+
+
 def press(driver: WebDriver, button: WebElement, timeout: float = 15.0) -> None:
     """Click a button that submits a form, and wait until the next page replaced this
     one (the old page's elements are gone), so what is looked at next is the answer."""

@@ -30,6 +30,8 @@ from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import COPENHAGEN, Calendar, InvitationView, PublicMeeting, RsvpResult
 from contracts.events import Endpoints as Events
+from contracts.networks import Endpoints as Networks
+from contracts.networks import InvitationAnswer, NetworkInvitation
 from contracts.newsletter import (
     ARCHIVE_IMAGE_CHUNK,
     Archive,
@@ -156,6 +158,8 @@ def token_routes() -> list[str]:
 def test_every_token_link_is_known_to_this_test() -> None:
     assert sorted(token_routes()) == [
         "/confirm/{token}",
+        "/netvaerk/svar/{token}",
+        "/netvaerk/svar/{token}/{answer}",
         "/newsletter/confirm/{token}",
         "/newsletter/unsubscribe/{token}",
         "/rsvp/{token}",
@@ -169,7 +173,8 @@ def test_opening_any_token_link_asks_no_service_to_change_anything(
 ) -> None:
     """Mail scanners open every link in a mail: a GET (or HEAD) may look, never act."""
     services.replies[Events.INVITATION.subject] = invitation()
-    for answer in ("yes", "maybe", "no"):
+    services.replies[Networks.INVITATION.subject] = network_invitation()
+    for answer in ("yes", "maybe", "no", "ja", "nej"):
         path = route.replace("{token}", TOKEN).replace("{answer}", answer)
         assert browser.get(path).status_code == 200
         assert browser.head(path).status_code == 200
@@ -965,3 +970,86 @@ def test_the_answer_page_is_503_in_danish_while_the_events_service_is_down(
 ) -> None:
     page = browser.get(f"/rsvp/{TOKEN}/yes")
     assert page.status_code == 503 and "Kalenderen er midlertidigt utilgængelig" in page.text
+
+
+# ---------------------------------------------------------------- a network invitation
+
+
+def network_invitation(state: str = "invited", **fields: Any) -> NetworkInvitation:
+    return NetworkInvitation.model_validate(
+        {
+            "network_id": "n1",
+            "kind": "action",
+            "title": "Vinterværested",
+            "status": "forming",
+            "challenge_title": "Et varmt sted om vinteren",
+            "challenge_description": "Mange står uden et varmt sted, når det er koldt.",
+            "ends": "2027-06-30",
+            "state": state,
+            "reply_by": NOW + timedelta(days=7),
+            **fields,
+        }
+    )
+
+
+def test_a_network_invitation_link_shows_the_network_and_answers_nothing(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Networks.INVITATION.subject] = network_invitation()
+    page = browser.get(f"/netvaerk/svar/{TOKEN}/ja")
+    assert page.status_code == 200
+    shown = text(page.text)
+    assert "Vinterværested" in shown and "Handlingsnetværk" in shown
+    assert "Et varmt sted om vinteren" in shown and "30. juni 2027" in shown
+    assert "Det er frivilligt at være med." in shown
+    assert "Du har valgt Ja, jeg er med i mailen" in shown
+    assert re.findall(r'name="answer" value="(\w+)"', page.text) == ["ja", "nej"]
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert services.subjects() == [Networks.INVITATION.subject]
+
+
+def test_pressing_yes_answers_the_network_invitation_once(
+    browser: TestClient, services: StandIn
+) -> None:
+    answered: list[bool] = []
+
+    def current(_: Any) -> NetworkInvitation:
+        return network_invitation("joined" if answered else "invited")
+
+    def answer(request: Any) -> InvitationAnswer:
+        answered.append(request.accept)
+        return InvitationAnswer(network_id="n1", ambassador_id="a1", state="joined")
+
+    services.replies[Networks.INVITATION.subject] = current
+    services.replies[Networks.ANSWER.subject] = answer
+    page = browser.get(f"/netvaerk/svar/{TOKEN}/ja")
+    done = browser.post(
+        f"/netvaerk/svar/{TOKEN}", data={FIELD: form_token(page.text), "answer": "ja"}
+    )
+    assert done.status_code == 200, done.text
+    assert "Tak, dit svar er noteret." in done.text
+    assert "du er med i netværket" in done.text
+    assert answered == [True]
+    refused = browser.post(f"/netvaerk/svar/{TOKEN}", data={"answer": "nej"})
+    assert refused.status_code == 403 and answered == [True]
+
+
+def test_a_closed_network_takes_no_answer_and_a_bad_link_says_so(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Networks.INVITATION.subject] = network_invitation(status="closed")
+    page = browser.get(f"/netvaerk/svar/{TOKEN}/ja")
+    assert "Netværket er afsluttet" in page.text and 'name="answer"' not in page.text
+    services.replies[Networks.INVITATION.subject] = ServiceError(
+        ErrorCode.INVALID_TOKEN, "the answer link is not valid"
+    )
+    assert browser.get(f"/netvaerk/svar/{TOKEN}").status_code == 400
+
+
+def test_the_network_answer_page_is_503_in_danish_while_the_networks_service_is_down(
+    browser: TestClient,
+) -> None:
+    page = browser.get(f"/netvaerk/svar/{TOKEN}/ja")
+    assert (
+        page.status_code == 503 and "Netværkenes sider er midlertidigt utilgængelige" in page.text
+    )

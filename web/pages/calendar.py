@@ -3,7 +3,7 @@ iCalendar feed at a stable address that calendar programs subscribe to."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -33,9 +33,9 @@ MONTHS = (
 WEEKDAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 
 
-def danish_date(value: datetime) -> str:
-    """``torsdag 4. marts 2027`` in Copenhagen time."""
-    local = value.astimezone(COPENHAGEN)
+def danish_date(value: datetime | date) -> str:
+    """``torsdag 4. marts 2027`` (a time: in Copenhagen)."""
+    local = value.astimezone(COPENHAGEN) if isinstance(value, datetime) else value
     return f"{WEEKDAYS[local.weekday()]} {local.day}. {MONTHS[local.month - 1]} {local.year}"
 
 

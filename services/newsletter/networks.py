@@ -1,0 +1,67 @@
+"""The networks service's events, as far as the newsletter deals with them: the invitation
+to take part in a network, one mail per ``member_invited``.
+
+As with meeting invitations (see meetings.py), the mail goes to the address this service
+knows for the ambassador, only while they are active; an invitation that arrives before
+the activation it follows (another stream) is delivered again a moment later. The accept
+and decline links are signed when the mail is put together (links.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.networks import KIND_LABELS, MemberInvited, NetworkInfo
+from services.newsletter import links
+from services.newsletter.context import Context
+from services.newsletter.mailing import queue
+from services.newsletter.meetings import InviteeNotKnownYet
+from services.runtime.known_ambassadors import Standing
+from services.runtime.logging import get_logger
+from services.runtime.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
+
+INVITATION = "network_invitation"
+
+
+def network_view(info: NetworkInfo) -> dict[str, Any]:
+    """What a mail shows of a network (plain values: the mail's record keeps them)."""
+    return {
+        "network_id": info.network_id,
+        "kind": info.kind.value,
+        "kind_label": KIND_LABELS[info.kind],
+        "title": info.title,
+        "challenge_title": info.challenge_title,
+        "ends": info.ends.isoformat() if info.ends else None,
+    }
+
+
+def invitation_mail(event: MemberInvited) -> dict[str, Any]:
+    return {
+        "name": event.name,
+        "network": network_view(event.network),
+        "reply_by": event.reply_by,
+        **links.network_answer(event.network_id, event.ambassador_id).to_context(),
+    }
+
+
+async def member_invited(ctx: Context, uow: UnitOfWork, event: MemberInvited) -> None:
+    known = await ctx.ambassadors.get(uow, event.ambassador_id)
+    if known is None or known.standing == Standing.SEEN:
+        raise InviteeNotKnownYet(f"ambassador {event.ambassador_id} is not known here yet")
+    if not known.active or known.email is None:
+        log.info("invited member no longer active: not mailed", ambassador_id=event.ambassador_id)
+        return
+    context = invitation_mail(event)
+    context["name"] = known.name or event.name
+    await queue(
+        ctx,
+        uow,
+        kind=INVITATION,
+        dedupe_key=f"{INVITATION}:{event.event_id}",
+        to_address=known.email,
+        to_name=known.name or event.name,
+        ambassador_id=event.ambassador_id,
+        context=context,
+    )

@@ -1,0 +1,108 @@
+"""The invitation to a network, as the newsletter service mails it (services/newsletter/
+networks.py): voluntary, with accept and decline links the networks service can check,
+to the address this service knows, once per event."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from urllib.parse import unquote
+
+import pytest
+
+from contracts.ambassadors import Activated, CertificateRef, Kind, Withdrawn
+from contracts.networks import MemberInvited, NetworkInfo, NetworkKind
+from services.newsletter import networks
+from services.newsletter.mail.rendering import render_mail
+from services.runtime import tokens
+from services.runtime.testing import ServiceHarness
+from tests.unit.newsletter_support import NETWORKS_SECRET, PUBLIC_URL, Service, mails_of
+from tests.unit.test_newsletter_meetings import LINKS
+
+REPLY_BY = datetime(2027, 3, 11, 9, 0, tzinfo=UTC)
+
+
+def invited(ambassador_id: str = "amb-1", email: str = "anna@example.org") -> MemberInvited:
+    return MemberInvited(
+        network_id="net-1",
+        ambassador_id=ambassador_id,
+        email=email,
+        name="Anna Hansen",
+        network=NetworkInfo(
+            network_id="net-1",
+            kind=NetworkKind.ACTION,
+            title="Vinterværested",
+            challenge_title="Et varmt sted om vinteren",
+            ends=date(2027, 6, 30),
+        ),
+        reply_by=REPLY_BY,
+    )
+
+
+def activated(ambassador_id: str = "amb-1", email: str = "anna@example.org") -> Activated:
+    return Activated(
+        ambassador_id=ambassador_id,
+        name="Anna Hansen",
+        email=email,
+        kind=Kind.CITIZEN,
+        public=False,
+        certificate=CertificateRef(
+            number="FRC-2027-000001", verification_code="ABCD-EFGH", bucket="c", object_name="o"
+        ),
+    )
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_invitation_invites_and_never_summons() -> None:
+    mail = render_mail(networks.INVITATION, LINKS.resolve(networks.invitation_mail(invited())))
+    assert mail.subject == "Vil du være med? Vinterværested"
+    for part in (mail.text, mail.html):
+        assert "Det er frivilligt" in flat(part)
+        assert "Et varmt sted om vinteren" in flat(part)
+        assert "torsdag den 11. marts 2027" in flat(part)  # the reply deadline
+        assert "30. juni 2027" in flat(part)  # the network's end
+    lowered = (mail.text + mail.html).lower()
+    for summoning in ("indkaldelse", "indkaldt", "mødepligt", "skal deltage"):
+        assert summoning not in lowered
+
+
+def test_the_links_carry_a_token_the_networks_service_accepts_for_this_member() -> None:
+    mail = render_mail(networks.INVITATION, LINKS.resolve(networks.invitation_mail(invited())))
+    signer = tokens.Signer("networks-secret-for-meeting-tests-0123456", tokens.NETWORK_ANSWER)
+    for answer in ("ja", "nej"):
+        prefix = f"{PUBLIC_URL}/netvaerk/svar/"
+        [url] = [w for w in mail.text.split() if w.startswith(prefix) and w.endswith(f"/{answer}")]
+        token = unquote(url.removeprefix(prefix).rsplit("/", 1)[0])
+        assert signer.parts(token, 2) == ["net-1", "amb-1"]
+        assert url in mail.html
+
+
+def test_the_record_keeps_no_token() -> None:
+    context = networks.invitation_mail(invited())
+    assert "token" not in str(context) and "/netvaerk/" not in str(context)
+
+
+@pytest.fixture
+async def service() -> Service:
+    from services.newsletter.app import build
+    from tests.unit.newsletter_support import settings
+
+    return await ServiceHarness.start(build, settings())
+
+
+async def test_one_mail_per_invitation_to_the_known_address_while_active(
+    service: Service,
+) -> None:
+    h, _ = service
+    await h.deliver(activated(email="anna.ny@example.org"))
+    event = invited(email="anna.gammel@example.org")
+    await h.deliver(event, event)  # delivered twice: mailed once
+    [mail] = mails_of(h, networks.INVITATION)
+    assert mail["to_address"] == "anna.ny@example.org"
+    assert mail["context"]["link"]["parts"] == ["net-1", "amb-1"]
+    await h.deliver(Withdrawn(ambassador_id="amb-1"))
+    await h.deliver(invited())
+    assert len(mails_of(h, networks.INVITATION)) == 1  # not mailed once withdrawn
+    assert NETWORKS_SECRET not in str(h.db.documents("mails"))
