@@ -10,6 +10,7 @@ from faststream import FastStream
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
 from contracts.events import EVENTS, Endpoints
+from contracts.networks import MemberJoined, MemberLeft, NetworkClosed, NetworkFormed
 from services import registry
 from services.events import handlers, housekeeping, reactions, store
 from services.events.context import Context
@@ -39,6 +40,11 @@ def build(
     service.react(ProfileUpdated, partial(reactions.ambassador_profile_updated, ctx))
     service.react(Withdrawn, partial(reactions.ambassador_withdrawn, ctx))
     service.react(Erased, partial(reactions.ambassador_erased, ctx))
+    # The networks service's: who is in a network, for its meetings.
+    service.react(NetworkFormed, partial(reactions.network_formed, ctx))
+    service.react(NetworkClosed, partial(reactions.network_closed, ctx))
+    service.react(MemberJoined, partial(reactions.member_joined, ctx))
+    service.react(MemberLeft, partial(reactions.member_left, ctx))
 
     service.command(Endpoints.SCHEDULE, partial(handlers.schedule, ctx))
     service.job(Endpoints.PLAN_YEAR, partial(handlers.plan_year, ctx))

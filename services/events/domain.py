@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -157,7 +158,7 @@ def schedule(
     now: datetime,
     remind_before: timedelta,
     unknown_invitees: Sequence[str] = (),
-    networks_available: bool = False,
+    unknown_network: bool = False,
     meeting_id: str | None = None,
     plan_key: str | None = None,
 ) -> Meeting:
@@ -170,11 +171,12 @@ def schedule(
                 message="not active ambassadors: " + ", ".join(unknown_invitees),
             )
         )
-    if cmd.audience.network_id is not None and not networks_available:
+    if cmd.audience.network_id is not None and unknown_network:
         problems.append(
             FieldError(
                 field="audience.network_id",
-                message="network audiences need the networks service, which is not running yet",
+                message=f"no open network {cmd.audience.network_id} is known (a network is "
+                "known here once the networks service has announced it)",
             )
         )
     if problems:
@@ -344,12 +346,17 @@ def plan_year(cmd: PlanYear) -> list[tuple[str, ScheduleMeeting]]:
 # ---------------------------------------------------------------- audience and invitations
 
 
-def in_audience(audience: Audience, ambassador: KnownAmbassador) -> bool:
-    """All active ambassadors, or anyone named, with one of the themes or core areas.
-    (Network members are matched once the networks service tells who they are.)"""
+def in_audience(
+    audience: Audience, ambassador: KnownAmbassador, network_members: AbstractSet[str] = frozenset()
+) -> bool:
+    """All active ambassadors, or anyone named, a member of the network (``network_members``:
+    the members of ``audience.network_id`` as the networks service told them), or with one
+    of the themes or core areas."""
     if audience.everyone:
         return True
     if ambassador.id in audience.ambassador_ids:
+        return True
+    if audience.network_id is not None and ambassador.id in network_members:
         return True
     if set(audience.themes) & set(ambassador.themes):
         return True

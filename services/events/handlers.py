@@ -107,11 +107,13 @@ async def _meeting(scope: Scope, meeting_id: str) -> Meeting:
 async def schedule(ctx: Context, uow: UnitOfWork, cmd: ScheduleMeeting) -> MeetingView:
     named = cmd.audience.ambassador_ids
     known = await ctx.ambassadors.active_by_id(uow, named)
+    network = cmd.audience.network_id
     meeting = domain.schedule(
         cmd,
         now=uow.now,
         remind_before=ctx.remind_before,
         unknown_invitees=[a for a in dict.fromkeys(named) if a not in known],
+        unknown_network=network is not None and not await store.network_is_open(uow, network),
     )
     await store.save_meeting(uow, meeting)
     uow.emit(MeetingScheduled(meeting_id=meeting.id, meeting=meeting.info()))

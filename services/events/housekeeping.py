@@ -36,7 +36,9 @@ async def invitation_round(ctx: Context, uow: UnitOfWork, meeting_id: str) -> bo
         return False
     batch_size = ctx.settings.events_fanout_batch
     batch = await ctx.ambassadors.active_after(uow, meeting.invite_cursor, batch_size)
-    matching = [a for a in batch if domain.in_audience(meeting.audience, a)]
+    network = meeting.audience.network_id
+    members = await store.network_members(uow, network) if network else set[str]()
+    matching = [a for a in batch if domain.in_audience(meeting.audience, a, members)]
     invited = await store.invited_among(uow, meeting.id, [a.id for a in matching])
     await invite(ctx, uow, meeting, [a for a in matching if a.id not in invited])
     more = len(batch) == batch_size

@@ -9,6 +9,7 @@ here is this service's own: invitations, answers and attendance.
 from __future__ import annotations
 
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
+from contracts.networks import MemberJoined, MemberLeft, NetworkClosed, NetworkFormed
 from services.events import domain, store
 from services.events.context import Context
 from services.events.domain import Invitation
@@ -16,14 +17,23 @@ from services.events.invitees import hand_on_seats, invite
 from services.runtime.unit_of_work import UnitOfWork
 
 
-async def _invite_to_upcoming(ctx: Context, uow: UnitOfWork, ambassador_id: str) -> None:
+async def _invite_to_upcoming(
+    ctx: Context, uow: UnitOfWork, ambassador_id: str, network_id: str | None = None
+) -> None:
     """Invitations to the meetings still to come whose audience includes the ambassador
-    (if active) and that have not invited them yet."""
+    (if active) and that have not invited them yet (of one network's meetings only, when
+    ``network_id`` is given: they just joined it)."""
     ambassador = await ctx.ambassadors.active(uow, ambassador_id)
     if ambassador is None:
         return
-    for meeting in await store.upcoming_meetings(uow, uow.now):
-        if not domain.in_audience(meeting.audience, ambassador):
+    if network_id is None:
+        meetings = await store.upcoming_meetings(uow, uow.now)
+    else:
+        meetings = await store.upcoming_meetings_of_network(uow, network_id, uow.now)
+    for meeting in meetings:
+        network = meeting.audience.network_id
+        members = await store.network_members(uow, network) if network else set[str]()
+        if not domain.in_audience(meeting.audience, ambassador, members):
             continue
         if await store.load_invitation(uow, meeting.id, ambassador.id) is not None:
             continue
@@ -71,9 +81,33 @@ async def ambassador_withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) 
     await _leave_upcoming(ctx, uow, event.ambassador_id, everything=False)
 
 
+async def network_formed(ctx: Context, uow: UnitOfWork, event: NetworkFormed) -> None:
+    """Its meetings may be scheduled now."""
+    await store.save_network(uow, event.network_id, event.network.title, open_=True)
+
+
+async def network_closed(ctx: Context, uow: UnitOfWork, event: NetworkClosed) -> None:
+    """No new meetings for it (those scheduled stay, and are cancelled by staff if need be)."""
+    await store.save_network(uow, event.network_id, event.network.title, open_=False)
+
+
+async def member_joined(ctx: Context, uow: UnitOfWork, event: MemberJoined) -> None:
+    """In the audience of the network's meetings; invited at once to those still to come."""
+    await store.add_network_member(uow, event.network_id, event.ambassador_id)
+    await _invite_to_upcoming(ctx, uow, event.ambassador_id, event.network_id)
+
+
+async def member_left(ctx: Context, uow: UnitOfWork, event: MemberLeft) -> None:
+    """No longer invited to the network's meetings (an invitation already sent stays: the
+    meeting is still theirs to come to, if they wish)."""
+    await store.remove_network_member(uow, event.network_id, event.ambassador_id)
+
+
 async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> None:
-    """Nothing personal stays: every invitation and answer, the attendance records."""
+    """Nothing personal stays: every invitation and answer, the attendance records, the
+    networks they were in."""
     ambassador_id = event.ambassador_id
+    await store.forget_network_member(uow, ambassador_id)
     await _leave_upcoming(ctx, uow, ambassador_id, everything=True)
     for meeting in await store.meetings_attended_by(uow, ambassador_id):
         await store.save_meeting(uow, domain.forget_attendee(meeting, ambassador_id))

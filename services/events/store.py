@@ -2,6 +2,9 @@
 
 Collections:
 - ``meetings``: one document per meeting (see domain.Meeting).
+- ``networks``: the open networks the networks service announced (id, title), and
+  ``network_members``: who is in each now (``_id`` "<network>:<ambassador>"), fed by its
+  formed/closed and member_joined/member_left: the audience of a network's meetings.
 - ``invitations``: one per meeting and invitee, ``_id`` "<meeting>:<ambassador>"; an
   invitation of an older release also has the ``token_hash`` of its answer links.
 
@@ -22,7 +25,7 @@ from contracts.events import MeetingState, Participation
 from services.events.domain import Invitation, Meeting, invitation_id
 from services.runtime.mongo import DatabaseT, drop_indexes
 from services.runtime.tokens import token_hash
-from services.runtime.unit_of_work import Scope
+from services.runtime.unit_of_work import Scope, UnitOfWork
 
 # Legacy answer tokens hashed per bulk write at start-up.
 _MIGRATION_BATCH = 500
@@ -41,6 +44,8 @@ async def ensure_indexes(scope: Scope) -> None:
     await db.meetings.create_index("attended")
     await db.invitations.create_index([("meeting_id", ASCENDING), ("participation", ASCENDING)])
     await db.invitations.create_index("ambassador_id")
+    await db.network_members.create_index("network_id")
+    await db.network_members.create_index("ambassador_id")
     await _hash_legacy_tokens(db)
     await db.invitations.create_index("token_hash", sparse=True)
 
@@ -273,3 +278,64 @@ async def participation_counts(
     async for row in await scope.db.invitations.aggregate(pipeline, session=scope.session):
         counts[row["_id"]["m"]][row["_id"]["p"]] = row["n"]
     return counts
+
+
+# ---------------------------------------------------------------- networks (read model)
+
+
+async def save_network(uow: UnitOfWork, network_id: str, title: str, open_: bool) -> None:
+    await uow.db.networks.update_one(
+        {"_id": network_id},
+        {"$set": {"title": title, "open": open_}},
+        upsert=True,
+        session=uow.session,
+    )
+
+
+async def network_is_open(scope: Scope, network_id: str) -> bool:
+    doc = await scope.db.networks.find_one({"_id": network_id}, session=scope.session)
+    return bool(doc and doc.get("open"))
+
+
+async def add_network_member(uow: UnitOfWork, network_id: str, ambassador_id: str) -> None:
+    await uow.db.network_members.replace_one(
+        {"_id": f"{network_id}:{ambassador_id}"},
+        {
+            "_id": f"{network_id}:{ambassador_id}",
+            "network_id": network_id,
+            "ambassador_id": ambassador_id,
+        },
+        upsert=True,
+        session=uow.session,
+    )
+
+
+async def remove_network_member(uow: UnitOfWork, network_id: str, ambassador_id: str) -> None:
+    await uow.db.network_members.delete_one(
+        {"_id": f"{network_id}:{ambassador_id}"}, session=uow.session
+    )
+
+
+async def forget_network_member(uow: UnitOfWork, ambassador_id: str) -> None:
+    await uow.db.network_members.delete_many({"ambassador_id": ambassador_id}, session=uow.session)
+
+
+async def network_members(scope: Scope, network_id: str) -> set[str]:
+    cursor = scope.db.network_members.find(
+        {"network_id": network_id}, {"ambassador_id": 1}, session=scope.session
+    )
+    return {str(d["ambassador_id"]) async for d in cursor}
+
+
+async def upcoming_meetings_of_network(
+    scope: Scope, network_id: str, now: datetime
+) -> list[Meeting]:
+    cursor = scope.db.meetings.find(
+        {
+            "state": MeetingState.SCHEDULED.value,
+            "starts_at": {"$gt": now},
+            "audience.network_id": network_id,
+        },
+        session=scope.session,
+    )
+    return [_meeting(doc) async for doc in cursor]

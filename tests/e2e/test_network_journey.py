@@ -42,6 +42,7 @@ class Journey:
     challenge_id: str | None = None
     team: list[str] | None = None
     network_id: str | None = None
+    joined: list[str] | None = None
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +250,46 @@ def test_invited_members_answer_on_the_page_their_mail_links_to(
     started = stack.cli("networks", "start", network_id, "--json").ok().json()
     assert started["network"]["status"] == "active"
     assert started["network"]["counts"]["joined"] == 2
+    journey.joined = yes
+
+
+def test_a_meeting_for_the_network_reaches_exactly_its_members(
+    stack: StackRun, journey: Journey
+) -> None:
+    network_id = need(journey.network_id, "the started network")
+    joined = need(journey.joined, "the members who said yes")
+    starts = (datetime.now(COPENHAGEN) + timedelta(days=20)).replace(
+        hour=17, minute=0, second=0, microsecond=0
+    )
+    args = (
+        "events", "schedule", "--kind", "network_meeting", "--title", "Første netværksmøde",
+        "--starts", starts.strftime("%Y-%m-%dT%H:%M"),
+        "--ends", (starts + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "--network", network_id, "--json",
+    )  # fmt: skip
+
+    def scheduled() -> dict[str, Any] | None:
+        # The events service learns of the network from the networks service's events.
+        result = stack.cli(*args)
+        if result.returncode != 0 and "no open network" in result.stdout:
+            return None
+        found: dict[str, Any] = result.ok().json()
+        return found
+
+    meeting = poll(scheduled, timeout=30, what="the network known to events")
+
+    def invited() -> list[str] | None:
+        detail = stack.cli("events", "show", meeting["id"], "--json").ok().json()
+        found = sorted(i["ambassador_id"] for i in detail["invitees"])
+        return found if len(found) >= len(joined) else None
+
+    assert poll(invited, timeout=30, what="the members invited") == sorted(joined)
+    mailbox = Mailbox(stack.data_dir / "mail")
+    mails = mailbox.wait(
+        lambda m: "Første netværksmøde" in m.subject, count=len(joined), timeout=60,
+        what="the network meeting's invitations",
+    )  # fmt: skip
+    assert len(mails) == len(joined)
 
 
 def test_the_skill_vocabulary_counts_what_ambassadors_wrote(stack: StackRun) -> None:

@@ -10,12 +10,14 @@ from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
 
+from services import registry
 from stack.embedded import EmbeddedStack, ServiceCommand, default_service_command, fresh_settings
 from stack.mongo import MongoServer
-from stack.nats import NatsServer, service_is_healthy
+from stack.nats import NatsServer, run_sync, service_is_healthy
 from stack.processes import ManagedProcess, free_port
 from stack.settings import SECRET_FIELDS
 from stack.smtp_sink import SmtpSink
+from stack.streams import declare_streams_at
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,7 +125,14 @@ def start_service(
     command: Sequence[str] | None = None,
     timeout: float = 30.0,
 ) -> ManagedProcess:
-    """Start ``python -m services.<name>`` (or ``command``) and wait for ``<name>.health``."""
+    """Start ``python -m services.<name>`` (or ``command``) and wait for ``<name>.health``.
+
+    A service waits at start-up for the streams it consumes, and services consume each
+    other's (events and networks, both ways): a test that starts one without the others
+    has every built service's stream declared first, as its producer would (each updates
+    its own to its settings when it starts)."""
+    if command is None:
+        run_sync(declare_streams_at(nats_url, registry.built()))
     process = ManagedProcess(
         name,
         command or default_service_command(name),

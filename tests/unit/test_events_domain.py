@@ -170,12 +170,12 @@ def test_unknown_named_invitees_are_refused_and_named() -> None:
     assert "a-7" in message and "a-9" in message
 
 
-def test_a_network_audience_is_refused_while_networks_are_unavailable() -> None:
+def test_a_network_audience_is_refused_for_a_network_not_known_to_be_open() -> None:
     cmd = command(audience={"network_id": "n-1"})
     with pytest.raises(DomainValidationError) as refused:
-        scheduled(cmd)
+        scheduled(cmd, unknown_network=True)
     assert fields_of(refused.value) == ["audience.network_id"]
-    assert scheduled(cmd, networks_available=True).audience.network_id == "n-1"
+    assert scheduled(cmd).audience.network_id == "n-1"
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -185,7 +185,7 @@ def test_every_problem_is_reported_at_once() -> None:
         audience={"network_id": "n-1", "ambassador_ids": ["a-7"]},
     )
     with pytest.raises(DomainValidationError) as refused:
-        scheduled(cmd, unknown_invitees=["a-7"])
+        scheduled(cmd, unknown_invitees=["a-7"], unknown_network=True)
     assert fields_of(refused.value) == ["starts", "audience.ambassador_ids", "audience.network_id"]
 
 
@@ -585,8 +585,9 @@ def test_an_ambassador_matching_nothing_is_not_in_the_audience() -> None:
         network_id="n-1",
     )
     assert not domain.in_audience(audience, ambassador())
-    # A network alone is not everyone: its members are matched once networks exist.
+    # A network alone is not everyone: its members are.
     assert not domain.in_audience(Audience(network_id="n-1"), ambassador())
+    assert domain.in_audience(Audience(network_id="n-1"), ambassador(), {ambassador().id})
 
 
 # ---------------------------------------------------------------- cancel and reschedule

@@ -56,7 +56,15 @@ from contracts.events import (
     Waitlisted,
 )
 from contracts.jobs import JobState, ShowJob
-from services.events import housekeeping
+from contracts.networks import (
+    MemberJoined,
+    MemberLeft,
+    NetworkClosed,
+    NetworkFormed,
+    NetworkInfo,
+    NetworkKind,
+)
+from services.events import housekeeping, store
 from services.events.app import build
 from services.events.context import Context
 from services.events.settings import EventsSettings
@@ -317,6 +325,41 @@ async def test_a_network_audience_waits_for_the_networks_service(service: Servic
     assert error.code == ErrorCode.VALIDATION_FAILED
     assert [d.field for d in error.error.details] == ["audience.network_id"]
     assert h.db.documents("meetings") == []
+
+
+def network(network_id: str = "net-bolig") -> NetworkInfo:
+    return NetworkInfo(network_id=network_id, kind=NetworkKind.ACTION, title="Boliggruppen")
+
+
+async def test_a_network_meeting_reaches_exactly_its_members_and_those_who_join_later(
+    service: Service,
+) -> None:
+    h, ctx = service
+    await activate(h, "anna", "bo", "carla", "dan")
+    await h.deliver(
+        NetworkFormed(network_id="net-bolig", network=network(), invited=3),
+        *(
+            MemberJoined(network_id="net-bolig", ambassador_id=who, network=network())
+            for who in ("anna", "carla")
+        ),
+    )
+    view = await schedule(h, audience={"network_id": "net-bolig"}, kind=MeetingKind.NETWORK_MEETING)
+    await send_invitations(ctx)
+    assert sorted(invited(h, view.id)) == ["anna", "carla"]
+    # Joining later: invited at once; leaving: no longer in the audience.
+    await h.deliver(
+        MemberJoined(network_id="net-bolig", ambassador_id="dan", network=network()),
+        MemberLeft(network_id="net-bolig", ambassador_id="anna", reason="removed"),
+    )
+    assert sorted(invited(h, view.id)) == ["anna", "carla", "dan"]
+    assert await store.network_members(h.service.reading(), "net-bolig") == {"carla", "dan"}
+    # A closed network gets no new meetings.
+    await h.deliver(NetworkClosed.model_validate({
+        "network_id": "net-bolig", "network": network().model_dump(), "outcome": "no_result",
+        "summary": "Slut", "closed_on": "2027-03-01",
+    }))  # fmt: skip
+    refused = await h.fails(Endpoints.SCHEDULE, meeting(h, audience={"network_id": "net-bolig"}))
+    assert [d.field for d in refused.error.details] == ["audience.network_id"]
 
 
 async def test_someone_activated_while_the_rounds_run_is_invited_once(service: Service) -> None:
