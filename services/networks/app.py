@@ -22,6 +22,7 @@ from services.networks import (
 )
 from services.networks.candidates import CandidatePool
 from services.networks.context import Context
+from services.networks.fatigue import FatigueCache
 from services.networks.settings import NetworksSettings
 from services.runtime.service import Service, ServiceFactory
 
@@ -34,7 +35,13 @@ def build(
     """The service with every handler registered, and the context they share."""
     service = service_factory(ENTRY.name, settings, produces=EVENTS)
     # First: the runtime's read model is updated before any of our reactions runs.
-    ctx = Context(service, settings, service.follow_ambassadors(), CandidatePool())
+    ctx = Context(
+        service,
+        settings,
+        service.follow_ambassadors(),
+        CandidatePool(),
+        FatigueCache(settings.networks_fatigue_window),
+    )
 
     async def prepare() -> None:
         await store.ensure_indexes(service.reading())

@@ -12,6 +12,7 @@ vocabulary reads them; a merge of skills reads every tag again.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -68,16 +69,21 @@ class CandidatePool:
         rebuild = not self._built or merges != dict(self.reader.merges)
         if rebuild:
             self.reader = SkillReader(merges=merges)
+            self.pool = Pool.build([])
         # The counter is read before the entries: a change committed meanwhile has a
-        # higher number and is read (again) next time, which changes nothing twice.
-        changed = await store.ambassadors_changed_after(scope, 0 if rebuild else self.seen)
-        rows = [candidate_row(k, self.reader) for k in changed if store.is_candidate(k)]
-        gone = [k.id for k in changed if not store.is_candidate(k)]
+        # higher number and is read (again) next time, which changes nothing twice. Read in
+        # batches: 100,000 entries never sit in memory at once.
+        async for changed in store.ambassadors_changed_after(scope, 0 if rebuild else self.seen):
+            self.pool.upsert(
+                candidate_row(k, self.reader) for k in changed if store.is_candidate(k)
+            )
+            self.pool.remove(k.id for k in changed if not store.is_candidate(k))
         if rebuild:
-            self.pool = Pool.build(rows)
             log.info("matching pool built", candidates=len(self.pool), change=latest)
-        else:
-            self.pool.upsert(rows)
-            self.pool.remove(gone)
+            # Everything alive now (the pool, the loaded modules) stays for the process's
+            # life: out of the collector's full passes, which would otherwise walk it all
+            # every few seconds and stall a suggestion by a tenth of a second.
+            gc.collect()
+            gc.freeze()
         self.seen = latest
         self._built = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.networks.candidates import CandidatePool
+from services.networks.fatigue import FatigueCache
 from services.networks.settings import NetworksSettings
 from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.service import Service
@@ -19,3 +20,5 @@ class Context:
     ambassadors: KnownAmbassadors
     # The same ambassadors as the matching's arrays, kept in step with the read model.
     pool: CandidatePool
+    # How much each has been asked lately (the matching's fatigue).
+    fatigue: FatigueCache

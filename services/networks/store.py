@@ -9,14 +9,16 @@ Collections:
 - ``skill_merges``: staff's merges of two skill names, ``_id`` the name read as ``into``.
 - ``counters``: ``ambassador_changes``, the number of the last change to the read model of
   ambassadors (each entry carries the number of its last change as ``pool_seq``), so that
-  every replica's matching pool can catch up with exactly what changed.
+  every replica's matching pool can catch up with exactly what changed; and
+  ``membership_changes``, the number of the last change to the memberships (the
+  matching's fatigue is read again when it moved).
 
 The read model of ambassadors is the runtime's (collection ``ambassadors``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -178,6 +180,8 @@ def _membership(doc: dict[str, Any]) -> Membership:
 
 
 async def save_memberships(uow: UnitOfWork, memberships: Iterable[Membership]) -> None:
+    """Saved, and numbered as a change, so that every replica's fatigue catches up."""
+    await _bump(uow, MEMBERSHIP_CHANGES)
     for membership in memberships:
         await uow.db.memberships.replace_one(
             {"_id": membership.id},
@@ -208,12 +212,14 @@ async def load_membership(scope: Scope, network_id: str, ambassador_id: str) -> 
 
 async def close_memberships(uow: UnitOfWork, network_id: str) -> None:
     """A closed network no longer weighs on its members (the matching's fatigue)."""
+    await _bump(uow, MEMBERSHIP_CHANGES)
     await uow.db.memberships.update_many(
         {"network_id": network_id}, {"$set": {"network_open": False}}, session=uow.session
     )
 
 
 async def delete_memberships_of(uow: UnitOfWork, ambassador_id: str) -> None:
+    await _bump(uow, MEMBERSHIP_CHANGES)
     await uow.db.memberships.delete_many({"ambassador_id": ambassador_id}, session=uow.session)
 
 
@@ -271,10 +277,14 @@ async def active_skill_tags(scope: Scope) -> list[list[str]]:
 # ---------------------------------------------------------------- fatigue
 
 
-async def fatigue(scope: Scope, *, since: datetime) -> dict[str, tuple[int, int]]:
-    """Per ambassador: the networks they are active in now, and the network invitations
-    they were sent since ``since`` (only those with either)."""
-    counts: dict[str, list[int]] = {}
+MEMBERSHIP_CHANGES = "membership_changes"
+
+
+async def fatigue_facts(
+    scope: Scope, *, since: datetime
+) -> list[tuple[str, bool, datetime | None]]:
+    """(ambassador, in an open network now, invited when) of every membership that weighs
+    on someone: joined to an open network, or invited since ``since``."""
     cursor = scope.db.memberships.find(
         {
             "$or": [
@@ -285,14 +295,14 @@ async def fatigue(scope: Scope, *, since: datetime) -> dict[str, tuple[int, int]
         {"ambassador_id": 1, "state": 1, "network_open": 1, "invited_at": 1},
         session=scope.session,
     )
+    facts = []
     async for doc in cursor:
-        entry = counts.setdefault(str(doc["ambassador_id"]), [0, 0])
-        if doc.get("state") == MemberState.JOINED.value and doc.get("network_open"):
-            entry[0] += 1
+        joined = doc.get("state") == MemberState.JOINED.value and bool(doc.get("network_open"))
         invited_at = doc.get("invited_at")
-        if invited_at is not None and _aware(invited_at) >= since:
-            entry[1] += 1
-    return {who: (active, invited) for who, (active, invited) in counts.items()}
+        facts.append(
+            (str(doc["ambassador_id"]), joined, _aware(invited_at) if invited_at else None)
+        )
+    return facts
 
 
 def _aware(value: datetime) -> datetime:
@@ -303,19 +313,31 @@ def _aware(value: datetime) -> datetime:
 # ---------------------------------------------------------------- the matching's pool
 
 
-async def stamp_ambassador_change(uow: UnitOfWork, ambassador_id: str | None = None) -> int:
-    """Number the change (a read-model entry applied, a merge of skills) in the unit of
-    work that made it. Every change writes the one counter, so two at once conflict and
-    one is retried: the numbers follow the order of the commits, and a pool that has seen
-    every change up to N misses none when it next reads the entries after N."""
-    counter = await uow.db.counters.find_one_and_update(
-        {"_id": AMBASSADOR_CHANGES},
+async def _bump(uow: UnitOfWork, counter: str) -> int:
+    """Number a change in the unit of work that makes it. Every change of a kind writes its
+    one counter, so two at once conflict and one is retried: the numbers follow the order
+    of the commits."""
+    found = await uow.db.counters.find_one_and_update(
+        {"_id": counter},
         {"$inc": {"seq": 1}},
         upsert=True,
         return_document=ReturnDocument.AFTER,
         session=uow.session,
     )
-    seq = int(counter["seq"]) if counter else 1
+    return int(found["seq"]) if found else 1
+
+
+async def last_change(scope: Scope, counter: str) -> int:
+    found = await scope.db.counters.find_one({"_id": counter}, session=scope.session)
+    return int(found["seq"]) if found else 0
+
+
+async def stamp_ambassador_change(uow: UnitOfWork, ambassador_id: str | None = None) -> int:
+    """Number the change (a read-model entry applied, a merge of skills) in the unit of
+    work that made it. Every change writes the one counter, so two at once conflict and
+    one is retried: the numbers follow the order of the commits, and a pool that has seen
+    every change up to N misses none when it next reads the entries after N."""
+    seq = await _bump(uow, AMBASSADOR_CHANGES)
     if ambassador_id is not None:
         await uow.db[AMBASSADORS].update_one(
             {"_id": ambassador_id}, {"$set": {"pool_seq": seq}}, session=uow.session
@@ -324,19 +346,38 @@ async def stamp_ambassador_change(uow: UnitOfWork, ambassador_id: str | None = N
 
 
 async def last_ambassador_change(scope: Scope) -> int:
-    counter = await scope.db.counters.find_one({"_id": AMBASSADOR_CHANGES}, session=scope.session)
-    return int(counter["seq"]) if counter else 0
+    return await last_change(scope, AMBASSADOR_CHANGES)
 
 
-async def ambassadors_changed_after(scope: Scope, seq: int) -> list[KnownAmbassador]:
+# What the matching reads of an entry (never a name or an address).
+_CANDIDATE_FIELDS = {
+    "standing": 1,
+    "kind": 1,
+    "themes": 1,
+    "core_areas": 1,
+    "skills": 1,
+    "networks_at_once": 1,
+    "paused_until": 1,
+}
+
+
+async def ambassadors_changed_after(
+    scope: Scope, seq: int, batch: int = 5000
+) -> AsyncIterator[list[KnownAmbassador]]:
     """Entries of the read model changed after change ``seq`` (every entry for 0, active or
-    not: the pool drops those that are not)."""
+    not: the pool drops those that are not), in batches, with what the matching reads."""
     query: dict[str, Any] = {} if seq == 0 else {"pool_seq": {"$gt": seq}}
-    cursor = scope.db[AMBASSADORS].find(query, session=scope.session)
-    found = []
+    cursor = scope.db[AMBASSADORS].find(
+        query, _CANDIDATE_FIELDS, session=scope.session, batch_size=batch
+    )
+    found: list[KnownAmbassador] = []
     async for doc in cursor:
         found.append(KnownAmbassador.model_validate({**doc, "id": doc["_id"]}))
-    return found
+        if len(found) >= batch:
+            yield found
+            found = []
+    if found:
+        yield found
 
 
 def is_candidate(known: KnownAmbassador) -> bool:

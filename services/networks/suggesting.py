@@ -14,7 +14,7 @@ from contracts.ambassadors import CoreArea, Kind
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import COPENHAGEN
 from contracts.networks import ChallengeStatus, Explanation, Pick, Suggest, Suggestion
-from services.networks import matching, store
+from services.networks import matching
 from services.networks.challenge_handlers import load_challenge
 from services.networks.context import Context
 from services.runtime.unit_of_work import Reading
@@ -33,7 +33,7 @@ async def suggest(ctx: Context, scope: Reading, query: Suggest) -> Suggestion:
         raise ServiceError(
             ErrorCode.INVALID_STATE, f"challenge {challenge.id} was dropped: nothing to suggest"
         )
-    fatigue = await store.fatigue(scope, since=scope.now - ctx.settings.networks_fatigue_window)
+    fatigue = await ctx.fatigue.current(scope)
     today = scope.now.astimezone(COPENHAGEN).date()
     limits = _limits(ctx)
     async with ctx.pool.using(scope) as (pool, reader):

@@ -54,6 +54,7 @@ from contracts.networks import (
     ShowNetworkInvitation,
     StartNetwork,
     Suggest,
+    Suggestion,
 )
 from services.networks.app import build
 from services.networks.context import Context
@@ -498,10 +499,21 @@ async def test_the_networks_someone_is_in_weigh_on_their_next_suggestion(
 ) -> None:
     h, _ = service
     network = (await formed(h)).network
+    raised = await h.call(Endpoints.RAISE_CHALLENGE, challenge(skills=["lektiehjælp"]))
+    ask = Suggest(challenge_id=raised.id, size_min=1, size_max=3)
+
+    def terms_of_c1(team: Suggestion) -> dict[str, int]:
+        [c1] = [p for p in team.members if p.ambassador_id == "c1"]
+        return c1.terms
+
+    invited_only = terms_of_c1(await h.call(Endpoints.SUGGEST, ask))
+    assert "active_networks" not in invited_only and invited_only["recent_invitations"] < 0
     await h.call(
         Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=True)
     )
-    raised = await h.call(Endpoints.RAISE_CHALLENGE, challenge(skills=["lektiehjælp"]))
-    team = await h.call(Endpoints.SUGGEST, Suggest(challenge_id=raised.id, size_min=1, size_max=3))
-    [c1] = [p for p in team.members if p.ambassador_id == "c1"]
-    assert c1.terms["active_networks"] < 0 and c1.terms["recent_invitations"] < 0
+    joined = terms_of_c1(await h.call(Endpoints.SUGGEST, ask))
+    assert joined["active_networks"] < 0 and joined["recent_invitations"] < 0
+    # Invitations older than the window weigh no more.
+    h.clock.travel(timedelta(days=91))
+    later = terms_of_c1(await h.call(Endpoints.SUGGEST, ask))
+    assert "recent_invitations" not in later and later["active_networks"] < 0
