@@ -16,6 +16,8 @@ from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.ambassadors import GetGoals, Goals
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
+from contracts.networks import Endpoints as Networks
+from contracts.networks import GetInitiatives, Initiatives
 from contracts.operations import (
     AuditRecord,
     DeadLetterView,
@@ -39,18 +41,45 @@ ServiceOpt = Annotated[
 dead_letters = typer.Typer(help="Events a service could not apply: list, show, replay.")
 
 
-def goals(as_json: JsonOpt = False) -> None:
-    """The strategy's goals: active ambassadors and citizen share, month by month."""
-    with reporting(as_json):
-        result = calls.call(Ambassadors.GOALS, GetGoals())
+class GoalsReport(Goals):
+    """The ambassadors service's goals and the networks service's initiatives (None when
+    it does not answer: the rest is still shown)."""
 
-    def human(g: Goals) -> None:
+    initiatives: Initiatives | None = None
+    initiatives_unavailable: str | None = None
+
+
+def goals(as_json: JsonOpt = False) -> None:
+    """The strategy's goals: active ambassadors and citizen share, and the initiatives
+    started in the goal period, month by month."""
+    with reporting(as_json):
+        found = calls.call(Ambassadors.GOALS, GetGoals())
+        try:
+            started: Initiatives | None = calls.call(Networks.INITIATIVES, GetInitiatives())
+            unavailable = None
+        except ServiceError as exc:
+            if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
+                raise
+            started, unavailable = None, exc.error.message
+        result = GoalsReport.model_validate(
+            {**found.model_dump(), "initiatives": started, "initiatives_unavailable": unavailable}
+        )
+
+    def human(g: GoalsReport) -> None:
+        i = g.initiatives
         fields(
             [
                 ("active ambassadors", f"{g.active} of {g.target} ({g.progress:.0%})"),
                 (
                     "citizens",
                     f"{g.citizens} = {g.citizen_share:.0%} (target {g.citizen_share_target:.0%})",
+                ),
+                (
+                    "initiatives",
+                    f"{i.started} of {i.target} ({i.progress:.0%}) from {i.period_start} to "
+                    f"{i.period_end}: {i.networks} networks started, {i.meetings} meetings held"
+                    if i
+                    else f"not known: {g.initiatives_unavailable}",
                 ),
                 ("pending", g.pending),
                 ("withdrawn", g.withdrawn),
@@ -66,6 +95,12 @@ def goals(as_json: JsonOpt = False) -> None:
             [(m.month, m.active, m.citizens, m.activated, m.left) for m in g.months],
             ["MONTH", "ACTIVE", "CITIZENS", "JOINED", "LEFT"],
         )
+        if i:
+            typer.echo("")
+            table(
+                [(m.month, m.networks, m.meetings, m.total) for m in i.months],
+                ["MONTH", "NETWORKS", "MEETINGS", "INITIATIVES SO FAR"],
+            )
 
     show(result, as_json, human)
 

@@ -389,6 +389,10 @@ class ShowNetwork(Message):
     network_id: Id
 
 
+class GetInitiatives(Message):
+    """The initiatives goal (counts only)."""
+
+
 # ---------------------------------------------------------------- replies
 
 
@@ -560,6 +564,29 @@ class NetworkInvitation(View):
     ends: date | None = None
     state: MemberState
     reply_by: AwareDatetime | None = None
+
+
+class InitiativeMonth(View):
+    month: str  # YYYY-MM
+    networks: int
+    meetings: int
+    # Since the period began, up to the end of this month.
+    total: int
+
+
+class Initiatives(View):
+    """Initiatives started in the goal period: action and volunteer networks started, and
+    dialogue meetings, theme days and workshops held."""
+
+    period_start: date
+    period_end: date
+    target: int
+    started: int
+    progress: float
+    networks: int
+    meetings: int
+    by_kind: dict[str, int]
+    months: list[InitiativeMonth]
 
 
 class SkillEntry(View):
@@ -816,6 +843,14 @@ class Endpoints(endpoints.Endpoints):
     )
     SHOW = endpoints.query(
         "networks.query.show", ShowNetwork, NetworkDetail, "One network with its members."
+    )
+    INITIATIVES = endpoints.query(
+        "networks.query.initiatives",
+        GetInitiatives,
+        Initiatives,
+        "Initiatives started in the goal period against the target, month by month (counts "
+        "only: public).",
+        public=True,
     )
     MERGE_SKILLS = endpoints.command(
         "networks.cmd.merge_skills",

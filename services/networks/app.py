@@ -61,6 +61,7 @@ def build(
     service.query(Endpoints.LIST_CHALLENGES, partial(challenge_handlers.list_challenges, ctx))
     service.query(Endpoints.SHOW_CHALLENGE, partial(challenge_handlers.show_challenge, ctx))
     service.query(Endpoints.CANDIDATES, partial(challenge_handlers.candidates, ctx))
+    service.query(Endpoints.INITIATIVES, partial(challenge_handlers.initiatives, ctx))
     service.query(Endpoints.SUGGEST, partial(suggesting.suggest, ctx))
     service.command(Endpoints.FORM, partial(network_handlers.form, ctx))
     service.command(Endpoints.CREATE, partial(network_handlers.create, ctx))

@@ -1,4 +1,5 @@
-"""The challenges' commands and queries: load, call the domain, save, emit.
+"""The challenges' commands and queries, and the initiatives goal: load, call the domain,
+save, emit.
 
 Each command runs in the unit of work the runtime gives it (``uow``). The team suggestion
 is ``suggesting``, the networks ``network_handlers``, the skill vocabulary
@@ -8,6 +9,7 @@ is ``suggesting``, the networks ``network_handlers``, the skill vocabulary
 from __future__ import annotations
 
 from contracts.errors import ErrorCode, ServiceError
+from contracts.events import COPENHAGEN
 from contracts.networks import (
     Candidates,
     ChallengeDropped,
@@ -15,6 +17,8 @@ from contracts.networks import (
     ChallengeRaised,
     ChallengeView,
     DropChallenge,
+    GetInitiatives,
+    Initiatives,
     ListCandidates,
     ListChallenges,
     OutcomeCandidate,
@@ -22,6 +26,7 @@ from contracts.networks import (
     ShowChallenge,
 )
 from services.networks import challenges, store
+from services.networks import initiatives as counting
 from services.networks.challenges import Challenge
 from services.networks.context import Context
 from services.networks.skills import SkillReader
@@ -114,4 +119,22 @@ async def candidates(ctx: Context, scope: Reading, _: ListCandidates) -> Candida
     taken = await store.taken_outcomes(scope)
     return Candidates(
         items=[OutcomeCandidate(meeting=m) for m in challenges.open_outcomes(held, taken)]
+    )
+
+
+# ---------------------------------------------------------------- the initiatives goal
+
+
+async def initiatives(ctx: Context, scope: Reading, _: GetInitiatives) -> Initiatives:
+    s = ctx.settings
+    return counting.initiatives(
+        [
+            (at.astimezone(COPENHAGEN).date(), kind)
+            for at, kind in await store.networks_started(scope)
+        ],
+        await store.meetings_held(scope),
+        start=s.goal_initiatives_from,
+        end=s.goal_initiatives_until,
+        target=s.goal_initiatives,
+        today=scope.now.astimezone(COPENHAGEN).date(),
     )

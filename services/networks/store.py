@@ -19,11 +19,12 @@ The read model of ambassadors is the runtime's (collection ``ambassadors``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
+from contracts.events import MeetingKind
 from contracts.networks import ChallengeStatus, MemberState, NetworkKind, NetworkStatus
 from services.networks.challenges import Challenge, HeldMeeting
 from services.networks.lifecycle import Membership, Network, membership_id
@@ -245,6 +246,21 @@ async def held_meetings_with_outcomes(scope: Scope) -> list[HeldMeeting]:
         {"outcomes.0": {"$exists": True}}, session=scope.session
     ).sort("held_at", DESCENDING)
     return [HeldMeeting.model_validate({**d, "id": d["_id"]}) async for d in cursor]
+
+
+# ---------------------------------------------------------------- the initiatives goal
+
+
+async def networks_started(scope: Scope) -> list[tuple[datetime, NetworkKind]]:
+    cursor = scope.db.networks.find(
+        {"started_at": {"$ne": None}}, {"started_at": 1, "kind": 1}, session=scope.session
+    )
+    return [(_aware(d["started_at"]), NetworkKind(d["kind"])) async for d in cursor]
+
+
+async def meetings_held(scope: Scope) -> list[tuple[date, MeetingKind]]:
+    cursor = scope.db.held_meetings.find({}, {"date": 1, "kind": 1}, session=scope.session)
+    return [(date.fromisoformat(str(d["date"])), MeetingKind(d["kind"])) async for d in cursor]
 
 
 # ---------------------------------------------------------------- skills

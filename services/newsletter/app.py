@@ -23,7 +23,7 @@ from contracts.events import (
     MeetingRescheduled,
     MeetingScheduled,
 )
-from contracts.networks import MemberInvited
+from contracts.networks import MemberInvited, NetworkClosed, NetworkFormed
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     EVENTS,
@@ -105,6 +105,8 @@ def build(
     service.react(MeetingHeld, partial(meetings.meeting_held, ctx))
     # One mail per network invitation.
     service.react(MemberInvited, partial(networks.member_invited, ctx))
+    service.react(NetworkFormed, partial(networks.network_formed, ctx))
+    service.react(NetworkClosed, partial(networks.network_closed, ctx))
 
     service.command(Endpoints.SUBSCRIBE, partial(subscribers.subscribe, ctx))
     service.command(Endpoints.CONFIRM, partial(subscribers.confirm, ctx))

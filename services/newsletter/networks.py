@@ -1,5 +1,8 @@
 """The networks service's events, as far as the newsletter deals with them: the invitation
-to take part in a network, one mail per ``member_invited``.
+to take part in a network, one mail per ``member_invited``; and the read model
+``networks`` (formed, closed with what came of it) that the digest sections "Nye
+handlingsnetværk" and "Resultater" are drawn from (public facts only: no member is named,
+organisations are public by what they are).
 
 As with meeting invitations (see meetings.py), the mail goes to the address this service
 knows for the ambassador, only while they are active; an invitation that arrives before
@@ -11,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.networks import KIND_LABELS, MemberInvited, NetworkInfo
-from services.newsletter import links
+from contracts.networks import KIND_LABELS, MemberInvited, NetworkClosed, NetworkFormed, NetworkInfo
+from services.newsletter import links, store
 from services.newsletter.context import Context
 from services.newsletter.mailing import queue
 from services.newsletter.meetings import InviteeNotKnownYet
@@ -64,4 +67,38 @@ async def member_invited(ctx: Context, uow: UnitOfWork, event: MemberInvited) ->
         to_name=known.name or event.name,
         ambassador_id=event.ambassador_id,
         context=context,
+    )
+
+
+# ---------------------------------------------------------------- the read model
+
+
+def _info(info: NetworkInfo) -> dict[str, Any]:
+    return {
+        "kind": info.kind.value,
+        "title": info.title,
+        "challenge_title": info.challenge_title,
+        "ends": info.ends.isoformat() if info.ends else None,
+    }
+
+
+async def network_formed(ctx: Context, uow: UnitOfWork, event: NetworkFormed) -> None:
+    await store.save_network(
+        uow, event.network_id, {**_info(event.network), "formed_at": event.occurred_at}
+    )
+
+
+async def network_closed(ctx: Context, uow: UnitOfWork, event: NetworkClosed) -> None:
+    await store.save_network(
+        uow,
+        event.network_id,
+        {
+            **_info(event.network),
+            "closed_at": event.occurred_at,
+            "closed_on": event.closed_on.isoformat(),  # BSON has no plain date
+            "outcome": event.outcome.value,
+            "summary": event.summary,
+            "initiative_title": event.initiative_title,
+            "organisations": list(event.organisations),
+        },
     )

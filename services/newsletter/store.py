@@ -57,6 +57,8 @@ async def ensure_indexes(db: DatabaseT) -> None:
         [("state", ASCENDING), ("public", ASCENDING), ("starts_at", ASCENDING)]
     )
     await db.meetings.create_index([("state", ASCENDING), ("held_at", ASCENDING)])
+    await db.networks.create_index("formed_at")
+    await db.networks.create_index("closed_at", sparse=True)
 
 
 async def _hash_unsubscribe_tokens(db: DatabaseT) -> None:
@@ -486,4 +488,32 @@ async def meetings_held(scope: Scope, since: datetime, until: datetime) -> list[
     cursor = scope.db.meetings.find(
         {"state": MeetingState.HELD.value, "held_at": {"$gte": since, "$lt": until}}
     ).sort([("held_at", ASCENDING), ("_id", ASCENDING)])
+    return [doc async for doc in cursor]
+
+
+# ---------------------------------------------------------------- the networks read model
+
+
+async def save_network(scope: Scope, network_id: str, fields: dict[str, Any]) -> None:
+    await scope.db.networks.update_one(
+        {"_id": network_id}, {"$set": fields}, upsert=True, session=scope.session
+    )
+
+
+async def networks_formed(scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Action and volunteer networks formed in [since, until), in that order."""
+    cursor = scope.db.networks.find(
+        {"formed_at": {"$gte": since, "$lt": until}, "kind": {"$in": ["action", "volunteer"]}}
+    ).sort([("formed_at", ASCENDING), ("_id", ASCENDING)])
+    return [doc async for doc in cursor]
+
+
+async def networks_closed(scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Networks closed in [since, until) with something to show for it, in that order."""
+    cursor = scope.db.networks.find(
+        {
+            "closed_at": {"$gte": since, "$lt": until},
+            "outcome": {"$in": ["initiative", "handed_over"]},
+        }
+    ).sort([("closed_at", ASCENDING), ("_id", ASCENDING)])
     return [doc async for doc in cursor]

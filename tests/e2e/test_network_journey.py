@@ -292,6 +292,35 @@ def test_a_meeting_for_the_network_reaches_exactly_its_members(
     assert len(mails) == len(joined)
 
 
+def test_closing_with_an_initiative_counts_toward_the_goal_and_reaches_the_digest(
+    stack: StackRun, journey: Journey, tmp_path: Path
+) -> None:
+    network_id = need(journey.network_id, "the started network")
+    before = stack.cli("goals", "--json").ok().json()["initiatives"]
+    closed = stack.cli(
+        "networks", "close", network_id, "--outcome", "initiative",
+        "--summary", "Hver tirsdag er der lektiehjælp og en mentor i beboerhuset.",
+        "--initiative-title", "Lektiecafé i beboerhuset", "--json",
+    ).ok().json()  # fmt: skip
+    assert closed["network"]["status"] == "closed"
+    goals = stack.cli("goals", "--json").ok().json()["initiatives"]
+    # The dialogue meeting held and the network started, both in the goal period.
+    assert goals["started"] == before["started"] and goals["networks"] >= 1
+    assert goals["meetings"] >= 1 and goals["started"] >= 2
+    assert "initiatives" in stack.cli("goals").ok().stdout
+
+    def drafted() -> dict[str, Any] | None:
+        summary: dict[str, Any] = stack.cli("newsletter", "draft", "--json").ok().json()
+        return summary if summary["sections"].get("results") else None
+
+    summary = poll(drafted, timeout=30, what="the closed network in the next digest")
+    assert summary["sections"]["new_networks"] >= 1
+    stack.cli("newsletter", "preview", summary["id"], "--out", str(tmp_path)).ok()
+    [text] = [p.read_text(encoding="utf-8") for p in tmp_path.glob("issue-*.txt")]
+    assert "Resultater" in text and "Lektiecafé i beboerhuset" in text
+    assert "Nye handlingsnetværk" in text and "Lektiehjælp i boligområderne" in text
+
+
 def test_the_skill_vocabulary_counts_what_ambassadors_wrote(stack: StackRun) -> None:
     vocabulary = stack.cli("networks", "skills", "--json").ok().json()["items"]
     by_skill = {e["skill"]: e for e in vocabulary}

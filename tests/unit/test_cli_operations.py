@@ -17,7 +17,11 @@ from typer.testing import CliRunner, Result
 from cli import calls
 from cli.main import app
 from contracts import operations as ops
+from contracts.ambassadors import Endpoints as Ambassadors
+from contracts.ambassadors import Goals
 from contracts.errors import ErrorCode, ServiceError
+from contracts.networks import Endpoints as Networks
+from contracts.networks import Initiatives
 from contracts.operations import AuditPage, AuditRecord, DeadLetterPage, DeadLetterView, Health
 from services import registry
 from tests.unit.test_events_cli import FakeService, one_line_error
@@ -331,3 +335,42 @@ def test_audit_error_of_a_service_is_one_line(service: FakeService) -> None:
 
     assert result.exit_code == 1
     assert one_line_error(result) == "error: internal error: boom"
+
+
+# ---------------------------------------------------------------- goals
+
+
+GOALS = Goals(
+    active=40, target=150, progress=40 / 150, citizens=6, citizen_share=0.15,
+    citizen_share_target=0.2, by_kind={"citizen": 6}, by_theme={}, by_core_area={},
+    pending=1, withdrawn=2, erased=0, months=[],
+)  # fmt: skip
+
+
+def test_goals_show_the_initiatives_month_by_month(service: FakeService) -> None:
+    service.answer(Ambassadors.GOALS, GOALS)
+    service.answer(
+        Networks.INITIATIVES,
+        Initiatives.model_validate({
+            "period_start": "2026-01-01", "period_end": "2027-12-31", "target": 30,
+            "started": 3, "progress": 0.1, "networks": 1, "meetings": 2,
+            "by_kind": {"action": 1, "dialogue_meeting": 2},
+            "months": [{"month": "2026-11", "networks": 1, "meetings": 2, "total": 3}],
+        }),
+    )  # fmt: skip
+    human = run("goals")
+    assert human.exit_code == 0, human.output
+    assert "initiatives" in human.stdout and "3 of 30 (10%)" in human.stdout
+    assert ["2026-11", "1", "2", "3"] in [cells(line) for line in rows(human.stdout)]
+    as_json = json.loads(run("goals", "--json").stdout)
+    assert as_json["active"] == 40 and as_json["initiatives"]["started"] == 3
+
+
+def test_goals_without_the_networks_service_still_show_the_ambassadors(
+    service: FakeService,
+) -> None:
+    service.answer(Ambassadors.GOALS, GOALS)
+    service.answer(Networks.INITIATIVES, not_running("networks"))
+    result = run("goals")
+    assert result.exit_code == 0, result.output
+    assert "40 of 150" in result.stdout and "not known: the networks service" in result.stdout

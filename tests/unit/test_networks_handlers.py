@@ -30,6 +30,7 @@ from contracts.networks import (
     DropChallenge,
     Endpoints,
     FormNetwork,
+    GetInitiatives,
     InviteMembers,
     ListCandidates,
     ListChallenges,
@@ -56,6 +57,7 @@ from contracts.networks import (
     Suggest,
     Suggestion,
 )
+from services.networks import initiatives
 from services.networks.app import build
 from services.networks.context import Context
 from services.networks.settings import NetworksSettings
@@ -517,3 +519,41 @@ async def test_the_networks_someone_is_in_weigh_on_their_next_suggestion(
     h.clock.travel(timedelta(days=91))
     later = terms_of_c1(await h.call(Endpoints.SUGGEST, ask))
     assert "recent_invitations" not in later and later["active_networks"] < 0
+
+
+# ---------------------------------------------------------------- the initiatives goal
+
+
+def test_initiatives_count_networks_started_and_meetings_held_in_the_period_only() -> None:
+    found = initiatives.initiatives(
+        [(date(2026, 3, 2), NetworkKind.ACTION), (date(2026, 3, 9), NetworkKind.STAFF),
+         (date(2025, 12, 31), NetworkKind.VOLUNTEER)],
+        [(date(2026, 1, 15), MeetingKind.DIALOGUE_MEETING),
+         (date(2026, 3, 1), MeetingKind.THEME_DAY),
+         (date(2026, 2, 1), MeetingKind.AMBASSADOR_MEETING)],
+        start=date(2026, 1, 1), end=date(2027, 12, 31), target=30, today=date(2026, 4, 10),
+    )  # fmt: skip
+    # A staff network is standing, not an initiative; an ambassador meeting is not either.
+    assert (found.started, found.networks, found.meetings) == (3, 1, 2)
+    assert found.by_kind == {"action": 1, "dialogue_meeting": 1, "theme_day": 1}
+    assert [(m.month, m.total) for m in found.months] == [
+        ("2026-01", 1), ("2026-02", 1), ("2026-03", 3), ("2026-04", 3),
+    ]  # fmt: skip
+    assert found.progress == pytest.approx(0.1)
+
+
+async def test_the_initiatives_goal_counts_what_the_service_saw_started_and_held(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    h.clock.travel(to=datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
+    network = (await formed(h)).network
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=True)
+    )
+    await h.call(Endpoints.START, StartNetwork(network_id=network.id))
+    meeting = held("m7").model_copy(update={"date": date(2026, 5, 20)})
+    await h.deliver(meeting)
+    found = await h.call(Endpoints.INITIATIVES, GetInitiatives())
+    assert (found.started, found.networks, found.meetings, found.target) == (2, 1, 1, 30)
+    assert found.months[-1].month == "2026-06" and found.months[-1].total == 2

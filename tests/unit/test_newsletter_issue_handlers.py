@@ -24,6 +24,7 @@ from contracts.ambassadors import (
 from contracts.errors import ErrorCode
 from contracts.events import MeetingInfo, MeetingKind, MeetingScheduled
 from contracts.jobs import JobState, ShowJob
+from contracts.networks import NetworkClosed, NetworkFormed, NetworkInfo, NetworkKind, Outcome
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     IMAGES_BUCKET,
@@ -291,7 +292,13 @@ async def test_a_draft_gathers_the_unused_items_and_the_sections_since_a_date(
     summary = await h.call(Endpoints.DRAFT, DraftIssue(since=date(2027, 1, 1), intro="Hej alle"))
     assert summary.state == IssueState.DRAFT and summary.number == 1
     assert summary.title == "Nyhedsbrev, januar 2027" and summary.items == 1
-    assert summary.sections == {"new_ambassadors": 1, "coming_up": 1, "recently_held": 0}
+    assert summary.sections == {
+        "new_ambassadors": 1,
+        "coming_up": 1,
+        "recently_held": 0,
+        "new_networks": 0,
+        "results": 0,
+    }
     assert summary.since == domain.start_of_day(date(2027, 1, 1)) and summary.until == NOW
     [stored] = h.db.documents("issues")
     assert stored["_id"] == summary.id and stored["intro"] == "Hej alle"
@@ -573,3 +580,31 @@ async def test_a_command_without_an_actor_is_refused_and_changes_nothing(
         await h.fails(Endpoints.DRAFT, DraftIssue(), actor=None)
     ).code == ErrorCode.VALIDATION_FAILED
     assert h.db.documents("issues") == [] and h.audit_trail() == []
+
+
+async def test_new_networks_and_their_results_have_sections_of_their_own(service: Service) -> None:
+    h, _ = service
+    info = NetworkInfo(
+        network_id="n-1", kind=NetworkKind.ACTION, title="Vinterværested",
+        challenge_title="Et varmt sted om vinteren",
+    )  # fmt: skip
+    standing = NetworkInfo(network_id="n-2", kind=NetworkKind.STAFF, title="Akutteam")
+    await h.deliver(
+        NetworkFormed(network_id="n-1", network=info, invited=6, occurred_at=NOW - timedelta(days=1)),
+        NetworkFormed(network_id="n-2", network=standing, invited=30, occurred_at=NOW - timedelta(days=1)),
+        NetworkClosed(
+            network_id="n-1", network=info, outcome=Outcome.INITIATIVE,
+            summary="Værestedet holder åbent hver aften i januar og februar.",
+            initiative_title="Varmestuen", closed_on=NOW.date(),
+            organisations=["Kirkens Korshær", "Fredericia Kommune"], occurred_at=NOW - timedelta(days=1),
+        ),
+    )  # fmt: skip
+    await h.call(Endpoints.ITEM_ADD, item())
+    summary = await h.call(Endpoints.DRAFT, DraftIssue(since=date(2027, 1, 1), intro="Hej"))
+    # A standing network is no new action network.
+    assert summary.sections["new_networks"] == 1 and summary.sections["results"] == 1
+    shown = await h.call(Endpoints.PREVIEW, PreviewIssue(issue_id=summary.id))
+    for part in (shown.html, shown.text):
+        assert "Nye handlingsnetværk" in part and "Vinterværested" in part
+        assert "Resultater" in part and "Varmestuen" in part and "Nyt initiativ" in part
+        assert "Kirkens Korshær" in part and "Akutteam" not in part

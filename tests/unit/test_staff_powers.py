@@ -30,6 +30,8 @@ PUBLIC = {
     # A network invitation's link: its holder answers, and sees the network and their answer.
     "networks.cmd.answer",
     "networks.query.invitation",
+    # Counts only (the website's goals page).
+    "networks.query.initiatives",
     "newsletter.cmd.subscribe",
     "newsletter.cmd.confirm",
     "newsletter.cmd.unsubscribe",

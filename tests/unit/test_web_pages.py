@@ -31,7 +31,7 @@ from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import COPENHAGEN, Calendar, InvitationView, PublicMeeting, RsvpResult
 from contracts.events import Endpoints as Events
 from contracts.networks import Endpoints as Networks
-from contracts.networks import InvitationAnswer, NetworkInvitation
+from contracts.networks import Initiatives, InvitationAnswer, NetworkInvitation
 from contracts.newsletter import (
     ARCHIVE_IMAGE_CHUNK,
     Archive,
@@ -863,12 +863,36 @@ def test_the_goals_page_shows_the_figures_as_charts_and_as_a_table(
         citizen_share_target=0.2, by_kind={}, by_theme={}, by_core_area={}, pending=3,
         withdrawn=2, erased=0, months=months,
     )  # fmt: skip
+    services.replies[Networks.INITIATIVES.subject] = Initiatives.model_validate({
+        "period_start": "2026-01-01", "period_end": "2027-12-31", "target": 30, "started": 4,
+        "progress": 4 / 30, "networks": 1, "meetings": 3, "by_kind": {},
+        "months": [
+            {"month": "2026-10", "networks": 0, "meetings": 2, "total": 2},
+            {"month": "2026-11", "networks": 1, "meetings": 1, "total": 4},
+        ],
+    })  # fmt: skip
     page = browser.get("/maal")
     assert page.status_code == 200 and "public" in page.headers["Cache-Control"]
     shown = text(page.text)
     assert "90 af 150 (60 %)" in shown and "20 (22 %, målet er 20 %)" in shown
-    assert page.text.count('<svg viewBox="0 0 640 240" role="img"') == 2
+    assert page.text.count('<svg viewBox="0 0 640 240" role="img"') == 3
     assert "oktober 2026 40 4 10 % 40 0" in shown and "november 2026 90 20 22 % 52 2" in shown
+    assert "Igangsatte initiativer 4 af 30 (13 %)" in shown
+    assert "november 2026 1 1 4" in shown
+
+
+def test_the_goals_page_says_so_in_its_place_when_the_initiatives_cannot_be_had(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Ambassadors.GOALS.subject] = Goals(
+        active=90, target=150, progress=0.6, citizens=20, citizen_share=20 / 90,
+        citizen_share_target=0.2, by_kind={}, by_theme={}, by_core_area={}, pending=3,
+        withdrawn=2, erased=0, months=[],
+    )  # fmt: skip
+    page = browser.get("/maal")
+    assert page.status_code == 200 and "public" not in page.headers["Cache-Control"]
+    assert "90 af 150 (60 %)" in text(page.text)
+    assert "Netværkenes sider er midlertidigt utilgængelige." in text(page.text)
 
 
 def test_a_line_chart_reaches_up_to_its_target_and_spreads_the_months() -> None:

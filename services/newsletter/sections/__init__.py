@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.newsletter.domain import IssueSection
-from services.newsletter.sections import coming_up, new_ambassadors, recently_held
+from services.newsletter.sections import (
+    coming_up,
+    new_ambassadors,
+    new_networks,
+    recently_held,
+    results,
+)
 from services.runtime.unit_of_work import Scope
 
 
@@ -63,4 +69,12 @@ class SectionRegistry:
         ]
 
 
-REGISTRY = SectionRegistry([new_ambassadors.SECTION, coming_up.SECTION, recently_held.SECTION])
+REGISTRY = SectionRegistry(
+    [
+        new_ambassadors.SECTION,
+        coming_up.SECTION,
+        recently_held.SECTION,
+        new_networks.SECTION,
+        results.SECTION,
+    ]
+)
