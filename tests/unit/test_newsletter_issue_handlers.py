@@ -589,14 +589,15 @@ async def test_new_networks_and_their_results_have_sections_of_their_own(service
         challenge_title="Et varmt sted om vinteren",
     )  # fmt: skip
     standing = NetworkInfo(network_id="n-2", kind=NetworkKind.STAFF, title="Akutteam")
+    yesterday = NOW - timedelta(days=1)
     await h.deliver(
-        NetworkFormed(network_id="n-1", network=info, invited=6, occurred_at=NOW - timedelta(days=1)),
-        NetworkFormed(network_id="n-2", network=standing, invited=30, occurred_at=NOW - timedelta(days=1)),
+        NetworkFormed(network_id="n-1", network=info, invited=6, occurred_at=yesterday),
+        NetworkFormed(network_id="n-2", network=standing, invited=30, occurred_at=yesterday),
         NetworkClosed(
             network_id="n-1", network=info, outcome=Outcome.INITIATIVE,
             summary="Værestedet holder åbent hver aften i januar og februar.",
             initiative_title="Varmestuen", closed_on=NOW.date(),
-            organisations=["Kirkens Korshær", "Fredericia Kommune"], occurred_at=NOW - timedelta(days=1),
+            organisations=["Kirkens Korshær", "Fredericia Kommune"], occurred_at=yesterday,
         ),
     )  # fmt: skip
     await h.call(Endpoints.ITEM_ADD, item())
