@@ -738,6 +738,40 @@ class NetworkClosed(NetworkEvent):
     organisations: list[str] = Field(default_factory=list, max_length=TEAM_MAX)
 
 
+class NoticeKind(StrEnum):
+    # A member declined or did not answer in time: the best replacement is offered.
+    REPLACEMENT = "replacement"
+    # A member left (withdrawn, erased, taken out) and the network no longer meets its rules.
+    BELOW_RULES = "below_rules"
+    # The network's end date is a week away.
+    ENDING_SOON = "ending_soon"
+
+
+class Replacement(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ambassador_id: str
+    covers: list[str] = []
+    fills: list[str] = []
+
+
+class StaffNotice(NetworkEvent):
+    """Something staff are to know about a network (the newsletter service mails the
+    project leaders): names ambassadors by id only."""
+
+    subject: ClassVar[str] = "networks.v1.staff_notice"
+
+    kind: NoticeKind
+    network: NetworkInfo
+    # Who declined, did not answer or left (a replacement or a broken rule).
+    about: str | None = None
+    why: str | None = None
+    replacements: list[Replacement] = Field(default_factory=list, max_length=TEAM_MAX)
+    # declined, expired (no answer in time), withdrawn, removed (taken out by staff).
+    # The rules it no longer meets, in Danish (the project leaders' mail shows them).
+    unmet: list[str] = Field(default_factory=list, max_length=TEAM_MAX)
+
+
 EVENTS: tuple[type[NetworksEvent], ...] = (
     ChallengeRaised,
     ChallengeDropped,
@@ -748,6 +782,7 @@ EVENTS: tuple[type[NetworksEvent], ...] = (
     MemberLeft,
     NetworkStarted,
     NetworkClosed,
+    StaffNotice,
 )
 
 

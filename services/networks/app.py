@@ -15,6 +15,7 @@ from services import registry
 from services.networks import (
     challenge_handlers,
     network_handlers,
+    notices,
     reactions,
     skill_handlers,
     store,
@@ -49,6 +50,7 @@ def build(
         await ctx.pool.current(service.reading())
 
     service.on_startup(prepare)
+    service.loop("housekeeping", partial(notices.step, ctx), every=settings.networks_poll_seconds)
 
     for event_type in (Activated, ProfileUpdated, Withdrawn, Erased):
         service.react(event_type, partial(reactions.ambassador_changed, ctx))

@@ -36,7 +36,7 @@ from contracts.networks import (
     ShowNetworkInvitation,
     StartNetwork,
 )
-from services.networks import challenges, lifecycle, store
+from services.networks import challenges, lifecycle, notices, store
 from services.networks.challenge_handlers import load_challenge, reader_of
 from services.networks.context import Context
 from services.networks.lifecycle import Membership, Network, TeamRules
@@ -244,6 +244,7 @@ async def remove(ctx: Context, uow: UnitOfWork, cmd: RemoveMember) -> NetworkDet
         await store.save_network(
             uow, network.changed("removed", uow.actor or "unknown", uow.now, cmd.ambassador_id)
         )
+        await notices.check_rules(ctx, uow, network, cmd.ambassador_id, "removed")
     return await detail(ctx, uow, await load_network(uow, network.id))
 
 
@@ -266,12 +267,16 @@ async def answer(ctx: Context, uow: UnitOfWork, cmd: AnswerNetworkInvitation) ->
                     network=network.info(),
                 )
             )
-        elif membership.state == MemberState.JOINED:
-            uow.emit(
-                MemberLeft(
-                    network_id=network.id, ambassador_id=answered.ambassador_id, reason="declined"
+        else:
+            if membership.state == MemberState.JOINED:
+                uow.emit(
+                    MemberLeft(
+                        network_id=network.id,
+                        ambassador_id=answered.ambassador_id,
+                        reason="declined",
+                    )
                 )
-            )
+            await notices.offer_replacement(ctx, uow, network, answered.ambassador_id, "declined")
     return InvitationAnswer(
         network_id=network.id, ambassador_id=answered.ambassador_id, state=answered.state
     )

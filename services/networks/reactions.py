@@ -11,7 +11,7 @@ from __future__ import annotations
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
 from contracts.events import MeetingHeld
 from contracts.networks import MemberLeft, MemberState
-from services.networks import lifecycle, store
+from services.networks import lifecycle, notices, store
 from services.networks.challenges import HeldMeeting
 from services.networks.context import Context
 from services.runtime.unit_of_work import UnitOfWork
@@ -41,6 +41,9 @@ async def ambassador_withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) 
                     reason="withdrawn",
                 )
             )
+        network = await store.load_network(uow, membership.network_id)
+        if network is not None:
+            await notices.check_rules(ctx, uow, network, event.ambassador_id, "withdrawn")
 
 
 async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> None:

@@ -20,6 +20,8 @@ class NetworksSettings(ServiceSettings):
     networks_solver_seconds: float = Field(default=1.0, gt=0, le=30)
     # How far back a network invitation counts as fatigue (asked recently).
     networks_fatigue_days: int = Field(default=90, ge=1, le=730)
+    # How often invitations past their deadline and networks ending soon are looked for.
+    networks_poll_seconds: float = Field(default=30.0, gt=0)
     # The process goal (2019-2020 in the first strategy: 30 started action networks,
     # dialogue meetings, theme days and the like): initiatives started in this period.
     goal_initiatives: int = Field(default=30, ge=1, le=10_000)

@@ -219,6 +219,30 @@ async def close_memberships(uow: UnitOfWork, network_id: str) -> None:
     )
 
 
+async def networks_with_expired_invitations(scope: Scope, now: datetime) -> list[str]:
+    cursor = scope.db.memberships.find(
+        {"state": MemberState.INVITED.value, "reply_by": {"$lte": now}, "network_open": True},
+        {"network_id": 1},
+        session=scope.session,
+    )
+    return sorted({str(d["network_id"]) async for d in cursor})
+
+
+async def networks_ending_unnoticed(scope: Scope) -> list[str]:
+    """Open networks with an end date whose week-ahead notice was not given (the rule of
+    when is lifecycle.ending_soon's)."""
+    cursor = scope.db.networks.find(
+        {
+            "status": {"$ne": NetworkStatus.CLOSED.value},
+            "ends": {"$type": "string"},
+            "ending_noticed": {"$ne": True},
+        },
+        {"_id": 1},
+        session=scope.session,
+    )
+    return [str(d["_id"]) async for d in cursor]
+
+
 async def delete_memberships_of(uow: UnitOfWork, ambassador_id: str) -> None:
     await _bump(uow, MEMBERSHIP_CHANGES)
     await uow.db.memberships.delete_many({"ambassador_id": ambassador_id}, session=uow.session)

@@ -23,7 +23,7 @@ from contracts.events import (
     MeetingRescheduled,
     MeetingScheduled,
 )
-from contracts.networks import MemberInvited, NetworkClosed, NetworkFormed
+from contracts.networks import MemberInvited, NetworkClosed, NetworkFormed, StaffNotice
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     EVENTS,
@@ -107,6 +107,7 @@ def build(
     service.react(MemberInvited, partial(networks.member_invited, ctx))
     service.react(NetworkFormed, partial(networks.network_formed, ctx))
     service.react(NetworkClosed, partial(networks.network_closed, ctx))
+    service.react(StaffNotice, partial(networks.staff_notice, ctx))
 
     service.command(Endpoints.SUBSCRIBE, partial(subscribers.subscribe, ctx))
     service.command(Endpoints.CONFIRM, partial(subscribers.confirm, ctx))

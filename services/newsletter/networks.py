@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.networks import KIND_LABELS, MemberInvited, NetworkClosed, NetworkFormed, NetworkInfo
+from contracts.networks import (
+    KIND_LABELS,
+    MemberInvited,
+    NetworkClosed,
+    NetworkFormed,
+    NetworkInfo,
+    StaffNotice,
+)
 from services.newsletter import links, store
 from services.newsletter.context import Context
 from services.newsletter.mailing import queue
@@ -26,6 +33,7 @@ from services.runtime.unit_of_work import UnitOfWork
 log = get_logger(__name__)
 
 INVITATION = "network_invitation"
+NOTICE = "network_notice"
 
 
 def network_view(info: NetworkInfo) -> dict[str, Any]:
@@ -100,5 +108,44 @@ async def network_closed(ctx: Context, uow: UnitOfWork, event: NetworkClosed) ->
             "summary": event.summary,
             "initiative_title": event.initiative_title,
             "organisations": list(event.organisations),
+        },
+    )
+
+
+# ---------------------------------------------------------------- notices to staff
+
+
+async def staff_notice(ctx: Context, uow: UnitOfWork, event: StaffNotice) -> None:
+    """One mail to the project leaders, naming the people as this service knows them."""
+    ids = [i for i in [event.about, *(r.ambassador_id for r in event.replacements)] if i]
+    known = await ctx.ambassadors.active_by_id(uow, ids)
+
+    def who(ambassador_id: str | None) -> str | None:
+        if ambassador_id is None:
+            return None
+        found = known.get(ambassador_id)
+        if found is None:
+            return f"en tidligere ambassadør ({ambassador_id})"
+        organisation = f", {found.organisation}" if found.organisation else ""
+        return f"{found.name}{organisation} ({ambassador_id})"
+
+    address = ctx.settings.staff_address or ctx.settings.mail_from_address
+    await queue(
+        ctx,
+        uow,
+        kind=NOTICE,
+        dedupe_key=f"{NOTICE}:{event.event_id}",
+        to_address=address,
+        to_name=ctx.settings.mail_from_name,
+        context={
+            "notice": event.kind.value,
+            "network": network_view(event.network),
+            "about": who(event.about),
+            "why": event.why,
+            "replacements": [
+                {"who": who(r.ambassador_id), "covers": r.covers, "fills": r.fills}
+                for r in event.replacements
+            ],
+            "unmet": list(event.unmet),
         },
     )

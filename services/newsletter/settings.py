@@ -48,5 +48,8 @@ class NewsletterSettings(ServiceSettings, SenderSettings):
     newsletter_token_secret: TokenSecret
     ambassadors_token_secret: TokenSecret
     events_token_secret: TokenSecret
+    # Where the project leaders are told about their networks (a declined invitation and
+    # its replacement, an end date near); empty: the sender address, the strategy's mailbox.
+    staff_address: str = ""
     # Signs the answer links of network invitations (the networks service checks them).
     networks_token_secret: TokenSecret

@@ -244,6 +244,15 @@ def test_invited_members_answer_on_the_page_their_mail_links_to(
         assert "Tak, dit svar er noteret." in shown and "du er med i netværket" in shown
     shown = answer_on_the_page(stack, addresses[no], "nej")
     assert "Du har sagt nej tak." in shown
+    # The project leaders are offered a replacement that keeps the composition.
+    [offer] = Mailbox(stack.data_dir / "mail").wait(
+        lambda m: m.subject == "Et forslag til en afløser: Lektiehjælp i boligområderne",
+        count=1,
+        timeout=60,
+        what="the replacement offered to staff",
+    )
+    assert f"({no}) har sagt nej tak" in " ".join(offer.text.split())
+    assert "samskab networks invite" in offer.text
     detail = stack.cli("networks", "show", network_id, "--json").ok().json()
     states = {m["ambassador_id"]: m["state"] for m in detail["members"]}
     assert [states[w] for w in yes] == ["joined", "joined"] and states[no] == "declined"

@@ -47,17 +47,19 @@ from contracts.networks import (
     NetworkKind,
     NetworkStarted,
     NetworkStatus,
+    NoticeKind,
     Outcome,
     RaiseChallenge,
     RemoveMember,
     ShowChallenge,
     ShowNetwork,
     ShowNetworkInvitation,
+    StaffNotice,
     StartNetwork,
     Suggest,
     Suggestion,
 )
-from services.networks import initiatives
+from services.networks import initiatives, notices
 from services.networks.app import build
 from services.networks.context import Context
 from services.networks.settings import NetworksSettings
@@ -557,3 +559,82 @@ async def test_the_initiatives_goal_counts_what_the_service_saw_started_and_held
     found = await h.call(Endpoints.INITIATIVES, GetInitiatives())
     assert (found.started, found.networks, found.meetings, found.target) == (2, 1, 1, 30)
     assert found.months[-1].month == "2026-06" and found.months[-1].total == 2
+
+
+# ---------------------------------------------------------------- staff are told
+
+
+async def test_a_decline_offers_staff_the_replacement_that_keeps_the_rules(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    await h.deliver(
+        ambassador("c2", Kind.CITIZEN, ["lektiehjælp"]),
+        ambassador("a2", Kind.ASSOCIATION, ["lektiehjælp"]),
+    )
+    network = (
+        await formed(h, require_kinds={"citizen": 1, "municipal_unit": 1}, size_min=3)
+    ).network
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "c1"), accept=False)
+    )
+    [notice] = h.emitted_of(StaffNotice)
+    assert (notice.kind, notice.about, notice.why) == (NoticeKind.REPLACEMENT, "c1", "declined")
+    # The citizen who declined leaves the minimum of one citizen to fill: c2, not a2.
+    assert [r.ambassador_id for r in notice.replacements] == ["c2"]
+    assert notice.replacements[0].fills == ["kind:citizen"]
+
+
+async def test_an_invitation_past_its_deadline_expires_and_a_replacement_is_offered(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, ctx = service
+    network = (await formed(h)).network
+    for who in ("c1", "m1"):
+        await h.call(
+            Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, who), accept=True)
+        )
+    await notices.step(ctx)
+    assert h.emitted_of(StaffNotice) == []
+    h.clock.travel(timedelta(days=8))
+    await notices.step(ctx)
+    [notice] = h.emitted_of(StaffNotice)
+    assert (notice.about, notice.why) == ("a1", "expired")
+    shown = await h.call(Endpoints.SHOW, ShowNetwork(network_id=network.id))
+    assert {m.ambassador_id: m.state for m in shown.members}["a1"] == MemberState.EXPIRED
+    await notices.step(ctx)  # once only
+    assert len(h.emitted_of(StaffNotice)) == 1
+    # A late yes is still welcome.
+    late = await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "a1"), accept=True)
+    )
+    assert late.state == MemberState.JOINED
+
+
+async def test_staff_are_told_when_a_member_leaves_the_network_below_its_rules(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    network = (await formed(h, require_kinds={"municipal_unit": 1})).network
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "m1"), accept=True)
+    )
+    await h.deliver(Withdrawn(ambassador_id="m1"))
+    [notice] = h.emitted_of(StaffNotice)
+    assert (notice.kind, notice.about, notice.why) == (NoticeKind.BELOW_RULES, "m1", "withdrawn")
+    assert notice.unmet == ["1 mere af slagsen kommunal enhed"]
+
+
+async def test_staff_are_told_a_week_before_a_network_ends_once(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, ctx = service
+    ends = (h.clock.now() + timedelta(days=30)).date()
+    await formed(h, ends=ends.isoformat())
+    await notices.step(ctx)
+    assert h.emitted_of(StaffNotice) == []
+    h.clock.travel(timedelta(days=24))
+    await notices.step(ctx)
+    await notices.step(ctx)
+    ending = [n for n in h.emitted_of(StaffNotice) if n.kind == NoticeKind.ENDING_SOON]
+    assert len(ending) == 1 and ending[0].network.ends == ends

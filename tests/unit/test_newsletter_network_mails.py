@@ -10,7 +10,14 @@ from urllib.parse import unquote
 import pytest
 
 from contracts.ambassadors import Activated, CertificateRef, Kind, Withdrawn
-from contracts.networks import MemberInvited, NetworkInfo, NetworkKind
+from contracts.networks import (
+    MemberInvited,
+    NetworkInfo,
+    NetworkKind,
+    NoticeKind,
+    Replacement,
+    StaffNotice,
+)
 from services.newsletter import networks
 from services.newsletter.mail.rendering import render_mail
 from services.runtime import tokens
@@ -106,3 +113,26 @@ async def test_one_mail_per_invitation_to_the_known_address_while_active(
     await h.deliver(invited())
     assert len(mails_of(h, networks.INVITATION)) == 1  # not mailed once withdrawn
     assert NETWORKS_SECRET not in str(h.db.documents("mails"))
+
+
+async def test_staff_are_told_of_a_decline_with_the_replacement_by_name(service: Service) -> None:
+    h, _ = service
+    await h.deliver(activated("amb-1"), activated("amb-2", email="bo@example.org"))
+    notice = StaffNotice(
+        network_id="net-1",
+        kind=NoticeKind.REPLACEMENT,
+        network=invited().network,
+        about="amb-1",
+        why="declined",
+        replacements=[Replacement(ambassador_id="amb-2", covers=["lektiehjælp"], fills=[])],
+        unmet=["nogen med kompetencen lektiehjælp"],
+    )
+    await h.deliver(notice, notice)
+    [mail] = mails_of(h, networks.NOTICE)
+    assert mail["to_address"] == "ambassadoer@fredericia.example"  # the strategy's mailbox
+    rendered = render_mail(networks.NOTICE, mail["context"])
+    assert rendered.subject == "Et forslag til en afløser: Vinterværested"
+    for part in (rendered.text, rendered.html):
+        assert "Anna Hansen (amb-1) har sagt nej tak" in flat(part)
+        assert "(amb-2), kan: lektiehjælp" in flat(part)
+        assert "samskab networks invite net-1 ID" in flat(part)
