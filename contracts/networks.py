@@ -389,6 +389,10 @@ class ShowNetwork(Message):
     network_id: Id
 
 
+class GetPublicNetworks(Message):
+    """The website's page of networks: active ones and their results."""
+
+
 class GetInitiatives(Message):
     """The initiatives goal (counts only)."""
 
@@ -564,6 +568,30 @@ class NetworkInvitation(View):
     ends: date | None = None
     state: MemberState
     reply_by: AwareDatetime | None = None
+
+
+class PublicNetwork(View):
+    """A network as the public sees it: what it works on and which organisations take
+    part (members listed publicly only); never a person."""
+
+    id: str
+    kind: NetworkKind
+    title: str
+    status: NetworkStatus
+    challenge_title: str | None = None
+    target_group: str | None = None
+    started_on: date | None = None
+    ends: date | None = None
+    organisations: list[str] = []
+    outcome: Outcome | None = None
+    initiative_title: str | None = None
+    summary: str | None = None
+    closed_on: date | None = None
+
+
+class PublicNetworks(View):
+    active: list[PublicNetwork]
+    results: list[PublicNetwork]
 
 
 class InitiativeMonth(View):
@@ -878,6 +906,14 @@ class Endpoints(endpoints.Endpoints):
     )
     SHOW = endpoints.query(
         "networks.query.show", ShowNetwork, NetworkDetail, "One network with its members."
+    )
+    PUBLIC = endpoints.query(
+        "networks.query.public",
+        GetPublicNetworks,
+        PublicNetworks,
+        "Active action and volunteer networks and the results of closed ones, as the public "
+        "sees them (organisations of members listed publicly; no person).",
+        public=True,
     )
     INITIATIVES = endpoints.query(
         "networks.query.initiatives",

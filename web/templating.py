@@ -22,6 +22,7 @@ NAVIGATION = (
     ("/", "Forside"),
     ("/bliv-ambassadoer", "Bliv ambassadør"),
     ("/ambassadoerer", "Ambassadører"),
+    ("/netvaerk", "Netværk"),
     ("/kalender", "Kalender"),
     ("/nyhedsbrev", "Nyhedsbrev"),
     ("/maal", "Mål"),

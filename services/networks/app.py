@@ -75,6 +75,7 @@ def build(
     service.command(Endpoints.CLOSE, partial(network_handlers.close, ctx))
     service.query(Endpoints.LIST, partial(network_handlers.list_networks, ctx))
     service.query(Endpoints.SHOW, partial(network_handlers.show_network, ctx))
+    service.query(Endpoints.PUBLIC, partial(network_handlers.public_networks, ctx))
     service.query(Endpoints.SKILLS, partial(skill_handlers.list_skills, ctx))
     service.command(Endpoints.MERGE_SKILLS, partial(skill_handlers.merge_skills, ctx))
     service.check_endpoints(Endpoints)

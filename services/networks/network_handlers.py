@@ -15,6 +15,7 @@ from contracts.networks import (
     CloseNetwork,
     CreateNetwork,
     FormNetwork,
+    GetPublicNetworks,
     InvitationAnswer,
     InviteMembers,
     ListNetworks,
@@ -30,7 +31,10 @@ from contracts.networks import (
     NetworkInvitation,
     NetworkPage,
     NetworkStarted,
+    NetworkStatus,
     NetworkView,
+    PublicNetwork,
+    PublicNetworks,
     RemoveMember,
     ShowNetwork,
     ShowNetworkInvitation,
@@ -371,3 +375,43 @@ async def list_networks(ctx: Context, scope: Reading, query: ListNetworks) -> Ne
 
 async def show_network(ctx: Context, scope: Reading, query: ShowNetwork) -> NetworkDetail:
     return await detail(ctx, scope, await load_network(scope, query.network_id))
+
+
+# ---------------------------------------------------------------- in public
+
+
+async def public_networks(ctx: Context, scope: Reading, _: GetPublicNetworks) -> PublicNetworks:
+    active: list[PublicNetwork] = []
+    results: list[PublicNetwork] = []
+    for network in await store.public_networks(scope):
+        memberships = await store.memberships_of_network(scope, network.id)
+        joined = [m.ambassador_id for m in memberships.values() if m.state in lifecycle.IN_NETWORK]
+        people = await ctx.ambassadors.active_by_id(scope, joined)
+        challenge = (
+            await store.load_challenge(scope, network.challenge_id)
+            if network.challenge_id
+            else None
+        )
+        entry = PublicNetwork(
+            id=network.id,
+            kind=network.kind,
+            title=network.title,
+            status=network.status,
+            challenge_title=challenge.title if challenge else None,
+            target_group=challenge.target_group if challenge else None,
+            started_on=network.started_at.astimezone(COPENHAGEN).date()
+            if network.started_at
+            else None,
+            ends=network.ends,
+            organisations=sorted(
+                {p.organisation for p in people.values() if p.public and p.organisation}
+            ),
+            outcome=network.outcome,
+            initiative_title=network.initiative_title,
+            summary=network.summary if network.outcome else None,
+            closed_on=network.closed_at.astimezone(COPENHAGEN).date()
+            if network.closed_at
+            else None,
+        )
+        (results if network.status == NetworkStatus.CLOSED else active).append(entry)
+    return PublicNetworks(active=active, results=results)

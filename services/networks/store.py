@@ -169,6 +169,25 @@ async def network_page(
     return total, [_network(doc) async for doc in cursor]
 
 
+async def public_networks(scope: Scope) -> list[Network]:
+    """Action and volunteer networks at work, and those closed with something to show,
+    newest first."""
+    cursor = scope.db.networks.find(
+        {
+            "kind": {"$in": ["action", "volunteer"]},
+            "$or": [
+                {"status": NetworkStatus.ACTIVE.value},
+                {
+                    "status": NetworkStatus.CLOSED.value,
+                    "outcome": {"$in": ["initiative", "handed_over"]},
+                },
+            ],
+        },
+        session=scope.session,
+    ).sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+    return [_network(doc) async for doc in cursor]
+
+
 def _membership_document(membership: Membership) -> dict[str, Any]:
     doc = membership.model_dump(mode="python")
     doc["_id"] = membership.id

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -317,6 +318,10 @@ def test_closing_with_an_initiative_counts_toward_the_goal_and_reaches_the_diges
     assert goals["started"] == before["started"] and goals["networks"] >= 1
     assert goals["meetings"] >= 1 and goals["started"] >= 2
     assert "initiatives" in stack.cli("goals").ok().stdout
+    # In public: the result and the organisations, never a person.
+    page = httpx.get(f"{stack.website}/netvaerk", timeout=10).text
+    assert "Lektiecafé i beboerhuset" in page and "Nyt initiativ" in page
+    assert "Mona Lektiesen" not in page
 
     def drafted() -> dict[str, Any] | None:
         summary: dict[str, Any] = stack.cli("newsletter", "draft", "--json").ok().json()

@@ -381,6 +381,7 @@ EVERY_PAGE = {
     "/kalender": "/kalender",
     "/kalender/{meeting_id}": "/kalender/findes-ikke",
     "/maal": "/maal",
+    "/netvaerk": "/netvaerk",
 }
 # Not pages a person reads: the health check, pictures and feeds.
 NOT_PAGES = {"/healthz", "/nyhedsbrev/images/{name}", "/nyhedsbrev.atom", "/kalender.ics"}

@@ -32,6 +32,8 @@ PUBLIC = {
     "networks.query.invitation",
     # Counts only (the website's goals page).
     "networks.query.initiatives",
+    # Networks at work and their results: organisations, never a person.
+    "networks.query.public",
     "newsletter.cmd.subscribe",
     "newsletter.cmd.confirm",
     "newsletter.cmd.unsubscribe",

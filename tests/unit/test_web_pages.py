@@ -31,7 +31,7 @@ from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import COPENHAGEN, Calendar, InvitationView, PublicMeeting, RsvpResult
 from contracts.events import Endpoints as Events
 from contracts.networks import Endpoints as Networks
-from contracts.networks import Initiatives, InvitationAnswer, NetworkInvitation
+from contracts.networks import Initiatives, InvitationAnswer, NetworkInvitation, PublicNetworks
 from contracts.newsletter import (
     ARCHIVE_IMAGE_CHUNK,
     Archive,
@@ -1074,6 +1074,44 @@ def test_the_network_answer_page_is_503_in_danish_while_the_networks_service_is_
     browser: TestClient,
 ) -> None:
     page = browser.get(f"/netvaerk/svar/{TOKEN}/ja")
+    assert (
+        page.status_code == 503 and "Netværkenes sider er midlertidigt utilgængelige" in page.text
+    )
+
+
+# ---------------------------------------------------------------- the networks
+
+
+def test_the_networks_page_shows_networks_at_work_and_results_with_organisations_only(
+    browser: TestClient, services: StandIn
+) -> None:
+    services.replies[Networks.PUBLIC.subject] = PublicNetworks.model_validate({
+        "active": [{
+            "id": "n1", "kind": "action", "title": "Vinterværested", "status": "active",
+            "challenge_title": "Et varmt sted om vinteren", "target_group": "Hjemløse",
+            "started_on": "2026-11-02", "organisations": ["Kirkens Korshær"],
+        }],
+        "results": [{
+            "id": "n0", "kind": "volunteer", "title": "Lektiegruppen", "status": "closed",
+            "outcome": "initiative", "initiative_title": "Lektiecafé i beboerhuset",
+            "summary": "Hver tirsdag.", "closed_on": "2026-10-30",
+            "organisations": ["Fredericia Bibliotek"],
+        }],
+    })  # fmt: skip
+    page = browser.get("/netvaerk")
+    assert page.status_code == 200 and "public" in page.headers["Cache-Control"]
+    shown = text(page.text)
+    assert "Vinterværested" in shown and "Udfordringen: Et varmt sted om vinteren" in shown
+    assert "Med er: Kirkens Korshær" in shown and "i gang siden mandag 2. november 2026" in shown
+    assert "Lektiecafé i beboerhuset" in shown and "Nyt initiativ" in shown
+    assert "Med var: Fredericia Bibliotek" in shown
+    assert 'href="/netvaerk" aria-current="page"' in page.text
+
+
+def test_the_networks_page_is_503_in_danish_while_the_networks_service_is_down(
+    browser: TestClient,
+) -> None:
+    page = browser.get("/netvaerk")
     assert (
         page.status_code == 503 and "Netværkenes sider er midlertidigt utilgængelige" in page.text
     )
