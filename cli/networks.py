@@ -12,6 +12,8 @@ from cli.output import build, fields, reporting, show, table
 from contracts.ambassadors import CoreArea, Kind
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.networks import (
+    AlertNetwork,
+    AlertSummary,
     AnswerNetworkInvitation,
     Candidates,
     ChallengePage,
@@ -397,6 +399,12 @@ def _show_network(d: NetworkDetail) -> None:
         ],
         ["ID", "STATE", "", "WHO"],
     )
+    for a in d.alerts:
+        typer.echo(
+            f"call-out {a.id} at {a.sent_at.isoformat()} to {a.sent_to}: "
+            f"{len(a.can_help)} can help in time, {len(a.can_help_late)} later, "
+            f"{len(a.cannot)} cannot"
+        )
     for change in n.history:
         detail_text = f" ({change.detail})" if change.detail else ""
         typer.echo(f"{change.at.isoformat()}  {change.what} by {change.actor}{detail_text}")
@@ -586,3 +594,29 @@ def close(
         )
         result = calls.call(Endpoints.CLOSE, command)
     show(result, as_json, lambda d: typer.echo(f"{d.network.id} closed: {outcome.value}"))
+
+
+@app.command()
+def alert(
+    network_id: NetworkArg,
+    message: Annotated[str, typer.Option("--message", help="What help is needed, now.")],
+    answer_within_hours: Annotated[
+        int, typer.Option("--answer-within-hours", metavar="HOURS", help="The deadline.")
+    ] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Call out a staff network ("akutteam"): every member is mailed at once and answers
+    whether they can help; `networks show` lists who could, within the deadline."""
+    with reporting(as_json):
+        command = build(
+            AlertNetwork,
+            network_id=network_id,
+            message=message,
+            answer_within_hours=answer_within_hours,
+        )
+        result = calls.call(Endpoints.ALERT, command)
+
+    def human(a: AlertSummary) -> None:
+        typer.echo(f"call-out {a.id} sent to {a.sent_to}; answers by {a.answer_by.isoformat()}")
+
+    show(result, as_json, human)

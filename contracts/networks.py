@@ -378,6 +378,39 @@ class CloseNetwork(Message):
         return self
 
 
+ALERT_MESSAGE_MAX = 2000
+
+
+class AlertNetwork(Message):
+    """A staff network ("akutteam") called out now: every member is mailed at once and
+    answers whether they can help within the deadline."""
+
+    audit_target: ClassVar[str | None] = "network_id"
+
+    network_id: Id
+    message: str = Field(min_length=1, max_length=ALERT_MESSAGE_MAX)
+    answer_within_hours: int = Field(default=2, ge=1, le=72)
+
+    @field_validator("message")
+    @classmethod
+    def _message_has_text(cls, value: str) -> str:
+        text = clean_text(value)
+        if not text:
+            raise ValueError("say what the call-out is about")
+        return text
+
+
+class AnswerAlert(Message):
+    """A member's answer through the link in the call-out mail."""
+
+    token: str = Field(min_length=10, max_length=300)
+    can_help: bool
+
+
+class ShowAlert(Message):
+    token: str = Field(min_length=10, max_length=300)
+
+
 class ListNetworks(Message):
     kind: NetworkKind | None = None
     status: NetworkStatus | None = None
@@ -540,9 +573,22 @@ class NetworkView(View):
     history: list[ChangeView] = []
 
 
+class AlertSummary(View):
+    id: str
+    message: str
+    sent_at: AwareDatetime
+    answer_by: AwareDatetime
+    sent_to: int
+    # Answered "I can help" within the deadline, and later.
+    can_help: list[str] = []
+    can_help_late: list[str] = []
+    cannot: list[str] = []
+
+
 class NetworkDetail(View):
     network: NetworkView
     members: list[MemberView]
+    alerts: list[AlertSummary] = []
 
 
 class NetworkPage(View):
@@ -615,6 +661,18 @@ class Initiatives(View):
     meetings: int
     by_kind: dict[str, int]
     months: list[InitiativeMonth]
+
+
+class AlertAnswerView(View):
+    """What the call-out page shows the member: the message, the deadline, their answer."""
+
+    alert_id: str
+    network_title: str
+    message: str
+    sent_at: AwareDatetime
+    answer_by: AwareDatetime
+    can_help: bool | None = None
+    answered_at: AwareDatetime | None = None
 
 
 class SkillEntry(View):
@@ -766,6 +824,20 @@ class NetworkClosed(NetworkEvent):
     organisations: list[str] = Field(default_factory=list, max_length=TEAM_MAX)
 
 
+class NetworkAlerted(MemberEvent):
+    """One member of a staff network is called out: the newsletter service mails them at
+    once, with "I can help" / "I cannot" links it signs for this alert and member."""
+
+    subject: ClassVar[str] = "networks.v1.alerted"
+
+    alert_id: str
+    email: str
+    name: str
+    network: NetworkInfo
+    message: str
+    answer_by: AwareDatetime
+
+
 class NoticeKind(StrEnum):
     # A member declined or did not answer in time: the best replacement is offered.
     REPLACEMENT = "replacement"
@@ -810,6 +882,7 @@ EVENTS: tuple[type[NetworksEvent], ...] = (
     MemberLeft,
     NetworkStarted,
     NetworkClosed,
+    NetworkAlerted,
     StaffNotice,
 )
 
@@ -900,6 +973,26 @@ class Endpoints(endpoints.Endpoints):
         CloseNetwork,
         NetworkDetail,
         "Close a network with its outcome (an initiative, handed over, no result).",
+    )
+    ALERT = endpoints.command(
+        "networks.cmd.alert",
+        AlertNetwork,
+        AlertSummary,
+        "Call out a staff network now: every member is mailed at once.",
+    )
+    ANSWER_ALERT = endpoints.command(
+        "networks.cmd.answer_alert",
+        AnswerAlert,
+        AlertAnswerView,
+        "A member answers a call-out (I can help / I cannot) with the token from its mail.",
+        public=True,
+    )
+    SHOW_ALERT = endpoints.query(
+        "networks.query.alert",
+        ShowAlert,
+        AlertAnswerView,
+        "The call-out a token is for, and the member's answer so far.",
+        public=True,
     )
     LIST = endpoints.query(
         "networks.query.list", ListNetworks, NetworkPage, "Networks, newest first."

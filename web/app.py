@@ -18,6 +18,7 @@ from web.gateway import Caller, client_for
 from web.head_requests import HeadAsGet
 from web.health import answer_health
 from web.pages import (
+    alert_answer,
     calendar,
     confirmations,
     directory,
@@ -45,6 +46,7 @@ PAGES = (
     confirmations,
     rsvp,
     network_answer,
+    alert_answer,
     networks,
     verify,
     newsletter,

@@ -4,11 +4,16 @@ close, list and show. Load, call the rules (``lifecycle``), save, emit."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import cached_property
 
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import COPENHAGEN
 from contracts.networks import (
+    AlertAnswerView,
+    AlertNetwork,
+    AlertSummary,
+    AnswerAlert,
     AnswerNetworkInvitation,
     ChallengeStatus,
     ChangeView,
@@ -25,6 +30,7 @@ from contracts.networks import (
     MemberLeft,
     MemberState,
     MemberView,
+    NetworkAlerted,
     NetworkClosed,
     NetworkDetail,
     NetworkFormed,
@@ -36,15 +42,17 @@ from contracts.networks import (
     PublicNetwork,
     PublicNetworks,
     RemoveMember,
+    ShowAlert,
     ShowNetwork,
     ShowNetworkInvitation,
     StartNetwork,
 )
-from services.networks import challenges, lifecycle, notices, store
+from services.networks import alerts, challenges, lifecycle, notices, store
+from services.networks.alerts import Alert, summary
 from services.networks.challenge_handlers import load_challenge, reader_of
 from services.networks.context import Context
 from services.networks.lifecycle import Membership, Network, TeamRules
-from services.runtime.tokens import NETWORK_ANSWER, Signer
+from services.runtime.tokens import ALERT_ANSWER, NETWORK_ANSWER, Signer
 from services.runtime.unit_of_work import Reading, Scope, UnitOfWork
 
 # ---------------------------------------------------------------- views
@@ -93,7 +101,10 @@ async def detail(ctx: Context, scope: Scope, network: Network) -> NetworkDetail:
                 answered_at=m.answered_at,
             )
         )
-    return NetworkDetail(network=network_view(network, memberships.values()), members=members)
+    alerts = [summary(a) for a in await store.alerts_of_network(scope, network.id)]
+    return NetworkDetail(
+        network=network_view(network, memberships.values()), members=members, alerts=alerts
+    )
 
 
 async def load_network(scope: Scope, network_id: str) -> Network:
@@ -415,3 +426,78 @@ async def public_networks(ctx: Context, scope: Reading, _: GetPublicNetworks) ->
         )
         (results if network.status == NetworkStatus.CLOSED else active).append(entry)
     return PublicNetworks(active=active, results=results)
+
+
+# ---------------------------------------------------------------- call-outs (staff networks)
+
+
+async def alert(ctx: Context, uow: UnitOfWork, cmd: AlertNetwork) -> AlertSummary:
+    """Every member who joined is called out at once: one event each, in this unit of work
+    (the newsletter service mails them; a crash sends all or none)."""
+    network = await load_network(uow, cmd.network_id)
+    memberships = await store.memberships_of_network(uow, network.id)
+    joined = [m.ambassador_id for m in memberships.values() if m.state in lifecycle.IN_NETWORK]
+    still = await ctx.ambassadors.hold(uow, joined)
+    called = alerts.call_out(
+        network,
+        [a for a in joined if a in still],
+        message=cmd.message,
+        within=timedelta(hours=cmd.answer_within_hours),
+        now=uow.now,
+        actor=uow.actor or "unknown",
+    )
+    await store.save_alert(uow, called)
+    people = await ctx.ambassadors.active_by_id(uow, called.sent_to)
+    for ambassador_id in called.sent_to:
+        who = people[ambassador_id]
+        assert who.email is not None
+        uow.emit(
+            NetworkAlerted(
+                network_id=network.id,
+                ambassador_id=ambassador_id,
+                alert_id=called.id,
+                email=who.email,
+                name=who.name,
+                network=network.info(),
+                message=called.message,
+                answer_by=called.answer_by,
+            )
+        )
+    await store.save_network(
+        uow, network.changed("alerted", uow.actor or "unknown", uow.now, f"{len(called.sent_to)}")
+    )
+    return summary(called)
+
+
+async def _alert_of_link(ctx: Context, scope: Scope, token: str) -> tuple[Network, Alert, str]:
+    parts = Signer(ctx.settings.networks_token_secret, ALERT_ANSWER).parts(token, 2)
+    found = await store.load_alert(scope, str(parts[0])) if parts is not None else None
+    if parts is None or found is None or str(parts[1]) not in found.sent_to:
+        raise ServiceError(ErrorCode.INVALID_TOKEN, "the answer link is not valid")
+    return await load_network(scope, found.network_id), found, str(parts[1])
+
+
+def _alert_answer(network: Network, found: Alert, ambassador_id: str) -> AlertAnswerView:
+    given = found.answers.get(ambassador_id)
+    return AlertAnswerView(
+        alert_id=found.id,
+        network_title=network.title,
+        message=found.message,
+        sent_at=found.sent_at,
+        answer_by=found.answer_by,
+        can_help=given.can_help if given else None,
+        answered_at=given.at if given else None,
+    )
+
+
+async def answer_alert(ctx: Context, uow: UnitOfWork, cmd: AnswerAlert) -> AlertAnswerView:
+    network, found, ambassador_id = await _alert_of_link(ctx, uow, cmd.token)
+    answered = alerts.answer(found, ambassador_id, cmd.can_help, uow.now)
+    if answered is not found:
+        await store.save_alert(uow, answered)
+    return _alert_answer(network, answered, ambassador_id)
+
+
+async def show_alert(ctx: Context, scope: Reading, query: ShowAlert) -> AlertAnswerView:
+    network, found, ambassador_id = await _alert_of_link(ctx, scope, query.token)
+    return _alert_answer(network, found, ambassador_id)

@@ -50,6 +50,7 @@ async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> Non
     """Nothing personal stays: every membership goes (the networks keep their counts of
     who is in them now; the runtime purges the person's events from our stream)."""
     await store.delete_memberships_of(uow, event.ambassador_id)
+    await store.forget_in_alerts(uow, event.ambassador_id)
 
 
 async def meeting_held(ctx: Context, uow: UnitOfWork, event: MeetingHeld) -> None:

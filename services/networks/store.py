@@ -26,6 +26,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from contracts.events import MeetingKind
 from contracts.networks import ChallengeStatus, MemberState, NetworkKind, NetworkStatus
+from services.networks.alerts import Alert
 from services.networks.challenges import Challenge, HeldMeeting
 from services.networks.lifecycle import Membership, Network, membership_id
 from services.runtime.known_ambassadors import COLLECTION as AMBASSADORS
@@ -44,6 +45,8 @@ async def ensure_indexes(scope: Scope) -> None:
         partialFilterExpression={"from_meeting.meeting_id": {"$type": "string"}},
     )
     await db.held_meetings.create_index("held_at")
+    await db.alerts.create_index([("network_id", ASCENDING), ("sent_at", DESCENDING)])
+    await db.alerts.create_index("sent_to")
     await db.networks.create_index([("status", ASCENDING), ("created_at", DESCENDING)])
     await db.memberships.create_index([("network_id", ASCENDING), ("state", ASCENDING)])
     await db.memberships.create_index([("ambassador_id", ASCENDING), ("state", ASCENDING)])
@@ -265,6 +268,51 @@ async def networks_ending_unnoticed(scope: Scope) -> list[str]:
 async def delete_memberships_of(uow: UnitOfWork, ambassador_id: str) -> None:
     await _bump(uow, MEMBERSHIP_CHANGES)
     await uow.db.memberships.delete_many({"ambassador_id": ambassador_id}, session=uow.session)
+
+
+# ---------------------------------------------------------------- alerts
+
+
+async def save_alert(uow: UnitOfWork, alert: Alert) -> None:
+    doc = alert.model_dump(mode="python", exclude={"id"})
+    doc["_id"] = alert.id
+    doc["sent_to"] = list(alert.sent_to)
+    doc["answers"] = {k: v.model_dump(mode="python") for k, v in alert.answers.items()}
+    await uow.db.alerts.replace_one({"_id": alert.id}, doc, upsert=True, session=uow.session)
+
+
+def _alert(doc: dict[str, Any]) -> Alert:
+    answers = {k: {**v, "at": _aware(v["at"])} for k, v in (doc.get("answers") or {}).items()}
+    return Alert.model_validate(
+        {
+            **doc,
+            "id": doc["_id"],
+            "sent_at": _aware(doc["sent_at"]),
+            "answer_by": _aware(doc["answer_by"]),
+            "answers": answers,
+        }
+    )
+
+
+async def load_alert(scope: Scope, alert_id: str) -> Alert | None:
+    doc = await scope.db.alerts.find_one({"_id": alert_id}, session=scope.session)
+    return _alert(doc) if doc else None
+
+
+async def alerts_of_network(scope: Scope, network_id: str) -> list[Alert]:
+    cursor = scope.db.alerts.find({"network_id": network_id}, session=scope.session).sort(
+        "sent_at", DESCENDING
+    )
+    return [_alert(doc) async for doc in cursor]
+
+
+async def forget_in_alerts(uow: UnitOfWork, ambassador_id: str) -> None:
+    """An erased member: out of every call-out's list and answers."""
+    await uow.db.alerts.update_many(
+        {"sent_to": ambassador_id},
+        {"$pull": {"sent_to": ambassador_id}, "$unset": {f"answers.{ambassador_id}": ""}},
+        session=uow.session,
+    )
 
 
 # ---------------------------------------------------------------- held meetings

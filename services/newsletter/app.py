@@ -23,7 +23,13 @@ from contracts.events import (
     MeetingRescheduled,
     MeetingScheduled,
 )
-from contracts.networks import MemberInvited, NetworkClosed, NetworkFormed, StaffNotice
+from contracts.networks import (
+    MemberInvited,
+    NetworkAlerted,
+    NetworkClosed,
+    NetworkFormed,
+    StaffNotice,
+)
 from contracts.newsletter import (
     ARCHIVE_BUCKET,
     EVENTS,
@@ -108,6 +114,7 @@ def build(
     service.react(NetworkFormed, partial(networks.network_formed, ctx))
     service.react(NetworkClosed, partial(networks.network_closed, ctx))
     service.react(StaffNotice, partial(networks.staff_notice, ctx))
+    service.react(NetworkAlerted, partial(networks.network_alerted, ctx))
 
     service.command(Endpoints.SUBSCRIBE, partial(subscribers.subscribe, ctx))
     service.command(Endpoints.CONFIRM, partial(subscribers.confirm, ctx))

@@ -93,6 +93,11 @@ def rsvp_url(public_url: str, token: str, answer: str) -> str:
     return f"{public_url.rstrip('/')}/rsvp/{quote(token, safe='')}/{answer}"
 
 
+def alert_answer_url(public_url: str, token: str, answer: str) -> str:
+    """The page that answers a staff network's call-out (``ja``: I can help)."""
+    return f"{public_url.rstrip('/')}/akut/{quote(token, safe='')}/{answer}"
+
+
 def network_answer_url(public_url: str, token: str, answer: str) -> str:
     """The page that answers a network invitation (``ja`` or ``nej`` preselected)."""
     return f"{public_url.rstrip('/')}/netvaerk/svar/{quote(token, safe='')}/{answer}"

@@ -62,6 +62,10 @@ def network_answer(network_id: str, ambassador_id: str) -> LinkRef:
     return LinkRef(purpose=tokens.NETWORK_ANSWER, parts=(network_id, ambassador_id))
 
 
+def alert_answer(alert_id: str, ambassador_id: str) -> LinkRef:
+    return LinkRef(purpose=tokens.ALERT_ANSWER, parts=(alert_id, ambassador_id))
+
+
 class Links:
     """Signs the links of the mails this service sends."""
 
@@ -73,6 +77,7 @@ class Links:
             ),
             tokens.ANSWER: Signer(settings.events_token_secret, tokens.ANSWER),
             tokens.NETWORK_ANSWER: Signer(settings.networks_token_secret, tokens.NETWORK_ANSWER),
+            tokens.ALERT_ANSWER: Signer(settings.networks_token_secret, tokens.ALERT_ANSWER),
             tokens.SUBSCRIPTION_CONFIRMATION: Signer(
                 settings.newsletter_token_secret, tokens.SUBSCRIPTION_CONFIRMATION
             ),
@@ -109,6 +114,10 @@ class Links:
         elif ref.purpose == tokens.NETWORK_ANSWER:
             resolved["answer"] = {
                 a: domain.network_answer_url(self._public_url, token, a) for a in ("ja", "nej")
+            }
+        elif ref.purpose == tokens.ALERT_ANSWER:
+            resolved["answer"] = {
+                a: domain.alert_answer_url(self._public_url, token, a) for a in ("ja", "nej")
             }
         return resolved
 

@@ -17,6 +17,7 @@ from typing import Any
 from contracts.networks import (
     KIND_LABELS,
     MemberInvited,
+    NetworkAlerted,
     NetworkClosed,
     NetworkFormed,
     NetworkInfo,
@@ -34,6 +35,7 @@ log = get_logger(__name__)
 
 INVITATION = "network_invitation"
 NOTICE = "network_notice"
+ALERT = "network_alert"
 
 
 def network_view(info: NetworkInfo) -> dict[str, Any]:
@@ -75,6 +77,32 @@ async def member_invited(ctx: Context, uow: UnitOfWork, event: MemberInvited) ->
         to_name=known.name or event.name,
         ambassador_id=event.ambassador_id,
         context=context,
+    )
+
+
+async def network_alerted(ctx: Context, uow: UnitOfWork, event: NetworkAlerted) -> None:
+    """The call-out, at once, to the address this service knows (active members only)."""
+    known = await ctx.ambassadors.get(uow, event.ambassador_id)
+    if known is None or known.standing == Standing.SEEN:
+        raise InviteeNotKnownYet(f"ambassador {event.ambassador_id} is not known here yet")
+    if not known.active or known.email is None:
+        log.info("called-out member no longer active: not mailed", ambassador_id=known.id)
+        return
+    await queue(
+        ctx,
+        uow,
+        kind=ALERT,
+        dedupe_key=f"{ALERT}:{event.event_id}",
+        to_address=known.email,
+        to_name=known.name or event.name,
+        ambassador_id=event.ambassador_id,
+        context={
+            "name": known.name or event.name,
+            "network": network_view(event.network),
+            "message": event.message,
+            "answer_by": event.answer_by,
+            **links.alert_answer(event.alert_id, event.ambassador_id).to_context(),
+        },
     )
 
 

@@ -8,7 +8,8 @@ together; the service that owns what the token acts on verifies it with the same
 - ``ambassadors``: confirm a sign-up (the ambassador's id, the sign-up's nonce, expiry);
 - ``newsletter``: confirm a subscription (subscriber, nonce, expiry), unsubscribe (subscriber);
 - ``events``: answer an invitation (meeting, ambassador);
-- ``networks``: answer an invitation to a network (network, ambassador).
+- ``networks``: answer an invitation to a network (network, ambassador), answer a staff
+  network's call-out (alert, ambassador).
 
 The nonce, stored by the owner, is what makes a token single-use and replaceable (signing
 up again sends a fresh one, and the old link stops working); it is not a secret, since
@@ -30,6 +31,7 @@ SUBSCRIPTION_CONFIRMATION = "newsletter.confirm"
 UNSUBSCRIBE = "newsletter.unsubscribe"
 ANSWER = "events.answer"
 NETWORK_ANSWER = "networks.answer"
+ALERT_ANSWER = "networks.alert"
 
 Part = str | int
 

@@ -382,6 +382,8 @@ EVERY_PAGE = {
     "/kalender/{meeting_id}": "/kalender/findes-ikke",
     "/maal": "/maal",
     "/netvaerk": "/netvaerk",
+    "/akut/{token}": f"/akut/{WELL_FORMED_TOKEN}",
+    "/akut/{token}/{answer}": f"/akut/{WELL_FORMED_TOKEN}/ja",
 }
 # Not pages a person reads: the health check, pictures and feeds.
 NOT_PAGES = {"/healthz", "/nyhedsbrev/images/{name}", "/nyhedsbrev.atom", "/kalender.ics"}

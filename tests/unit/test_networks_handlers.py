@@ -22,6 +22,8 @@ from contracts.ambassadors import Status as AmbassadorStatus
 from contracts.errors import ErrorCode
 from contracts.events import MeetingHeld, MeetingKind
 from contracts.networks import (
+    AlertNetwork,
+    AnswerAlert,
     AnswerNetworkInvitation,
     ChallengeRaised,
     ChallengeStatus,
@@ -41,6 +43,7 @@ from contracts.networks import (
     MemberLeft,
     MemberState,
     MergeSkills,
+    NetworkAlerted,
     NetworkClosed,
     NetworkDetail,
     NetworkFormed,
@@ -64,7 +67,7 @@ from services.networks.app import build
 from services.networks.context import Context
 from services.networks.settings import NetworksSettings
 from services.runtime.testing import ServiceHarness
-from services.runtime.tokens import NETWORK_ANSWER, Signer
+from services.runtime.tokens import ALERT_ANSWER, NETWORK_ANSWER, Signer
 
 HELD_AT = datetime(2027, 3, 4, 19, 0, tzinfo=UTC)
 SECRET = "networks-handler-tests-0123456789abcdef"
@@ -638,3 +641,67 @@ async def test_staff_are_told_a_week_before_a_network_ends_once(
     await notices.step(ctx)
     ending = [n for n in h.emitted_of(StaffNotice) if n.kind == NoticeKind.ENDING_SOON]
     assert len(ending) == 1 and ending[0].network.ends == ends
+
+
+# ---------------------------------------------------------------- call-outs
+
+
+def alert_link(alert_id: str, ambassador_id: str) -> str:
+    return Signer(SECRET, ALERT_ANSWER).sign(alert_id, ambassador_id)
+
+
+async def test_a_call_out_reaches_every_member_at_once_and_records_who_can_help_in_time(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    await h.deliver(*(ambassador(f"s{i}", Kind.MUNICIPAL_UNIT, []) for i in range(4)))
+    created = await h.call(
+        Endpoints.CREATE,
+        CreateNetwork(
+            kind=NetworkKind.STAFF, title="Akutteam", members=[f"s{i}" for i in range(4)]
+        ),
+    )
+    network_id = created.network.id
+    for i in range(3):
+        await h.call(
+            Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network_id, f"s{i}"), accept=True)
+        )
+    sent = await h.call(
+        Endpoints.ALERT,
+        AlertNetwork(network_id=network_id, message="En familie står uden bolig i aften."),
+    )
+    # Only those who joined are called out, one event each with their address.
+    assert sent.sent_to == 3
+    assert sorted(e.ambassador_id for e in h.emitted_of(NetworkAlerted)) == ["s0", "s1", "s2"]
+    assert "token" not in h.emitted_of(NetworkAlerted)[0].model_dump()
+    await h.call(
+        Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s0"), can_help=True)
+    )
+    await h.call(
+        Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s1"), can_help=False)
+    )
+    h.clock.travel(timedelta(hours=3))
+    late = await h.call(
+        Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s2"), can_help=True)
+    )
+    assert late.can_help is True
+    outsider = await h.fails(
+        Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s3"), can_help=True)
+    )
+    assert outsider.code == ErrorCode.INVALID_TOKEN
+    [summary] = (await h.call(Endpoints.SHOW, ShowNetwork(network_id=network_id))).alerts
+    assert (summary.can_help, summary.can_help_late, summary.cannot) == (["s0"], ["s2"], ["s1"])
+
+
+async def test_only_a_staff_network_with_members_is_called_out(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    action = (await formed(h)).network
+    refused = await h.fails(Endpoints.ALERT, AlertNetwork(network_id=action.id, message="Hjælp"))
+    assert refused.code == ErrorCode.INVALID_STATE
+    empty = await h.call(Endpoints.CREATE, CreateNetwork(kind=NetworkKind.STAFF, title="Tomt"))
+    nobody = await h.fails(
+        Endpoints.ALERT, AlertNetwork(network_id=empty.network.id, message="Hjælp")
+    )
+    assert nobody.code == ErrorCode.INVALID_STATE and h.emitted_of(NetworkAlerted) == []

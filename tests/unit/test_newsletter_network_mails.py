@@ -12,6 +12,7 @@ import pytest
 from contracts.ambassadors import Activated, CertificateRef, Kind, Withdrawn
 from contracts.networks import (
     MemberInvited,
+    NetworkAlerted,
     NetworkInfo,
     NetworkKind,
     NoticeKind,
@@ -136,3 +137,27 @@ async def test_staff_are_told_of_a_decline_with_the_replacement_by_name(service:
         assert "Anna Hansen (amb-1) har sagt nej tak" in flat(part)
         assert "(amb-2), kan: lektiehjælp" in flat(part)
         assert "samskab networks invite net-1 ID" in flat(part)
+
+
+async def test_a_call_out_is_mailed_once_with_links_for_this_alert_and_member(
+    service: Service,
+) -> None:
+    h, _ = service
+    await h.deliver(activated("amb-1"))
+    event = NetworkAlerted(
+        network_id="net-1", ambassador_id="amb-1", alert_id="al-1", email="anna@example.org",
+        name="Anna Hansen", network=invited().network,
+        message="En familie står uden bolig i aften.", answer_by=REPLY_BY,
+    )  # fmt: skip
+    await h.deliver(event, event)
+    [mail] = mails_of(h, networks.ALERT)
+    rendered = render_mail(networks.ALERT, LINKS.resolve(mail["context"]))
+    assert rendered.subject == "Akut: Vinterværested – kan du hjælpe?"
+    signer = tokens.Signer("networks-secret-for-meeting-tests-0123456", tokens.ALERT_ANSWER)
+    prefix = f"{PUBLIC_URL}/akut/"
+    [url] = [w for w in rendered.text.split() if w.startswith(prefix) and w.endswith("/ja")]
+    assert signer.parts(unquote(url.removeprefix(prefix).rsplit("/", 1)[0]), 2) == [
+        "al-1",
+        "amb-1",
+    ]
+    assert "En familie står uden bolig i aften." in rendered.html

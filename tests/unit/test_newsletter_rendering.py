@@ -266,6 +266,7 @@ def test_the_known_kinds_are_found_by_their_templates() -> None:
         "meeting_reminder",
         "network_invitation",
         "network_notice",
+        "network_alert",
     }
 
 

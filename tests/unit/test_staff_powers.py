@@ -34,6 +34,9 @@ PUBLIC = {
     "networks.query.initiatives",
     # Networks at work and their results: organisations, never a person.
     "networks.query.public",
+    # A call-out's link: its holder answers whether they can help, and sees the message.
+    "networks.cmd.answer_alert",
+    "networks.query.alert",
     "newsletter.cmd.subscribe",
     "newsletter.cmd.confirm",
     "newsletter.cmd.unsubscribe",

@@ -30,8 +30,14 @@ from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import COPENHAGEN, Calendar, InvitationView, PublicMeeting, RsvpResult
 from contracts.events import Endpoints as Events
+from contracts.networks import (
+    AlertAnswerView,
+    Initiatives,
+    InvitationAnswer,
+    NetworkInvitation,
+    PublicNetworks,
+)
 from contracts.networks import Endpoints as Networks
-from contracts.networks import Initiatives, InvitationAnswer, NetworkInvitation, PublicNetworks
 from contracts.newsletter import (
     ARCHIVE_IMAGE_CHUNK,
     Archive,
@@ -157,6 +163,8 @@ def token_routes() -> list[str]:
 
 def test_every_token_link_is_known_to_this_test() -> None:
     assert sorted(token_routes()) == [
+        "/akut/{token}",
+        "/akut/{token}/{answer}",
         "/confirm/{token}",
         "/netvaerk/svar/{token}",
         "/netvaerk/svar/{token}/{answer}",
@@ -174,6 +182,7 @@ def test_opening_any_token_link_asks_no_service_to_change_anything(
     """Mail scanners open every link in a mail: a GET (or HEAD) may look, never act."""
     services.replies[Events.INVITATION.subject] = invitation()
     services.replies[Networks.INVITATION.subject] = network_invitation()
+    services.replies[Networks.SHOW_ALERT.subject] = an_alert()
     for answer in ("yes", "maybe", "no", "ja", "nej"):
         path = route.replace("{token}", TOKEN).replace("{answer}", answer)
         assert browser.get(path).status_code == 200
@@ -1115,3 +1124,40 @@ def test_the_networks_page_is_503_in_danish_while_the_networks_service_is_down(
     assert (
         page.status_code == 503 and "Netværkenes sider er midlertidigt utilgængelige" in page.text
     )
+
+
+# ---------------------------------------------------------------- a call-out
+
+
+def an_alert(**fields: Any) -> AlertAnswerView:
+    return AlertAnswerView.model_validate(
+        {
+            "alert_id": "al1",
+            "network_title": "Akutteamet",
+            "message": "En familie står uden bolig i aften.",
+            "sent_at": NOW,
+            "answer_by": NOW + timedelta(hours=2),
+            **fields,
+        }
+    )
+
+
+def test_a_call_out_link_shows_the_message_and_answers_only_when_pressed(
+    browser: TestClient, services: StandIn
+) -> None:
+    answered: list[bool] = []
+
+    def answer(request: Any) -> AlertAnswerView:
+        answered.append(request.can_help)
+        return an_alert(can_help=request.can_help, answered_at=NOW)
+
+    services.replies[Networks.SHOW_ALERT.subject] = an_alert()
+    services.replies[Networks.ANSWER_ALERT.subject] = answer
+    page = browser.get(f"/akut/{TOKEN}/ja")
+    assert page.status_code == 200
+    shown = text(page.text)
+    assert "En familie står uden bolig i aften." in shown and "Du har ikke svaret endnu." in shown
+    assert "Du har valgt Ja, jeg kan hjælpe i mailen" in shown and answered == []
+    done = browser.post(f"/akut/{TOKEN}", data={FIELD: form_token(page.text), "answer": "ja"})
+    assert "Tak, dit svar er noteret." in done.text and "du kan hjælpe" in done.text
+    assert answered == [True]
