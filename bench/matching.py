@@ -62,6 +62,7 @@ from services.runtime.client import ServiceClient
 from services.runtime.known_ambassadors import COLLECTION, KnownAmbassador, _document
 from services.runtime.settings import ClientSettings
 from stack.embedded import EmbeddedStack, fresh_settings
+from stack.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_BATCH = 5000
@@ -241,7 +242,11 @@ async def embedded_stack(data_dir: Path) -> AsyncIterator[EmbeddedStack]:
     )
     # The floor's responder runs as a user of its own (any subject).
     stack = EmbeddedStack(
-        settings, REPO_ROOT, ready_timeout=90, unrestricted_nats_users=[BENCH_USER]
+        settings,
+        REPO_ROOT,
+        nats_monitor_port=free_port(),
+        ready_timeout=90,
+        unrestricted_nats_users=[BENCH_USER],
     )
     await asyncio.to_thread(stack.start)
     try:

@@ -229,7 +229,7 @@ async def embedded_stack(data_dir: Path) -> AsyncIterator[EmbeddedStack]:
         log_level="WARNING",
         log_format="json",
     )
-    stack = EmbeddedStack(settings, REPO_ROOT, ready_timeout=90)
+    stack = EmbeddedStack(settings, REPO_ROOT, nats_monitor_port=free_port(), ready_timeout=90)
     await asyncio.to_thread(stack.start)
     try:
         yield stack

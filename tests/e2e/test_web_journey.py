@@ -314,11 +314,21 @@ def test_the_goals_page_shows_the_numbers_samskab_goals_shows(stack: StackRun) -
         accessible(browser)
         figures = browser.find_element(By.CSS_SELECTOR, ".figures").text
         assert f"{goals['active']} af {goals['target']}" in figures
-        assert len(browser.find_elements(By.CSS_SELECTOR, "svg[role=img]")) == 2
-        rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+        # Ambassadors, citizens' share, initiatives: a chart each, and a table with the
+        # same numbers.
+        assert len(browser.find_elements(By.CSS_SELECTOR, "svg[role=img]")) == 3
+        ambassadors, initiatives = browser.find_elements(By.TAG_NAME, "table")
+        rows = ambassadors.find_elements(By.CSS_SELECTOR, "tbody tr")
         assert len(rows) == len(goals["months"])
         last = rows[-1].find_elements(By.TAG_NAME, "td")
         assert int(last[0].text) == goals["months"][-1]["active"]
+        started = goals["initiatives"]
+        assert (
+            f"{started['started']} af {started['target']}"
+            in browser.find_element(By.TAG_NAME, "main").text
+        )
+        months = initiatives.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert len(months) == len(started["months"])
         screenshot(browser, "web-goals")
 
 
