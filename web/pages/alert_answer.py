@@ -7,16 +7,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
-from contracts.errors import ErrorCode, ServiceError
+from contracts.errors import ServiceError
 from contracts.networks import AlertAnswerView, AnswerAlert, ShowAlert
 from contracts.networks import Endpoints as Networks
 from web.failures import error_page, service_error_page
 from web.gateway import ask
 from web.pages.calendar import danish_date, danish_time
 from web.site import site_of
+from web.token_pages import look_up
 
 router = APIRouter()
 
@@ -66,16 +66,9 @@ def _page(
 
 
 async def _alert(request: Request, token: str) -> AlertAnswerView | Response:
-    try:
-        query = ShowAlert(token=token)
-    except ValidationError:
-        return _invalid_link(request)
-    try:
-        return await ask(site_of(request).services, Networks.SHOW_ALERT, query)
-    except ServiceError as exc:
-        if exc.code in (ErrorCode.INVALID_TOKEN, ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_FAILED):
-            return _invalid_link(request)
-        raise
+    return await look_up(
+        request, Networks.SHOW_ALERT, lambda: ShowAlert(token=token), _invalid_link
+    )
 
 
 async def _show(request: Request, token: str, chosen: str | None) -> Response:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
 from contracts.errors import ErrorCode, ServiceError
@@ -28,6 +27,7 @@ from web.failures import error_page, service_error_page
 from web.gateway import ask
 from web.pages.calendar import danish_date
 from web.site import site_of
+from web.token_pages import look_up
 
 router = APIRouter()
 
@@ -89,16 +89,9 @@ def _page(
 
 
 async def _invitation(request: Request, token: str) -> NetworkInvitation | Response:
-    try:
-        query = ShowNetworkInvitation(token=token)
-    except ValidationError:
-        return _invalid_link(request)
-    try:
-        return await ask(site_of(request).services, Networks.INVITATION, query)
-    except ServiceError as exc:
-        if exc.code in (ErrorCode.INVALID_TOKEN, ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_FAILED):
-            return _invalid_link(request)
-        raise
+    return await look_up(
+        request, Networks.INVITATION, lambda: ShowNetworkInvitation(token=token), _invalid_link
+    )
 
 
 async def _show(request: Request, token: str, chosen: str | None) -> Response:

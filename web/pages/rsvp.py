@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
 from contracts.errors import ErrorCode, ServiceError
@@ -31,6 +30,7 @@ from web.failures import error_page, service_error_page
 from web.gateway import ask
 from web.pages.calendar import danish_date, danish_time
 from web.site import site_of
+from web.token_pages import look_up
 
 router = APIRouter()
 
@@ -101,17 +101,9 @@ def _page(
 
 
 async def _invitation(request: Request, token: str) -> InvitationView | Response:
-    site = site_of(request)
-    try:
-        query = ShowInvitation(token=token)
-    except ValidationError:
-        return _invalid_link(request)
-    try:
-        return await ask(site.services, Events.INVITATION, query)
-    except ServiceError as exc:
-        if exc.code in (ErrorCode.INVALID_TOKEN, ErrorCode.NOT_FOUND, ErrorCode.VALIDATION_FAILED):
-            return _invalid_link(request)
-        raise
+    return await look_up(
+        request, Events.INVITATION, lambda: ShowInvitation(token=token), _invalid_link
+    )
 
 
 async def _show(request: Request, token: str, chosen: Answer | None) -> Response:
