@@ -867,7 +867,8 @@ class StaffNotice(NetworkEvent):
     about: str | None = None
     why: str | None = None
     replacements: list[Replacement] = Field(default_factory=list, max_length=TEAM_MAX)
-    # declined, expired (no answer in time), withdrawn, removed (taken out by staff).
+    # declined, expired (no answer in time), withdrawn, removed (taken out by staff),
+    # erased (then ``about`` is left out: nothing names an erased person).
     # The rules it no longer meets, in Danish (the project leaders' mail shows them).
     unmet: list[str] = Field(default_factory=list, max_length=TEAM_MAX)
 

@@ -78,7 +78,9 @@ async def offer_replacement(
     )
 
 
-async def check_rules(ctx: Context, uow: UnitOfWork, network: Network, gone: str, why: str) -> None:
+async def check_rules(
+    ctx: Context, uow: UnitOfWork, network: Network, gone: str | None, why: str
+) -> None:
     """Staff are told when the network no longer meets the rules it was formed by."""
     if not network.open:
         return

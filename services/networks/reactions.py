@@ -49,8 +49,14 @@ async def ambassador_withdrawn(ctx: Context, uow: UnitOfWork, event: Withdrawn) 
 async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> None:
     """Nothing personal stays: every membership goes (the networks keep their counts of
     who is in them now; the runtime purges the person's events from our stream)."""
+    held = await store.memberships_of_ambassador(uow, event.ambassador_id)
     await store.delete_memberships_of(uow, event.ambassador_id)
     await store.forget_in_alerts(uow, event.ambassador_id)
+    # Staff are told where the network now falls short, naming nobody.
+    for network_id in sorted({m.network_id for m in held if m.state != MemberState.REMOVED}):
+        network = await store.load_network(uow, network_id)
+        if network is not None:
+            await notices.check_rules(ctx, uow, network, None, "erased")
 
 
 async def meeting_held(ctx: Context, uow: UnitOfWork, event: MeetingHeld) -> None:

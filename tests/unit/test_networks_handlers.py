@@ -705,3 +705,17 @@ async def test_only_a_staff_network_with_members_is_called_out(
         Endpoints.ALERT, AlertNetwork(network_id=empty.network.id, message="Hjælp")
     )
     assert nobody.code == ErrorCode.INVALID_STATE and h.emitted_of(NetworkAlerted) == []
+
+
+async def test_an_erased_member_leaves_the_network_and_staff_are_told_without_a_name(
+    service: tuple[ServiceHarness, Context],
+) -> None:
+    h, _ = service
+    network = (await formed(h, require_kinds={"municipal_unit": 1})).network
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "m1"), accept=True)
+    )
+    await h.deliver(Erased(ambassador_id="m1"))
+    [notice] = h.emitted_of(StaffNotice)
+    assert (notice.kind, notice.about, notice.why) == (NoticeKind.BELOW_RULES, None, "erased")
+    assert "m1" not in notice.model_dump_json()
