@@ -275,6 +275,13 @@ class FormNetwork(Message):
     require_kinds: dict[Kind, TeamSize] = Field(default_factory=dict)
     require_core_areas: dict[CoreArea, TeamSize] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _size_is_a_range(self) -> FormNetwork:
+        low, high = self.size_min, self.size_max
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"size {low}-{high}: the minimum exceeds the maximum")
+        return self
+
     @field_validator("kind")
     @classmethod
     def _formed_kind(cls, value: NetworkKind) -> NetworkKind:

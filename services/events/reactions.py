@@ -8,6 +8,8 @@ here is this service's own: invitations, answers and attendance.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from contracts.ambassadors import Activated, Erased, ProfileUpdated, Withdrawn
 from contracts.networks import MemberJoined, MemberLeft, NetworkClosed, NetworkFormed
 from services.events import domain, store
@@ -91,16 +93,38 @@ async def network_closed(ctx: Context, uow: UnitOfWork, event: NetworkClosed) ->
     await store.save_network(uow, event.network_id, event.network.title, open_=False)
 
 
+def _ms(value: datetime) -> datetime:
+    # MongoDB keeps milliseconds: compare what was stored with what it would store.
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+async def _newer(uow: UnitOfWork, event: MemberJoined | MemberLeft) -> bool:
+    """Whether ``event`` is newer than what is known of this member (a replayed or late
+    one changes nothing)."""
+    known = await store.network_member_as_of(uow, event.network_id, event.ambassador_id)
+    return known is None or _ms(event.occurred_at) > known
+
+
 async def member_joined(ctx: Context, uow: UnitOfWork, event: MemberJoined) -> None:
-    """In the audience of the network's meetings; invited at once to those still to come."""
-    await store.add_network_member(uow, event.network_id, event.ambassador_id)
-    await _invite_to_upcoming(ctx, uow, event.ambassador_id, event.network_id)
+    """In the audience of the network's meetings; invited at once to those still to come
+    (while the network is open)."""
+    if not await _newer(uow, event):
+        return
+    await store.set_network_member(
+        uow, event.network_id, event.ambassador_id, present=True, as_of=_ms(event.occurred_at)
+    )
+    if await store.network_is_open(uow, event.network_id):
+        await _invite_to_upcoming(ctx, uow, event.ambassador_id, event.network_id)
 
 
 async def member_left(ctx: Context, uow: UnitOfWork, event: MemberLeft) -> None:
     """No longer invited to the network's meetings (an invitation already sent stays: the
     meeting is still theirs to come to, if they wish)."""
-    await store.remove_network_member(uow, event.network_id, event.ambassador_id)
+    if not await _newer(uow, event):
+        return
+    await store.set_network_member(
+        uow, event.network_id, event.ambassador_id, present=False, as_of=_ms(event.occurred_at)
+    )
 
 
 async def ambassador_erased(ctx: Context, uow: UnitOfWork, event: Erased) -> None:

@@ -16,7 +16,7 @@ The ambassadors this service may invite are the runtime's read model
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -297,22 +297,32 @@ async def network_is_open(scope: Scope, network_id: str) -> bool:
     return bool(doc and doc.get("open"))
 
 
-async def add_network_member(uow: UnitOfWork, network_id: str, ambassador_id: str) -> None:
+async def network_member_as_of(
+    uow: UnitOfWork, network_id: str, ambassador_id: str
+) -> datetime | None:
+    doc = await uow.db.network_members.find_one(
+        {"_id": f"{network_id}:{ambassador_id}"}, {"as_of": 1}, session=uow.session
+    )
+    at = doc.get("as_of") if doc else None
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def set_network_member(
+    uow: UnitOfWork, network_id: str, ambassador_id: str, *, present: bool, as_of: datetime
+) -> None:
+    """In or out of the network as of ``as_of`` (one who left stays as a marker, so a
+    joining replayed later, from before the leaving, cannot bring them back)."""
     await uow.db.network_members.replace_one(
         {"_id": f"{network_id}:{ambassador_id}"},
         {
             "_id": f"{network_id}:{ambassador_id}",
             "network_id": network_id,
             "ambassador_id": ambassador_id,
+            "present": present,
+            "as_of": as_of,
         },
         upsert=True,
         session=uow.session,
-    )
-
-
-async def remove_network_member(uow: UnitOfWork, network_id: str, ambassador_id: str) -> None:
-    await uow.db.network_members.delete_one(
-        {"_id": f"{network_id}:{ambassador_id}"}, session=uow.session
     )
 
 
@@ -322,7 +332,7 @@ async def forget_network_member(uow: UnitOfWork, ambassador_id: str) -> None:
 
 async def network_members(scope: Scope, network_id: str) -> set[str]:
     cursor = scope.db.network_members.find(
-        {"network_id": network_id}, {"ambassador_id": 1}, session=scope.session
+        {"network_id": network_id, "present": True}, {"ambassador_id": 1}, session=scope.session
     )
     return {str(d["ambassador_id"]) async for d in cursor}
 

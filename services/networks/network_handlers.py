@@ -249,6 +249,8 @@ async def remove(ctx: Context, uow: UnitOfWork, cmd: RemoveMember) -> NetworkDet
             ErrorCode.NOT_FOUND,
             f"ambassador {cmd.ambassador_id} is not invited to network {network.id}",
         )
+    if not network.open:
+        raise ServiceError(ErrorCode.INVALID_STATE, f"network {network.id} is closed")
     removed = lifecycle.remove(membership)
     if removed is not membership:
         await store.save_memberships(uow, [removed])
@@ -291,7 +293,11 @@ async def answer(ctx: Context, uow: UnitOfWork, cmd: AnswerNetworkInvitation) ->
                         reason="declined",
                     )
                 )
-            await notices.offer_replacement(ctx, uow, network, answered.ambassador_id, "declined")
+            # An expired invitation was offered a replacement already.
+            if membership.state != MemberState.EXPIRED:
+                await notices.offer_replacement(
+                    ctx, uow, network, answered.ambassador_id, "declined"
+                )
     return InvitationAnswer(
         network_id=network.id, ambassador_id=answered.ambassador_id, state=answered.state
     )
@@ -492,6 +498,13 @@ def _alert_answer(network: Network, found: Alert, ambassador_id: str) -> AlertAn
 
 async def answer_alert(ctx: Context, uow: UnitOfWork, cmd: AnswerAlert) -> AlertAnswerView:
     network, found, ambassador_id = await _alert_of_link(ctx, uow, cmd.token)
+    membership = await store.load_membership(uow, network.id, ambassador_id)
+    if not network.open or membership is None or membership.state != MemberState.JOINED:
+        raise ServiceError(
+            ErrorCode.INVALID_STATE, "the call-out is over for you: not a member any more"
+        )
+    if await ctx.ambassadors.active(uow, ambassador_id) is None:
+        raise ServiceError(ErrorCode.INVALID_TOKEN, "the answer link is not valid")
     answered = alerts.answer(found, ambassador_id, cmd.can_help, uow.now)
     if answered is not found:
         await store.save_alert(uow, answered)

@@ -6,7 +6,7 @@ database in memory. The housekeeping loop does not run here: a test runs its ste
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -352,6 +352,13 @@ async def test_a_network_meeting_reaches_exactly_its_members_and_those_who_join_
         MemberLeft(network_id="net-bolig", ambassador_id="anna", reason="removed"),
     )
     assert sorted(invited(h, view.id)) == ["anna", "carla", "dan"]
+    assert await store.network_members(h.service.reading(), "net-bolig") == {"carla", "dan"}
+    # A joining from before the leaving, delivered again late, does not bring anna back.
+    joined_before = MemberJoined(
+        network_id="net-bolig", ambassador_id="anna", network=network(),
+        occurred_at=datetime(2020, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    await h.deliver(joined_before)
     assert await store.network_members(h.service.reading(), "net-bolig") == {"carla", "dan"}
     # A closed network gets no new meetings.
     await h.deliver(NetworkClosed.model_validate({

@@ -380,6 +380,11 @@ async def test_forming_with_someone_not_active_names_them_and_changes_nothing(
     )
     assert refused.code == ErrorCode.VALIDATION_FAILED and "ghost" in refused.error.message
     assert h.db.documents("networks") == [] and h.db.documents("memberships") == []
+    backwards = await h.fails(
+        Endpoints.FORM,
+        {"challenge_id": raised.id, "members": ["c1"], "size_min": 8, "size_max": 3},
+    )
+    assert backwards.code == ErrorCode.VALIDATION_FAILED
     wrong_kind = await h.fails(
         Endpoints.FORM, {"challenge_id": raised.id, "members": ["c1"], "kind": "staff"}
     )
@@ -454,6 +459,8 @@ async def test_closing_with_an_initiative_names_the_public_organisations(
         Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "a1"), accept=True)
     )
     assert late.code == ErrorCode.INVALID_STATE
+    gone = await h.fails(Endpoints.REMOVE, RemoveMember(network_id=network.id, ambassador_id="c1"))
+    assert gone.code == ErrorCode.INVALID_STATE
     # A closed network weighs on nobody.
     assert all(not d["network_open"] for d in h.db.documents("memberships"))
 
@@ -607,6 +614,11 @@ async def test_an_invitation_past_its_deadline_expires_and_a_replacement_is_offe
     assert {m.ambassador_id: m.state for m in shown.members}["a1"] == MemberState.EXPIRED
     await notices.step(ctx)  # once only
     assert len(h.emitted_of(StaffNotice)) == 1
+    # A late no needs no second replacement: one was offered when it expired.
+    await h.call(
+        Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "a1"), accept=False)
+    )
+    assert len(h.emitted_of(StaffNotice)) == 1
     # A late yes is still welcome.
     late = await h.call(
         Endpoints.ANSWER, AnswerNetworkInvitation(token=link(network.id, "a1"), accept=True)
@@ -685,6 +697,11 @@ async def test_a_call_out_reaches_every_member_at_once_and_records_who_can_help_
         Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s2"), can_help=True)
     )
     assert late.can_help is True
+    await h.call(Endpoints.REMOVE, RemoveMember(network_id=network_id, ambassador_id="s1"))
+    taken_out = await h.fails(
+        Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s1"), can_help=True)
+    )
+    assert taken_out.code == ErrorCode.INVALID_STATE
     outsider = await h.fails(
         Endpoints.ANSWER_ALERT, AnswerAlert(token=alert_link(sent.id, "s3"), can_help=True)
     )
