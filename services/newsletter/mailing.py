@@ -24,10 +24,12 @@ async def queue(
     ambassador_id: str | None = None,
     context: dict[str, Any] | None = None,
     attachments: list[delivery.Attachment] | None = None,
+    mentions: list[str] | None = None,
 ) -> bool:
     """Queue one mail; False if ``dedupe_key`` was queued before. ``subscriber``: whose
     unsubscribe link the mail carries, and whose status may still stop it before it goes
-    out (see domain.may_receive). The worker is told once the unit has committed."""
+    out (see domain.may_receive); ``mentions``: ambassadors the mail names besides its
+    recipient, whose erasure scrubs it. The worker is told once the unit has committed."""
     record = delivery.new_mail(
         kind=kind,
         dedupe_key=dedupe_key,
@@ -37,6 +39,7 @@ async def queue(
         ambassador_id=ambassador_id or (subscriber.ambassador_id if subscriber else None),
         context=context,
         attachments=attachments or (),
+        mentions=mentions or (),
         message_id_domain=ctx.settings.mail_message_id_domain,
         now=uow.now,
     )

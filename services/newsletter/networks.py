@@ -165,6 +165,7 @@ async def staff_notice(ctx: Context, uow: UnitOfWork, event: StaffNotice) -> Non
         dedupe_key=f"{NOTICE}:{event.event_id}",
         to_address=address,
         to_name=ctx.settings.mail_from_name,
+        mentions=ids,
         context={
             "notice": event.kind.value,
             "network": network_view(event.network),

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from contracts.ambassadors import Activated, CertificateRef, Kind, Withdrawn
+from contracts.ambassadors import Activated, CertificateRef, Erased, Kind, Withdrawn
 from contracts.networks import (
     MemberInvited,
     NetworkAlerted,
@@ -161,3 +161,21 @@ async def test_a_call_out_is_mailed_once_with_links_for_this_alert_and_member(
         "amb-1",
     ]
     assert "En familie står uden bolig i aften." in rendered.html
+
+
+async def test_the_erasure_of_someone_a_staff_mail_names_scrubs_it(service: Service) -> None:
+    h, _ = service
+    await h.deliver(activated("amb-1"), activated("amb-2", email="bo@example.org"))
+    await h.deliver(
+        StaffNotice(
+            network_id="net-1",
+            kind=NoticeKind.REPLACEMENT,
+            network=invited().network,
+            about="amb-1",
+            why="declined",
+            replacements=[Replacement(ambassador_id="amb-2")],
+        )
+    )
+    await h.deliver(Erased(ambassador_id="amb-2"))
+    [mail] = mails_of(h, networks.NOTICE)
+    assert "Anna Hansen" not in str(mail) and "amb-2" not in str(mail.get("context"))

@@ -122,6 +122,9 @@ class MailRecord(BaseModel):
     subscriber_id: str | None = None
     ambassador_id: str | None = None
     issue_id: str | None = None
+    # Ambassadors the mail names besides its recipient (a staff notice's): their erasure
+    # scrubs it too.
+    mentions: tuple[str, ...] = ()
     context: dict[str, Any] = Field(default_factory=dict)
     attachments: list[Attachment] = Field(default_factory=list)
     # 0 for mail someone waits for (confirmation, welcome), 1 for bulk (an issue's fan-out):
@@ -151,6 +154,8 @@ class MailRecord(BaseModel):
         doc["_id"] = self.id
         doc["state"] = self.state.value
         doc["refs"] = refs_for(self.subscriber_id, self.ambassador_id, self.issue_id)
+        doc["refs"] += [f"ambassador:{a}" for a in self.mentions if a != self.ambassador_id]
+        doc["mentions"] = list(self.mentions)
         return doc
 
     @classmethod
@@ -198,6 +203,7 @@ def new_mail(
     context: Mapping[str, Any] | None = None,
     attachments: Sequence[Attachment] = (),
     now: datetime | None = None,
+    mentions: Sequence[str] = (),
     priority: int | None = None,
 ) -> MailRecord:
     """A queued mail, due at once, with its Message-ID fixed for every retry to come."""
@@ -213,6 +219,7 @@ def new_mail(
         subscriber_id=subscriber_id,
         ambassador_id=ambassador_id,
         issue_id=issue_id,
+        mentions=tuple(dict.fromkeys(mentions)),
         context=dict(context or {}),
         attachments=list(attachments),
         priority=(1 if kind in BULK_KINDS else 0) if priority is None else priority,
