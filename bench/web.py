@@ -2,7 +2,7 @@
 
 Run ``.venv/bin/python bench/web.py`` (``--quick`` for a smoke run). It starts its own
 embedded stack in a temporary directory on free ports (nats-server, SecantusDB, the SMTP
-sink, the ambassadors and events services and the website as processes, through
+sink, the ambassadors, events and networks services and the website as processes, through
 ``stack/``), with the demo import's organisations in the directory and ``--meetings``
 public meetings in the calendar. It then captures each page of :data:`PAGES` once from
 the website and starts the baseline: a bare ASGI app that answers each path with the
@@ -223,7 +223,9 @@ async def capture(base: str, pages: list[str]) -> dict[str, dict[str, Any]]:
 async def embedded_stack(data_dir: Path) -> AsyncIterator[EmbeddedStack]:
     settings = fresh_settings(
         data_dir,
-        services=["ambassadors", "events"],
+        # The events service waits for the networks service's stream, and the website
+        # asks it too (goals, networks).
+        services=["ambassadors", "events", "networks"],
         web=True,
         web_port=free_port(),
         log_level="WARNING",
