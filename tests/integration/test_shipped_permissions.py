@@ -88,13 +88,17 @@ def ambassadors_as_its_user(
 def newsletter_as_its_user(
     shipped_nats: ShippedNats, mongo_server: MongoServer, smtp_sink: SmtpSink, tmp_path: Path
 ) -> Iterator[ManagedProcess]:
-    # It waits for the EVENTS stream too; no events service runs here, so that stream is
-    # declared as the events service would, under its own user.
-    run_sync(
-        declare_streams_at(
-            shipped_nats.url, ["events"], user="events", password=shipped_nats.passwords["events"]
+    # It waits for the EVENTS and NETWORKS streams too; neither service runs here, so each
+    # stream is declared as its service would, under its own user.
+    for producer in ("events", "networks"):
+        run_sync(
+            declare_streams_at(
+                shipped_nats.url,
+                [producer],
+                user=producer,
+                password=shipped_nats.passwords[producer],
+            )
         )
-    )
     yield from run_as_its_user(
         "newsletter",
         shipped_nats,
