@@ -9,7 +9,31 @@ from typing import Any
 from services.newsletter import delivery
 from services.newsletter.context import Context
 from services.newsletter.domain import Subscriber
-from services.runtime.unit_of_work import UnitOfWork
+from services.runtime.known_ambassadors import KnownAmbassador, Standing
+from services.runtime.logging import get_logger
+from services.runtime.unit_of_work import NotYet, UnitOfWork
+
+log = get_logger(__name__)
+
+
+class InviteeNotKnownYet(NotYet):
+    """A mail for an ambassador came before their activation (another stream): the event
+    is delivered again a moment later, by when the ambassador is known."""
+
+
+async def active_recipient(
+    ctx: Context, uow: UnitOfWork, ambassador_id: str, what: str
+) -> KnownAmbassador | None:
+    """The ambassador a mail of another service's event goes to, as this service knows
+    them (their address, not the event's), or None when they are no longer active (not
+    mailed: logged with ``what``). Not known yet: :class:`InviteeNotKnownYet`."""
+    known = await ctx.ambassadors.get(uow, ambassador_id)
+    if known is None or known.standing == Standing.SEEN:
+        raise InviteeNotKnownYet(f"ambassador {ambassador_id} is not known here yet")
+    if not known.active or known.email is None:
+        log.info("recipient no longer active: not mailed", ambassador_id=ambassador_id, what=what)
+        return None
+    return known
 
 
 async def queue(

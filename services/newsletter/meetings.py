@@ -41,10 +41,9 @@ from contracts.events import (
 from services.newsletter import delivery, links, store
 from services.newsletter.context import Context
 from services.newsletter.mail.rendering import safe_url
-from services.newsletter.mailing import queue
-from services.runtime.known_ambassadors import Standing
+from services.newsletter.mailing import active_recipient, queue
 from services.runtime.logging import get_logger
-from services.runtime.unit_of_work import NotYet, UnitOfWork
+from services.runtime.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 
@@ -128,24 +127,12 @@ def invitee_mail(event: InviteeEvent) -> tuple[str, dict[str, Any], list[deliver
 # ---------------------------------------------------------------- invitee mails (handler)
 
 
-class InviteeNotKnownYet(NotYet):
-    """An invitation came before the activation of its invitee (another stream): the event
-    is delivered again a moment later, by when the ambassador is known."""
-
-
 async def invitee_event(ctx: Context, uow: UnitOfWork, event: InviteeEvent) -> None:
     """One mail to the invitee, in the event's unit of work: to the address this service
     knows for the ambassador, not one the event names (only an active ambassador of its
     own read model is ever mailed an invitation)."""
-    known = await ctx.ambassadors.get(uow, event.ambassador_id)
-    if known is None or known.standing == Standing.SEEN:
-        raise InviteeNotKnownYet(f"ambassador {event.ambassador_id} is not known here yet")
-    if not known.active or known.email is None:
-        log.info(
-            "invitee no longer active: not mailed",
-            ambassador_id=event.ambassador_id,
-            kind=type(event).__name__,
-        )
+    known = await active_recipient(ctx, uow, event.ambassador_id, type(event).__name__)
+    if known is None or known.email is None:
         return
     if known.email.casefold() != event.email.casefold():
         # The events service's copy lags or leads ours; ours is the one this service

@@ -25,9 +25,7 @@ from contracts.networks import (
 )
 from services.newsletter import links, store
 from services.newsletter.context import Context
-from services.newsletter.mailing import queue
-from services.newsletter.meetings import InviteeNotKnownYet
-from services.runtime.known_ambassadors import Standing
+from services.newsletter.mailing import active_recipient, queue
 from services.runtime.logging import get_logger
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -60,11 +58,8 @@ def invitation_mail(event: MemberInvited) -> dict[str, Any]:
 
 
 async def member_invited(ctx: Context, uow: UnitOfWork, event: MemberInvited) -> None:
-    known = await ctx.ambassadors.get(uow, event.ambassador_id)
-    if known is None or known.standing == Standing.SEEN:
-        raise InviteeNotKnownYet(f"ambassador {event.ambassador_id} is not known here yet")
-    if not known.active or known.email is None:
-        log.info("invited member no longer active: not mailed", ambassador_id=event.ambassador_id)
+    known = await active_recipient(ctx, uow, event.ambassador_id, INVITATION)
+    if known is None or known.email is None:
         return
     context = invitation_mail(event)
     context["name"] = known.name or event.name
@@ -82,11 +77,8 @@ async def member_invited(ctx: Context, uow: UnitOfWork, event: MemberInvited) ->
 
 async def network_alerted(ctx: Context, uow: UnitOfWork, event: NetworkAlerted) -> None:
     """The call-out, at once, to the address this service knows (active members only)."""
-    known = await ctx.ambassadors.get(uow, event.ambassador_id)
-    if known is None or known.standing == Standing.SEEN:
-        raise InviteeNotKnownYet(f"ambassador {event.ambassador_id} is not known here yet")
-    if not known.active or known.email is None:
-        log.info("called-out member no longer active: not mailed", ambassador_id=known.id)
+    known = await active_recipient(ctx, uow, event.ambassador_id, ALERT)
+    if known is None or known.email is None:
         return
     await queue(
         ctx,

@@ -50,7 +50,7 @@ from contracts.newsletter import (
     Unsubscribe,
     Unsubscribed,
 )
-from services.newsletter import domain, meetings
+from services.newsletter import domain, mailing, meetings
 from services.newsletter.app import build
 from services.newsletter.delivery import MailRecord, NotReady
 from services.newsletter.links import CONTEXT_KEY
@@ -617,7 +617,7 @@ async def test_an_invitation_to_someone_not_known_here_yet_is_delivered_again_la
     vouches for."""
     h, _ = service
     invited = invitee_events(answerable=True)[0]
-    with pytest.raises(meetings.InviteeNotKnownYet):
+    with pytest.raises(mailing.InviteeNotKnownYet):
         await h.deliver(invited)
     assert mails_of(h) == []
     await an_active_ambassador(h)
