@@ -18,16 +18,18 @@ checks never touches NATS. When NATS itself cannot be reached the error is
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from nats.js.errors import NotFoundError
 from pydantic import BaseModel, Field
 
 from contracts.endpoints import Endpoint
-from contracts.errors import ServiceError
+from contracts.errors import ErrorCode, ServiceError
 from services.runtime.client import ServiceClient
 from services.runtime.settings import ClientSettings
 
@@ -117,3 +119,18 @@ def with_client(work: Callable[[ServiceClient], Coroutine[Any, Any, T]]) -> T:
     with _session() as session:
         client = session.connected()
         return session.runner.run(work(client))
+
+
+async def upload(client: ServiceClient, bucket: str, data: bytes, suffix: str, owner: str) -> str:
+    """Put a file into a service's uploads bucket (a NATS message holds at most 1 MB); the
+    command then names the object it got."""
+    try:
+        store = await client.nc.jetstream().object_store(bucket)
+    except NotFoundError:
+        raise ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"the {owner} service is not running (it has never created its uploads bucket)",
+        ) from None
+    name = f"upload-{uuid.uuid4().hex}{suffix.lower()[:10]}"
+    await store.put(name, data)
+    return name

@@ -7,7 +7,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from cli import ambassadors, events, jobs, networks, newsletter, operations
+from cli import ambassadors, events, jobs, networks, newsletter, operations, social
 from cli.output import emit_json
 from contracts.errors import Error, ErrorCode
 
@@ -24,6 +24,7 @@ app.add_typer(ambassadors.app, name="ambassadors")
 app.add_typer(newsletter.app, name="newsletter")
 app.add_typer(events.app, name="events")
 app.add_typer(networks.app, name="networks")
+app.add_typer(social.app, name="social")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(operations.dead_letters, name="dead-letters")
 app.command("goals")(operations.goals)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import html
-import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from nats.js.errors import NotFoundError
 
 from cli import calls, jobs
 from cli.output import build, emit_json, fail, plain, reporting, show, table
@@ -119,20 +117,6 @@ def subscribers(
 # ---------------------------------------------------------------- news items
 
 
-async def _upload(client: ServiceClient, data: bytes, suffix: str) -> str:
-    """Put the file into the uploads bucket (a NATS message holds at most 1 MB)."""
-    try:
-        bucket = await client.nc.jetstream().object_store(UPLOADS_BUCKET)
-    except NotFoundError:
-        raise ServiceError(
-            ErrorCode.SERVICE_UNAVAILABLE,
-            "the newsletter service is not running (it has never created its uploads bucket)",
-        ) from None
-    name = f"upload-{uuid.uuid4().hex}{suffix.lower()[:10]}"
-    await bucket.put(name, data)
-    return name
-
-
 @item_app.command("add")
 def item_add(
     title: Annotated[str, typer.Option("--title", help="Headline of the item.")],
@@ -164,7 +148,9 @@ def item_add(
             upload = None
             if picture is not None:
                 data, suffix = picture
-                upload = calls.with_client(lambda client: _upload(client, data, suffix))
+                upload = calls.with_client(
+                    lambda client: calls.upload(client, UPLOADS_BUCKET, data, suffix, "newsletter")
+                )
             command = build(AddItem, **fields, image_object=upload)
             return calls.call(Endpoints.ITEM_ADD, command)
 

@@ -57,14 +57,18 @@ NEWSLETTER = ServiceEntry(
     # The welcome mail carries the ambassador's certificate.
     reads_buckets=("certificates",),
 )
-SOCIAL = ServiceEntry("social", built=False)
+SOCIAL = ServiceEntry(
+    "social",
+    built=True,
+    buckets=("social-pictures", "social-uploads"),
+)
 
 SERVICES: tuple[ServiceEntry, ...] = (AMBASSADORS, NETWORKS, EVENTS, NEWSLETTER, SOCIAL)
 
 # What the operators' CLI may do with buckets: read certificates and the images beside a
 # preview or archive, and upload a news item's image for the newsletter service to take.
 CLI_READS_BUCKETS = ("certificates", "newsletter-images")
-CLI_WRITES_BUCKETS = ("newsletter-uploads",)
+CLI_WRITES_BUCKETS = ("newsletter-uploads", "social-uploads")
 BY_NAME = {entry.name: entry for entry in SERVICES}
 
 # Entry points that run beside the services but own no data: the public website

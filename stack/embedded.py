@@ -32,6 +32,7 @@ from pymongo.uri_parser import parse_uri
 from services.runtime.client import inbox_prefix
 from stack import nats_accounts
 from stack.credentials import nats_passwords
+from stack.facebook import FacebookStandIn
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, service_is_healthy
 from stack.processes import ManagedProcess, free_port, port_in_use
@@ -71,6 +72,7 @@ def fresh_settings(data_dir: Path, **overrides: Any) -> StackSettings:
         "mongo_url": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
         "smtp_host": "127.0.0.1",
         "smtp_port": free_port(),
+        "facebook_port": free_port(),
         "data_dir": Path(data_dir),
         "services": [],
         "web": False,
@@ -98,7 +100,8 @@ class PortInUseError(StackError):
 
 
 class InfrastructureDiedError(StackError):
-    """nats-server, SecantusDB or the SMTP sink ended while the stack was running."""
+    """nats-server, SecantusDB, the SMTP sink or the Graph API stand-in ended while the
+    stack was running."""
 
 
 @dataclass
@@ -208,6 +211,15 @@ class EmbeddedStack:
         )
         # The keys that sign the links in mails (configured, or this data directory's).
         self.token_secrets = secrets_for(settings, self.data_dir)
+        self.facebook_dir = self.data_dir / "facebook"
+        self.facebook = FacebookStandIn(
+            directory=self.facebook_dir,
+            port=settings.facebook_port,
+            log_path=self.log_dir / "facebook.log",
+            page_id=settings.facebook_page_id.get_secret_value(),
+            token=self.token_secrets["facebook_page_token"],
+            clock_file=settings.clock_file,
+        )
         service_env = self._service_env()
         self.services: dict[str, ManagedProcess] = {
             name: ManagedProcess(
@@ -236,8 +248,8 @@ class EmbeddedStack:
     # -- public API -------------------------------------------------------------------
 
     @property
-    def infrastructure(self) -> tuple[NatsServer, MongoServer, SmtpSink]:
-        return (self.nats, self.mongo, self.smtp)
+    def infrastructure(self) -> tuple[NatsServer, MongoServer, SmtpSink, FacebookStandIn]:
+        return (self.nats, self.mongo, self.smtp, self.facebook)
 
     def service(self, name: str) -> ManagedProcess:
         try:
@@ -358,6 +370,7 @@ class EmbeddedStack:
         env.update(self.env())
         for field, secret in self.token_secrets.items():
             env[f"SAMSKAB_{field.upper()}"] = secret
+        env["SAMSKAB_FACEBOOK_GRAPH_URL"] = self.facebook.url
         # Logs reach the file as they happen, which matters most for the lines before a crash.
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -398,6 +411,7 @@ class EmbeddedStack:
             ),
             (self.mongo.host, self.mongo.port, "MongoDB (SecantusDB)", "SAMSKAB_MONGO_URL"),
             (self.smtp.host, self.smtp.port, "SMTP sink", "SAMSKAB_SMTP_PORT"),
+            (self.facebook.host, self.facebook.port, "Graph API stand-in", "SAMSKAB_FACEBOOK_PORT"),
         ]
         if WEB in self.services:
             wanted.append(("127.0.0.1", self.web_port, "the website", "SAMSKAB_PUBLIC_URL"))
@@ -458,6 +472,7 @@ samskab is running.
   NATS      {stack.settings.nats_url}  (monitoring {stack.nats.monitor_url})
   MongoDB   {stack.settings.mongo_url}
   SMTP      {stack.settings.smtp_host}:{stack.settings.smtp_port}
+  Facebook  {stack.facebook.url}  (Graph API stand-in; posts under {stack.facebook_dir})
   services  {services}
   website   {website}
 

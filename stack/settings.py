@@ -16,6 +16,8 @@ from services.ambassadors.settings import AmbassadorsSettings
 from services.events.settings import EventsSettings
 from services.networks.settings import NetworksSettings
 from services.newsletter.settings import NewsletterSettings
+from services.social.settings import SocialSettings
+from stack.facebook import DEFAULT_PAGE_ID
 
 # The keys that sign the tokens mails carry; generated once per data directory.
 SECRET_FIELDS = (
@@ -23,12 +25,17 @@ SECRET_FIELDS = (
     "events_token_secret",
     "networks_token_secret",
     "newsletter_token_secret",
+    "social_token_secret",
     "web_csrf_secret",
+    # The one Page token the Graph API stand-in accepts (and the social service sends).
+    "facebook_page_token",
 )
 SECRETS_FILE = "secrets.json"
 
 
-class StackSettings(AmbassadorsSettings, EventsSettings, NetworksSettings, NewsletterSettings):
+class StackSettings(
+    AmbassadorsSettings, EventsSettings, NetworksSettings, NewsletterSettings, SocialSettings
+):
     # HTTP monitoring port of the embedded nats-server; health and /varz.
     nats_monitor_port: int = 8222
     # Where make up keeps data, logs and mail.
@@ -40,12 +47,17 @@ class StackSettings(AmbassadorsSettings, EventsSettings, NetworksSettings, Newsl
     # Where it listens; unset: the public URL's port (8000 without one).
     web_port: int | None = Field(default=None, ge=1, le=65535)
     web_csrf_secret: SecretStr | None = None
+    # The Graph API stand-in (stack/facebook.py): where it listens; the Page it plays.
+    facebook_port: int = Field(default=8300, ge=1, le=65535)
+    facebook_page_id: SecretStr = SecretStr(DEFAULT_PAGE_ID)
 
     # Not required here: a first start generates them (see secrets_for).
     ambassadors_token_secret: SecretStr | None = None  # type: ignore[assignment]
     events_token_secret: SecretStr | None = None  # type: ignore[assignment]
     networks_token_secret: SecretStr | None = None  # type: ignore[assignment]
     newsletter_token_secret: SecretStr | None = None  # type: ignore[assignment]
+    social_token_secret: SecretStr | None = None  # type: ignore[assignment]
+    facebook_page_token: SecretStr | None = None  # type: ignore[assignment]
 
 
 def secrets_for(settings: StackSettings, data_dir: Path) -> dict[str, str]:

@@ -20,10 +20,11 @@ from contracts.newsletter import (
     ListItems,
     RemoveItem,
 )
-from services.newsletter import domain, images, store
+from services.newsletter import domain, store
 from services.newsletter.context import Context
 from services.newsletter.domain import Item, StoredImage
 from services.newsletter.views import item_view
+from services.runtime import images
 from services.runtime.unit_of_work import Reading, UnitOfWork
 
 

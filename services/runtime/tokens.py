@@ -9,7 +9,8 @@ together; the service that owns what the token acts on verifies it with the same
 - ``newsletter``: confirm a subscription (subscriber, nonce, expiry), unsubscribe (subscriber);
 - ``events``: answer an invitation (meeting, ambassador);
 - ``networks``: answer an invitation to a network (network, ambassador), answer a staff
-  network's call-out (alert, ambassador).
+  network's call-out (alert, ambassador);
+- ``social``: an ambassador's personal "send a story" link (ambassador).
 
 The nonce, stored by the owner, is what makes a token single-use and replaceable (signing
 up again sends a fresh one, and the old link stops working); it is not a secret, since
@@ -32,6 +33,7 @@ UNSUBSCRIBE = "newsletter.unsubscribe"
 ANSWER = "events.answer"
 NETWORK_ANSWER = "networks.answer"
 ALERT_ANSWER = "networks.alert"
+STORY_LINK = "social.stories"
 
 Part = str | int
 

@@ -329,6 +329,7 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
             "SAMSKAB_MONGO_URL": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
             "SAMSKAB_SMTP_HOST": "127.0.0.1",
             "SAMSKAB_SMTP_PORT": str(free_port()),
+            "SAMSKAB_FACEBOOK_PORT": str(free_port()),
             # As in `make up` (the default, stated so a developer's .env cannot turn it off).
             "SAMSKAB_DEMO_IMPORT": "true",
             # As a deployment has it: RFC 8058 one-click unsubscribe links must be https.

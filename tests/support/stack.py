@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 
 from services import registry
 from stack.embedded import EmbeddedStack, ServiceCommand, default_service_command, fresh_settings
+from stack.facebook import DEFAULT_PAGE_ID
 from stack.mongo import MongoServer
 from stack.nats import NatsServer, run_sync, service_is_healthy
 from stack.processes import ManagedProcess, free_port
@@ -98,10 +99,14 @@ def start_smtp_sink(directory: Path, *, timeout: float = 20.0) -> SmtpSink:
     return sink
 
 
-# The keys that sign the tokens in mails, as every service of a test gets them.
+# The keys that sign the tokens in mails (and the Page token the Graph API stand-in
+# accepts), as every service of a test gets them; and the Page the stand-in plays.
 TOKEN_SECRETS = {
-    f"SAMSKAB_{field.upper()}": f"tests-{field.replace('_', '-')}-0123456789abcdef"
-    for field in SECRET_FIELDS
+    **{
+        f"SAMSKAB_{field.upper()}": f"tests-{field.replace('_', '-')}-0123456789abcdef"
+        for field in SECRET_FIELDS
+    },
+    "SAMSKAB_FACEBOOK_PAGE_ID": DEFAULT_PAGE_ID,
 }
 
 

@@ -59,7 +59,13 @@ def cells(line: list[str]) -> list[str]:
 
 
 def answer_health(service: FakeService, down: tuple[str, ...] = ()) -> None:
-    outbox = {"ambassadors": (2, 1), "networks": (1, 0), "events": (0, 0), "newsletter": (5, 3)}
+    outbox = {
+        "ambassadors": (2, 1),
+        "networks": (1, 0),
+        "events": (0, 0),
+        "newsletter": (5, 3),
+        "social": (0, 0),
+    }
     for name in registry.names():
         if name in outbox and name not in down:
             pending, failed = outbox[name]
@@ -213,14 +219,14 @@ def test_dead_letters_list_shows_failed_outbox_entries_with_their_kind(
         "message too large",
     ]
     assert table[3][:3] == ["NEWSLETTER:7", "event", "ambassadors"]
-    assert result.stderr.strip() == "not running (not asked): newsletter"
+    assert result.stderr.strip() == "not running (not asked): newsletter, social"
 
     as_json = json.loads(run("dead-letters", "list", "--json").stdout)
     assert [(i["id"], i["kind"], i["service"]) for i in as_json["items"]] == [
         ("outbox:e1", "outbox", "ambassadors"),
         ("NEWSLETTER:7", "event", "ambassadors"),
     ]
-    assert as_json["not_running"] == ["newsletter"]
+    assert as_json["not_running"] == ["newsletter", "social"]
 
 
 # ---------------------------------------------------------------- audit
@@ -279,7 +285,7 @@ def test_audit_merges_every_running_service_newest_first(service: FakeService) -
         ["2026-12-01T10:30:00Z", "events", "public", "rsvp", "m1, a1", "invalid_state"],
         ["2026-12-01T09:00:00Z", "ambassadors", "operator:anna", "sign_up", "a1", "ok"],
     ]
-    assert result.stderr.strip() == "not running (not asked): newsletter"
+    assert result.stderr.strip() == "not running (not asked): newsletter, social"
 
 
 def test_audit_json_is_the_merged_records_and_who_was_not_asked(service: FakeService) -> None:
@@ -292,7 +298,7 @@ def test_audit_json_is_the_merged_records_and_who_was_not_asked(service: FakeSer
     expected = [AMBASSADOR_RECORDS[0], EVENT_RECORDS[0], AMBASSADOR_RECORDS[1]]
     assert answer == {
         "items": [r.model_dump(mode="json") for r in expected],
-        "not_running": ["newsletter"],
+        "not_running": ["newsletter", "social"],
     }
 
 

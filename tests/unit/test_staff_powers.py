@@ -43,6 +43,14 @@ PUBLIC = {
     "newsletter.query.archive",
     # The pictures of sent issues (public as the issues are).
     "newsletter.query.archive_image",
+    # An ambassador's own stories, by the token of their personal link; the guide checks
+    # (no data); the published stories and their pictures (public as the Page is).
+    "social.cmd.submit_own",
+    "social.cmd.revise_own",
+    "social.query.own",
+    "social.query.check",
+    "social.query.public_stories",
+    "social.query.public_picture",
 }
 # Fields that would let a caller claim what only staff may decide.
 STAFF_FIELDS = {"staff", "source", "status", "active", "actor", "ambassador_id"}

@@ -9,27 +9,10 @@ import zlib
 import pytest
 from PIL import Image
 
-from services.newsletter.images import ImageRejected, clean_image
+from services.runtime.images import ImageRejected, clean_image
+from tests.support.pictures import GPS_IFD, opened, photo
 
 MAX = 3_000_000
-GPS_IFD = 0x8825
-
-
-def photo(width: int = 800, height: int = 600, *, orientation: int | None = None) -> bytes:
-    """A JPEG with EXIF: a GPS position, a camera make, optionally an orientation."""
-    image = Image.new("RGB", (width, height), (200, 40, 40))
-    exif = Image.Exif()
-    exif[0x010F] = "SpyCam"  # Make
-    exif[GPS_IFD] = {1: "N", 2: (55.0, 33.0, 0.0), 3: "E", 4: (9.0, 45.0, 0.0)}
-    if orientation is not None:
-        exif[0x0112] = orientation
-    out = io.BytesIO()
-    image.save(out, format="JPEG", exif=exif.tobytes())
-    return out.getvalue()
-
-
-def opened(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data))
 
 
 def test_exif_with_the_gps_position_is_stripped() -> None:
@@ -118,3 +101,25 @@ def test_a_truncated_image_is_refused() -> None:
     data = photo()
     with pytest.raises(ImageRejected):
         clean_image(data[: len(data) // 3], max_bytes=MAX)
+
+
+def test_a_story_picture_fits_2048_pixels_on_its_long_side_as_jpeg() -> None:
+    clean = clean_image(photo(1500, 4000), max_bytes=20_000_000, max_width=None, max_long_side=2048)
+    assert (clean.width, clean.height) == (768, 2048)
+
+
+def test_jpeg_only_flattens_transparency_onto_white() -> None:
+    image = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    clean = clean_image(out.getvalue(), max_bytes=MAX, jpeg_only=True)
+    result = opened(clean.data)
+    assert clean.content_type == "image/jpeg" and result.mode == "RGB"
+    assert result.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_the_formats_refused_are_named_with_the_ones_taken() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (10, 10)).save(out, format="GIF")
+    with pytest.raises(ImageRejected, match="use JPEG or PNG"):
+        clean_image(out.getvalue(), max_bytes=MAX, formats=frozenset({"JPEG", "PNG"}))

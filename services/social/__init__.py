@@ -1,0 +1,1 @@
+"""The social service: stories, their review against the guide, and the Facebook Page."""
