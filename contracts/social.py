@@ -112,6 +112,22 @@ class StorySource(StrEnum):
     NEWSLETTER = "newsletter"
 
 
+# An ambassador's personal page for their stories: ``{public_url}{STORIES_PATH}/{token}``
+# (the link in the welcome mail, every digest and each review decision's mail).
+STORIES_PATH = "/historier/egne"
+
+# What the form says makes a good story (the guide, in its own words).
+GOOD_STORIES = (
+    "Et tema, jeres organisation arbejder med, og hvad I helt konkret gør (konkret og "
+    "ikke for langt).",
+    "En ny kollega, frivillig eller et nyt medlem: husk altid et billede.",
+    "Et flot eller sjovt billede, med en beskrivelse.",
+    "Kommende arrangementer, især offentlige. Lukkede arrangementer er bedre at fortælle "
+    "om bagefter.",
+    "Sjove historier, milepæle og fødselsdage.",
+)
+
+
 SUGGESTED_SOURCES = (StorySource.MEETING, StorySource.NETWORK, StorySource.NEWSLETTER)
 
 

@@ -158,15 +158,3 @@ def check(draft: Draft, *, today: date) -> list[Hint]:
 def stops(hints: list[Hint]) -> list[Hint]:
     """The findings that stop a story from being sent or approved."""
     return [h for h in hints if h.severity != HintSeverity.HINT]
-
-
-# What the form says makes a good story (the guide, in its own words).
-GOOD_STORIES = (
-    "Et tema, jeres organisation arbejder med, og hvad I helt konkret gør (konkret og "
-    "ikke for langt).",
-    "En ny kollega, frivillig eller et nyt medlem: husk altid et billede.",
-    "Et flot eller sjovt billede, med en beskrivelse.",
-    "Kommende arrangementer, især offentlige. Lukkede arrangementer er bedre at fortælle "
-    "om bagefter.",
-    "Sjove historier, milepæle og fødselsdage.",
-)

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from contracts.errors import ErrorCode, ServiceError
+from contracts.social import STORIES_PATH
 from services.runtime import tokens
 from services.runtime.tokens import Signer
-
-STORIES_PATH = "/historier/egne"
 
 
 class StoryLinks:
