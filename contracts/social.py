@@ -643,13 +643,20 @@ class StoryPicture(BaseModel):
     alt: str | None = None
     width: int
     height: int
+    size: int = 0
+    content_type: str = "image/jpeg"
 
 
 class StoryPublished(StoryEvent):
     """On the Page: the digest's "Historier fra netværket" and the website show it.
-    ``credit``: the ambassador's organisation or name, only if they are listed publicly."""
+    ``credit``: the ambassador's organisation or name, only if they are listed publicly;
+    ``ambassador_id``: who sent it (none for a suggestion), so that nothing of it is shown
+    once they are erased."""
 
     subject: ClassVar[str] = "social.v1.published"
+    person_field: ClassVar[str | None] = "ambassador_id"
+
+    ambassador_id: str | None = None
 
     kind: StoryKind
     source: StorySource

@@ -54,8 +54,9 @@ NEWSLETTER = ServiceEntry(
     "newsletter",
     built=True,
     buckets=("newsletter-images", "newsletter-uploads", "newsletter-archive"),
-    # The welcome mail carries the ambassador's certificate.
-    reads_buckets=("certificates",),
+    # The welcome mail carries the ambassador's certificate; the digest shows the pictures
+    # of published stories.
+    reads_buckets=("certificates", "social-pictures"),
 )
 SOCIAL = ServiceEntry(
     "social",

@@ -114,6 +114,8 @@ async def activated(ctx: Context, uow: UnitOfWork, event: Activated) -> None:
             # Someone who unsubscribed earlier stays unsubscribed: the mail must not promise
             # them the newsletter.
             "receives_newsletter": subscriber.status == SubscriberStatus.CONFIRMED,
+            # Their own page for sending stories (signed when the mail is put together).
+            links.STORIES_KEY: event.ambassador_id,
         },
         # The PDF is rendered after activation: the delivery worker waits for it.
         attachments=[

@@ -38,6 +38,7 @@ from contracts.newsletter import (
     UPLOADS_BUCKET,
     Endpoints,
 )
+from contracts.social import SocialNotice, StoryPublished, StoryReviewed, StoryUnpublished
 from services import registry
 from services.newsletter import (
     ambassador_events,
@@ -48,6 +49,7 @@ from services.newsletter import (
     meetings,
     networks,
     store,
+    stories,
     subscribers,
 )
 from services.newsletter.context import Context
@@ -115,6 +117,12 @@ def build(
     service.react(NetworkClosed, partial(networks.network_closed, ctx))
     service.react(StaffNotice, partial(networks.staff_notice, ctx))
     service.react(NetworkAlerted, partial(networks.network_alerted, ctx))
+    # Review decisions and publishing notices are mailed; published stories feed the digest.
+    service.react(StoryReviewed, partial(stories.story_reviewed, ctx))
+    service.react(SocialNotice, partial(stories.social_notice, ctx))
+    service.react(StoryPublished, partial(stories.story_published, ctx))
+    service.react(StoryUnpublished, partial(stories.story_unpublished, ctx))
+    service.react(Erased, partial(stories.ambassador_erased, ctx))
 
     service.command(Endpoints.SUBSCRIBE, partial(subscribers.subscribe, ctx))
     service.command(Endpoints.CONFIRM, partial(subscribers.confirm, ctx))

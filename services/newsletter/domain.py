@@ -668,6 +668,41 @@ def image_cid(item_id: str, domain: str) -> str:
     return f"item-{item_id}@{domain}"
 
 
+def picture_cid(name: str, domain: str) -> str:
+    """The Content-ID of a picture a section shows (a story's), by its object name."""
+    return f"picture-{name.rsplit('.', 1)[0]}@{domain}"
+
+
+def section_pictures(issue: Issue) -> list[StoredImage]:
+    """The pictures the issue's sections show (a story's first picture), once each."""
+    found: dict[str, StoredImage] = {}
+    for section in issue.sections:
+        for entry in section.entries:
+            picture = entry.get("picture")
+            if not picture or picture["name"] in found:
+                continue
+            found[picture["name"]] = StoredImage(
+                bucket=picture["bucket"],
+                object_name=picture["name"],
+                content_type=picture.get("content_type") or "image/jpeg",
+                width=int(picture["width"]),
+                height=int(picture["height"]),
+                size=int(picture.get("size") or 0),
+            )
+    return list(found.values())
+
+
+def _section_entry(entry: dict[str, Any], message_id_domain: str) -> dict[str, Any]:
+    picture = entry.get("picture")
+    if not picture:
+        return dict(entry)
+    return {
+        **entry,
+        "picture_cid": picture_cid(picture["name"], message_id_domain),
+        "picture_url": f"images/{picture['name']}",
+    }
+
+
 def image_path(image: StoredImage) -> str:
     """Where the web version expects an item's image, relative to the page."""
     return f"images/{image.object_name}"
@@ -695,7 +730,11 @@ def issue_context(issue: Issue, *, message_id_domain: str) -> dict[str, Any]:
             for item in issue.items
         ],
         "sections": [
-            {"key": s.key, "title": s.title, "entries": [dict(e) for e in s.entries]}
+            {
+                "key": s.key,
+                "title": s.title,
+                "entries": [_section_entry(e, message_id_domain) for e in s.entries],
+            }
             for s in issue.sections
         ],
     }

@@ -105,6 +105,24 @@ async def render(ctx: Context, issue: Issue) -> RenderedBundle:
                 filename=item.image.object_name,
             )
         )
+    for picture in domain.section_pictures(issue):
+        bucket = await ctx.service.js.object_store(picture.bucket)
+        try:
+            found = await bucket.get(picture.object_name)
+        except NotFoundError:
+            raise ServiceError(
+                ErrorCode.INVALID_STATE,
+                f"issue {issue.number} is out of date: a story's picture is gone (the story "
+                "was taken off the Page); draft a new issue",
+            ) from None
+        inline.append(
+            compose.InlineImage(
+                cid=domain.picture_cid(picture.object_name, s.mail_message_id_domain),
+                content_type=picture.content_type,
+                data=bytes(found.data or b""),
+                filename=picture.object_name,
+            )
+        )
     context = domain.issue_context(issue, message_id_domain=s.mail_message_id_domain)
     context |= {"sender_name": s.mail_from_name, "public_url": s.public_url}
     rendered = await asyncio.to_thread(render_issue, context)
@@ -135,6 +153,10 @@ def public(issue: Issue, rendered: RenderedIssue) -> IssueRendering:
             )
             for i in issue.items
             if i.image is not None
+        ]
+        + [
+            PublicImage(bucket=p.bucket, object_name=p.object_name, path=f"images/{p.object_name}")
+            for p in domain.section_pictures(issue)
         ],
         sent_at=issue.sent_at,
     )

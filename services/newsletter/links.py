@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from contracts.events import Answer
+from contracts.social import STORIES_PATH
 from services.newsletter import domain
 from services.newsletter.settings import NewsletterSettings
 from services.runtime import tokens
@@ -26,6 +27,8 @@ from services.runtime.tokens import Signer
 
 # Where a record's context names its link.
 CONTEXT_KEY = "link"
+# Where it names the ambassador whose own stories link it carries (any mail may, besides).
+STORIES_KEY = "stories_for"
 
 
 class LinkRef(BaseModel):
@@ -82,6 +85,7 @@ class Links:
                 settings.newsletter_token_secret, tokens.SUBSCRIPTION_CONFIRMATION
             ),
             tokens.UNSUBSCRIBE: Signer(settings.newsletter_token_secret, tokens.UNSUBSCRIBE),
+            tokens.STORY_LINK: Signer(settings.social_token_secret, tokens.STORY_LINK),
         }
 
     def signer(self, purpose: str) -> Signer:
@@ -93,10 +97,18 @@ class Links:
     def unsubscribe_url(self, subscriber_id: str) -> str:
         return domain.unsubscribe_url(self._public_url, self.unsubscribe_token(subscriber_id))
 
+    def stories_url(self, ambassador_id: str) -> str:
+        """The ambassador's own page for sending stories and seeing how they fare."""
+        token = self._signers[tokens.STORY_LINK].sign(ambassador_id)
+        return f"{self._public_url.rstrip('/')}{STORIES_PATH}/{token}"
+
     def resolve(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """A record's template context with its link signed: ``confirm_url`` and ``token``
-        for a confirmation, ``rsvp`` (one link per answer, and the token) for an invitation."""
-        resolved = {k: v for k, v in context.items() if k != CONTEXT_KEY}
+        for a confirmation, ``rsvp`` (one link per answer, and the token) for an invitation;
+        ``stories_url`` for a mail that names an ambassador under ``stories_for``."""
+        resolved = {k: v for k, v in context.items() if k not in (CONTEXT_KEY, STORIES_KEY)}
+        if context.get(STORIES_KEY):
+            resolved["stories_url"] = self.stories_url(str(context[STORIES_KEY]))
         spec = context.get(CONTEXT_KEY)
         if not spec:
             return resolved

@@ -183,12 +183,14 @@ class Outgoing:
             bundle = await self.issues.get(issue_id, lambda: self._bundle(issue_id))
             if bundle is None:
                 return None
+            ambassador = subscriber.ambassador_id if subscriber is not None else None
             message = bundle.prepared.message_for(
                 to_address=to_address,
                 to_name=to_name,
                 message_id=record.message_id,
                 unsubscribe_url=url,
                 unsubscribe_mailto=mailto,
+                stories_url=ctx.links.stories_url(ambassador) if ambassador else None,
             )
         else:
             attachments = [await self._attachment(a) for a in record.attachments]

@@ -53,3 +53,5 @@ class NewsletterSettings(ServiceSettings, SenderSettings):
     staff_address: str = ""
     # Signs the answer links of network invitations (the networks service checks them).
     networks_token_secret: TokenSecret
+    # Signs each ambassador's personal "send a story" link (the social service checks it).
+    social_token_secret: TokenSecret

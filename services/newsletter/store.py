@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from contracts.events import MeetingState
 from contracts.newsletter import IssueState, SubscriberStatus
-from services.newsletter.domain import Issue, Item, StoredImage, Subscriber
+from services.newsletter.domain import Issue, Item, StoredImage, Subscriber, section_pictures
 from services.runtime.mongo import DatabaseT, drop_indexes, find_in, update_in
 from services.runtime.tokens import token_hash
 from services.runtime.unit_of_work import Scope
@@ -358,15 +358,26 @@ async def sent_issue_by_number(scope: Scope, number: int) -> Issue | None:
 
 
 async def sent_image(scope: Scope, object_name: str) -> StoredImage | None:
-    """The picture of that name in a sent issue (only those are public)."""
+    """The picture of that name in a sent issue (only those are public): a news item's, or
+    a story's in the stories section."""
     doc = await scope.db.issues.find_one(
-        {"state": IssueState.SENT.value, "items.image.object_name": object_name},
+        {
+            "state": IssueState.SENT.value,
+            "$or": [
+                {"items.image.object_name": object_name},
+                {"sections.entries.picture.name": object_name},
+            ],
+        },
         session=scope.session,
     )
     if doc is None:
         return None
-    found = (i.image for i in _issue_from(doc).items if i.image is not None)
-    return next((image for image in found if image.object_name == object_name), None)
+    issue = _issue_from(doc)
+    found = (i.image for i in issue.items if i.image is not None)
+    image = next((image for image in found if image.object_name == object_name), None)
+    if image is not None:
+        return image
+    return next((p for p in section_pictures(issue) if p.object_name == object_name), None)
 
 
 async def last_sent_until(scope: Scope) -> datetime | None:
@@ -516,4 +527,25 @@ async def networks_closed(scope: Scope, since: datetime, until: datetime) -> lis
             "outcome": {"$in": ["initiative", "handed_over"]},
         }
     ).sort([("closed_at", ASCENDING), ("_id", ASCENDING)])
+    return [doc async for doc in cursor]
+
+
+# ---------------------------------------------------------------- stories (social)
+
+
+async def save_story(scope: Scope, story_id: str, fields: dict[str, Any]) -> None:
+    await scope.db.stories.update_one(
+        {"_id": story_id}, {"$set": fields}, upsert=True, session=scope.session
+    )
+
+
+async def delete_stories(scope: Scope, query: dict[str, Any]) -> None:
+    await scope.db.stories.delete_many(query, session=scope.session)
+
+
+async def stories_published(scope: Scope, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Stories published on the Page in [since, until), in that order."""
+    cursor = scope.db.stories.find(
+        {"published_at": {"$gte": since, "$lt": until}}, session=scope.session
+    ).sort([("published_at", ASCENDING), ("_id", ASCENDING)])
     return [doc async for doc in cursor]

@@ -450,9 +450,18 @@ async def published_event(ctx: Context, uow: UnitOfWork, story: Story) -> StoryP
         text=version.text,
         link=version.link,
         pictures=[
-            StoryPicture(name=p.name, digest=p.digest, alt=p.alt, width=p.width, height=p.height)
+            StoryPicture(
+                name=p.name,
+                digest=p.digest,
+                alt=p.alt,
+                width=p.width,
+                height=p.height,
+                size=p.size,
+                content_type=p.content_type,
+            )
             for p in version.pictures
         ],
+        ambassador_id=story.ambassador_id,
         post_id=story.post_id,
         post_url=stories.post_url(story.post_id),
         published_at=story.published_at,

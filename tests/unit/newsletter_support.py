@@ -25,6 +25,7 @@ NEWSLETTER_SECRET = "newsletter-handler-tests-0123456789abcdef"
 AMBASSADORS_SECRET = "ambassadors-handler-tests-0123456789abcdef"
 EVENTS_SECRET = "events-handler-tests-0123456789abcdef0123"
 NETWORKS_SECRET = "networks-handler-tests-0123456789abcdef01"
+SOCIAL_SECRET = "social-handler-tests-0123456789abcdef0123"
 PUBLIC_URL = "https://samskab.example"
 # Where the service's clock stands when a test sets it.
 NOW = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
@@ -40,6 +41,7 @@ def settings() -> NewsletterSettings:
         ambassadors_token_secret=AMBASSADORS_SECRET,
         events_token_secret=EVENTS_SECRET,
         networks_token_secret=NETWORKS_SECRET,
+        social_token_secret=SOCIAL_SECRET,
     )
 
 

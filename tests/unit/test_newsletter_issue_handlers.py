@@ -298,6 +298,7 @@ async def test_a_draft_gathers_the_unused_items_and_the_sections_since_a_date(
         "recently_held": 0,
         "new_networks": 0,
         "results": 0,
+        "stories": 0,
     }
     assert summary.since == domain.start_of_day(date(2027, 1, 1)) and summary.until == NOW
     [stored] = h.db.documents("issues")

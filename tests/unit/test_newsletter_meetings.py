@@ -52,6 +52,7 @@ LINKS = Links(
         ambassadors_token_secret="ambassadors-secret-for-meeting-tests-012",
         events_token_secret=EVENTS_SECRET,
         networks_token_secret="networks-secret-for-meeting-tests-0123456",
+        social_token_secret="social-secret-for-meeting-tests-01234567",
     )
 )
 # The answer token of invitee amb-1 for meeting m-1, as the events service verifies it.

@@ -267,6 +267,8 @@ def test_the_known_kinds_are_found_by_their_templates() -> None:
         "network_invitation",
         "network_notice",
         "network_alert",
+        "story_reviewed",
+        "social_notice",
     }
 
 
@@ -358,11 +360,22 @@ def test_user_text_cannot_plant_the_unsubscribe_placeholder() -> None:
 def test_a_placeholder_collision_is_refused_rather_than_personalised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rendering, "_new_marker", lambda: "samskabunsubscribefixed")
+    monkeypatch.setattr(rendering, "_new_marker", lambda what="unsubscribe": f"samskab{what}fixed")
     item = {"title": "samskabunsubscribefixed", "body_html": ""}
 
     with pytest.raises(ValueError, match="exactly once"):
         render_issue(issue_context(items=[item]))
+
+
+def test_an_ambassadors_copy_carries_their_own_stories_link_and_others_the_public_page() -> None:
+    issue = render_issue({**issue_context(), "public_url": "https://samskab.example"})
+    own = "https://samskab.example/historier/egne/tok.en"
+    mine = issue.personalise("https://samskab.example/u/1", own)
+    theirs = issue.personalise("https://samskab.example/u/2")
+    assert own in mine.text and f'href="{own}"' in mine.html
+    assert "https://samskab.example/historier\n" in theirs.text and own not in theirs.html
+    assert issue.stories_marker not in mine.html + mine.text + theirs.html + theirs.text
+    assert "https://samskab.example/historier" in issue.archive.text
 
 
 def test_personalising_refuses_a_link_that_is_not_a_web_address() -> None:

@@ -31,7 +31,7 @@ import base64
 import binascii
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -213,30 +213,42 @@ def _soft_break(encoded: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class _EncodedBody:
-    """A text part encoded once, with an optional hole where a URL goes."""
+    """A text part encoded once, with holes where personal URLs go (the unsubscribe link,
+    the ambassador's own stories link): ``pieces`` has one more entry than ``markers``."""
 
-    head: bytes
-    tail: bytes | None  # None: no hole
+    pieces: tuple[bytes, ...]
+    markers: tuple[str, ...]
     escape_html: bool
 
     @classmethod
-    def encode(cls, text: str, marker: str | None, *, html: bool) -> _EncodedBody:
+    def encode(cls, text: str, markers: Sequence[str], *, html: bool) -> _EncodedBody:
         if not text.endswith("\n"):
             text += "\n"  # the part ends with a line break, as the email package writes it
-        if marker is None:
-            return cls(_qp(text), None, html)
-        if text.count(marker) != 1:
-            raise ValueError("the unsubscribe marker must appear exactly once in each part")
-        head, tail = text.split(marker)
-        return cls(_qp(head), _qp(tail), html)
+        for marker in markers:
+            if text.count(marker) != 1:
+                raise ValueError("each marker must appear exactly once in each part")
+        ordered = tuple(sorted(markers, key=text.index))
+        pieces: list[bytes] = []
+        rest = text
+        for marker in ordered:
+            head, rest = rest.split(marker)
+            pieces.append(_qp(head))
+        pieces.append(_qp(rest))
+        return cls(tuple(pieces), ordered, html)
 
-    def fill(self, url: str | None) -> bytes:
-        if self.tail is None:
-            return self.head
-        if url is None:
-            raise ValueError("this body has a place for an unsubscribe URL; give one")
-        value = str(escape(url)) if self.escape_html else url
-        return b"".join((_soft_break(self.head), _soft_break(_qp(value)), self.tail))
+    def fill(self, urls: Mapping[str, str | None]) -> bytes:
+        """The part with each marker's URL (``urls`` by marker) in its hole."""
+        if not self.markers:
+            return self.pieces[0]
+        out: list[bytes] = []
+        for piece, marker in zip(self.pieces, self.markers, strict=False):
+            url = urls.get(marker)
+            if url is None:
+                raise ValueError("this body has a place for a personal URL; give one")
+            value = str(escape(url)) if self.escape_html else url
+            out += [_soft_break(piece), _soft_break(_qp(value))]
+        out.append(self.pieces[-1])
+        return b"".join(out)
 
 
 def _skeleton_body(
@@ -281,7 +293,8 @@ class PreparedMessage:
     """One rendered mail turned into bytes once; :meth:`message_for` makes each copy.
 
     ``marker`` (from :class:`RenderedIssue`) marks where the personal unsubscribe URL
-    goes in both parts; without it the bodies are used as they are.
+    goes in both parts, ``stories_marker`` where the ambassador's own stories link goes;
+    without them the bodies are used as they are.
     """
 
     def __init__(
@@ -291,13 +304,16 @@ class PreparedMessage:
         from_address: str,
         from_name: str | None,
         marker: str | None = None,
+        stories_marker: str | None = None,
         attachments: Sequence[Attachment] = (),
         inline_images: Sequence[InlineImage] = (),
         date: datetime | None = None,
         bulk: bool = False,
     ) -> None:
-        self._text = _EncodedBody.encode(rendered.text, marker, html=False)
-        self._html = _EncodedBody.encode(rendered.html, marker, html=True)
+        self._marker, self._stories_marker = marker, stories_marker
+        markers = [m for m in (marker, stories_marker) if m is not None]
+        self._text = _EncodedBody.encode(rendered.text, markers, html=False)
+        self._html = _EncodedBody.encode(rendered.html, markers, html=True)
         slot = secrets.token_hex(16)
         text_slot, html_slot = f"samskabtext{slot}", f"samskabhtml{slot}"
         message = EmailMessage(policy=_POLICY)
@@ -328,6 +344,7 @@ class PreparedMessage:
         message_id: str,
         unsubscribe_url: str | None,
         unsubscribe_mailto: str | None,
+        stories_url: str | None = None,
     ) -> bytes:
         if not _MESSAGE_ID.fullmatch(_header_safe("Message-ID", message_id)):
             raise ValueError(f"Message-ID must look like <id@domain>: {message_id!r}")
@@ -337,6 +354,11 @@ class PreparedMessage:
             unsubscribe = _list_unsubscribe(unsubscribe_url, unsubscribe_mailto)
         shared, mime = self._headers
         before_text, between, after_html = self._segments
+        urls: dict[str, str | None] = {}
+        if self._marker is not None:
+            urls[self._marker] = unsubscribe_url
+        if self._stories_marker is not None:
+            urls[self._stories_marker] = stories_url
         return b"".join(
             (
                 shared,
@@ -345,9 +367,9 @@ class PreparedMessage:
                 mime,
                 _CRLF,
                 before_text,
-                self._text.fill(unsubscribe_url),
+                self._text.fill(urls),
                 between,
-                self._html.fill(unsubscribe_url),
+                self._html.fill(urls),
                 after_html,
             )
         )
@@ -412,17 +434,22 @@ class PreparedIssue:
     ) -> None:
         when = _utc(date)
         personal = RenderedMail(subject=issue.subject, html=issue.html, text=issue.text)
+        self._public_stories_url = issue.public_stories_url
         self._personal, self._anonymous = (
             PreparedMessage(
                 rendered,
                 marker=marker,
+                stories_marker=stories_marker,
                 from_address=from_address,
                 from_name=from_name,
                 inline_images=inline_images,
                 date=when,
                 bulk=True,
             )
-            for rendered, marker in ((personal, issue.marker), (issue.anonymous, None))
+            for rendered, marker, stories_marker in (
+                (personal, issue.marker, issue.stories_marker),
+                (issue.anonymous, None, None),
+            )
         )
 
     def message_for(
@@ -433,8 +460,11 @@ class PreparedIssue:
         message_id: str,
         unsubscribe_url: str | None,
         unsubscribe_mailto: str | None,
+        stories_url: str | None = None,
     ) -> bytes:
-        """The copy for one subscriber; without an unsubscribe URL, the anonymous body."""
+        """The copy for one subscriber; without an unsubscribe URL, the anonymous body.
+        ``stories_url``: an ambassador's own stories link (left out: the public stories
+        page, for a subscriber who is not an ambassador)."""
         prepared = self._personal if unsubscribe_url is not None else self._anonymous
         return prepared.message_for(
             to_address=to_address,
@@ -442,4 +472,5 @@ class PreparedIssue:
             message_id=message_id,
             unsubscribe_url=unsubscribe_url,
             unsubscribe_mailto=unsubscribe_mailto,
+            stories_url=stories_url or self._public_stories_url,
         )

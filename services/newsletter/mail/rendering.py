@@ -296,6 +296,11 @@ def _inliner() -> css_inline.CSSInliner:
     return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
+# The public stories page: where the digest's "send a story" link goes for a subscriber who
+# is not an ambassador (an ambassador's copy carries their own link).
+PUBLIC_STORIES_PATH = "/historier"
+
+
 def _defaults() -> dict[str, Any]:
     # The service passes its own (see outgoing.py); these are the settings' defaults, for a
     # mail rendered without them (tests, previews of templates).
@@ -303,6 +308,7 @@ def _defaults() -> dict[str, Any]:
         "sender_name": SenderSettings.model_fields["mail_from_name"].default,
         "public_url": ServiceSettings.model_fields["public_url"].default,
         "unsubscribe_url": None,
+        "stories_url": None,
         "archive": False,
     }
 
@@ -453,25 +459,36 @@ class RenderedIssue:
     marker: str
     anonymous: RenderedMail
     archive: RenderedMail
+    # Where an ambassador's own "send a story" link goes (exactly once in each part), and
+    # what goes there for a subscriber who is not an ambassador.
+    stories_marker: str = ""
+    public_stories_url: str = ""
 
-    def personalise(self, unsubscribe_url: str | None) -> RenderedMail:
+    def personalise(
+        self, unsubscribe_url: str | None, stories_url: str | None = None
+    ) -> RenderedMail:
         if unsubscribe_url is None:
             return self.anonymous
         url = safe_url(unsubscribe_url)
-        if url is None:
-            raise ValueError("unsubscribe_url must be an http(s) URL without whitespace")
+        stories = safe_url(stories_url or self.public_stories_url)
+        if url is None or stories is None:
+            raise ValueError("a personal link must be an http(s) URL without whitespace")
+        html, text = self.html, self.text
+        if self.stories_marker:
+            html = html.replace(self.stories_marker, str(escape(stories)))
+            text = text.replace(self.stories_marker, stories)
         return RenderedMail(
             subject=self.subject,
-            html=self.html.replace(self.marker, str(escape(url))),
-            text=self.text.replace(self.marker, url),
+            html=html.replace(self.marker, str(escape(url))),
+            text=text.replace(self.marker, url),
         )
 
 
-def _new_marker() -> str:
+def _new_marker(what: str = "unsubscribe") -> str:
     # Fresh per render and unguessable, so no stored text (written before the render) can
     # contain it; letters and digits only, so neither escaping nor the CSS inliner's
     # re-serialisation can alter it.
-    return f"samskabunsubscribe{secrets.token_hex(16)}"
+    return f"samskab{what}{secrets.token_hex(16)}"
 
 
 def render_issue(issue_context: Mapping[str, Any]) -> RenderedIssue:
@@ -490,17 +507,26 @@ def render_issue(issue_context: Mapping[str, Any]) -> RenderedIssue:
     ``sender_name``/``public_url`` may be given as for :func:`render_mail`.
     """
     extra = {k: v for k, v in issue_context.items() if k in {"sender_name", "public_url"}}
+    site = str(extra.get("public_url") or _defaults()["public_url"]).rstrip("/")
+    public_stories = f"{site}{PUBLIC_STORIES_PATH}"
     mail_view = _issue_view(issue_context, archive=False)
-    marker = _new_marker()
-    personal = _render("issue", {**extra, "issue": mail_view, "unsubscribe_url": marker})
-    if personal.html.count(marker) != 1 or personal.text.count(marker) != 1:
-        raise ValueError("the unsubscribe marker must appear exactly once in each part")
+    marker, stories_marker = _new_marker(), _new_marker("stories")
+    personal = _render(
+        "issue",
+        {**extra, "issue": mail_view, "unsubscribe_url": marker, "stories_url": stories_marker},
+    )
+    for placeholder in (marker, stories_marker):
+        if personal.html.count(placeholder) != 1 or personal.text.count(placeholder) != 1:
+            raise ValueError("each personal link's marker must appear exactly once in each part")
     archive_view = _issue_view(issue_context, archive=True)
+    public = {"stories_url": public_stories}
     return RenderedIssue(
         subject=personal.subject,
         html=personal.html,
         text=personal.text,
         marker=marker,
-        anonymous=_render("issue", {**extra, "issue": mail_view}),
-        archive=_render("issue", {**extra, "issue": archive_view, "archive": True}),
+        anonymous=_render("issue", {**extra, **public, "issue": mail_view}),
+        archive=_render("issue", {**extra, **public, "issue": archive_view, "archive": True}),
+        stories_marker=stories_marker,
+        public_stories_url=public_stories,
     )

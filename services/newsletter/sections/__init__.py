@@ -18,6 +18,7 @@ from services.newsletter.sections import (
     new_networks,
     recently_held,
     results,
+    stories,
 )
 from services.runtime.unit_of_work import Scope
 
@@ -76,5 +77,6 @@ REGISTRY = SectionRegistry(
         recently_held.SECTION,
         new_networks.SECTION,
         results.SECTION,
+        stories.SECTION,
     ]
 )
