@@ -198,6 +198,9 @@ def health(as_json: JsonOpt = False) -> None:
         ]
         rows += [(n, "not running", "", "", "") for n in missing]
         table(rows, ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"])
+        for name, answer in answers.items():
+            for problem in answer.problems:
+                typer.echo(f"{name}: {problem}")
         if missing or unwell:
             typer.echo(f"not healthy: {', '.join([*missing, *unwell])}", err=True)
     if missing or unwell:

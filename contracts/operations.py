@@ -31,6 +31,9 @@ class Health(OperationsView):
     # Events written but not yet on their stream, and entries that can never be published.
     outbox_pending: int | None = None
     outbox_failed: int | None = None
+    # What staff must act on although the service answers (status "degraded"): e.g.
+    # publishing to the Facebook Page paused by an expired token.
+    problems: list[str] = []
 
 
 @cache

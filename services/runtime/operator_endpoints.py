@@ -41,11 +41,13 @@ def register(service: Service) -> None:
         try:
             await scope.db.command("ping")
             counts = await outbox.counts(scope.db)
+            problems = [found for check in service.health_checks for found in await check(scope)]
         except Exception as exc:
             raise ServiceError(ErrorCode.SERVICE_UNAVAILABLE, f"database: {exc}") from exc
         return Health(
             service=name,
-            status="ok",
+            status="degraded" if problems else "ok",
+            problems=problems,
             uptime_seconds=round(time.time() - started, 1),
             outbox_pending=counts.pending,
             outbox_failed=counts.failed,

@@ -71,6 +71,8 @@ OrchestratingHandler = Callable[[Req], Awaitable[Rep]]
 QueryHandler = Callable[[Reading, Req], Awaitable[Rep]]
 Reaction = Callable[[UnitOfWork, E], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
+# Asked by the health endpoint: what staff must act on (empty: nothing).
+HealthCheck = Callable[[Reading], Awaitable[list[str]]]
 # Asked before an event's reactions run: a reason to apply nothing (e.g. it is about an
 # erased ambassador), or None.
 Guard = Callable[[UnitOfWork, Event], Awaitable[str | None]]
@@ -187,6 +189,7 @@ class Service:
         self.endpoints: dict[str, Endpoint[Any, Any]] = {}
         self._handles: dict[str, Callable[[Any], Awaitable[Any]]] = {}
         self._startup_hooks: list[Hook] = []
+        self.health_checks: list[HealthCheck] = []
         self._shutdown_hooks: list[Hook] = []
         self._loops: list[Loop] = []
         self._started_at = time.time()
@@ -336,6 +339,10 @@ class Service:
             await jobs.ensure_job_indexes(self.db, retention)
 
         self._startup_hooks.insert(0, prepare)
+
+    def health_check(self, check: HealthCheck) -> None:
+        """Report what ``check`` finds in the health endpoint's answer (status "degraded")."""
+        self.health_checks.append(check)
 
     def react(self, event_type: type[E], handler: Reaction[E]) -> None:
         """Apply ``event_type`` with ``handler`` exactly once: inbox-guarded, in one

@@ -55,6 +55,7 @@ def build(
     service.on_startup(prepare)
     service.on_shutdown(close)
     ctx.publishing = service.loop("publishing", publisher.step, every=settings.social_poll_seconds)
+    service.health_check(partial(token_check.problems, ctx))
     service.loop(
         "token check", partial(token_check.step, ctx), every=settings.social_token_check_seconds
     )

@@ -69,3 +69,26 @@ async def view(ctx: Context, scope: Scope) -> PublishingView:
         scheduled=await store.count(scope, StoryStatus.SCHEDULED),
         unconfirmed=await store.count(scope, StoryStatus.UNCONFIRMED),
     )
+
+
+async def problems(ctx: Context, scope: Scope) -> list[str]:
+    """What staff must act on, for ``samskab health``."""
+    state = await store.page_state(scope)
+    found = []
+    if state.state == State.PAUSED:
+        found.append(
+            f"publishing to the Facebook Page is paused since {state.since:%Y-%m-%d %H:%M} UTC: "
+            f"{state.reason} (a new Page token, then samskab social check-token)"
+        )
+    elif state.state == State.BLOCKED and state.blocked_until and state.blocked_until > scope.now:
+        found.append(
+            f"Facebook blocks publishing until {state.blocked_until:%Y-%m-%d %H:%M} UTC: "
+            f"{state.reason}"
+        )
+    unconfirmed = await store.count(scope, StoryStatus.UNCONFIRMED)
+    if unconfirmed:
+        found.append(
+            f"{unconfirmed} stories could not be confirmed as published (samskab social "
+            "unconfirmed)"
+        )
+    return found

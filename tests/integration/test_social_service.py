@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from contracts import operations as ops
 from contracts.ambassadors import Endpoints as AmbassadorEndpoints
+from contracts.operations import GetHealth
 from contracts.social import (
     ApproveStory,
     CheckToken,
@@ -218,6 +220,10 @@ async def test_an_expired_token_pauses_publishing_until_it_works_again(
 
     state = await eventually(paused, what="publishing paused by the start-up token check")
     assert "190" in (state.reason or "")
+    # `samskab health` shows it: the service answers, but staff must act.
+    health = await client.call(ops.health("social"), GetHealth())
+    assert health.status == "degraded"
+    assert "publishing to the Facebook Page is paused" in health.problems[0]
     ambassador_id = await active_ambassador(client)
     story_id = await sent_story(client, ambassador_id, "Julefrokost for frivillige.")
     await publish_now(client, story_id)
@@ -228,3 +234,4 @@ async def test_an_expired_token_pauses_publishing_until_it_works_again(
     assert checked.state == "ok"
     await status_of(client, story_id, StoryStatus.PUBLISHED)
     assert len(facebook.posts()) == 1
+    assert (await client.call(ops.health("social"), GetHealth())).status == "ok"

@@ -85,6 +85,21 @@ def answer_health(service: FakeService, down: tuple[str, ...] = ()) -> None:
     service.answer(ops.health("web"), not_running("web") if "web" in down else web)
 
 
+def test_health_names_what_staff_must_act_on_and_fails(service: FakeService) -> None:
+    answer_health(service)
+    problem = "publishing to the Facebook Page is paused since 2027-03-01 09:00 UTC: 190"
+    service.answer(
+        ops.health("social"),
+        Health(service="social", status="degraded", uptime_seconds=1.0, problems=[problem]),
+    )
+
+    result = run("health")
+
+    assert result.exit_code == 1
+    assert f"social: {problem}" in result.stdout
+    assert "not healthy: social" in result.stderr
+
+
 def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
     service: FakeService,
 ) -> None:
@@ -150,6 +165,7 @@ def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService)
         "uptime_seconds": 12.5,
         "outbox_pending": 5,
         "outbox_failed": 3,
+        "problems": [],
     }
     assert list(answer["running"]) == list(CHECKED)
     assert (answer["not_running"], answer["healthy"]) == ([], True)
