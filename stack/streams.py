@@ -24,7 +24,7 @@ from services.runtime.streams import stream_config
 __all__ = ["NEWSLETTER_PRODUCERS", "declare_streams", "declare_streams_at", "stream_config"]
 
 # Whose events the newsletter service consumes (and so waits for at start-up).
-NEWSLETTER_PRODUCERS = ("ambassadors", "events", "networks")
+NEWSLETTER_PRODUCERS = ("ambassadors", "events", "networks", "social")
 
 
 async def declare_streams(

@@ -88,9 +88,9 @@ def ambassadors_as_its_user(
 def newsletter_as_its_user(
     shipped_nats: ShippedNats, mongo_server: MongoServer, smtp_sink: SmtpSink, tmp_path: Path
 ) -> Iterator[ManagedProcess]:
-    # It waits for the EVENTS and NETWORKS streams too; neither service runs here, so each
-    # stream is declared as its service would, under its own user.
-    for producer in ("events", "networks"):
+    # It waits for the EVENTS, NETWORKS and SOCIAL streams too; none of those services runs
+    # here, so each stream is declared as its service would, under its own user.
+    for producer in ("events", "networks", "social"):
         run_sync(
             declare_streams_at(
                 shipped_nats.url,

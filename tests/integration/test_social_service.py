@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from contracts import operations as ops
 from contracts.ambassadors import Endpoints as AmbassadorEndpoints
+from contracts.errors import ErrorCode, ServiceError
 from contracts.operations import GetHealth
 from contracts.social import (
     ApproveStory,
     CheckToken,
     Endpoints,
+    GetOwnStories,
     GetPublishing,
     ScheduleStory,
     ShowStory,
@@ -30,6 +33,7 @@ from contracts.social import (
 )
 from services.runtime.client import ServiceClient
 from services.runtime.settings import ClientSettings
+from services.social.links import StoryLinks
 from stack.facebook import DEFAULT_PAGE_ID, FacebookStandIn
 from stack.nats import NatsServer
 from stack.processes import free_port
@@ -108,6 +112,22 @@ def cli(nats_server: NatsServer, data_dir: Path, *args: str) -> subprocess.Compl
     )
 
 
+async def known_to_social(client: ServiceClient, ambassador_id: str) -> None:
+    """The social service's read model has the ambassador (their own link works)."""
+    links = StoryLinks(SecretStr(TOKEN_SECRETS["SAMSKAB_SOCIAL_TOKEN_SECRET"]), "http://x")
+
+    async def known() -> bool:
+        try:
+            await client.call(Endpoints.OWN, GetOwnStories(token=links.token(ambassador_id)))
+        except ServiceError as exc:
+            if exc.code == ErrorCode.INVALID_TOKEN:
+                return False
+            raise
+        return True
+
+    await eventually(known, what="the social service knows the ambassador")
+
+
 async def sent_story(client: ServiceClient, ambassador_id: str, text: str) -> str:
     async def submit() -> str | None:
         try:
@@ -149,6 +169,7 @@ async def test_a_story_sent_with_two_pictures_goes_out_once_without_their_metada
 ) -> None:
     start_social(service_process, facebook)
     ambassador_id = await active_ambassador(client)
+    await known_to_social(client, ambassador_id)
     (tmp_path / "story.txt").write_text(
         "Vi har fået to nye frivillige i lektiecaféen. Velkommen til dem!\n", encoding="utf-8"
     )
