@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
@@ -11,15 +10,14 @@ from typing import Annotated, Any, ClassVar
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from contracts import endpoints, jobs
+from contracts.binary import Base64Data
 from contracts.envelope import Event, Message
 from contracts.text import normalise_email, normalise_name, normalise_website
 
@@ -331,21 +329,6 @@ class ArchiveEntry(View):
     until: AwareDatetime
     sent_at: AwareDatetime
     archive_object: str
-
-
-def _from_base64(value: object) -> object:
-    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
-
-
-# Bytes in Python, standard base64 in JSON (both ways: the client validates the decoded
-# JSON as Python objects, where pydantic's own base64 setting does not apply).
-Base64Data = Annotated[
-    bytes,
-    BeforeValidator(_from_base64),
-    PlainSerializer(
-        lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"
-    ),
-]
 
 
 class ArchiveImage(View):

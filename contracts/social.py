@@ -9,24 +9,22 @@ schedule it; the service publishes it to the Page exactly once.
 
 from __future__ import annotations
 
-import base64
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
     model_validator,
 )
 
 from contracts import endpoints
+from contracts.binary import Base64Data
 from contracts.envelope import Event, Message
 from contracts.text import clean_line, clean_text
 
@@ -61,17 +59,6 @@ PICTURE_CHUNK = 512 * 1024
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 ObjectName = Annotated[
     str, Field(min_length=1, max_length=OBJECT_NAME_MAX, pattern=r"^[A-Za-z0-9._-]+$")
-]
-
-
-def _b64decode(value: Any) -> Any:
-    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
-
-
-Base64Data = Annotated[
-    bytes,
-    BeforeValidator(_b64decode),
-    PlainSerializer(lambda data: base64.b64encode(data).decode("ascii"), return_type=str),
 ]
 
 
