@@ -77,9 +77,7 @@ def classify(failure: GraphFailure, *, sent: bool) -> Disposition:
     if failure.kind in ("timeout", "broken"):
         return Disposition.LOOK_UP if sent else Disposition.RETRY
     code = failure.code
-    if code in TOKEN_CODES:
-        return Disposition.PAUSE
-    if code in PERMISSION_CODES:
+    if code in TOKEN_CODES or code in PERMISSION_CODES:
         return Disposition.PAUSE
     if code == DUPLICATE_POST:
         return Disposition.ADOPT if sent else Disposition.FAIL

@@ -54,6 +54,7 @@ from services.social.meta_errors import (
 )
 from services.social.publishing_state import PageState, State
 from services.social.stories import Phase, Story
+from services.social.story_handlers import credit_of
 
 log = get_logger(__name__)
 
@@ -318,10 +319,7 @@ class Publisher:
                 name="failing a story",
             )
             return
-        story = await store.load(self.service.reading(), story_id)
-        assert story is not None
-        wait = self._backoff(story, failure)
-        # The wait honours what the refusal said about usage: it is not waited out twice.
+        # The put-off honours what the refusal said about usage: it is not waited out twice.
         self.ctx.graph.last_usage = Usage()
         await self.service.run(
             partial(
@@ -330,7 +328,6 @@ class Publisher:
                 attempt_id=attempt_id,
                 failure=failure,
                 disposition=disposition,
-                wait=wait,
             ),
             name="putting a publish off",
         )
@@ -340,11 +337,7 @@ class Publisher:
     async def _published(
         self, uow: UnitOfWork, story_id: str, attempt_id: str, post_id: str, how: str
     ) -> None:
-        story = await store.load(uow, story_id)
-        if story is None or not stories.holds(story, attempt_id):
-            raise ServiceError(
-                ErrorCode.CONFLICT, f"story {story_id}: attempt {attempt_id} is over"
-            )
+        story = await held(uow, story_id, attempt_id)
         story = stories.published(
             story, post_id, now=uow.now, actor=ACTOR, how=how, attempt_id=attempt_id
         )
@@ -357,11 +350,7 @@ class Publisher:
     async def _failed(
         self, uow: UnitOfWork, story_id: str, attempt_id: str, why: str, fbtrace_id: str | None
     ) -> None:
-        story = await store.load(uow, story_id)
-        if story is None or not stories.holds(story, attempt_id):
-            raise ServiceError(
-                ErrorCode.CONFLICT, f"story {story_id}: attempt {attempt_id} is over"
-            )
+        story = await held(uow, story_id, attempt_id)
         story = stories.failed(
             story, attempt_id, now=uow.now, actor=ACTOR, why=why, fbtrace_id=fbtrace_id
         )
@@ -370,11 +359,7 @@ class Publisher:
 
     async def _unconfirmed(self, story_id: str, attempt_id: str, why: str) -> None:
         async def park(uow: UnitOfWork) -> None:
-            story = await store.load(uow, story_id)
-            if story is None or not stories.holds(story, attempt_id):
-                raise ServiceError(
-                    ErrorCode.CONFLICT, f"story {story_id}: attempt {attempt_id} is over"
-                )
+            story = await held(uow, story_id, attempt_id)
             await store.save(
                 uow, stories.unconfirmed(story, attempt_id, now=uow.now, actor=ACTOR, why=why)
             )
@@ -390,13 +375,9 @@ class Publisher:
         attempt_id: str,
         failure: GraphFailure,
         disposition: Disposition,
-        wait: timedelta,
     ) -> None:
-        story = await store.load(uow, story_id)
-        if story is None or not stories.holds(story, attempt_id):
-            raise ServiceError(
-                ErrorCode.CONFLICT, f"story {story_id}: attempt {attempt_id} is over"
-            )
+        story = await held(uow, story_id, attempt_id)
+        wait = self._backoff(story, failure)
         why = failure.describe()
         # Paused: it goes as soon as publishing resumes, not after a back-off.
         until = uow.now if disposition == Disposition.PAUSE else uow.now + wait
@@ -423,6 +404,15 @@ class Publisher:
             uow.emit(SocialNotice(kind=NoticeKind.BLOCKED, detail=reason))
 
 
+async def held(uow: UnitOfWork, story_id: str, attempt_id: str) -> Story:
+    """The story, while ``attempt_id`` is still its attempt (else another publisher took it
+    over, or it is over: this one must record nothing more)."""
+    story = await store.load(uow, story_id)
+    if story is None or not stories.holds(story, attempt_id):
+        raise ServiceError(ErrorCode.CONFLICT, f"story {story_id}: attempt {attempt_id} is over")
+    return story
+
+
 async def pause(uow: UnitOfWork, reason: str) -> PageState:
     """Publishing waits for staff (the token or a permission); they are told once."""
     state = await store.page_state(uow)
@@ -437,11 +427,6 @@ async def pause(uow: UnitOfWork, reason: str) -> PageState:
 async def published_event(ctx: Context, uow: UnitOfWork, story: Story) -> StoryPublished:
     version = story.current
     assert story.post_id is not None and story.published_at is not None
-    credit = None
-    if story.ambassador_id is not None:
-        known = await ctx.ambassadors.active(uow, story.ambassador_id)
-        if known is not None and known.public:
-            credit = known.display_name
     return StoryPublished(
         story_id=story.id,
         kind=version.kind,
@@ -465,5 +450,5 @@ async def published_event(ctx: Context, uow: UnitOfWork, story: Story) -> StoryP
         post_id=story.post_id,
         post_url=stories.post_url(story.post_id),
         published_at=story.published_at,
-        credit=credit,
+        credit=await credit_of(ctx, uow, story),
     )

@@ -94,6 +94,15 @@ async def name_of(ctx: Context, scope: Scope, story: Story) -> str | None:
     return known.name if known is not None and known.name else None
 
 
+async def credit_of(ctx: Context, scope: Scope, story: Story) -> str | None:
+    """Who told the story, as the public may see it: the ambassador's organisation or name,
+    only while they are active and listed publicly."""
+    if story.ambassador_id is None:
+        return None
+    known = await ctx.ambassadors.active(scope, story.ambassador_id)
+    return known.display_name if known is not None and known.public else None
+
+
 async def active_ambassador(ctx: Context, scope: Scope, ambassador_id: str) -> KnownAmbassador:
     known = await ctx.ambassadors.active(scope, ambassador_id)
     if known is None:
@@ -333,6 +342,10 @@ async def list_stories(ctx: Context, scope: Reading, query: ListStories) -> Stor
         limit=query.limit,
         offset=query.offset,
     )
+    return await _page(ctx, scope, total, found)
+
+
+async def _page(ctx: Context, scope: Scope, total: int, found: list[Story]) -> StoryPage:
     return StoryPage(
         total=total, items=[views.summary(s, await name_of(ctx, scope, s)) for s in found]
     )
@@ -347,18 +360,14 @@ async def review_queue(ctx: Context, scope: Reading, query: GetReviewQueue) -> S
     total, found = await store.page(
         scope, statuses=[StoryStatus.IN_REVIEW], oldest_first=True, limit=query.limit
     )
-    return StoryPage(
-        total=total, items=[views.summary(s, await name_of(ctx, scope, s)) for s in found]
-    )
+    return await _page(ctx, scope, total, found)
 
 
 async def unconfirmed(ctx: Context, scope: Reading, _: ListUnconfirmed) -> StoryPage:
     total, found = await store.page(
         scope, statuses=[StoryStatus.UNCONFIRMED], oldest_first=True, limit=1000
     )
-    return StoryPage(
-        total=total, items=[views.summary(s, await name_of(ctx, scope, s)) for s in found]
-    )
+    return await _page(ctx, scope, total, found)
 
 
 async def public_stories(ctx: Context, scope: Reading, query: GetPublicStories) -> PublicStories:
@@ -369,13 +378,7 @@ async def public_stories(ctx: Context, scope: Reading, query: GetPublicStories) 
         offset=query.offset,
         sort_by="published_at",
     )
-    items = []
-    for story in found:
-        credit = None
-        if story.ambassador_id is not None:
-            known = await ctx.ambassadors.active(scope, story.ambassador_id)
-            credit = known.display_name if known is not None and known.public else None
-        items.append(views.public(story, credit))
+    items = [views.public(story, await credit_of(ctx, scope, story)) for story in found]
     return PublicStories(total=total, items=items)
 
 
