@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import calls, jobs
-from cli.output import build, fail, fields, plain, reporting, show, table
+from cli.output import build, fail, fields, plain, read_text_file, reporting, show, table
 from contracts.ambassadors import CoreArea
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.events import (
@@ -481,25 +481,6 @@ def attendance(
     show(result, as_json, human)
 
 
-def _read_minutes(file: Path, as_json: bool) -> str:
-    """The minutes as text, or a one-line error before anything is sent."""
-    if not file.is_file():
-        fail(f"{file}: {'not a file' if file.exists() else 'no such file'}", as_json)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        fail(f"{file}: cannot be read ({exc.strerror or exc})", as_json)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text (save the minutes as UTF-8)", as_json)
-    if not text.strip():
-        fail(f"{file}: empty; the minutes need some text", as_json)
-    if len(text) > MINUTES_MAX:
-        fail(f"{file}: longer than {MINUTES_MAX} characters", as_json)
-    return text
-
-
 @app.command()
 def close(
     meeting_id: Annotated[str, typer.Argument(metavar="MEETING", help="The meeting's id.")],
@@ -513,7 +494,13 @@ def close(
 ) -> None:
     """Close a meeting that took place, with its minutes and outcomes."""
     with reporting(as_json):
-        text = _read_minutes(minutes, as_json)
+        text = read_text_file(
+            minutes,
+            as_json,
+            what="the minutes",
+            empty="the minutes need some text",
+            max_chars=MINUTES_MAX,
+        )
         command = build(CloseMeeting, meeting_id=meeting_id, minutes=text, outcomes=outcome or [])
         result = calls.call(Endpoints.CLOSE, command)
 

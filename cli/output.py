@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time
 from enum import Enum
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -108,6 +109,29 @@ def fail(message: str, as_json: bool, code: ErrorCode = ErrorCode.VALIDATION_FAI
     else:
         print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(EXIT_ERROR)
+
+
+def read_text_file(file: Path, as_json: bool, *, what: str, empty: str, max_chars: int) -> str:
+    """A text file the command sends (minutes, a story), or a one-line error before anything
+    is sent: missing, unreadable, not UTF-8, empty or too long. ``-`` reads stdin."""
+    if str(file) == "-":
+        text = sys.stdin.read()
+    else:
+        if not file.is_file():
+            fail(f"{file}: {'not a file' if file.exists() else 'no such file'}", as_json)
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            fail(f"{file}: cannot be read ({exc.strerror or exc})", as_json)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            fail(f"{file}: not UTF-8 text (save {what} as UTF-8)", as_json)
+    if not text.strip():
+        fail(f"{file}: empty; {empty}", as_json)
+    if len(text) > max_chars:
+        fail(f"{file}: longer than {max_chars} characters", as_json)
+    return text
 
 
 def build(model: type[M], cleared: Iterable[str] = (), /, **values: Any) -> M:

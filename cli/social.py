@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -11,12 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from cli import calls
-from cli.output import build, fail, fields, reporting, show, table
+from cli.output import build, fail, fields, read_text_file, reporting, show, table
 from contracts.errors import DomainValidationError, FieldError
 from contracts.events import COPENHAGEN, as_utc
 from contracts.social import (
     KIND_LABELS,
     PICTURES_MAX,
+    TEXT_MAX,
     UPLOADS_BUCKET,
     ApproveStory,
     CheckStory,
@@ -57,11 +57,9 @@ UPLOAD_MAX_BYTES = 25_000_000
 
 
 def _read_text(path: Path, as_json: bool) -> str:
-    if str(path) == "-":
-        return sys.stdin.read()
-    if not path.is_file():
-        fail(f"{path}: no such file", as_json)
-    return path.read_text(encoding="utf-8")
+    return read_text_file(
+        path, as_json, what="the story", empty="a story needs some text", max_chars=TEXT_MAX
+    )
 
 
 def _local(value: datetime | None) -> str | None:
