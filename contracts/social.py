@@ -394,6 +394,15 @@ class GetPicture(Message):
     offset: int = Field(default=0, ge=0)
 
 
+class GetOwnPicture(Message):
+    """A picture of one of the token holder's own stories (sent, in review, published or
+    not), in pieces like :class:`GetPicture`: the personal page shows what they sent."""
+
+    token: str = Field(min_length=10, max_length=TOKEN_MAX)
+    name: ObjectName
+    offset: int = Field(default=0, ge=0)
+
+
 class GetPublishing(Message):
     """Whether publishing to the Page works, and the token's last check."""
 
@@ -836,5 +845,12 @@ class Endpoints(endpoints.Endpoints):
         GetPicture,
         PicturePiece,
         "A published story's picture, in pieces of at most 512 KiB.",
+        public=True,
+    )
+    OWN_PICTURE = endpoints.query(
+        "social.query.own_picture",
+        GetOwnPicture,
+        PicturePiece,
+        "A picture of one's own story, by the token of the personal link, in pieces.",
         public=True,
     )

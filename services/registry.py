@@ -70,6 +70,9 @@ SERVICES: tuple[ServiceEntry, ...] = (AMBASSADORS, NETWORKS, EVENTS, NEWSLETTER,
 # preview or archive, and upload a news item's image for the newsletter service to take.
 CLI_READS_BUCKETS = ("certificates", "newsletter-images")
 CLI_WRITES_BUCKETS = ("newsletter-uploads", "social-uploads")
+# The website puts what an ambassador sends with a story (their pictures) into the social
+# service's uploads bucket, which takes it from there; it reads no bucket.
+WEB_WRITES_BUCKETS = ("social-uploads",)
 BY_NAME = {entry.name: entry for entry in SERVICES}
 
 # Entry points that run beside the services but own no data: the public website

@@ -71,6 +71,16 @@ def _read_bucket(bucket: str) -> list[str]:
     )
 
 
+def _write_bucket(bucket: str) -> list[str]:
+    """Put objects (chunks, then the meta message; a failed put purges its own chunks)."""
+    obj = f"OBJ_{bucket}"
+    return _lines(
+        [f"$O.{bucket}.>", f"$JS.API.STREAM.MSG.GET.{obj}"],
+        [f"$JS.API.DIRECT.GET.{obj}", f"$JS.API.DIRECT.GET.{obj}.>"],
+        [f"$JS.API.STREAM.PURGE.{obj}"],
+    )
+
+
 def _consumer_of(stream: str, consumer: str, *, own: bool) -> list[str]:
     durable = [
         f"$JS.API.CONSUMER.*.{stream}.{consumer}",
@@ -179,16 +189,11 @@ def _cli_user() -> list[str]:
         publish += _comment(f'Read the bucket "{bucket}" (ordered consumer for the chunks).')
         publish += _read_bucket(bucket)
     for bucket in registry.CLI_WRITES_BUCKETS:
-        obj = f"OBJ_{bucket}"
         publish += _comment(
             f'Put an object into "{bucket}" (a NATS message holds at most 1 MB); the\n'
             "owning service takes it from there and deletes it."
         )
-        publish += _lines(
-            [f"$O.{bucket}.>", f"$JS.API.STREAM.MSG.GET.{obj}"],
-            [f"$JS.API.DIRECT.GET.{obj}", f"$JS.API.DIRECT.GET.{obj}.>"],
-            [f"$JS.API.STREAM.PURGE.{obj}"],
-        )
+        publish += _write_bucket(bucket)
     return [
         "      # --- cli: operators (samskab CLI) ---",
         "      # Sends commands, queries and health checks to any service, reads the buckets named",
@@ -225,14 +230,25 @@ def public_subjects() -> list[str]:
 
 def _web_user() -> list[str]:
     health = [f"{name}.health" for name in registry.built()]
+    uploads: list[str] = []
+    for bucket in registry.WEB_WRITES_BUCKETS:
+        uploads += _comment(
+            f'Put what a visitor sends (a story\'s pictures) into "{bucket}": look the bucket\n'
+            "up and put objects (a put reads a name's meta message and purges its own chunks\n"
+            "when it fails); no listing, no consumer, no stream configuration."
+        )
+        uploads += _lines([f"$JS.API.STREAM.INFO.OBJ_{bucket}"])
+        uploads += _write_bucket(bucket)
     return [
         "      # --- web: the public website (web/) ---",
         "      # May ask only what the public may: the endpoints declared public in contracts/",
-        "      # (sign-up, the links in mails, the public pages) and each service's health. No",
-        "      # staff command, no event, no JetStream.",
+        "      # (sign-up, the links in mails, the public pages) and each service's health, and",
+        "      # put uploads into the buckets named below. No staff command, no event, no other",
+        "      # JetStream.",
         *_opening(WEB_USER),
         *_lines(*([subject] for subject in public_subjects())),
         *_lines(health),
+        *uploads,
         "            ]",
         "          }",
         "          subscribe: {",

@@ -27,8 +27,10 @@ from web.pages import (
     network_answer,
     networks,
     newsletter,
+    own_stories,
     rsvp,
     signup,
+    stories,
     verify,
 )
 from web.rate_limits import RateLimits
@@ -37,6 +39,7 @@ from web.settings import WebSettings
 from web.shared_answers import SharedAnswers
 from web.site import Site
 from web.templating import Pages
+from web.uploads import NatsUploads, Uploads
 
 STATIC = Path(__file__).parent / "static"
 # Every module of pages, each with its ``router``.
@@ -48,6 +51,8 @@ PAGES = (
     network_answer,
     alert_answer,
     networks,
+    stories,
+    own_stories,
     verify,
     newsletter,
     directory,
@@ -56,13 +61,17 @@ PAGES = (
 )
 
 
-def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI:
+def create_app(
+    settings: WebSettings, services: Caller | None = None, uploads: Uploads | None = None
+) -> FastAPI:
     """``services``: what the pages ask (a test's stand-in); by default the typed client
-    over NATS, connected while the app runs."""
+    over NATS, connected while the app runs. ``uploads``: where files sent go (a test's
+    stand-in); by default that client's Object Store buckets."""
     client: ServiceClient | None = None
     if services is None:
         client = client_for(settings)
         services = client
+        uploads = uploads or NatsUploads(client)
     services = SharedAnswers(services, settings.web_answer_cache_seconds)
 
     @asynccontextmanager
@@ -86,14 +95,16 @@ def create_app(settings: WebSettings, services: Caller | None = None) -> FastAPI
         openapi_url=None,
     )
     app.state.site = Site(
-        settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit))
+        settings, services, pages, Guard(csrf, RateLimits(settings.web_rate_limit)), uploads
     )
     failures.install(app, pages)
     for module in PAGES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, https=settings.https)
-    app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)
+    # Small everywhere but on the story forms, which carry pictures.
+    larger = [(own_stories.UPLOAD_PATHS, own_stories.upload_body_limit(settings))]
+    app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes, larger=larger)
     app.add_middleware(AccessLog)
     # Outermost: the access log and every layer below see a HEAD as the GET it stands for.
     app.add_middleware(HeadAsGet)

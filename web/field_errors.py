@@ -4,6 +4,7 @@ with details). The service's own words are English and meant for the log."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +48,17 @@ _BY_FIELD = {
 _SHOWN_AT = {"consent_version": "consent"}
 
 
-def _message(field: str, kind: str, context: dict[str, Any]) -> str:
+def message_for(
+    field: str, kind: str, context: dict[str, Any], by_field: Mapping[str, str] = _BY_FIELD
+) -> str:
+    """What to say about ``field`` breaking the rule ``kind`` (pydantic's error type);
+    ``by_field``: a form's own words per field (the sign-up's by default)."""
     if kind == "missing":
-        return _BY_FIELD.get(field, "Skal udfyldes.")
+        return by_field.get(field, "Skal udfyldes.")
     if kind in ("string_too_long", "too_long"):
         return f"Må højst være {context.get('max_length', '')} tegn.".replace("  ", " ")
-    if field in _BY_FIELD:
-        return _BY_FIELD[field]
+    if field in by_field:
+        return by_field[field]
     if kind in ("string_too_short",):
         return "Skal udfyldes."
     return "Tjek feltet: det kan ikke bruges, som det står."
@@ -63,17 +68,19 @@ def _message(field: str, kind: str, context: dict[str, Any]) -> str:
 class FieldProblem:
     field: str
     message: str
+    # What the summary calls the field when LABELS does not say (a form of its own).
+    named: str | None = None
 
     @property
     def label(self) -> str:
-        return LABELS.get(self.field, self.field)
+        return self.named or LABELS.get(self.field, self.field)
 
 
 def from_validation(exc: ValidationError) -> list[FieldProblem]:
     problems: dict[str, FieldProblem] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "form"
-        message = _message(field, error["type"], error.get("ctx") or {})
+        message = message_for(field, error["type"], error.get("ctx") or {})
         problems.setdefault(
             _SHOWN_AT.get(field, field), FieldProblem(_SHOWN_AT.get(field, field), message)
         )
@@ -85,5 +92,5 @@ def from_service(exc: ServiceError) -> list[FieldProblem]:
     for detail in exc.error.details:
         field = detail.field.split(".", 1)[0]
         shown = _SHOWN_AT.get(field, field)
-        problems.setdefault(shown, FieldProblem(shown, _message(field, "value_error", {})))
+        problems.setdefault(shown, FieldProblem(shown, message_for(field, "value_error", {})))
     return list(problems.values())

@@ -3,6 +3,7 @@ the CSRF token, and the honeypot field that people never see and form bots fill 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData
@@ -13,6 +14,16 @@ from web.rate_limits import RateLimits
 
 # Hidden from people (and from screen readers); a bot filling every field fills it.
 HONEYPOT = "adresse2"
+_DAY_FIRST = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})$")
+
+
+def iso_date(text: str) -> str | None:
+    """A date field's value for the contract: a date input sends ISO dates; a browser
+    without one lets people type 31-01-2027."""
+    if day_first := _DAY_FIRST.match(text):
+        day, month, year = day_first.groups()
+        return f"{year}-{int(month):02d}-{int(day):02d}"
+    return text or None
 
 
 class FormRefused(Exception):
@@ -36,12 +47,19 @@ class Guard:
         if not self.limits.allow(what, self.client(request)):
             raise FormRefused(429)
 
-    async def form(self, request: Request, what: str) -> tuple[FormData, bool]:
+    async def form(
+        self, request: Request, what: str, *, max_files: int = 0
+    ) -> tuple[FormData, bool]:
         """The posted form, checked; and whether the honeypot was filled (the caller then
-        answers as if it worked, and does nothing)."""
+        answers as if it worked, and does nothing). ``max_files``: file fields it may hold
+        (each field counts, chosen or not); the caller closes such a form."""
         self.limit(request, what)
-        form = await request.form(max_files=0, max_fields=100, max_part_size=64 * 1024)
-        return form, self.check(request, form)
+        form = await request.form(max_files=max_files, max_fields=100, max_part_size=64 * 1024)
+        try:
+            return form, self.check(request, form)
+        except FormRefused:
+            await form.close()
+            raise
 
     def check(self, request: Request, form: FormData) -> bool:
         """The CSRF token of a form already read (FormRefused if it is not genuine), and

@@ -24,6 +24,7 @@ UNAVAILABLE = {
     "events": "Kalenderen er midlertidigt utilgængelig",
     "networks": "Netværkenes sider er midlertidigt utilgængelige",
     "newsletter": "Nyhedsbrevet er midlertidigt utilgængeligt",
+    "social": "Historierne er midlertidigt utilgængelige",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +22,8 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 # The paths the mails' links use, with the token as one segment (an RSVP's answer after it).
 _TOKEN_PATHS = re.compile(
-    r"^(?P<head>/(?:confirm|newsletter/confirm|newsletter/unsubscribe|rsvp))/[^/?#]+"
+    r"^(?P<head>/(?:confirm|newsletter/confirm|newsletter/unsubscribe|rsvp|netvaerk/svar|akut"
+    r"|historier/egne))/[^/?#]+"
 )
 
 
@@ -65,18 +67,31 @@ class BodyTooLarge(Exception):
 
 class BodyLimit:
     """Refuses a request body over ``limit`` bytes with 413: by its Content-Length before
-    anything is read, and while it streams when it has none (chunked)."""
+    anything is read, and while it streams when it has none (chunked). ``larger``: the
+    few paths that take files (a pattern each, matched against the whole path) and the
+    limit each of them gets instead."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        larger: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = tuple(larger)
+
+    def limit_of(self, path: str) -> int:
+        return next((limit for route, limit in self.larger if route.fullmatch(path)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_of(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _too_large(send)
             return
         seen = 0
@@ -87,7 +102,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 

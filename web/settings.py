@@ -34,6 +34,10 @@ class WebSettings(ClientSettings):
     web_rate_limit: str = "30/minute"
     # A request body larger than this is refused before it is read.
     web_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Each picture sent with a story (at most contracts.social.PICTURES_MAX of them): the
+    # story forms alone take a body of that many pictures (the social service takes up to
+    # its own SAMSKAB_SOCIAL_UPLOAD_MAX_BYTES, 25 MB, and keeps a JPEG under 4 MB).
+    web_story_picture_max_bytes: int = Field(default=15_000_000, ge=100_000, le=25_000_000)
     # Public pages may be served again by a proxy for this long.
     web_cache_seconds: int = Field(default=60, ge=0)
     # The services' answers that are the same for every visitor (the directory, the

@@ -1,11 +1,11 @@
 """The services' answers that are the same for every visitor, kept for a few seconds.
 
-The directory, the calendar, the archive, the goals and the consent text do not depend on
-who asks; a page view asks for one of them every time. Kept for ``seconds`` (a setting, far
-below the ``Cache-Control`` a proxy may honour anyway), a burst of visitors costs each
-service one query, and concurrent visitors who find nothing kept wait for the same one
-request. Failures are never kept. Anything personal (an answer link, a certificate check)
-and every command always goes to the service.
+The directory, the calendar, the archive, the goals, the consent text and the published
+stories do not depend on who asks; a page view asks for one of them every time. Kept for
+``seconds`` (a setting, far below the ``Cache-Control`` a proxy may honour anyway), a
+burst of visitors costs each service one query, and concurrent visitors who find nothing
+kept wait for the same one request. Failures are never kept. Anything personal (an answer
+link, a certificate check) and every command always goes to the service.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.endpoints import Endpoint
 from contracts.events import Endpoints as Events
 from contracts.newsletter import Endpoints as Newsletter
+from contracts.social import Endpoints as Social
 from web.gateway import Caller
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -36,6 +37,7 @@ SHARED = frozenset(
         Ambassadors.CONSENT,
         Events.CALENDAR,
         Newsletter.ARCHIVE,
+        Social.PUBLIC_STORIES,
     )
 )
 # Distinct requests kept at most (the archive's issues are one each).

@@ -11,6 +11,7 @@ from web.forms import Guard
 from web.gateway import Caller
 from web.settings import WebSettings
 from web.templating import Pages
+from web.uploads import Uploads
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Site:
     services: Caller
     pages: Pages
     guard: Guard
+    # Where files a visitor sends go; None: nowhere (a test's stand-in without any), and
+    # a page that needs it answers that its service is unavailable.
+    uploads: Uploads | None = None
 
 
 def site_of(request: Request) -> Site:

@@ -23,6 +23,7 @@ NAVIGATION = (
     ("/bliv-ambassadoer", "Bliv ambassadør"),
     ("/ambassadoerer", "Ambassadører"),
     ("/netvaerk", "Netværk"),
+    ("/historier", "Historier"),
     ("/kalender", "Kalender"),
     ("/nyhedsbrev", "Nyhedsbrev"),
     ("/maal", "Mål"),
@@ -75,12 +76,15 @@ class Pages:
         return response
 
 
-def cacheable(request: Request, response: Response, max_age: int) -> Response:
+def cacheable(
+    request: Request, response: Response, max_age: int, *, private: bool = False
+) -> Response:
     """A public page with its ``ETag`` and ``Cache-Control``; 304 when the visitor (or a
-    proxy) already holds these bytes."""
+    proxy) already holds these bytes. ``private``: only the visitor's own browser may keep
+    it (what a token link shows), never a shared cache."""
     etag = f'"{hashlib.sha256(bytes(response.body)).hexdigest()[:32]}"'
     response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.headers["Cache-Control"] = f"{'private' if private else 'public'}, max-age={max_age}"
     wanted = request.headers.get("if-none-match", "")
     if etag in {tag.strip().removeprefix("W/") for tag in wanted.split(",")}:
         return Response(

@@ -79,6 +79,7 @@ def build(
     service.query(Endpoints.PUBLIC_STORIES, partial(story_handlers.public_stories, ctx))
     service.query(Endpoints.PICTURE, partial(story_handlers.picture, ctx))
     service.query(Endpoints.PUBLIC_PICTURE, partial(story_handlers.public_picture, ctx))
+    service.query(Endpoints.OWN_PICTURE, partial(story_handlers.own_picture, ctx))
     service.command(Endpoints.APPROVE, partial(review_handlers.approve, ctx))
     service.command(Endpoints.REQUEST_CHANGES, partial(review_handlers.request_changes, ctx))
     service.command(Endpoints.REJECT, partial(review_handlers.reject, ctx))

@@ -19,6 +19,7 @@ from contracts.errors import DomainValidationError, ErrorCode, FieldError, Servi
 from contracts.events import COPENHAGEN
 from contracts.social import (
     CheckStory,
+    GetOwnPicture,
     GetOwnStories,
     GetPicture,
     GetPublicStories,
@@ -390,9 +391,22 @@ async def public_picture(ctx: Context, scope: Reading, query: GetPicture) -> Pic
     return await _piece(ctx, scope, query, public=True)
 
 
-async def _piece(ctx: Context, scope: Reading, query: GetPicture, *, public: bool) -> PicturePiece:
+async def own_picture(ctx: Context, scope: Reading, query: GetOwnPicture) -> PicturePiece:
+    known = await holder_of(ctx, scope, query.token)
+    asked = GetPicture(name=query.name, offset=query.offset)
+    return await _piece(ctx, scope, asked, public=False, owner=known.id)
+
+
+async def _piece(
+    ctx: Context, scope: Reading, query: GetPicture, *, public: bool, owner: str | None = None
+) -> PicturePiece:
     story = await store.with_picture(scope, query.name)
-    if story is None or (public and story.status != StoryStatus.PUBLISHED):
+    if (
+        story is None
+        or (public and story.status != StoryStatus.PUBLISHED)
+        # Another person's picture: as if it did not exist.
+        or (owner is not None and story.ambassador_id != owner)
+    ):
         raise ServiceError(ErrorCode.NOT_FOUND, f"picture {query.name} not found")
     shown = (
         story.current.pictures if public else tuple(p for v in story.versions for p in v.pictures)

@@ -4,6 +4,7 @@ published exactly once, whatever Facebook answers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,9 @@ from contracts.social import (
     ConfirmPublished,
     Decision,
     Endpoints,
+    GetOwnPicture,
     GetOwnStories,
+    GetPicture,
     GetPublicStories,
     GetReviewQueue,
     ListUnconfirmed,
@@ -326,6 +329,42 @@ async def test_another_ambassadors_link_cannot_touch_a_story(social: Harness) ->
     assert stranger.code == ErrorCode.NOT_FOUND
     forged = await h.fails(Endpoints.OWN, GetOwnStories(token="a1.forged-signature"), actor=None)
     assert forged.code == ErrorCode.INVALID_TOKEN
+
+
+async def test_the_pictures_of_ones_own_story_are_seen_by_its_link_only(
+    social: Harness,
+) -> None:
+    h, ctx, _ = social
+    token = ctx.links.token("a1")
+    name = await upload(h, photo(), "upload-own.jpg")
+    content = story(pictures=[{"upload": name, "alt": "Børn ved et bord"}], people_consent=True)
+    await h.call(
+        Endpoints.SUBMIT_OWN,
+        SubmitOwnStory.model_validate({**content, "token": token}),
+        actor="public",
+    )
+    own = await h.call(Endpoints.OWN, GetOwnStories(token=token), actor=None)
+    [picture] = own.items[0].pictures
+    piece = await h.call(
+        Endpoints.OWN_PICTURE, GetOwnPicture(token=token, name=picture.name), actor=None
+    )
+    assert piece.size == picture.size and piece.offset == 0
+    assert hashlib.sha256(piece.data).hexdigest() == picture.digest
+    # Another ambassador's link, a forged one, and the public before it is published.
+    stranger = await h.fails(
+        Endpoints.OWN_PICTURE,
+        GetOwnPicture(token=ctx.links.token("a2"), name=picture.name),
+        actor=None,
+    )
+    assert stranger.code == ErrorCode.NOT_FOUND
+    forged = await h.fails(
+        Endpoints.OWN_PICTURE,
+        GetOwnPicture(token="a1.forged-signature", name=picture.name),
+        actor=None,
+    )
+    assert forged.code == ErrorCode.INVALID_TOKEN
+    public = await h.fails(Endpoints.PUBLIC_PICTURE, GetPicture(name=picture.name), actor=None)
+    assert public.code == ErrorCode.NOT_FOUND
 
 
 async def test_an_approved_story_cannot_be_revised_and_a_rejected_one_is_closed(

@@ -51,6 +51,9 @@ PUBLIC = {
     "social.query.check",
     "social.query.public_stories",
     "social.query.public_picture",
+    # A picture of one's own story, by the token of the personal link (the website's
+    # stories page shows what they sent).
+    "social.query.own_picture",
 }
 # Fields that would let a caller claim what only staff may decide.
 STAFF_FIELDS = {"staff", "source", "status", "active", "actor", "ambassador_id"}

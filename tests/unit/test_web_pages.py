@@ -49,6 +49,8 @@ from contracts.newsletter import (
     SubscriptionReceived,
 )
 from contracts.newsletter import Endpoints as Newsletter
+from contracts.social import Endpoints as Social
+from contracts.social import OwnStories, OwnStory, PicturePiece
 from tests.support.web_pages import page_paths
 from web.app import create_app
 from web.charts import line_chart
@@ -166,6 +168,9 @@ def test_every_token_link_is_known_to_this_test() -> None:
         "/akut/{token}",
         "/akut/{token}/{answer}",
         "/confirm/{token}",
+        "/historier/egne/{token}",
+        "/historier/egne/{token}/billeder/{name}",
+        "/historier/egne/{token}/{story_id}",
         "/netvaerk/svar/{token}",
         "/netvaerk/svar/{token}/{answer}",
         "/newsletter/confirm/{token}",
@@ -173,6 +178,34 @@ def test_every_token_link_is_known_to_this_test() -> None:
         "/rsvp/{token}",
         "/rsvp/{token}/{answer}",
     ]
+
+
+def own_stories() -> OwnStories:
+    story = OwnStory.model_validate(
+        {
+            "id": "st-1",
+            "status": "in_review",
+            "kind": "theme_work",
+            "text": "Vi laver lektier med børnene.",
+            "submitted_at": NOW,
+            "updated_at": NOW,
+            "revisable": True,
+        }
+    )
+    return OwnStories(ambassador_id="a1", name="Anna", items=[story])
+
+
+def a_picture_piece(request: Any) -> PicturePiece:
+    data = b"\xff\xd8 a small picture"
+    digest = hashlib.sha256(data).hexdigest()
+    return PicturePiece(
+        name=request.name,
+        content_type="image/jpeg",
+        size=len(data),
+        digest=digest,
+        offset=request.offset,
+        data=data[request.offset :],
+    )
 
 
 @pytest.mark.parametrize("route", token_routes())
@@ -183,8 +216,11 @@ def test_opening_any_token_link_asks_no_service_to_change_anything(
     services.replies[Events.INVITATION.subject] = invitation()
     services.replies[Networks.INVITATION.subject] = network_invitation()
     services.replies[Networks.SHOW_ALERT.subject] = an_alert()
+    services.replies[Social.OWN.subject] = own_stories()
+    services.replies[Social.OWN_PICTURE.subject] = a_picture_piece
     for answer in ("yes", "maybe", "no", "ja", "nej"):
         path = route.replace("{token}", TOKEN).replace("{answer}", answer)
+        path = path.replace("{story_id}", "st-1").replace("{name}", "pic-1.jpg")
         assert browser.get(path).status_code == 200
         assert browser.head(path).status_code == 200
     commands = [s for s in services.subjects() if ".cmd." in s]

@@ -5,8 +5,6 @@ address: a mail is on its way if the address can be used (the service says no mo
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -25,6 +23,7 @@ from contracts.ambassadors import (
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.errors import ErrorCode, ServiceError
 from web.field_errors import FieldProblem, from_service, from_validation
+from web.forms import iso_date
 from web.gateway import ask
 from web.site import site_of
 
@@ -44,15 +43,6 @@ TEXT_FIELDS = (
 )
 # How many networks at once a person may choose ("" is no limit of their own).
 AT_ONCE_CHOICES = {"": "Så mange, det passer", "1": "Ét ad gangen", "2": "To", "3": "Tre"}
-_DAY_FIRST = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})$")
-
-
-def _date(text: str) -> str | None:
-    """A date input sends ISO dates; a browser without one lets people type 31-01-2027."""
-    if day_first := _DAY_FIRST.match(text):
-        day, month, year = day_first.groups()
-        return f"{year}-{int(month):02d}-{int(day):02d}"
-    return text or None
 
 
 def _skills(text: str) -> list[str]:
@@ -88,7 +78,7 @@ def _command(values: dict[str, object], consent_version: str) -> SignUp:
             "skills": _skills(str(values["skills"])),
             "public": values["public"],
             "networks_at_once": text("networks_at_once"),
-            "paused_until": _date(str(values["paused_until"])),
+            "paused_until": iso_date(str(values["paused_until"])),
             "consent": values["consent"],
             "consent_version": consent_version,
         }
