@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from nats.errors import Error as NatsError
 
 from cli import calls, jobs
 from cli.output import build, emit_json, fail, plain, reporting, show, table
@@ -228,8 +229,15 @@ def draft(
 
 async def _fetch_images(client: ServiceClient, images: list[PublicImage], out: Path) -> None:
     for image in images:
-        bucket = await client.nc.jetstream().object_store(image.bucket)
-        found = await bucket.get(image.object_name)
+        try:
+            bucket = await client.nc.jetstream().object_store(image.bucket)
+            found = await bucket.get(image.object_name)
+        except (NatsError, TimeoutError) as exc:
+            raise ServiceError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"the image {image.object_name} could not be read from the bucket "
+                f"{image.bucket} ({type(exc).__name__}); the HTML and text were written without it",
+            ) from None
         target = out / image.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(bytes(found.data or b""))

@@ -67,8 +67,9 @@ SOCIAL = ServiceEntry(
 SERVICES: tuple[ServiceEntry, ...] = (AMBASSADORS, NETWORKS, EVENTS, NEWSLETTER, SOCIAL)
 
 # What the operators' CLI may do with buckets: read certificates and the images beside a
-# preview or archive, and upload a news item's image for the newsletter service to take.
-CLI_READS_BUCKETS = ("certificates", "newsletter-images")
+# preview or archive (a news item's, and the published stories' pictures a digest shows),
+# and upload a news item's image or a story's pictures for the owning service to take.
+CLI_READS_BUCKETS = ("certificates", "newsletter-images", "social-pictures")
 CLI_WRITES_BUCKETS = ("newsletter-uploads", "social-uploads")
 # The website puts what an ambassador sends with a story (their pictures) into the social
 # service's uploads bucket, which takes it from there; it reads no bucket.
