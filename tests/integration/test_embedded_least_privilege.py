@@ -7,11 +7,18 @@ An attacker on this machine tries the three forgeries that used to work (an ``er
 an active ambassador, an ``invited`` to an outside address, an ``activated`` naming another
 person's certificate): anonymously, and with each user's credentials but the owner's. The
 server refuses every one, the streams hold none of them, and no mail goes out.
+
+Then every user of the six processes (five services, the website) and the operators' CLI,
+against lists built from the contracts: each is refused every subject it must not publish
+(another service's commands and events, other streams' and buckets' configuration) and
+every subject it must not subscribe to (another service's requests, other clients'
+replies); the destructive commands reach their service from the CLI only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import stat
 import uuid
@@ -206,3 +213,149 @@ async def test_the_website_may_ask_only_the_public_endpoints(
         stack.settings.nats_url, nats_accounts.WEB_USER, password, staff_powers, body=b"{}"
     )
     assert refused == set(staff_powers)
+
+
+# ---------------------------------------------------------------- every user, every process
+
+# Commands that destroy or reach many people: only the operators' CLI may send them.
+DESTRUCTIVE = (
+    Ambassadors.ERASE.subject,
+    "newsletter.cmd.send",
+    "networks.cmd.alert",
+    "social.cmd.unpublish",
+)
+
+
+def commands_of(service: str) -> list[str]:
+    endpoints = importlib.import_module(f"contracts.{service}").Endpoints.all()
+    return [e.subject for e in endpoints if ".cmd." in e.subject]
+
+
+def events_of(service: str) -> list[str]:
+    """The subjects of the events ``service`` announces (its contracts' event models)."""
+    module = importlib.import_module(f"contracts.{service}")
+    found = set()
+    for value in vars(module).values():
+        subject = getattr(value, "subject", None)
+        if isinstance(value, type) and isinstance(subject, str) and ".v1." in subject:
+            found.add(subject)
+    return sorted(found)
+
+
+def not_its_own(user: str) -> list[str]:
+    """What ``user`` must never publish: another service's commands (the operators' CLI
+    sends those, and the website only the public ones), any event but its own service's,
+    and the configuration, purge and consumers of any stream or bucket it does not own."""
+    forbidden: list[str] = []
+    # The website may send what the public may (sign-up, the links in mails); a service
+    # none of another's commands, public or not.
+    public = set(nats_accounts.public_subjects()) if user == nats_accounts.WEB_USER else set()
+    for entry in registry.SERVICES:
+        if not entry.built or entry.name == user:
+            continue
+        if user != nats_accounts.CLI_USER:
+            forbidden += [s for s in commands_of(entry.name) if s not in public]
+        forbidden += events_of(entry.name)
+        stream = entry.stream
+        forbidden += [
+            f"$JS.API.STREAM.DELETE.{stream}",
+            f"$JS.API.STREAM.PURGE.{stream}",
+            f"$JS.API.STREAM.UPDATE.{stream}",
+            f"$JS.API.STREAM.MSG.DELETE.{stream}",
+            f"$JS.API.CONSUMER.DELETE.{stream}.{entry.name}",
+        ]
+        writable = {*registry.CLI_WRITES_BUCKETS} if user == nats_accounts.CLI_USER else set()
+        if user == nats_accounts.WEB_USER:
+            writable = set(registry.WEB_WRITES_BUCKETS)
+        for bucket in entry.buckets:
+            forbidden.append(f"$JS.API.STREAM.DELETE.OBJ_{bucket}")
+            if bucket not in writable:
+                forbidden.append(f"$O.{bucket}.C.forged")
+    forbidden += [s for s in DESTRUCTIVE if user != nats_accounts.CLI_USER]
+    return sorted(set(forbidden) - {s for s in forbidden if s.startswith(f"{user}.")})
+
+
+async def refused_subscriptions(
+    url: str, user: str, password: str, subjects: list[str]
+) -> set[str]:
+    errors: list[str] = []
+
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error).lower())
+
+    nc = await nats.connect(
+        url,
+        user=user,
+        password=password,
+        inbox_prefix=f"_INBOX_{user}",
+        error_cb=on_error,
+        allow_reconnect=False,
+    )
+    try:
+        for subject in subjects:
+            await nc.subscribe(subject)
+        await nc.flush()
+        refused: set[str] = set()
+        for _ in range(40):
+            refused = {
+                s for s in subjects if any(f'subscription to "{s.lower()}"' in e for e in errors)
+            }
+            if refused == set(subjects):
+                break
+            await asyncio.sleep(0.05)
+        return refused
+    finally:
+        await nc.close()
+
+
+def not_to_overhear(user: str) -> list[str]:
+    """What ``user`` must never subscribe to: the requests another service answers (it
+    could answer in its place or read them), every other client's replies, and the raw
+    chunks of the buckets."""
+    forbidden = ["_INBOX.>", f"_INBOX_{nats_accounts.CLI_USER}.>", "$O.>"]
+    for entry in registry.SERVICES:
+        if entry.built and entry.name != user:
+            forbidden += [f"{entry.name}.cmd.>", f"{entry.name}.query.>"]
+            forbidden.append(f"_INBOX_{entry.name}.>")
+    return sorted(set(forbidden) - {f"_INBOX_{user}.>"})
+
+
+async def test_every_user_of_the_six_processes_is_refused_what_is_not_its_own(
+    stack: EmbeddedStack,
+) -> None:
+    url = stack.settings.nats_url
+    checked = 0
+    for user in nats_accounts.USERS:
+        password = stack.nats_passwords[user]
+        forbidden = not_its_own(user)
+        refused = await refused_publishes(url, user, password, forbidden, body=b"{}")
+        assert refused == set(forbidden), f"{user} could publish {set(forbidden) - refused}"
+        overheard = not_to_overhear(user)
+        refused = await refused_subscriptions(url, user, password, overheard)
+        assert refused == set(overheard), f"{user} could subscribe to {set(overheard) - refused}"
+        checked += len(forbidden) + len(overheard)
+    assert checked > 300  # the lists above are the contracts', not empty
+    # Nothing of it reached a stream.
+    for entry in registry.SERVICES:
+        if entry.built:
+            for subject in events_of(entry.name):
+                assert await messages_on(stack, entry.stream, subject) == 0, subject
+
+
+async def test_destructive_commands_reach_their_service_from_the_operators_cli_only(
+    stack: EmbeddedStack,
+) -> None:
+    url = stack.settings.nats_url
+    for user in nats_accounts.USERS:
+        if user == nats_accounts.CLI_USER:
+            continue
+        own = [s for s in DESTRUCTIVE if s.startswith(f"{user}.")]
+        others = [s for s in DESTRUCTIVE if s not in own]
+        refused = await refused_publishes(url, user, stack.nats_passwords[user], others, body=b"{}")
+        assert refused == set(others), f"{user} could send {set(others) - refused}"
+    # The operators' CLI may: an erasure of nobody is answered (not found), not refused.
+    refused = await refused_publishes(
+        url, nats_accounts.CLI_USER, stack.nats_passwords[nats_accounts.CLI_USER],
+        [Ambassadors.ERASE.subject], body=b"{}",
+    )  # fmt: skip
+    assert refused == set()
