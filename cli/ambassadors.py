@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import calls, jobs
+from cli import calls, jobs, spreadsheet
 from cli.output import build, fail, fields, plain, reporting, show, table
 from contracts.ambassadors import (
     IMPORT_CSV_MAX_BYTES,
+    PAGE_MAX,
     AmbassadorPage,
     AmbassadorView,
     CertificateLocation,
@@ -212,6 +213,14 @@ def list_(
     skill: Annotated[str | None, typer.Option("--skill")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 200,
     offset: Annotated[int, typer.Option("--offset")] = 0,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            metavar="FILE.csv",
+            help="Write every ambassador matching the filters to a spreadsheet file.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List ambassadors, optionally filtered."""
@@ -225,6 +234,14 @@ def list_(
             limit=limit,
             offset=offset,
         )
+        if csv_file is not None:
+            exported = _export(query, csv_file)
+            show(
+                exported,
+                as_json,
+                lambda e: typer.echo(f"wrote {e['rows']} ambassadors to {e['file']}"),
+            )
+            return
         result = calls.call(Endpoints.LIST, query)
 
     def human(page: AmbassadorPage) -> None:
@@ -235,6 +252,26 @@ def list_(
         typer.echo(f"{len(page.items)} of {page.total}")
 
     show(result, as_json, human)
+
+
+CSV_HEADER = (
+    "id", "status", "kind", "name", "organisation", "email", "phone", "website", "themes",
+    "core_areas", "skills", "public", "signed_up_at", "activated_at",
+)  # fmt: skip
+
+
+def _export(query: ListAmbassadors, file: Path) -> dict[str, Any]:
+    """Every ambassador the filters match (page after page), into ``file``."""
+
+    rows = (
+        (
+            a.id, a.status, a.kind, a.name, a.organisation, a.email, a.phone, a.website,
+            a.themes, [c.value for c in a.core_areas], a.skills, a.public, a.signed_up_at,
+            a.activated_at,
+        )
+        for a in calls.every_item(Endpoints.LIST, query, PAGE_MAX)
+    )  # fmt: skip
+    return {"file": str(file), "rows": spreadsheet.write(file, CSV_HEADER, rows)}
 
 
 @app.command("show")

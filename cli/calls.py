@@ -113,6 +113,26 @@ def run(work: Callable[[], T]) -> T:
         return work()
 
 
+Q = TypeVar("Q", bound=BaseModel)
+
+
+def every_item(endpoint: Endpoint[Q, Any], query: Q, page_size: int) -> list[Any]:
+    """Everything a paged list query matches (a reply with ``items`` and ``total``), page
+    after page over one connection, from the query's own offset on."""
+
+    def pages() -> list[Any]:
+        found: list[Any] = []
+        start = int(getattr(query, "offset", 0))
+        while True:
+            asked = query.model_copy(update={"limit": page_size, "offset": start + len(found)})
+            page = call(endpoint, asked)
+            found += page.items
+            if not page.items or start + len(found) >= page.total:
+                return found
+
+    return run(pages)
+
+
 def with_client(work: Callable[[ServiceClient], Coroutine[Any, Any, T]]) -> T:
     """Run ``work`` with the connected client itself: the Object Store buckets
     (``client.nc.jetstream()``), which no endpoint covers."""

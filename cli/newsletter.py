@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from nats.errors import Error as NatsError
 
-from cli import calls, jobs
+from cli import calls, jobs, spreadsheet
 from cli.output import build, emit_json, fail, plain, reporting, show, table
 from contracts.errors import ErrorCode, ServiceError
 from contracts.newsletter import (
+    PAGE_MAX,
     UPLOADS_BUCKET,
     AddItem,
     Archive,
@@ -93,16 +94,41 @@ def unsubscribe(token: str, as_json: JsonOpt = False) -> None:
     show(result, as_json, lambda s: typer.echo(f"{s.id} unsubscribed"))
 
 
+SUBSCRIBERS_CSV = ("id", "status", "source", "name", "email", "created_at", "confirmed_at")
+
+
 @app.command()
 def subscribers(
     status: Annotated[SubscriberStatus | None, typer.Option("--status")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 200,
     offset: Annotated[int, typer.Option("--offset")] = 0,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            metavar="FILE.csv",
+            help="Write every subscriber with this status to a spreadsheet file.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List subscribers, optionally by status."""
     with reporting(as_json):
         query = build(ListSubscribers, status=status, limit=limit, offset=offset)
+        if csv_file is not None:
+            everyone = calls.every_item(Endpoints.SUBSCRIBERS, query, PAGE_MAX)
+            rows = (
+                (s.id, s.status, s.source, s.name, s.email, s.created_at, s.confirmed_at)
+                for s in everyone
+            )
+            written = spreadsheet.write(csv_file, SUBSCRIBERS_CSV, rows)
+            exported = {"file": str(csv_file), "rows": written}
+            show(
+                exported,
+                as_json,
+                lambda e: typer.echo(f"wrote {e['rows']} subscribers to {e['file']}"),
+            )
+            return
         result = calls.call(Endpoints.SUBSCRIBERS, query)
 
     def human(page: SubscriberPage) -> None:

