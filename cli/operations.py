@@ -193,11 +193,15 @@ def health(as_json: JsonOpt = False) -> None:
         )
     else:
         rows: list[tuple[Any, ...]] = [
-            (n, a.status, a.outbox_pending, a.outbox_failed, a.uptime_seconds)
+            (
+                n, a.status, a.version, a.outbox_pending, a.outbox_failed, a.consumer_lag,
+                a.dead_letters, a.uptime_seconds,
+            )
             for n, a in answers.items()
-        ]
-        rows += [(n, "not running", "", "", "") for n in missing]
-        table(rows, ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"])
+        ]  # fmt: skip
+        rows += [(n, "not running", "", "", "", "", "", "") for n in missing]
+        headers = ["SERVICE", "STATUS", "VERSION", "OUTBOX", "FAILED", "LAG", "DEAD", "UPTIME S"]
+        table(rows, headers)
         for name, answer in answers.items():
             for problem in answer.problems:
                 typer.echo(f"{name}: {problem}")

@@ -31,6 +31,13 @@ class Health(OperationsView):
     # Events written but not yet on their stream, and entries that can never be published.
     outbox_pending: int | None = None
     outbox_failed: int | None = None
+    # The release it runs (the samskab package's version).
+    version: str | None = None
+    # Events on the streams it consumes that it has not yet handled (not delivered, or
+    # delivered and not acknowledged), over all its durable consumers.
+    consumer_lag: int | None = None
+    # Dead letters not yet replayed.
+    dead_letters: int | None = None
     # What staff must act on although the service answers (status "degraded"): e.g.
     # publishing to the Facebook Page paused by an expired token.
     problems: list[str] = []

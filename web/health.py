@@ -12,6 +12,7 @@ from nats.aio.subscription import Subscription
 
 from contracts.operations import Health, health_subject
 from services.runtime.rpc import encode_result
+from services.runtime.version import VERSION
 from web.settings import WEB_USER
 
 
@@ -23,7 +24,10 @@ async def answer_health(nc: Client) -> Subscription:
         if not msg.reply:
             return
         answer = Health(
-            service=WEB_USER, status="ok", uptime_seconds=round(time.time() - started, 1)
+            service=WEB_USER,
+            status="ok",
+            uptime_seconds=round(time.time() - started, 1),
+            version=VERSION,
         )
         await msg.respond(encode_result(answer))
 

@@ -225,6 +225,11 @@ async def page(db: DatabaseT, *, include_replayed: bool, limit: int) -> list[Dea
     return [view(doc) async for doc in cursor]
 
 
+async def count_waiting(db: DatabaseT) -> int:
+    """Dead letters not yet replayed."""
+    return int(await db.dead_letters.count_documents({"replayed_at": None}))
+
+
 async def show(db: DatabaseT, dead_letter: str) -> DeadLetterView | None:
     doc = await load(db, dead_letter)
     return view(doc, with_payload=True) if doc is not None else None

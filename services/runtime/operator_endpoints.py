@@ -27,6 +27,7 @@ from contracts.operations import (
 from services.runtime import audit as audit_trail
 from services.runtime import dead_letters, outbox
 from services.runtime.unit_of_work import Applied, Reading
+from services.runtime.version import VERSION
 
 if TYPE_CHECKING:
     from services.runtime.service import Service
@@ -41,16 +42,29 @@ def register(service: Service) -> None:
         try:
             await scope.db.command("ping")
             counts = await outbox.counts(scope.db)
+            waiting = await dead_letters.count_waiting(scope.db)
             problems = [found for check in service.health_checks for found in await check(scope)]
         except Exception as exc:
             raise ServiceError(ErrorCode.SERVICE_UNAVAILABLE, f"database: {exc}") from exc
+        lag, missing = await service.consumer_lag()
+        problems += missing
+        # Both wait for an operator (`samskab dead-letters list`): nothing retries them.
+        if waiting:
+            letters = "1 dead letter waits" if waiting == 1 else f"{waiting} dead letters wait"
+            problems.append(f"{letters} to be replayed or looked at")
+        if counts.failed:
+            entries = "entry" if counts.failed == 1 else "entries"
+            problems.append(f"{counts.failed} outbox {entries} could not be published")
         return Health(
             service=name,
             status="degraded" if problems else "ok",
             problems=problems,
             uptime_seconds=round(time.time() - started, 1),
+            version=VERSION,
             outbox_pending=counts.pending,
             outbox_failed=counts.failed,
+            consumer_lag=lag,
+            dead_letters=waiting,
         )
 
     async def list_dead_letters(scope: Reading, query: ListDeadLetters) -> DeadLetterPage:

@@ -650,6 +650,22 @@ class Service:
     def _consumed_streams(self) -> list[str]:
         return sorted({stream_of(subject) for subject in self.routes})
 
+    async def consumer_lag(self) -> tuple[int | None, list[str]]:
+        """Events its durable consumers have not yet handled (not delivered, or delivered
+        and not acknowledged), summed over the streams it consumes; and a problem per
+        consumer that is missing. None when JetStream cannot say now."""
+        lag, problems = 0, []
+        for stream in self._consumed_streams():
+            try:
+                info = await self.js.consumer_info(stream, self.name, timeout=2.0)
+            except NotFoundError:
+                problems.append(f"its consumer of the {stream} stream is missing")
+                continue
+            except Exception:  # NATS busy or unreachable: health still answers
+                return None, problems
+            lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
+        return lag, problems
+
     def _wire_consumers(self) -> None:
         if self._subscribers_wired or not self.routes:
             return

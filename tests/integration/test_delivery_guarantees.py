@@ -321,6 +321,13 @@ async def test_an_event_that_keeps_failing_becomes_a_replayable_dead_letter(bed:
     async with running(counter.service), ServiceClient(counter.service.settings) as client:
         seq = await bed.publish(event.model_dump_json().encode(), msg_id=str(event.event_id))
         assert seq == 1
+
+        async def lagging() -> bool:
+            # While it is being retried, the event counts as not yet handled.
+            health = await client.request(health_subject(counter.name), {})
+            return bool((health["consumer_lag"] or 0) >= 1)
+
+        await eventually(lagging, "samskab health to show the event not yet handled", timeout=10)
         # The MAX_DELIVERIES advisory lands in the service's DLQ stream, which stores it.
         dead = await eventually(lambda: counter.dead_letter(seq), "the dead letter", timeout=20)
         assert dead["reason"] == "RuntimeError: cannot count quince (attempt 3)"
@@ -339,6 +346,15 @@ async def test_an_event_that_keeps_failing_becomes_a_replayable_dead_letter(bed:
         assert [item["id"] for item in listed["items"]] == [key]
         shown = await client.request(dead_letters_show_subject(counter.name), {"id": key})
         assert shown["payload"]["thing"] == "quince"
+        # It waits for an operator: samskab health says so, and that nothing else waits.
+        health = await client.request(health_subject(counter.name), {})
+        assert (health["status"], health["dead_letters"], health["consumer_lag"]) == (
+            "degraded",
+            1,
+            0,
+        )
+        assert health["problems"] == ["1 dead letter waits to be replayed or looked at"]
+        assert health["version"]
 
         # The dead letter does not block the consumer: the next event goes through.
         counter.broken = False
@@ -361,6 +377,8 @@ async def test_an_event_that_keeps_failing_becomes_a_replayable_dead_letter(bed:
         assert await counter.inbox_records(event.event_id) == 1
 
         assert (await client.request(dead_letters_list_subject(counter.name), {}))["items"] == []
+        health = await client.request(health_subject(counter.name), {})
+        assert (health["status"], health["dead_letters"], health["problems"]) == ("ok", 0, [])
         everything = await client.request(
             dead_letters_list_subject(counter.name), {"include_replayed": True}
         )
@@ -909,6 +927,8 @@ async def test_an_entry_that_can_never_be_published_fails_visibly_without_blocki
         await eventually(outbox_settled, "the published events to leave the outbox", timeout=10)
         health = await client.request(health_subject(bed.prefix), {})
         assert (health["outbox_pending"], health["outbox_failed"]) == (0, 2)
+        assert health["status"] == "degraded"
+        assert "2 outbox entries could not be published" in health["problems"]
 
         listed = await client.request(dead_letters_list_subject(bed.prefix), {})
         failed = {item["event_id"]: item for item in listed["items"]}

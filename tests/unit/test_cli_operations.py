@@ -75,13 +75,16 @@ def answer_health(service: FakeService, down: tuple[str, ...] = ()) -> None:
                     service=name,
                     status="ok",
                     uptime_seconds=12.5,
+                    version="1.2.0",
                     outbox_pending=pending,
                     outbox_failed=failed,
+                    consumer_lag=pending * 10,
+                    dead_letters=failed,
                 ),
             )
         else:
             service.answer(ops.health(name), not_running(name))
-    web = Health(service="web", status="ok", uptime_seconds=3.0)
+    web = Health(service="web", status="ok", uptime_seconds=3.0, version="1.2.0")
     service.answer(ops.health("web"), not_running("web") if "web" in down else web)
 
 
@@ -100,7 +103,7 @@ def test_health_names_what_staff_must_act_on_and_fails(service: FakeService) -> 
     assert "not healthy: social" in result.stderr
 
 
-def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
+def test_health_shows_version_outbox_lag_and_dead_letters_of_each(
     service: FakeService,
 ) -> None:
     answer_health(service)
@@ -112,13 +115,14 @@ def test_health_shows_the_failed_outbox_entries_next_to_the_outbox(
     # listed.
     assert service.sent == [(f"{name}.health", {}) for name in CHECKED]
     table = [cells(line) for line in rows(result.stdout)]
-    assert table[0] == ["SERVICE", "STATUS", "OUTBOX", "FAILED", "UPTIME S"]
+    header = ["SERVICE", "STATUS", "VERSION", "OUTBOX", "FAILED", "LAG", "DEAD", "UPTIME S"]
+    assert table[0] == header
     body = {line[0]: line[1:] for line in table[2:]}
-    assert body["ambassadors"] == ["ok", "2", "1", "12.5"]
-    assert body["networks"] == ["ok", "1", "0", "12.5"]
-    assert body["events"] == ["ok", "0", "0", "12.5"]
-    assert body["newsletter"] == ["ok", "5", "3", "12.5"]
-    assert body["web"] == ["ok", "3.0"]  # no outbox: those cells stay empty
+    assert body["ambassadors"] == ["ok", "1.2.0", "2", "1", "20", "1", "12.5"]
+    assert body["networks"] == ["ok", "1.2.0", "1", "0", "10", "0", "12.5"]
+    assert body["events"] == ["ok", "1.2.0", "0", "0", "0", "0", "12.5"]
+    assert body["newsletter"] == ["ok", "1.2.0", "5", "3", "50", "3", "12.5"]
+    assert body["web"] == ["ok", "1.2.0", "3.0"]  # no outbox nor consumers: empty cells
     assert [line[0] for line in table[2:]] == list(CHECKED)
     assert result.stderr == ""
 
@@ -163,8 +167,11 @@ def test_health_json_is_each_answer_as_the_service_sent_it(service: FakeService)
         "service": "newsletter",
         "status": "ok",
         "uptime_seconds": 12.5,
+        "version": "1.2.0",
         "outbox_pending": 5,
         "outbox_failed": 3,
+        "consumer_lag": 50,
+        "dead_letters": 3,
         "problems": [],
     }
     assert list(answer["running"]) == list(CHECKED)
