@@ -1,24 +1,36 @@
-"""A story's picture as the website serves it: asked of the social service in pieces (a
-reply carries at most :data:`contracts.social.PICTURE_CHUNK` bytes), put together, and
-refused whole if it changed while it was read."""
+"""A picture as the website serves it (a story's, an issue's): asked of its service in
+pieces (a reply carries less than a NATS message holds), put together, and refused whole
+if it changed while it was read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from contracts.endpoints import Endpoint
 from contracts.errors import ErrorCode, ServiceError
-from contracts.social import PicturePiece
 from web.gateway import Caller, ask
 
 Req = TypeVar("Req", bound=BaseModel)
 
-# What the service answers for a picture that is not there for this asker.
+# What the social service answers for a picture that is not there for this asker.
 NOT_THERE = (ErrorCode.NOT_FOUND, ErrorCode.INVALID_TOKEN, ErrorCode.VALIDATION_FAILED)
+
+
+class Piece(Protocol):
+    """One piece of a picture (contracts.social.PicturePiece, contracts.newsletter.ArchiveImage)."""
+
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -28,16 +40,21 @@ class Picture:
 
 
 async def fetch(
-    services: Caller, endpoint: Endpoint[Req, PicturePiece], query: Callable[[int], Req]
+    services: Caller,
+    # Its reply is a Piece (a pydantic model: the bound a Protocol cannot also have).
+    endpoint: Endpoint[Req, Any],
+    query: Callable[[int], Req],
+    *,
+    not_there: Collection[ErrorCode] = NOT_THERE,
 ) -> Picture | None:
-    """The picture ``query(offset)`` asks for, piece by piece; None when it is not there
-    (or not for whoever asks)."""
+    """The picture ``query(offset)`` asks for, piece by piece; None when the service
+    answers one of ``not_there`` (it is not there, or not for whoever asks)."""
     pieces: list[bytes] = []
-    first: PicturePiece | None = None
+    first: Piece | None = None
     offset = 0
     try:
         while first is None or offset < first.size:
-            piece = await ask(services, endpoint, query(offset))
+            piece: Piece = await ask(services, endpoint, query(offset))
             if first is not None and piece.digest != first.digest:
                 raise ServiceError(ErrorCode.INTERNAL, "the picture changed while it was read")
             first = first or piece
@@ -46,7 +63,7 @@ async def fetch(
             pieces.append(piece.data)
             offset += len(piece.data)
     except ServiceError as exc:
-        if exc.code in NOT_THERE:
+        if exc.code in not_there:
             return None
         raise
     return Picture(b"".join(pieces), first.content_type)

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from starlette.responses import HTMLResponse, Response
 
 from contracts.errors import ErrorCode, ServiceError
-from contracts.newsletter import Archive, ArchiveImage, GetArchive, GetArchiveImage, Subscribe
+from contracts.newsletter import Archive, GetArchive, GetArchiveImage, Subscribe
 from contracts.newsletter import Endpoints as Newsletter
 from web.failures import error_page
 from web.field_errors import FieldProblem, from_service, from_validation
 from web.gateway import Unavailable, ask
+from web.pictures import fetch
 from web.site import site_of
 from web.templating import cacheable
 
@@ -130,26 +131,15 @@ async def issue_image(request: Request, name: ImageName) -> Response:
     """A picture of an issue's web version (the page refers to it as ``images/<name>``),
     fetched from the newsletter service in pieces."""
     site = site_of(request)
-    pieces: list[bytes] = []
-    first: ArchiveImage | None = None
-    offset = 0
-    try:
-        while first is None or offset < first.size:
-            piece = await ask(
-                site.services, Newsletter.ARCHIVE_IMAGE, GetArchiveImage(name=name, offset=offset)
-            )
-            if first is not None and piece.digest != first.digest:
-                raise ServiceError(ErrorCode.INTERNAL, "the picture changed while it was read")
-            first = first or piece
-            if not piece.data:
-                break
-            pieces.append(piece.data)
-            offset += len(piece.data)
-    except ServiceError as exc:
-        if exc.code == ErrorCode.NOT_FOUND:
-            return error_page(site.pages, request, 404, "Billedet findes ikke", "")
-        raise
-    image = Response(b"".join(pieces), media_type=first.content_type)
+    picture = await fetch(
+        site.services,
+        Newsletter.ARCHIVE_IMAGE,
+        lambda offset: GetArchiveImage(name=name, offset=offset),
+        not_there=(ErrorCode.NOT_FOUND,),
+    )
+    if picture is None:
+        return error_page(site.pages, request, 404, "Billedet findes ikke", "")
+    image = Response(picture.data, media_type=picture.content_type)
     return cacheable(request, image, IMAGE_MAX_AGE)
 
 
