@@ -314,21 +314,26 @@ async def send_story(request: Request, token: Token) -> Response:
 # ---------------------------------------------------------------- revising a story
 
 
-def _story(own: OwnStories, story_id: str) -> OwnStory | None:
-    return next((s for s in own.items if s.id == story_id), None)
+async def _revisable(request: Request, token: Token, story_id: str) -> OwnStory | Response:
+    """The link holder's story ``story_id`` when it can be revised now; else the page
+    saying why not (the link, the story, or its status)."""
+    found = await _own(request, token)
+    if isinstance(found, Response):
+        return found
+    story = next((s for s in found.items if s.id == story_id), None)
+    if story is None:
+        return _not_theirs(request, token)
+    if not story.revisable:
+        return _not_revisable(request, token, story)
+    return story
 
 
 @router.get(PATH + "/{token}/{story_id}")
 async def revise_page(request: Request, token: Token, story_id: StoryId) -> Response:
     site_of(request).guard.limit(request, "token-page")
-    found = await _own(request, token)
-    if isinstance(found, Response):
-        return found
-    story = _story(found, story_id)
-    if story is None:
-        return _not_theirs(request, token)
-    if not story.revisable:
-        return _not_revisable(request, token, story)
+    story = await _revisable(request, token, story_id)
+    if isinstance(story, Response):
+        return story
     return _revise_page(request, token, story, story_form.of_story(story))
 
 
@@ -337,14 +342,9 @@ async def revise_story(request: Request, token: Token, story_id: StoryId) -> Res
     site = site_of(request)
     posted, bot = await site.guard.form(request, "story", max_files=PICTURES_MAX)
     try:
-        found = await _own(request, token)
-        if isinstance(found, Response):
-            return found
-        story = _story(found, story_id)
-        if story is None:
-            return _not_theirs(request, token)
-        if not story.revisable:
-            return _not_revisable(request, token, story)
+        story = await _revisable(request, token, story_id)
+        if isinstance(story, Response):
+            return story
         max_bytes = site.settings.web_story_picture_max_bytes
         form = story_form.posted(posted, story.pictures, max_bytes=max_bytes)
         if bot:
