@@ -22,11 +22,12 @@ import importlib
 import json
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client
 
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.ambassadors import VerifyCertificate
@@ -67,11 +68,16 @@ OWNER = {"ambassadors.v1.erased": "ambassadors", "events.v1.invited": "events"}
 OWNER["ambassadors.v1.activated"] = "ambassadors"
 
 
-async def refused_publishes(
-    url: str, user: str, password: str, subjects: list[str], body: bytes | None = None
+async def refusals(
+    url: str,
+    user: str,
+    password: str,
+    subjects: list[str],
+    attempt: Callable[[Client, str], Awaitable[object]],
+    refused: Callable[[str, str], bool],
 ) -> set[str]:
-    """The subjects of ``subjects`` the server refused ``user`` to publish on (each with
-    its forgery, or ``body``)."""
+    """The subjects of ``subjects`` whose ``attempt`` as ``user`` the server refused: those
+    for which ``refused(subject, error)`` holds for one of the errors it sent."""
     errors: list[str] = []
 
     async def on_error(error: Exception) -> None:
@@ -87,22 +93,32 @@ async def refused_publishes(
     )
     try:
         for subject in subjects:
-            payload = json.dumps(FORGERIES[subject]).encode() if body is None else body
-            await nc.publish(subject, payload)
+            await attempt(nc, subject)
         await nc.flush()
-        refused: set[str] = set()
+        found: set[str] = set()
         for _ in range(40):
-            refused = {
-                s
-                for s in subjects
-                if any(f'"{s.lower()}"' in e and "permissions" in e for e in errors)
-            }
-            if refused == set(subjects):
+            found = {s for s in subjects if any(refused(s.lower(), e) for e in errors)}
+            if found == set(subjects):
                 break
             await asyncio.sleep(0.05)
-        return refused
+        return found
     finally:
         await nc.close()
+
+
+async def refused_publishes(
+    url: str, user: str, password: str, subjects: list[str], body: bytes | None = None
+) -> set[str]:
+    """The subjects of ``subjects`` the server refused ``user`` to publish on (each with
+    its forgery, or ``body``)."""
+
+    async def publish(nc: Client, subject: str) -> None:
+        payload = json.dumps(FORGERIES[subject]).encode() if body is None else body
+        await nc.publish(subject, payload)
+
+    return await refusals(
+        url, user, password, subjects, publish, lambda s, e: f'"{s}"' in e and "permissions" in e
+    )
 
 
 async def messages_on(stack: EmbeddedStack, stream: str, subject: str) -> int:
@@ -278,34 +294,12 @@ def not_its_own(user: str) -> list[str]:
 async def refused_subscriptions(
     url: str, user: str, password: str, subjects: list[str]
 ) -> set[str]:
-    errors: list[str] = []
+    async def subscribe(nc: Client, subject: str) -> None:
+        await nc.subscribe(subject)
 
-    async def on_error(error: Exception) -> None:
-        errors.append(str(error).lower())
-
-    nc = await nats.connect(
-        url,
-        user=user,
-        password=password,
-        inbox_prefix=f"_INBOX_{user}",
-        error_cb=on_error,
-        allow_reconnect=False,
+    return await refusals(
+        url, user, password, subjects, subscribe, lambda s, e: f'subscription to "{s}"' in e
     )
-    try:
-        for subject in subjects:
-            await nc.subscribe(subject)
-        await nc.flush()
-        refused: set[str] = set()
-        for _ in range(40):
-            refused = {
-                s for s in subjects if any(f'subscription to "{s.lower()}"' in e for e in errors)
-            }
-            if refused == set(subjects):
-                break
-            await asyncio.sleep(0.05)
-        return refused
-    finally:
-        await nc.close()
 
 
 def not_to_overhear(user: str) -> list[str]:
