@@ -33,6 +33,13 @@ _STATUS_TEXT = {
 # A service's refusal a visitor can act on, in Danish (the service's English message is
 # for the log).
 SERVICE_ERRORS = {
+    # The site checks a visitor's input before it asks; what a service still refuses is
+    # input only the service can judge, so the visitor is told to check it, not that we broke.
+    ErrorCode.VALIDATION_FAILED: (
+        400,
+        "Forespørgslen kunne ikke forstås",
+        "Tjek det, du har skrevet, og prøv igen.",
+    ),
     ErrorCode.INVALID_TOKEN: (400, "Linket er ugyldigt", "Brug linket fra den nyeste mail."),
     ErrorCode.TOKEN_EXPIRED: (
         400,
@@ -68,6 +75,12 @@ def service_error_page(pages: Pages, request: Request, error: ServiceError) -> R
     status, title, text = SERVICE_ERRORS.get(error.code, (500, None, None))
     if status == 500:
         log.error("a service failed a page", path=redact_path(request.url.path), code=error.code)
+    elif error.code == ErrorCode.VALIDATION_FAILED:
+        log.warning(
+            "a service refused what a page sent",
+            path=redact_path(request.url.path),
+            fields=[detail.field for detail in error.error.details],
+        )
     return error_page(pages, request, status, title, text)
 
 

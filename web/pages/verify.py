@@ -5,6 +5,7 @@ organisation are shown."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
@@ -22,9 +23,13 @@ router = APIRouter()
 async def verify_form(
     request: Request, code: Annotated[str | None, Query(max_length=64)] = None
 ) -> Response:
-    if code:
-        return RedirectResponse(f"/verify/{code.strip().upper()}", status_code=303)
-    return site_of(request).pages.render(request, "verify.html.j2", result=None, public=True)
+    typed = (code or "").strip().upper()
+    if typed:
+        # Quoted whole: a typed code is anything a visitor pastes, slashes and '?' included.
+        return RedirectResponse(f"/verify/{quote(typed, safe='')}", status_code=303)
+    return site_of(request).pages.render(
+        request, "verify.html.j2", result=None, unknown=False, public=True
+    )
 
 
 @router.get("/verify/{code}")
@@ -35,4 +40,6 @@ async def verify(request: Request, code: Annotated[str, Path(max_length=64)]) ->
     except ValidationError:
         return site.pages.render(request, "verify.html.j2", code=code, result=None, unknown=True)
     result = await ask(site.services, Ambassadors.VERIFY, query)
-    return site.pages.render(request, "verify.html.j2", code=code, result=result, public=True)
+    return site.pages.render(
+        request, "verify.html.j2", code=code, result=result, unknown=False, public=True
+    )
