@@ -16,6 +16,7 @@ import nats
 from nats.errors import Error as NatsError
 
 from services.runtime.client import inbox_prefix
+from services.runtime.settings import nats_servers
 from stack.nats_accounts import password_variable
 from stack.processes import ManagedProcess, find_executable, tcp_accepts
 
@@ -188,7 +189,7 @@ async def request_health(
 
     try:
         nc = await nats.connect(
-            nats_url,
+            nats_servers(nats_url),
             user=user,
             password=password,
             # With the shipped permissions a user reads replies only on its own inbox.

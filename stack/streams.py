@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.runtime.client import inbox_prefix
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import ServiceSettings, nats_servers
 from services.runtime.streams import stream_config
 
 __all__ = ["NEWSLETTER_PRODUCERS", "declare_streams", "declare_streams_at", "stream_config"]
@@ -52,10 +52,10 @@ async def declare_streams_at(
     manage those streams, e.g. the producer's own under the shipped permissions, which
     also let it read replies only on its own inbox prefix)."""
     if user is None:
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_servers(nats_url))
     else:
         nc = await nats.connect(
-            nats_url, user=user, password=password, inbox_prefix=inbox_prefix(user)
+            nats_servers(nats_url), user=user, password=password, inbox_prefix=inbox_prefix(user)
         )
     try:
         await declare_streams(nc.jetstream(), producers, settings)

@@ -92,7 +92,7 @@ class ServiceClient:
     async def connect(self) -> None:
         try:
             self._nc = await nats.connect(
-                self._settings.nats_url,
+                self._settings.nats_servers,
                 user=self._settings.nats_user,
                 password=self._settings.nats_password,
                 name=f"samskab-{self._user}",

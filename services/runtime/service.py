@@ -157,7 +157,7 @@ class Service:
         self._database = database
         self._jetstream = jetstream
         self.broker = NatsBroker(
-            settings.nats_url,
+            settings.nats_servers,
             security=nats_security(settings),
             name=f"samskab-{name}",
             # NACK_ON_ERROR: faststream's NATS default (REJECT_ON_ERROR) terminates a message

@@ -23,6 +23,8 @@ class SamskabSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SAMSKAB_", env_file=".env", extra="ignore")
 
+    # One server, or a cluster's nodes comma-separated (nats://n1:4222,nats://n2:4222,...):
+    # the first connection must find a live node even when the one listed first is down.
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
     nats_password: str | None = None
@@ -31,6 +33,15 @@ class SamskabSettings(BaseSettings):
 
     log_format: str = Field(default="console", pattern="^(console|json)$")
     log_level: str = "INFO"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return nats_servers(self.nats_url)
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers ``SAMSKAB_NATS_URL`` lists (nats-py takes a list, not a joined string)."""
+    return [server.strip() for server in url.split(",") if server.strip()]
 
 
 class ClientSettings(SamskabSettings):

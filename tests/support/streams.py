@@ -9,6 +9,8 @@ from typing import Any
 import nats
 from nats.js.errors import NotFoundError
 
+from services.runtime.settings import nats_servers
+
 
 @dataclass(frozen=True)
 class OnStream:
@@ -26,7 +28,7 @@ class OnStream:
 async def read_stream(nats_url: str, stream: str, **login: str) -> list[OnStream]:
     """Every message still on ``stream``, in stream order (deleted ones are skipped).
     ``login``: ``nats.connect`` keywords of a user who may read it (its producer's)."""
-    nc = await nats.connect(nats_url, **login)
+    nc = await nats.connect(nats_servers(nats_url), **login)
     try:
         js = nc.jetstream()
         state = (await js.stream_info(stream)).state
