@@ -310,7 +310,12 @@ class OutboxRelay:
         self._max_payload = max_payload
         self._stopping = False
         self._last_poll = 0.0
-        self._loop = Loop("outbox relay", self._step, every=poll_seconds, wait_initial=0.2)
+        # Backoff capped at a second: when a stream's leader fails over (4-9 s in a NATS
+        # cluster), the relay publishes again within a second of the new one, instead of
+        # after a wait grown to tens of seconds; a failed try costs one request.
+        self._loop = Loop(
+            "outbox relay", self._step, every=poll_seconds, wait_initial=0.2, wait_max=1.0
+        )
         self._handed: list[dict[str, Any]] = []
         # Published, not yet marked: marked together a moment later, off the publishing path.
         self._unmarked: list[tuple[dict[str, Any], Any]] = []
