@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two workers: the CI machine has two cores. Every worker starts its own servers (free ports,
+# its own directories), and a file stays on one worker (its module fixtures are shared).
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 # WeasyPrint renders through Pango; fonts make the certificate look the same everywhere.
 APT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core fonts-liberation2 poppler-utils
@@ -55,7 +58,7 @@ typecheck: install
 	$(BIN)/mypy contracts services cli stack web tests bench
 
 test: install lint typecheck
-	$(BIN)/pytest -q --durations=15 tests
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 unit: install
 	$(BIN)/pytest -q tests/unit
