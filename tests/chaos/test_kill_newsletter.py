@@ -239,19 +239,17 @@ async def wait_until_sent(world: World, issue_id: str, total: int) -> None:
     await poll("the issue to be sent and its mails delivered", done, DONE_TIMEOUT_SECONDS, 0.5)
 
 
-async def prepare_issue(world: World, client: ServiceClient) -> tuple[str, str]:
+async def prepare_issue(run: str, client: ServiceClient) -> tuple[str, str]:
     """One news item, a draft with it; returns the draft's id and its mail subject."""
     await client.request(
         Endpoints.ITEM_ADD.subject,
         {
-            "title": f"Kaos i Fredericia {world.run}",
+            "title": f"Kaos i Fredericia {run}",
             "body": "Tjenesten bliver dræbt midt i udsendelsen.\n\nAlle får alligevel ét brev.",
             "link": "fredericia.dk/kaos",
         },
     )
-    draft = await client.request(
-        Endpoints.DRAFT.subject, {"title": f"Nyhedsbrev under kaos {world.run}"}
-    )
+    draft = await client.request(Endpoints.DRAFT.subject, {"title": f"Nyhedsbrev under kaos {run}"})
     assert draft["items"] == 1
     preview = await client.request(Endpoints.PREVIEW.subject, {"issue_id": draft["id"]})
     return str(draft["id"]), str(preview["subject"])
@@ -402,7 +400,7 @@ async def test_kill_while_the_issue_goes_out(world: World) -> None:
     await world.start_service()
     subscribers = await seed(world)
     async with world.client() as client:
-        issue_id, subject = await prepare_issue(world, client)
+        issue_id, subject = await prepare_issue(world.run, client)
         job = await client.request(Endpoints.SEND.subject, {"issue_id": issue_id}, timeout=30.0)
     assert job["command"] == Endpoints.SEND.subject and job["state"] in ("running", "done")
 
@@ -438,7 +436,7 @@ async def test_kill_during_the_fan_out(world: World) -> None:
     await world.start_service()
     subscribers = await seed(world)
     async with world.client() as client:
-        issue_id, subject = await prepare_issue(world, client)
+        issue_id, subject = await prepare_issue(world.run, client)
         # The send answers at once with its job; the fan-out goes on and is killed.
         job = await client.request(Endpoints.SEND.subject, {"issue_id": issue_id}, timeout=30.0)
 

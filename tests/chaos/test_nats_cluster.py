@@ -41,7 +41,6 @@ from typing import Any
 
 import nats
 import pytest
-from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -59,11 +58,17 @@ from stack.nats_accounts import CLI_USER
 from stack.processes import ManagedProcess
 from stack.smtp_sink import SmtpSink, read_duplicates
 from stack.streams import declare_streams_at
-from tests.chaos.test_kill_newsletter import issue_mail_states, issue_state, stored_copies
+from tests.chaos.test_kill_newsletter import (
+    issue_mail_states,
+    issue_state,
+    prepare_issue,
+    stored_copies,
+)
 from tests.support.chaos import poll
 from tests.support.nats_cluster import Cluster, Node, start_cluster
 from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subscribers
 from tests.support.stack import REPO_ROOT, TOKEN_SECRETS
+from tests.support.streams import read_stream
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -201,34 +206,20 @@ class Stored:
 
 async def stream_messages(cluster: Cluster) -> list[Stored]:
     """Every message on the AMBASSADORS stream with the time its leader stored it."""
-    nc = await nats.connect(cluster.url.split(","), **cluster.login("ambassadors"))
-    try:
-        js = nc.jetstream()
-        state = (await js.stream_info(STREAM)).state
-        found = []
-        for seq in range(state.first_seq, state.last_seq + 1):
-            try:
-                msg = await js.get_msg(STREAM, seq)
-            except NotFoundError:
-                continue
-            data = json.loads(msg.data or b"{}")
-            at = msg.time
-            if isinstance(at, str):
-                at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-            assert at is not None, f"message {seq} has no time"
-            found.append(
-                Stored(
-                    seq=seq,
-                    subject=msg.subject or "",
-                    at=at,
-                    event_id=str(data.get("event_id")),
-                    ambassador_id=str(data.get("ambassador_id")),
-                    msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
-                )
+    found = []
+    for msg in await read_stream(cluster.url, STREAM, **cluster.login("ambassadors")):
+        assert msg.at is not None, f"message {msg.seq} has no time"
+        found.append(
+            Stored(
+                seq=msg.seq,
+                subject=msg.subject,
+                at=msg.at,
+                event_id=str(msg.data.get("event_id")),
+                ambassador_id=str(msg.data.get("ambassador_id")),
+                msg_id=msg.msg_id,
             )
-        return found
-    finally:
-        await nc.close()
+        )
+    return found
 
 
 async def stream_leader(cluster: Cluster) -> str:
@@ -348,22 +339,6 @@ def _restart(cluster: Cluster, node: Node) -> None:
 
 def _other(cluster: Cluster, not_this: Node) -> Node:
     return next(node for node in cluster.nodes if node.name != not_this.name)
-
-
-async def prepare_issue(world: World, client: ServiceClient) -> tuple[str, str]:
-    await client.request(
-        Newsletter.ITEM_ADD.subject,
-        {
-            "title": f"Klyngen mister en node {world.run}",
-            "body": "En NATS-node dør midt i udsendelsen.\n\nAlle får alligevel ét brev.",
-            "link": "fredericia.dk/klynge",
-        },
-    )
-    draft = await client.request(
-        Newsletter.DRAFT.subject, {"title": f"Nyhedsbrev fra klyngen {world.run}"}
-    )
-    preview = await client.request(Newsletter.PREVIEW.subject, {"issue_id": draft["id"]})
-    return str(draft["id"]), str(preview["subject"])
 
 
 async def wait_sent(world: World, issue_id: str) -> None:
@@ -489,7 +464,7 @@ async def test_the_cluster_loses_its_stream_leader_and_then_another_node(world: 
     client = world.client()
     await client.connect()
     try:
-        issue_id, subject = await prepare_issue(world, client)
+        issue_id, subject = await prepare_issue(world.run, client)
         progress = Progress()
         outcomes: list[Outcome] = []
         gate = asyncio.Semaphore(IN_FLIGHT)

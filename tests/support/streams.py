@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -18,11 +19,20 @@ class OnStream:
     subject: str
     msg_id: str | None
     data: dict[str, Any]
+    # When the stream's leader stored it.
+    at: datetime | None = None
 
     @property
     def name(self) -> str:
         """``events.v1.invited`` -> ``invited``."""
         return self.subject.rsplit(".", 1)[-1]
+
+
+def _stored_at(time: datetime | str | None) -> datetime | None:
+    # nats-py passes the server's RFC 3339 time through as text in some versions.
+    if isinstance(time, str):
+        return datetime.fromisoformat(time.replace("Z", "+00:00"))
+    return time
 
 
 async def read_stream(nats_url: str, stream: str, **login: str) -> list[OnStream]:
@@ -44,6 +54,7 @@ async def read_stream(nats_url: str, stream: str, **login: str) -> list[OnStream
                     subject=msg.subject or "",
                     msg_id=(msg.headers or {}).get("Nats-Msg-Id"),
                     data=json.loads(msg.data or b"{}"),
+                    at=_stored_at(msg.time),
                 )
             )
         return found
