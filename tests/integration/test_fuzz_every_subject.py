@@ -34,6 +34,7 @@ import nats
 import pytest
 from hypothesis import HealthCheck, given, settings
 from nats.aio.client import Client
+from nats.errors import MaxPayloadError
 from pydantic import ValidationError
 from pymongo import MongoClient
 
@@ -112,8 +113,23 @@ class Requests:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(work, self.loop)
         return future.result(timeout=TIMEOUT + 5)
 
+    @property
+    def max_payload(self) -> int:
+        """The largest message the server takes (its ``max_payload``)."""
+        return self.nc.max_payload
+
     def ask(self, subject: str, body: bytes) -> tuple[dict[str, Any] | None, float]:
-        """The reply (None: none within the time-out) and the seconds it took."""
+        """The reply (None: none within the time-out) and the seconds it took.
+
+        A request that got no answer is sent once more: a service that cannot answer some
+        input fails the same way twice, while a machine busy with another test's servers
+        (two test workers share two cores) can delay one answer past the time-out."""
+        reply, seconds = self._ask_once(subject, body)
+        if reply is None:
+            reply, seconds = self._ask_once(subject, body)
+        return reply, seconds
+
+    def _ask_once(self, subject: str, body: bytes) -> tuple[dict[str, Any] | None, float]:
         started = time.monotonic()
         try:
             msg = self._run(
@@ -244,6 +260,12 @@ def test_well_formed_and_hostile_requests_to_every_subject_get_a_structured_answ
     @given(well_formed())
     def every_subject(case: tuple[Endpoint[Any, Any], bytes]) -> None:
         endpoint, body = case
+        if len(body) > requests.max_payload:
+            # Eleven fields of 100,000 characters: no NATS client sends it, so no service
+            # ever sees it.
+            with pytest.raises(MaxPayloadError):
+                requests.ask(endpoint.subject, body)
+            return
         reply, seconds = requests.ask(endpoint.subject, body)
         asked.add(endpoint.subject)
         problem = check_reply(endpoint, reply)
