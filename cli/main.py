@@ -7,7 +7,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from cli import ambassadors, events, jobs, networks, newsletter, operations, social
+from cli import ambassadors, events, jobs, networks, newsletter, operations, privacy, social
 from cli.output import emit_json
 from contracts.errors import Error, ErrorCode
 
@@ -27,6 +27,7 @@ app.add_typer(networks.app, name="networks")
 app.add_typer(social.app, name="social")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(operations.dead_letters, name="dead-letters")
+app.add_typer(privacy.app, name="privacy")
 app.command("goals")(operations.goals)
 app.command("health")(operations.health)
 app.command("audit")(operations.audit)

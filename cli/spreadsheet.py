@@ -10,12 +10,12 @@ between cells: what Excel in a Danish locale opens as columns, with æ, ø and �
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
+
+from cli.files import replacing
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DELIMITER = ";"
@@ -42,21 +42,12 @@ def cell(value: object) -> str:
 
 
 def write(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
-    """Write the file whole or not at all (a temporary file renamed into place); the
-    number of rows written."""
-    target = path.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    """Write the file whole or not at all; the number of rows written."""
     count = 0
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out, delimiter=DELIMITER, quoting=csv.QUOTE_MINIMAL)
-            writer.writerow([cell(h) for h in header])
-            for row in rows:
-                writer.writerow([cell(v) for v in row])
-                count += 1
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replacing(path, encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out, delimiter=DELIMITER, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow([cell(h) for h in header])
+        for row in rows:
+            writer.writerow([cell(v) for v in row])
+            count += 1
     return count

@@ -7,10 +7,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.endpoints import Endpoint, command, query
 from contracts.envelope import Message
+from contracts.text import normalise_email
 
 
 class OperationsView(BaseModel):
@@ -185,3 +186,118 @@ def audit(service: str) -> Endpoint[ListAudit, AuditPage]:
         AuditPage,
         "The audit trail of this service's commands, newest first.",
     )
+
+
+# ---------------------------------------------------------------- a person's data (GDPR)
+
+# An address as long as any address may be (RFC 5321).
+ADDRESS_MAX = 254
+
+
+def _an_address(value: str | None) -> str | None:
+    return None if value is None else normalise_email(value)
+
+
+class Person(Message):
+    """Whom a request is about: their address, their ambassador id, or both (the CLI asks
+    the ambassadors service first and then every other service with both)."""
+
+    email: str | None = Field(default=None, min_length=3, max_length=ADDRESS_MAX)
+    ambassador_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    _email_is_an_address = field_validator("email")(_an_address)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Person:
+        if self.email is None and self.ambassador_id is None:
+            raise ValueError("give an address or an ambassador id")
+        return self
+
+
+class ExportPersonalData(Person):
+    """Everything the service holds on the person, a part at a time: a part is at most
+    :data:`EXPORT_PART_BYTES` of records, ``next_part`` says where the next one starts."""
+
+    audit_target: ClassVar[str | None] = "ambassador_id"
+
+    part: int = Field(default=0, ge=0, le=1_000_000)
+
+
+# A NATS message holds at most 1 MB (max_payload): a part stays well below it.
+EXPORT_PART_BYTES = 512 * 1024
+
+
+class PersonalRecord(OperationsView):
+    """One stored record about the person, as stored (its secrets left out)."""
+
+    collection: str
+    id: str
+    record: dict[str, Any]
+
+
+class PersonalData(OperationsView):
+    service: str
+    email: str | None = None
+    ambassador_id: str | None = None
+    records: list[PersonalRecord] = []
+    # The part to ask for next, or None: this was the last.
+    next_part: int | None = None
+
+
+class FindAddress(Message):
+    email: str = Field(min_length=3, max_length=ADDRESS_MAX)
+
+    _email_is_an_address = field_validator("email")(_an_address)
+
+
+class AddressFound(OperationsView):
+    """One place that holds the address: a collection, a stream; how often, and the first
+    ids (documents) or sequence numbers (stream messages)."""
+
+    kind: Literal["collection", "stream"]
+    name: str
+    count: int
+    ids: list[str] = []
+
+
+class AddressSearch(OperationsView):
+    service: str
+    email: str
+    found: list[AddressFound] = []
+    # Every collection and stream searched, so "not found" is checkable.
+    searched: list[str] = []
+
+
+@cache
+def privacy_export(service: str) -> Endpoint[ExportPersonalData, PersonalData]:
+    return command(
+        f"{service}.cmd.privacy.export",
+        ExportPersonalData,
+        PersonalData,
+        "Everything the service holds on a person (GDPR articles 15 and 20), a part at a "
+        "time. A command: who exported whose data goes into the audit trail.",
+    )
+
+
+@cache
+def privacy_audit(service: str) -> Endpoint[FindAddress, AddressSearch]:
+    return command(
+        f"{service}.cmd.privacy.audit",
+        FindAddress,
+        AddressSearch,
+        "Where an address occurs: every collection of the service's database, its event "
+        "stream and its dead-letter stream. A command: each search is audited.",
+    )
+
+
+def operator_endpoints(service: str) -> list[Endpoint[Any, Any]]:
+    """Every endpoint a service answers besides its own contracts' (the same for all)."""
+    return [
+        health(service),
+        dead_letters_list(service),
+        dead_letters_show(service),
+        dead_letters_replay(service),
+        audit(service),
+        privacy_export(service),
+        privacy_audit(service),
+    ]

@@ -94,6 +94,9 @@ def build(
             )
 
     service.on_startup(prepare)
+    service.keep(
+        "mails", "finished_at", lambda: settings.sent_mail_retention_days, "mails sent or given up"
+    )
     service.background("mail delivery", outgoing.run)
     ctx.fanout = service.loop("issue fan-out", partial(fanout.step, ctx), every=fanout.POLL_SECONDS)
 

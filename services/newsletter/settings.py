@@ -31,6 +31,8 @@ class NewsletterSettings(ServiceSettings, SenderSettings):
     mail_retry_backoff_seconds: list[float] = [30.0, 120.0, 600.0, 1800.0, 3600.0]
     # 5xx answers: after this many hard failures in a row the address is "bouncing".
     mail_hard_bounce_limit: int = Field(default=3, ge=1)
+    # How long the record of a mail sent (or given up on) is kept: to whom, what, when.
+    sent_mail_retention_days: int = Field(default=730, ge=1)
 
     # Newsletter
     newsletter_token_ttl_hours: int = Field(default=72, ge=1)

@@ -49,7 +49,7 @@ def dead_letter_id(stream: str, seq: int) -> str:
 
 
 async def ensure_advisory_stream(
-    js: JetStreamContext, service: str, durable: str, replicas: int
+    js: JetStreamContext, service: str, durable: str, replicas: int, max_age_days: int = 90
 ) -> None:
     config = StreamConfig(
         name=advisory_stream_name(service),
@@ -57,7 +57,8 @@ async def ensure_advisory_stream(
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         num_replicas=replicas,
-        max_age=90 * 24 * 3600,
+        # The advisories go with the dead letters they point at (the same period).
+        max_age=max_age_days * 24 * 3600,
     )
     try:
         await js.stream_info(config.name or "")

@@ -1,5 +1,6 @@
 """The endpoints every service answers for operators: health, dead letters (and failed
-outbox entries), and the audit trail."""
+outbox entries), the audit trail, and a person's data (export, and where their address
+occurs)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from typing import TYPE_CHECKING
 
 from contracts.errors import ErrorCode, ServiceError
 from contracts.operations import (
+    AddressSearch,
     AuditPage,
     DeadLetterPage,
     DeadLetterView,
+    ExportPersonalData,
+    FindAddress,
     GetHealth,
     Health,
     ListAudit,
     ListDeadLetters,
+    PersonalData,
     ReplayDeadLetter,
     ReplayResult,
     ShowDeadLetter,
@@ -23,9 +28,11 @@ from contracts.operations import (
     dead_letters_replay,
     dead_letters_show,
     health,
+    privacy_audit,
+    privacy_export,
 )
+from services.runtime import address_search, dead_letters, outbox, personal_data
 from services.runtime import audit as audit_trail
-from services.runtime import dead_letters, outbox
 from services.runtime.unit_of_work import Applied, Reading
 from services.runtime.version import VERSION
 
@@ -132,8 +139,21 @@ def register(service: Service) -> None:
         items = await audit_trail.page(scope.db, target=query.target, limit=query.limit)
         return AuditPage(service=name, items=items)
 
+    async def export_personal_data(request: ExportPersonalData) -> PersonalData:
+        """Everything the service holds on the person, a part at a time."""
+        return await personal_data.export(service.db, name, request)
+
+    async def find_address(request: FindAddress) -> AddressSearch:
+        """Where the address occurs: every collection, the event and dead-letter streams."""
+        streams = [dead_letters.advisory_stream_name(name)]
+        if service.produces:
+            streams.insert(0, name.upper())
+        return await address_search.search(service.db, service.js, streams, name, request.email)
+
     service.query(health(name), health_of)
     service.query(dead_letters_list(name), list_dead_letters)
     service.query(dead_letters_show(name), show_dead_letter)
     service.orchestrate(dead_letters_replay(name), replay_dead_letter)
     service.query(audit(name), audit_of)
+    service.orchestrate(privacy_export(name), export_personal_data)
+    service.orchestrate(privacy_audit(name), find_address)

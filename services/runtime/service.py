@@ -34,12 +34,17 @@ from contracts.endpoints import ACTOR_HEADER, Endpoint, Endpoints, valid_actor
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.jobs import JobEndpoint, JobView, ShowJob, show_job
-from services.runtime import dead_letters, erasure, jobs
+from services.runtime import dead_letters, erasure, jobs, retention
 from services.runtime.audit import ensure_audit_indexes
 from services.runtime.background import Loop, retry
 from services.runtime.client import inbox_prefix
 from services.runtime.clock import Clock
-from services.runtime.inbox import already_processed, ensure_inbox_indexes, mark_processed
+from services.runtime.inbox import (
+    INBOX_RETENTION,
+    already_processed,
+    ensure_inbox_indexes,
+    mark_processed,
+)
 from services.runtime.known_ambassadors import EVENTS as AMBASSADOR_EVENTS
 from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.logging import app_logger, configure_logging, get_logger
@@ -206,6 +211,8 @@ class Service:
             )
         # Erased people's events leave the service's own stream once published.
         self.erasures = self.loop("erasure sweep", self._sweep_erasures, every=5.0)
+        self.retention_rules: list[retention.Rule] = self._kept_by_every_service()
+        self.loop("retention purge", self._purge_expired, every=settings.retention_purge_seconds)
         self.known_ambassadors: KnownAmbassadors | None = None
         self.job_runners = jobs.JobRunners(owner=f"{name}-{uuid.uuid4().hex[:8]}")
         self._jobs_loop: Loop | None = None
@@ -339,6 +346,33 @@ class Service:
             await jobs.ensure_job_indexes(self.db, retention)
 
         self._startup_hooks.insert(0, prepare)
+
+    def keep(self, collection: str, field: str, days: Callable[[], int], why: str) -> None:
+        """Purge ``collection``'s records ``days()`` after their ``field`` date."""
+        self.retention_rules.append(retention.Rule(collection, field, days, why))
+
+    def _kept_by_every_service(self) -> list[retention.Rule]:
+        s = self.settings
+        return [
+            retention.Rule("audit", "at", lambda: s.audit_retention_days, "who did what"),
+            retention.Rule(
+                "dead_letters", "dead_at", lambda: s.dead_letter_retention_days, "dead letters"
+            ),
+            retention.Rule(
+                "failures", "updated_at", lambda: s.dead_letter_retention_days, "failed tries"
+            ),
+            # As long as the events are on the stream: an erasure finds a person's events
+            # there through these records.
+            retention.Rule(
+                "outbox_published", "published_at", lambda: s.stream_max_age_days, "events"
+            ),
+            retention.Rule("jobs", "finished_at", lambda: s.job_retention_days, "job reports"),
+            retention.Rule("inbox", "processed_at", lambda: INBOX_RETENTION.days, "events applied"),
+        ]
+
+    async def _purge_expired(self) -> bool:
+        await retention.purge(self.db, self.retention_rules, self.clock())
+        return False
 
     def health_check(self, check: HealthCheck) -> None:
         """Report what ``check`` finds in the health endpoint's answer (status "degraded")."""
@@ -715,7 +749,7 @@ class Service:
             await self._ensure_bucket(bucket)
         if self.routes:
             await dead_letters.ensure_advisory_stream(
-                self.js, self.name, self.name, s.stream_replicas
+                self.js, self.name, self.name, s.stream_replicas, s.dead_letter_retention_days
             )
             for stream in self._consumed_streams():
                 await self._wait_for_stream(stream)

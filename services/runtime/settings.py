@@ -97,6 +97,11 @@ class ServiceSettings(SamskabSettings):
     audit_retention_days: int = Field(default=730, ge=1)
     # How long a finished job (its report) can still be looked up.
     job_retention_days: int = Field(default=90, ge=1)
+    # How long a dead letter (and a failed try) is kept for an operator to look at; the
+    # dead-letter stream's max_age is the same.
+    dead_letter_retention_days: int = Field(default=90, ge=1)
+    # Seconds between two rounds of the retention purge (tests make it short).
+    retention_purge_seconds: float = Field(default=3600.0, gt=0)
 
     # Tests only: a file with an ISO instant the clocks of the services jump to.
     clock_file: Path | None = None

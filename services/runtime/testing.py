@@ -193,6 +193,14 @@ class MemoryDatabase:
             empty = type(collection._documents)()
             collection._documents = copy.deepcopy(kept) if kept is not None else empty
 
+    async def list_collection_names(self) -> list[str]:
+        names: list[str] = self._db.list_collection_names()
+        return names
+
+    def add(self, collection: str, *documents: dict[str, Any]) -> None:
+        """Store ``documents`` as they are (a test's starting state)."""
+        self._db[collection].insert_many([dict(d) for d in documents])
+
     def documents(self, collection: str) -> list[dict[str, Any]]:
         """Everything in ``collection``, for assertions."""
         found: list[dict[str, Any]] = list(self._db[collection].find({}))

@@ -19,13 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 from contracts.endpoints import ACTOR_HEADER, Endpoint
-from contracts.operations import (
-    audit,
-    dead_letters_list,
-    dead_letters_replay,
-    dead_letters_show,
-    health,
-)
+from contracts.operations import operator_endpoints
 from services import registry
 from stack.nats import NatsServer
 from stack.streams import declare_streams_at
@@ -49,14 +43,7 @@ def raised(log: str) -> list[str]:
 
 def endpoints_of(service: str) -> list[Endpoint[BaseModel, BaseModel]]:
     declared = importlib.import_module(f"contracts.{service}").Endpoints
-    operations = [
-        health(service),
-        dead_letters_list(service),
-        dead_letters_show(service),
-        dead_letters_replay(service),
-        audit(service),
-    ]
-    return [*declared.all(), *operations]
+    return [*declared.all(), *operator_endpoints(service)]
 
 
 def bodies_for(endpoint: Endpoint[BaseModel, BaseModel]) -> dict[str, bytes]:

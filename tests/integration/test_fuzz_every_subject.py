@@ -2,7 +2,7 @@
 
 Every built service runs as a process against the real nats-server and SecantusDB, each
 with a database of its own. To each command and query subject (and the operators' ones:
-health, dead letters, audit) go:
+health, dead letters, audit, a person's data) go:
 
 - requests drawn by hypothesis from the request's own JSON Schema
   (tests/support/schema_strategies.py), and the same with control characters, bidi
@@ -40,8 +40,7 @@ from pymongo import MongoClient
 
 from contracts.endpoints import ACTOR_HEADER, Endpoint
 from contracts.errors import ErrorCode, Reply
-from contracts.operations import audit, dead_letters_list, dead_letters_replay, dead_letters_show
-from contracts.operations import health as health_endpoint
+from contracts.operations import operator_endpoints
 from services import registry
 from stack.mongo import MongoServer
 from stack.nats import NatsServer
@@ -86,13 +85,7 @@ def endpoints() -> list[Endpoint[Any, Any]]:
     found: list[Endpoint[Any, Any]] = []
     for name in registry.built():
         found += list(importlib.import_module(f"contracts.{name}").Endpoints.all())
-        found += [
-            health_endpoint(name),
-            dead_letters_list(name),
-            dead_letters_show(name),
-            dead_letters_replay(name),
-            audit(name),
-        ]
+        found += operator_endpoints(name)
     return found
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from faststream import FastStream
 
+from contracts.operations import operator_endpoints
 from services import registry
 from services.runtime.service import Service
 from services.runtime.settings import ServiceSettings
@@ -63,7 +64,10 @@ def test_a_built_service_answers_every_endpoint_its_contracts_declare(name: str)
         f"{name}.query.dead_letters.show",
         f"{name}.cmd.dead_letters.replay",
         f"{name}.query.audit",
+        f"{name}.cmd.privacy.export",
+        f"{name}.cmd.privacy.audit",
     }
+    assert extra == {e.subject for e in operator_endpoints(name)}
     assert {b.name for b in service.buckets} == set(registry.entry(name).buckets)
 
 
