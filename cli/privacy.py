@@ -76,11 +76,13 @@ def _identify(
     for found in records:
         if found.collection != "ambassadors":
             continue
-        stored = found.record.get("email")
+        profile = found.record.get("profile")
+        stored = profile.get("email") if isinstance(profile, dict) else None
+        address = stored if isinstance(stored, str) else None
         if ambassador_id == found.id or (
-            email is not None and isinstance(stored, str) and stored.lower() == email.lower()
+            email is not None and address is not None and address.lower() == email.lower()
         ):
-            return (stored if isinstance(stored, str) else email), found.id
+            return address or email, found.id
     return email, ambassador_id
 
 

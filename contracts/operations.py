@@ -236,6 +236,10 @@ class PersonalRecord(OperationsView):
 
 
 class PersonalData(OperationsView):
+    # The audit record names the ambassador the records are about, also when the request
+    # gave only an address.
+    audit_target: ClassVar[str | None] = "ambassador_id"
+
     service: str
     email: str | None = None
     ambassador_id: str | None = None

@@ -10,6 +10,7 @@ request or an erasure's check, not for a page.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import bson
 from nats.js import JetStreamContext
@@ -17,7 +18,7 @@ from nats.js.errors import NotFoundError
 
 from contracts.operations import AddressFound, AddressSearch
 from services.runtime.mongo import DatabaseT
-from services.runtime.personal_data import collections
+from services.runtime.personal_data import address_bytes_pattern, collections
 
 # The first ids (or sequence numbers) of a place named in the answer.
 IDS_SHOWN = 20
@@ -25,13 +26,15 @@ IDS_SHOWN = 20
 READ_AHEAD = 64
 
 
-async def in_collections(db: DatabaseT, needle: bytes) -> tuple[list[AddressFound], list[str]]:
+async def in_collections(
+    db: DatabaseT, needle: re.Pattern[bytes]
+) -> tuple[list[AddressFound], list[str]]:
     found: list[AddressFound] = []
     searched = await collections(db)
     for collection in searched:
         ids: list[str] = []
         async for doc in db[collection].find({}):
-            if needle in bson.encode(doc).lower():
+            if needle.search(bson.encode(doc)):
                 ids.append(str(doc.get("_id")))
         if ids:
             found.append(
@@ -51,7 +54,9 @@ async def _message(js: JetStreamContext, stream: str, seq: int) -> bytes:
     return headers + (msg.data or b"")
 
 
-async def in_stream(js: JetStreamContext, stream: str, needle: bytes) -> AddressFound | None:
+async def in_stream(
+    js: JetStreamContext, stream: str, needle: re.Pattern[bytes]
+) -> AddressFound | None:
     """The stream's messages that hold ``needle``; None if none (or no such stream)."""
     try:
         state = (await js.stream_info(stream)).state
@@ -62,7 +67,7 @@ async def in_stream(js: JetStreamContext, stream: str, needle: bytes) -> Address
         for start in range(state.first_seq, state.last_seq + 1, READ_AHEAD):
             batch = range(start, min(start + READ_AHEAD, state.last_seq + 1))
             bodies = await asyncio.gather(*(_message(js, stream, seq) for seq in batch))
-            seqs += [seq for seq, body in zip(batch, bodies, strict=True) if needle in body.lower()]
+            seqs += [seq for seq, body in zip(batch, bodies, strict=True) if needle.search(body)]
     if not seqs:
         return None
     return AddressFound(
@@ -73,7 +78,7 @@ async def in_stream(js: JetStreamContext, stream: str, needle: bytes) -> Address
 async def search(
     db: DatabaseT, js: JetStreamContext | None, streams: list[str], service: str, email: str
 ) -> AddressSearch:
-    needle = email.lower().encode()
+    needle = address_bytes_pattern(email)
     found, searched = await in_collections(db, needle)
     if js is not None:
         for stream in streams:

@@ -12,6 +12,7 @@ with years of mail records does not make a reply larger than a NATS message may 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
@@ -33,19 +34,31 @@ NOT_EXPORTED = "[not exported]"
 PUBLISHED = "outbox_published"
 
 
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
+# Characters that may stand next to an address inside a longer one: anna@example.org is
+# not found in hanna@example.org nor in anna@example.org.uk.
+_BEFORE = r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])"
+_AFTER = r"(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
 
 
-def names(value: Any, ambassador_id: str | None, email: str | None) -> bool:
+def address_pattern(email: str) -> re.Pattern[str]:
+    """The address as a whole word, in any case."""
+    return re.compile(_BEFORE + re.escape(email) + _AFTER, re.IGNORECASE)
+
+
+def address_bytes_pattern(email: str) -> re.Pattern[bytes]:
+    """The same over stored bytes (BSON, a stream message: UTF-8 text in them)."""
+    return re.compile((_BEFORE + re.escape(email) + _AFTER).encode(), re.IGNORECASE)
+
+
+def names(value: Any, ambassador_id: str | None, address: re.Pattern[str] | None) -> bool:
     """Does ``value`` (a document or part of one) name the person: a text that is their
-    ambassador id, or holds their address (``email`` in lower case)?"""
+    ambassador id, or holds their address?"""
     if isinstance(value, str):
-        return value == ambassador_id or (email is not None and email in value.lower())
+        return value == ambassador_id or (address is not None and address.search(value) is not None)
     if isinstance(value, dict):
-        return any(names(v, ambassador_id, email) for v in value.values())
+        return any(names(v, ambassador_id, address) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(names(v, ambassador_id, email) for v in value)
+        return any(names(v, ambassador_id, address) for v in value)
     return False
 
 
@@ -77,7 +90,7 @@ async def records_of(
     db: DatabaseT, ambassador_id: str | None, email: str | None
 ) -> AsyncIterator[PersonalRecord]:
     """Every record naming the person, collection by collection, in ``_id`` order."""
-    address = _lower(email)
+    address = address_pattern(email) if email else None
     for collection in await collections(db):
         doc: Document
         async for doc in db[collection].find({}).sort("_id", 1):
@@ -107,10 +120,15 @@ async def export(db: DatabaseT, service: str, request: ExportPersonalData) -> Pe
             taken.append(record)
             size += length
         index += 1
+    # Asked by address: the ambassador's own record (the ambassadors service's, or a read
+    # model's) says who they are.
+    known = request.ambassador_id or next(
+        (r.id for r in taken if r.collection == "ambassadors"), None
+    )
     return PersonalData(
         service=service,
         email=request.email,
-        ambassador_id=request.ambassador_id,
+        ambassador_id=known,
         records=taken,
         next_part=next_part,
     )

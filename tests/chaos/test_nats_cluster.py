@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
+import nats.js.errors
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -222,12 +224,24 @@ async def stream_messages(cluster: Cluster) -> list[Stored]:
     return found
 
 
-async def stream_leader(cluster: Cluster) -> str:
+async def stream_leader(cluster: Cluster, timeout: float = 30.0) -> str:
+    """The node leading the stream. Just after a node came back the cluster may take a
+    while to answer (the restarted node catching up, a leader being elected): asked again
+    until one is named."""
     nc = await nats.connect(cluster.url.split(","), **cluster.login("ambassadors"))
+    deadline = time.monotonic() + timeout
     try:
-        info = await nc.jetstream().stream_info(STREAM)
-        assert info.cluster is not None and info.cluster.leader, info
-        return info.cluster.leader
+        while True:
+            try:
+                info = await nc.jetstream().stream_info(STREAM)
+                if info.cluster is not None and info.cluster.leader:
+                    return info.cluster.leader
+                problem = f"no leader: {info.cluster}"
+            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+                problem = repr(exc)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no leader of {STREAM} named within {timeout} s: {problem}")
+            await asyncio.sleep(0.2)
     finally:
         await nc.close()
 

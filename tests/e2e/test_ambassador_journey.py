@@ -28,7 +28,7 @@ from pypdf import PdfReader
 
 from services.runtime.tokens import AMBASSADOR_CONFIRMATION, Signer, expiry
 from stack.nats import run_sync
-from tests.e2e.conftest import PUBLIC_URL, CliHangError, StackRun
+from tests.e2e.conftest import PUBLIC_URL, SERVICES, CliHangError, StackRun
 from tests.e2e.mailbox import Mailbox
 from tests.e2e.steps import (
     ambassador_by_email,
@@ -373,6 +373,42 @@ def test_update_changes_the_profile(stack: StackRun, journey: Journey) -> None:
     assert "nothing to update" in nothing
 
 
+def test_her_data_on_request_is_one_file_from_every_service(
+    stack: StackRun, journey: Journey, tmp_path: Path
+) -> None:
+    ambassador_id = need(journey.ambassador_id, "the ambassador")
+    out = tmp_path / "birthe.json"
+
+    exported = stack.cli("privacy", "export", EMAIL.upper(), "--out", str(out)).ok()
+
+    assert f"ambassador id {ambassador_id}" in exported.stdout, exported.describe()
+    assert re.search(r"^\d+ records written to ", exported.stdout, re.M), exported.describe()
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["person"] == {"email": EMAIL, "ambassador_id": ambassador_id}
+    assert document["not_answered"] == []
+    sections = document["services"]
+    assert set(sections) == set(SERVICES)
+    [stored] = sections["ambassadors"]["ambassadors"]
+    profile = stored["profile"]
+    assert (profile["name"], profile["email"], profile["description"]) == (
+        NAME,
+        EMAIL,
+        DESCRIPTION,
+    )
+    # The welcome mail she was sent, and what the newsletter knows of her.
+    assert sections["newsletter"], sections["newsletter"]
+    assert "mails" in sections["newsletter"], sorted(sections["newsletter"])
+    # Who exported it is in the trail, under her id only.
+    trail = stack.cli("audit", "--service", "ambassadors", "--target", ambassador_id, "--json")
+    assert trail.ok().json()["items"][0]["command"] == "ambassadors.cmd.privacy.export"
+
+    found = stack.cli("privacy", "audit", EMAIL, "--json")
+    assert found.returncode == 1, found.describe()
+    places = found.json()["found"]
+    assert "collection ambassadors" in {f"{p['kind']} {p['name']}" for p in places["ambassadors"]}
+    assert "stream AMBASSADORS" in {f"{p['kind']} {p['name']}" for p in places["ambassadors"]}
+
+
 def test_import_reports_the_bad_row_and_keeps_the_good_one(stack: StackRun, tmp_path: Path) -> None:
     csv_file = tmp_path / "nye-ambassadører.csv"
     csv_file.write_text(
@@ -477,6 +513,16 @@ def test_erasure_leaves_no_trace_of_the_person(stack: StackRun, journey: Journey
             f"after erasure {len(holding)} document(s) still hold personal "
             "data:\n  " + "\n  ".join(holding[:20])
         )
+
+    # What the operators' search finds of her address: nothing, in any service's
+    # collections, event streams or dead letters (the erased record keeps no address).
+    def nowhere() -> bool:
+        return stack.cli("privacy", "audit", EMAIL).returncode == 0
+
+    try:
+        poll(nowhere, timeout=20, interval=1.0, what="samskab privacy audit finds nothing")
+    except AssertionError:
+        pytest.fail(stack.cli("privacy", "audit", EMAIL).describe())
 
     # Her certificate PDF (it shows her name) leaves the Object Store too.
     bucket = need(journey.bucket, "the certificate bucket")

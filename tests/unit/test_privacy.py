@@ -149,7 +149,7 @@ def services(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
     fake = Services()
     fake.dbs["ambassadors"].add(
         "ambassadors",
-        {"_id": AMBASSADOR, "email": EMAIL, "name": "Anna Hansen", "status": "active"},
+        {"_id": AMBASSADOR, "profile": {"email": EMAIL, "name": "Anna Hansen"}, "status": "active"},
     )
     fake.dbs["newsletter"].add("subscribers", {"_id": "sub1", "email": EMAIL})
     fake.dbs["newsletter"].add("mails", {"_id": "m1", "ambassador_id": AMBASSADOR})
@@ -244,3 +244,21 @@ def test_audit_exits_3_when_a_service_does_not_answer(services: Services) -> Non
     result = run("privacy", "audit", "nobody@example.org")
     assert result.exit_code == 3
     assert "did not answer: social" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "names_her"),
+    [
+        (EMAIL, True),
+        (f"Skriv til {EMAIL.upper()}.", True),
+        (f"<{EMAIL}>", True),
+        (f"h{EMAIL}", False),
+        (f"{EMAIL}.uk", False),
+        (f"x.{EMAIL}", False),
+    ],
+)
+def test_the_address_counts_only_as_a_whole_address(text: str, names_her: bool) -> None:
+    pattern = personal_data.address_pattern(EMAIL)
+    assert personal_data.names({"text": text}, None, pattern) is names_her
+    bytes_pattern = personal_data.address_bytes_pattern(EMAIL)
+    assert (bytes_pattern.search(text.encode()) is not None) is names_her
