@@ -34,7 +34,7 @@ from contracts.endpoints import ACTOR_HEADER, Endpoint, Endpoints, valid_actor
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.jobs import JobEndpoint, JobView, ShowJob, show_job
-from services.runtime import dead_letters, erasure, jobs
+from services.runtime import dead_letters, erasure, jobs, tracing
 from services.runtime.audit import ensure_audit_indexes
 from services.runtime.background import Loop, retry
 from services.runtime.client import inbox_prefix
@@ -43,6 +43,7 @@ from services.runtime.inbox import already_processed, ensure_inbox_indexes, mark
 from services.runtime.known_ambassadors import EVENTS as AMBASSADOR_EVENTS
 from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.logging import app_logger, configure_logging, get_logger
+from services.runtime.metrics import ServiceMetrics
 from services.runtime.mongo import DatabaseT, Document, claim_database, connect
 from services.runtime.outbox import OutboxRelay, ensure_outbox_indexes
 from services.runtime.rpc import answer, error_code, refusal, undecoded
@@ -156,6 +157,7 @@ class Service:
         self.clock: Callable[[], datetime] = Clock(settings.clock_file)
         self._database = database
         self._jetstream = jetstream
+        self.metrics = ServiceMetrics(name)
         self.broker = NatsBroker(
             settings.nats_servers,
             security=nats_security(settings),
@@ -169,6 +171,10 @@ class Service:
             log_level=logging.DEBUG,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            middlewares=(
+                *tracing.middlewares(name, settings.otel_exporter, settings.otel_endpoint),
+                self.metrics.middleware,
+            ),
         )
         self.app = FastStream(
             self.broker,
@@ -213,6 +219,12 @@ class Service:
         from services.runtime import operator_endpoints
 
         operator_endpoints.register(self)
+        if settings.metrics_port:
+            self.loop(
+                "metrics sampling",
+                lambda: self.metrics.sample(self),
+                every=settings.metrics_sample_seconds,
+            )
 
     # ------------------------------------------------------------------ what it runs on
 
@@ -254,9 +266,14 @@ class Service:
         """Answer ``endpoint`` with ``handler`` in one unit of work: what it saves, emits and
         the command's audit record commit together."""
 
+        async def work(uow: UnitOfWork, request: Req) -> Rep:
+            reply = await handler(uow, request)
+            tracing.tag_emitted(uow.events)
+            return reply
+
         async def handle(request: Req) -> Rep:
             return await self.transactions.run(
-                lambda uow: handler(uow, request), name=endpoint.subject, audited=request
+                lambda uow: work(uow, request), name=endpoint.subject, audited=request
             )
 
         self._register(endpoint, handle, handler)
@@ -443,7 +460,9 @@ class Service:
         async def reply(msg: NatsMessage) -> bytes:
             self._answering += 1
             try:
-                return await self.answer(endpoint, handle, msg.body, msg.headers)
+                answered = await self.answer(endpoint, handle, msg.body, msg.headers)
+                self.metrics.count_reply(endpoint.subject, answered)
+                return answered
             finally:
                 self._answering -= 1
                 self._last_answered = time.monotonic()
@@ -526,6 +545,7 @@ class Service:
         says to ignore it; in one transaction with what the reactions emit."""
         route = self.routes[event.subject]
         event_id = str(event.event_id)
+        tracing.tag_event(event)
 
         async def apply_once(uow: UnitOfWork) -> Applied:
             if await already_processed(uow.db, uow.session, self.name, event_id):
@@ -740,6 +760,8 @@ class Service:
         self._relay.start()
         for loop in self._loops:
             loop.start()
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         log.info("service ready")
 
     async def _on_shutdown(self) -> None:
@@ -751,6 +773,8 @@ class Service:
             await self._relay.stop()
 
     async def _after_shutdown(self) -> None:
+        self.metrics.stop()
+        tracing.shutdown()
         if self._mongo is not None:
             await self._mongo.close()
         log.info("service stopped")
