@@ -51,7 +51,7 @@ from services.newsletter.delivery.states import (
     transient_failure,
 )
 from services.newsletter.settings import NewsletterSettings
-from services.runtime import background
+from services.runtime import background, metrics
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT
 
@@ -429,6 +429,8 @@ class DeliveryWorker:
             self._batch_of.pop(result.record.id, None)
         mine = [result for result in results if result.record.id in applied]
         counts: Counter[str] = Counter(result.outcome for result in mine)
+        metrics.count_mails(self._db, "sent", counts["sent"])
+        metrics.count_mails(self._db, "failed", counts["failed"] + counts["bounced"])
         for result in mine:
             if result.outcome in ("retry", "failed", "bounced", "not_ready"):
                 after = result.update["$set"]
