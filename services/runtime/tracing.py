@@ -4,9 +4,12 @@
 look-up of the current span. ``console`` prints finished spans (a developer's machine);
 ``otlp`` sends them over OTLP/HTTP to ``SAMSKAB_OTEL_ENDPOINT``. faststream's telemetry
 middleware gives every handled message a span, continuing the trace its ``traceparent``
-header names. Every handler span carries ``samskab.correlation_id``: the id every event
-caused by one request shares (see unit_of_work: a reaction's events take their cause's
-correlation, or its id), so a sign-up and the mails it led to are found together.
+header names; the outbox keeps the emitting handler's ``traceparent`` with each event and
+publishes it as a header, so a trace goes on across the stream to every consumer.
+
+Every handler span carries ``samskab.correlation_id``: the id every event caused by one
+request shares (see unit_of_work: a reaction's events take their cause's correlation, or
+its id), so a sign-up and the mails it led to are found together.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 from contracts.envelope import Event
 from services.runtime.logging import get_logger
@@ -46,6 +49,16 @@ def tag_emitted(events: Sequence[Event]) -> None:
     span.set_attribute(CORRELATION_ATTRIBUTE, correlation_of(events[0]))
     if len(events) > 1:
         span.set_attribute("samskab.correlation_ids", [correlation_of(e) for e in events])
+
+
+def carrier() -> dict[str, str]:
+    """The current trace as W3C headers (``traceparent``), to travel with an event the
+    outbox publishes later; empty when nothing is traced."""
+    if not trace.get_current_span().is_recording():
+        return {}
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers
 
 
 def middlewares(service: str, exporter: Exporter, endpoint: str) -> tuple[Any, ...]:

@@ -1,7 +1,7 @@
 """Metrics and traces of a real ambassadors service process: a sign-up sent through the
 typed client shows in its Prometheus endpoint (handled per subject, an error reply by its
 code, the outbox gauge), and with traces on the console its handler span carries the
-correlation id the events it caused share."""
+correlation id the events it caused share, and the event on the stream carries its trace."""
 
 from __future__ import annotations
 
@@ -99,7 +99,8 @@ async def test_a_sign_up_is_counted_and_traced_with_its_correlation(
     async def emitted() -> list[StreamEvent]:
         return await ambassadors.events([ambassador_id], name="signed_up")
 
-    correlation = (await eventually(emitted, what="the signed_up event"))[0].data["event_id"]
+    event = (await eventually(emitted, what="the signed_up event"))[0]
+    correlation = event.data["event_id"]
     process = ambassadors.processes[0]
 
     async def traced() -> list[dict[str, Any]]:
@@ -107,4 +108,8 @@ async def test_a_sign_up_is_counted_and_traced_with_its_correlation(
         return [span for span in printed if correlation_of(span) == correlation]
 
     found = await eventually(traced, what="the sign-up's span with its correlation id")
-    assert any(str(span["name"]).startswith(SIGN_UP) for span in found), found
+    sign_up_spans = [span for span in found if str(span["name"]).startswith(SIGN_UP)]
+    assert sign_up_spans, found
+    # The event carries the sign-up's trace on, for its consumers' spans to continue.
+    trace_id = str(sign_up_spans[0]["context"]["trace_id"]).removeprefix("0x")
+    assert event.headers["traceparent"].split("-")[1] == trace_id

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from contracts.errors import Error, ErrorCode
-from services.runtime import metrics
+from services.runtime import metrics, tracing
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.rpc import encode_error, encode_result
 from services.runtime.testing import MemoryDatabase
@@ -157,3 +157,9 @@ def test_the_website_labels_requests_by_route_template_never_by_token() -> None:
         )
         == 2
     )
+
+
+def test_without_traces_an_outbox_entry_carries_no_trace() -> None:
+    # SAMSKAB_OTEL_EXPORTER=none: no span records, so nothing is stored or published.
+    assert tracing.middlewares("ambassadors", "none", "http://unused") == ()
+    assert tracing.carrier() == {}
