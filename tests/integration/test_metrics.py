@@ -1,12 +1,16 @@
 """Metrics and traces of a real ambassadors service process: a sign-up sent through the
 typed client shows in its Prometheus endpoint (handled per subject, an error reply by its
 code, the outbox gauge), and with traces on the console its handler span carries the
-correlation id the events it caused share, and the event on the stream carries its trace."""
+correlation id the events it caused share, and the event on the stream carries its trace.
+The real website counts its requests by route template on a port of its own."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.ambassadors import Endpoints
 from contracts.errors import ServiceError
-from stack.processes import free_port
+from stack.nats import NatsServer
+from stack.processes import ManagedProcess, free_port
 from tests.integration.ambassadors_harness import AmbassadorsFactory, StreamEvent, eventually
+from tests.support.stack import REPO_ROOT
 
 pytest_plugins = ["tests.integration.ambassadors_fixtures"]
 pytestmark = pytest.mark.integration
@@ -113,3 +119,62 @@ async def test_a_sign_up_is_counted_and_traced_with_its_correlation(
     # The event carries the sign-up's trace on, for its consumers' spans to continue.
     trace_id = str(sign_up_spans[0]["context"]["trace_id"]).removeprefix("0x")
     assert event.headers["traceparent"].split("-")[1] == trace_id
+
+
+@pytest.fixture
+def website(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """``python -m web`` on free ports, no service behind it; its site and metrics URLs."""
+    port, metrics_port = free_port(), free_port()
+    site = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "SAMSKAB_NATS_URL": nats_server.url,
+        "SAMSKAB_DATA_DIR": str(tmp_path),
+        "SAMSKAB_PUBLIC_URL": site,
+        "SAMSKAB_WEB_PORT": str(port),
+        "SAMSKAB_WEB_CSRF_SECRET": "c" * 32,
+        "SAMSKAB_WEB_METRICS_PORT": str(metrics_port),
+    }
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{site}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    process = ManagedProcess(
+        "web",
+        [sys.executable, "-m", "web"],
+        log_path=tmp_path / "log" / "web.log",
+        env=env,
+        cwd=REPO_ROOT,
+        ready_check=up,
+    )
+    process.start()
+    try:
+        process.wait_ready(timeout=30)
+        yield site, f"http://127.0.0.1:{metrics_port}/metrics"
+    finally:
+        process.stop()
+        print(f"--- web: {process.log_path}\n{process.log_tail(40)}")
+
+
+async def test_the_website_counts_requests_by_route_template_on_its_own_port(
+    website: tuple[str, str],
+) -> None:
+    site, metrics_url = website
+    token = "tok_" + "b" * 40
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.get(f"{site}/historier/egne/{token}")
+        # The public site does not serve them.
+        assert (await http.get(f"{site}/metrics")).status_code == 404
+
+        async def counted() -> str | None:
+            text = (await http.get(metrics_url)).raise_for_status().text
+            route = "/historier/egne/{token}"
+            return text if total(text, "samskab_web_requests_total", route=route) >= 1 else None
+
+        exposed = await eventually(counted, what="the website's request counted")
+    assert token not in exposed
+    assert total(exposed, "samskab_web_requests_total", route="(unmatched)", status="404") >= 1
