@@ -173,7 +173,8 @@ class Service:
             reconnect_time_wait=1,
             middlewares=(
                 *tracing.middlewares(name, settings.otel_exporter, settings.otel_endpoint),
-                self.metrics.middleware,
+                # Only when served: nobody would read the counts, and each message pays them.
+                *((self.metrics.middleware,) if settings.metrics_port else ()),
             ),
         )
         self.app = FastStream(
