@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from contracts.ambassadors import Endpoints
 from contracts.errors import ServiceError
 from stack.nats import NatsServer
 from stack.processes import ManagedProcess, free_port
+from tests.conftest import ServiceProcessFactory
 from tests.integration.ambassadors_harness import AmbassadorsFactory, StreamEvent, eventually
 from tests.support.stack import REPO_ROOT
 
@@ -48,6 +50,16 @@ def total(text: str, name: str, **labels: str) -> float:
 def correlation_of(span: dict[str, Any]) -> Any:
     attributes = span.get("attributes")
     return attributes.get("samskab.correlation_id") if isinstance(attributes, dict) else None
+
+
+def traced_with(process: ManagedProcess, correlation: str) -> list[dict[str, Any]]:
+    """The spans ``process`` printed that carry ``correlation``."""
+    printed = spans(process.log_path.read_text(errors="replace"))
+    return [span for span in printed if correlation_of(span) == correlation]
+
+
+def trace_id_of(span: dict[str, Any]) -> str:
+    return str(span["context"]["trace_id"]).removeprefix("0x")
 
 
 def spans(log: str) -> list[dict[str, Any]]:
@@ -110,15 +122,58 @@ async def test_a_sign_up_is_counted_and_traced_with_its_correlation(
     process = ambassadors.processes[0]
 
     async def traced() -> list[dict[str, Any]]:
-        printed = spans(process.log_path.read_text(errors="replace"))
-        return [span for span in printed if correlation_of(span) == correlation]
+        return traced_with(process, correlation)
 
     found = await eventually(traced, what="the sign-up's span with its correlation id")
     sign_up_spans = [span for span in found if str(span["name"]).startswith(SIGN_UP)]
     assert sign_up_spans, found
     # The event carries the sign-up's trace on, for its consumers' spans to continue.
-    trace_id = str(sign_up_spans[0]["context"]["trace_id"]).removeprefix("0x")
-    assert event.headers["traceparent"].split("-")[1] == trace_id
+    assert event.headers["traceparent"].split("-")[1] == trace_id_of(sign_up_spans[0])
+
+
+async def test_the_confirmation_mail_of_a_sign_up_is_counted_and_in_the_sign_ups_trace(
+    start_ambassadors: AmbassadorsFactory, service_process: ServiceProcessFactory
+) -> None:
+    traces = {"SAMSKAB_OTEL_EXPORTER": "console"}
+    ambassadors = await start_ambassadors(traces)
+    port = free_port()
+    newsletter = service_process(
+        "newsletter",
+        {
+            **traces,
+            "SAMSKAB_MONGO_DATABASE": f"news_{uuid.uuid4().hex[:8]}",
+            "SAMSKAB_METRICS_PORT": str(port),
+        },
+    )
+    async with httpx.AsyncClient(timeout=5) as http:
+        url = f"http://127.0.0.1:{port}/metrics"
+        text = (await http.get(url)).raise_for_status().text
+        queued_before = total(text, "samskab_mails_total", state="queued")
+        sent_before = total(text, "samskab_mails_total", state="sent")
+
+        signed_up = await ambassadors.sign_up()
+
+        async def mailed() -> str | None:
+            text = (await http.get(url)).raise_for_status().text
+            sent = total(text, "samskab_mails_total", state="sent")
+            return text if sent > sent_before else None
+
+        after = await eventually(mailed, timeout=30, what="the confirmation mail counted sent")
+        assert total(after, "samskab_mails_total", state="queued") > queued_before
+
+    async def emitted() -> list[StreamEvent]:
+        return await ambassadors.events([signed_up["ambassador"]["id"]], name="signed_up")
+
+    event = (await eventually(emitted, what="the signed_up event"))[0]
+    correlation = event.data["event_id"]
+
+    async def reacted() -> list[dict[str, Any]]:
+        return traced_with(newsletter, correlation)
+
+    # The newsletter's reaction, which queued the mail, continues the sign-up's trace.
+    reaction = await eventually(reacted, what="the newsletter's span with the correlation id")
+    sign_up = traced_with(ambassadors.processes[0], correlation)
+    assert {trace_id_of(span) for span in reaction} <= {trace_id_of(span) for span in sign_up}
 
 
 @pytest.fixture

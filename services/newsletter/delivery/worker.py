@@ -430,7 +430,9 @@ class DeliveryWorker:
         mine = [result for result in results if result.record.id in applied]
         counts: Counter[str] = Counter(result.outcome for result in mine)
         metrics.count_mails(self._db, "sent", counts["sent"])
-        metrics.count_mails(self._db, "failed", counts["failed"] + counts["bounced"])
+        # By the state written: a mail never ready in time fails too, not only a refused one.
+        failed = [r for r in mine if r.update["$set"].get("state") == MailState.FAILED.value]
+        metrics.count_mails(self._db, "failed", len(failed))
         for result in mine:
             if result.outcome in ("retry", "failed", "bounced", "not_ready"):
                 after = result.update["$set"]
