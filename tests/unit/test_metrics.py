@@ -7,17 +7,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from contracts.errors import Error, ErrorCode
+from services import registry
 from services.runtime import metrics, tracing
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.rpc import encode_error, encode_result
 from services.runtime.testing import MemoryDatabase
 from services.runtime.unit_of_work import UnitOfWork
+from stack.embedded import EmbeddedStack, _banner, fresh_settings
 from tests.unit.test_web_pages import TOKEN, StandIn, settings
 from web.app import create_app
 from web.metrics import UNMATCHED
@@ -163,3 +166,33 @@ def test_without_traces_an_outbox_entry_carries_no_trace() -> None:
     # SAMSKAB_OTEL_EXPORTER=none: no span records, so nothing is stored or published.
     assert tracing.middlewares("ambassadors", "none", "http://unused") == ()
     assert tracing.carrier() == {}
+
+
+def test_make_up_gives_each_process_its_metrics_port_in_the_registrys_order(
+    tmp_path: Path,
+) -> None:
+    chosen = fresh_settings(tmp_path, services=registry.built(), web=True, metrics_base_port=9460)
+    stack = EmbeddedStack(chosen, tmp_path)
+    ports = {name: stack.metrics_port(name) for name in stack.services}
+    assert ports == {
+        "ambassadors": 9460,
+        "networks": 9461,
+        "events": 9462,
+        "newsletter": 9463,
+        "social": 9464,
+        "web": 9465,
+    }
+    newsletter = stack.service("newsletter").env or {}
+    assert newsletter["SAMSKAB_METRICS_PORT"] == "9463"
+    web = stack.service("web").env or {}
+    assert web["SAMSKAB_WEB_METRICS_PORT"] == "9465"
+    summary = _banner(stack)
+    assert all(url in summary for url in stack.metrics_urls().values())
+    assert "http://127.0.0.1:9460/metrics" in summary
+
+
+def test_a_test_stack_serves_no_metrics(tmp_path: Path) -> None:
+    stack = EmbeddedStack(fresh_settings(tmp_path, services=["ambassadors"]), tmp_path)
+    assert stack.metrics_urls() == {}
+    assert (stack.service("ambassadors").env or {})["SAMSKAB_METRICS_PORT"] == "0"
+    assert "none (SAMSKAB_METRICS_BASE_PORT=0)" in _banner(stack)
