@@ -34,7 +34,7 @@ from contracts.endpoints import ACTOR_HEADER, Endpoint, Endpoints, valid_actor
 from contracts.envelope import Event
 from contracts.errors import ErrorCode, FieldError, ServiceError
 from contracts.jobs import JobEndpoint, JobView, ShowJob, show_job
-from services.runtime import dead_letters, erasure, jobs, tracing
+from services.runtime import dead_letters, erasure, jobs
 from services.runtime.audit import ensure_audit_indexes
 from services.runtime.background import Loop, retry
 from services.runtime.client import inbox_prefix
@@ -49,6 +49,9 @@ from services.runtime.outbox import OutboxRelay, ensure_outbox_indexes
 from services.runtime.rpc import answer, error_code, refusal, undecoded
 from services.runtime.settings import ServiceSettings
 from services.runtime.streams import stream_config
+from services.runtime.tracing import middlewares as tracing_middlewares
+from services.runtime.tracing import shutdown as shutdown_tracing
+from services.runtime.tracing import tag_emitted, tag_event
 from services.runtime.transactions import Transactions, Work
 from services.runtime.unit_of_work import (
     Applied,
@@ -172,7 +175,7 @@ class Service:
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             middlewares=(
-                *tracing.middlewares(name, settings.otel_exporter, settings.otel_endpoint),
+                *tracing_middlewares(name, settings.otel_exporter, settings.otel_endpoint),
                 # Only when served: nobody would read the counts, and each message pays them.
                 *((self.metrics.middleware,) if settings.metrics_port else ()),
             ),
@@ -269,7 +272,7 @@ class Service:
 
         async def work(uow: UnitOfWork, request: Req) -> Rep:
             reply = await handler(uow, request)
-            tracing.tag_emitted(uow.events)
+            tag_emitted(uow.events)
             return reply
 
         async def handle(request: Req) -> Rep:
@@ -546,7 +549,7 @@ class Service:
         says to ignore it; in one transaction with what the reactions emit."""
         route = self.routes[event.subject]
         event_id = str(event.event_id)
-        tracing.tag_event(event)
+        tag_event(event)
 
         async def apply_once(uow: UnitOfWork) -> Applied:
             if await already_processed(uow.db, uow.session, self.name, event_id):
@@ -775,7 +778,7 @@ class Service:
 
     async def _after_shutdown(self) -> None:
         self.metrics.stop()
-        tracing.shutdown()
+        shutdown_tracing()
         if self._mongo is not None:
             await self._mongo.close()
         log.info("service stopped")
