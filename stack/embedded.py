@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError
 from pymongo.uri_parser import parse_uri
 
+from services import registry
 from services.runtime.client import inbox_prefix
 from stack import nats_accounts
 from stack.credentials import nats_passwords
@@ -76,6 +77,8 @@ def fresh_settings(data_dir: Path, **overrides: Any) -> StackSettings:
         "data_dir": Path(data_dir),
         "services": [],
         "web": False,
+        # Tests run stacks side by side: fixed metrics ports would clash.
+        "metrics_base_port": 0,
     }
     values.update(overrides)
     return StackSettings(_env_file=None, **values)
@@ -226,7 +229,7 @@ class EmbeddedStack:
                 name,
                 service_command(name),
                 log_path=self.log_dir / f"{name}.log",
-                env={**service_env, **self.nats_login(name)},
+                env={**service_env, **self.nats_login(name), **self._metrics_env(name)},
                 cwd=self.base_dir,
                 ready_check=self._health_check(name),
             )
@@ -237,7 +240,11 @@ class EmbeddedStack:
                 WEB,
                 [sys.executable, "-m", "web"],
                 log_path=self.log_dir / "web.log",
-                env={**service_env, **self.nats_login(nats_accounts.WEB_USER)},
+                env={
+                    **service_env,
+                    **self.nats_login(nats_accounts.WEB_USER),
+                    **self._metrics_env(WEB),
+                },
                 cwd=self.base_dir,
                 ready_check=self._web_check,
             )
@@ -256,6 +263,26 @@ class EmbeddedStack:
             return self.services[name]
         except KeyError:
             raise KeyError(f"no service {name!r} in this stack: {sorted(self.services)}") from None
+
+    def metrics_port(self, name: str) -> int | None:
+        """Where process ``name`` (a service, or the website) serves its metrics; None
+        when the stack serves none (SAMSKAB_METRICS_BASE_PORT=0)."""
+        base = self.settings.metrics_base_port
+        if not base:
+            return None
+        order = [entry.name for entry in registry.SERVICES] + [WEB]
+        return base + order.index(name) if name in order else None
+
+    def metrics_urls(self) -> dict[str, str]:
+        """The metrics address of every process the stack runs."""
+        found = {name: self.metrics_port(name) for name in self.services}
+        return {name: f"http://127.0.0.1:{port}/metrics" for name, port in found.items() if port}
+
+    def _metrics_env(self, name: str) -> dict[str, str]:
+        port = str(self.metrics_port(name) or 0)
+        if name == WEB:
+            return {"SAMSKAB_WEB_METRICS_PORT": port, "SAMSKAB_WEB_METRICS_HOST": "127.0.0.1"}
+        return {"SAMSKAB_METRICS_PORT": port, "SAMSKAB_METRICS_HOST": "127.0.0.1"}
 
     def nats_login(self, user: str) -> dict[str, str]:
         """SAMSKAB_NATS_USER and SAMSKAB_NATS_PASSWORD of one of the stack's NATS users."""
@@ -415,6 +442,12 @@ class EmbeddedStack:
         ]
         if WEB in self.services:
             wanted.append(("127.0.0.1", self.web_port, "the website", "SAMSKAB_PUBLIC_URL"))
+        for name in self.services:
+            port = self.metrics_port(name)
+            if port:
+                wanted.append(
+                    ("127.0.0.1", port, f"metrics of {name}", "SAMSKAB_METRICS_BASE_PORT")
+                )
         seen: dict[int, str] = {}
         for host, port, what, setting in wanted:
             if port in seen:
@@ -464,6 +497,11 @@ def _banner(stack: EmbeddedStack) -> str:
     website = (
         stack.settings.public_url if WEB in stack.services else "not started (SAMSKAB_WEB=false)"
     )
+    urls = stack.metrics_urls()
+    metrics = (
+        "".join(f"\n    {name:<12}{url}" for name, url in urls.items())
+        or " none (SAMSKAB_METRICS_BASE_PORT=0)"
+    )
     return f"""
 samskab is running.
   data      {stack.data_dir}  (a second start resumes from here)
@@ -475,6 +513,7 @@ samskab is running.
   Facebook  {stack.facebook.url}  (Graph API stand-in; posts under {stack.facebook_dir})
   services  {services}
   website   {website}
+  metrics   (Prometheus){metrics}
 
 Use the CLI from another terminal: .venv/bin/samskab --help
   (or `source .venv/bin/activate`, then `samskab --help`).

@@ -50,6 +50,9 @@ class StackSettings(
     # The Graph API stand-in (stack/facebook.py): where it listens; the Page it plays.
     facebook_port: int = Field(default=8300, ge=1, le=65535)
     facebook_page_id: SecretStr = SecretStr(DEFAULT_PAGE_ID)
+    # Prometheus metrics of each process on loopback, from this port up in the registry's
+    # order (ambassadors 9460 ... social 9464, the website after them); 0: none served.
+    metrics_base_port: int = Field(default=9460, ge=0, le=65000)
 
     # Not required here: a first start generates them (see secrets_for).
     ambassadors_token_secret: SecretStr | None = None  # type: ignore[assignment]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from services.runtime.logging import configure_logging, get_logger
 from web.app import create_app
@@ -33,7 +34,15 @@ def main() -> None:
     get_logger("web").info(
         "website starting", public_url=settings.public_url, port=settings.listen_port
     )
-    serve(create_app(settings), settings.web_host, settings.listen_port)
+    app = create_app(settings)
+    if settings.web_metrics_port:
+        registry = app.state.metrics.registry
+        start_http_server(settings.web_metrics_port, settings.web_metrics_host, registry=registry)
+        get_logger("web").info(
+            "metrics served",
+            url=f"http://{settings.web_metrics_host}:{settings.web_metrics_port}/metrics",
+        )
+    serve(app, settings.web_host, settings.listen_port)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from web.forms import Guard
 from web.gateway import Caller, client_for
 from web.head_requests import HeadAsGet
 from web.health import answer_health
+from web.metrics import RequestMetrics, WebMetrics
 from web.pages import (
     alert_answer,
     calendar,
@@ -106,6 +107,9 @@ def create_app(
     larger = [(own_stories.UPLOAD_PATHS, own_stories.upload_body_limit(settings))]
     app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes, larger=larger)
     app.add_middleware(AccessLog)
+    # Inside HeadAsGet, which passes a copy of the scope on: the route is set in that copy.
+    app.state.metrics = WebMetrics()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     # Outermost: the access log and every layer below see a HEAD as the GET it stands for.
     app.add_middleware(HeadAsGet)
     return app

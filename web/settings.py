@@ -45,6 +45,10 @@ class WebSettings(ClientSettings):
     # service once; 0 asks every time. Well under web_cache_seconds, which a proxy may add.
     web_answer_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
+    # The website's Prometheus metrics, on a port of their own (0: not served).
+    web_metrics_port: int = Field(default=0, ge=0, le=65535)
+    web_metrics_host: str = "127.0.0.1"
+
     @property
     def https(self) -> bool:
         return urlsplit(self.public_url).scheme == "https"

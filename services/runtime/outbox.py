@@ -42,6 +42,7 @@ from pymongo import ASCENDING
 
 from contracts.envelope import Event
 from contracts.operations import DeadLetterView
+from services.runtime import tracing
 from services.runtime.background import Loop, retry
 from services.runtime.dead_letters import show_payload
 from services.runtime.logging import get_logger
@@ -83,6 +84,9 @@ def outbox_document(event: Event, order: int, claim: Claim | None = None) -> dic
         "created_at": datetime.now(UTC),
         "attempts": 0,
     }
+    # The trace of the handler that emitted it, continued by whoever consumes it.
+    if trace := tracing.carrier():
+        doc["trace"] = trace
     if claim is not None:
         doc |= {
             "state": IN_PROGRESS,
@@ -395,7 +399,7 @@ class OutboxRelay:
                 self._js.publish(
                     entry["subject"],
                     bytes(entry["payload"]),
-                    headers={"Nats-Msg-Id": entry["_id"]},
+                    headers={"Nats-Msg-Id": entry["_id"], **entry.get("trace", {})},
                     timeout=self._publish_timeout,
                 )
                 for entry in batch

@@ -48,11 +48,15 @@ from services.runtime.inbox import (
 from services.runtime.known_ambassadors import EVENTS as AMBASSADOR_EVENTS
 from services.runtime.known_ambassadors import KnownAmbassadors
 from services.runtime.logging import app_logger, configure_logging, get_logger
+from services.runtime.metrics import ServiceMetrics
 from services.runtime.mongo import DatabaseT, Document, claim_database, connect
 from services.runtime.outbox import OutboxRelay, ensure_outbox_indexes
 from services.runtime.rpc import answer, error_code, refusal, undecoded
 from services.runtime.settings import ServiceSettings
 from services.runtime.streams import stream_config
+from services.runtime.tracing import middlewares as tracing_middlewares
+from services.runtime.tracing import shutdown as shutdown_tracing
+from services.runtime.tracing import tag_emitted, tag_event
 from services.runtime.transactions import Transactions, Work
 from services.runtime.unit_of_work import (
     Applied,
@@ -161,6 +165,7 @@ class Service:
         self.clock: Callable[[], datetime] = Clock(settings.clock_file)
         self._database = database
         self._jetstream = jetstream
+        self.metrics = ServiceMetrics(name)
         self.broker = NatsBroker(
             settings.nats_servers,
             security=nats_security(settings),
@@ -174,6 +179,11 @@ class Service:
             log_level=logging.DEBUG,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            middlewares=(
+                *tracing_middlewares(name, settings.otel_exporter, settings.otel_endpoint),
+                # Only when served: nobody would read the counts, and each message pays them.
+                *((self.metrics.middleware,) if settings.metrics_port else ()),
+            ),
         )
         self.app = FastStream(
             self.broker,
@@ -220,6 +230,12 @@ class Service:
         from services.runtime import operator_endpoints
 
         operator_endpoints.register(self)
+        if settings.metrics_port:
+            self.loop(
+                "metrics sampling",
+                lambda: self.metrics.sample(self),
+                every=settings.metrics_sample_seconds,
+            )
 
     # ------------------------------------------------------------------ what it runs on
 
@@ -261,9 +277,14 @@ class Service:
         """Answer ``endpoint`` with ``handler`` in one unit of work: what it saves, emits and
         the command's audit record commit together."""
 
+        async def work(uow: UnitOfWork, request: Req) -> Rep:
+            reply = await handler(uow, request)
+            tag_emitted(uow.events)
+            return reply
+
         async def handle(request: Req) -> Rep:
             return await self.transactions.run(
-                lambda uow: handler(uow, request), name=endpoint.subject, audited=request
+                lambda uow: work(uow, request), name=endpoint.subject, audited=request
             )
 
         self._register(endpoint, handle, handler)
@@ -477,7 +498,9 @@ class Service:
         async def reply(msg: NatsMessage) -> bytes:
             self._answering += 1
             try:
-                return await self.answer(endpoint, handle, msg.body, msg.headers)
+                answered = await self.answer(endpoint, handle, msg.body, msg.headers)
+                self.metrics.count_reply(endpoint.subject, answered)
+                return answered
             finally:
                 self._answering -= 1
                 self._last_answered = time.monotonic()
@@ -560,6 +583,7 @@ class Service:
         says to ignore it; in one transaction with what the reactions emit."""
         route = self.routes[event.subject]
         event_id = str(event.event_id)
+        tag_event(event)
 
         async def apply_once(uow: UnitOfWork) -> Applied:
             if await already_processed(uow.db, uow.session, self.name, event_id):
@@ -774,6 +798,8 @@ class Service:
         self._relay.start()
         for loop in self._loops:
             loop.start()
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         log.info("service ready")
 
     async def _on_shutdown(self) -> None:
@@ -785,6 +811,8 @@ class Service:
             await self._relay.stop()
 
     async def _after_shutdown(self) -> None:
+        self.metrics.stop()
+        shutdown_tracing()
         if self._mongo is not None:
             await self._mongo.close()
         log.info("service stopped")

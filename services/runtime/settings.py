@@ -10,7 +10,7 @@ know is ignored by it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,6 +105,16 @@ class ServiceSettings(SamskabSettings):
 
     # Tests only: a file with an ISO instant the clocks of the services jump to.
     clock_file: Path | None = None
+
+    # Prometheus metrics at http://<metrics_host>:<metrics_port>/metrics; 0: not served.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Loopback by default; a container sets 0.0.0.0 for the scraper to reach it.
+    metrics_host: str = "127.0.0.1"
+    # How often the backlog gauges (outbox, dead letters, consumer lag) are read.
+    metrics_sample_seconds: float = Field(default=15.0, gt=0)
+    # Where traces go: none (not recorded), console, or otlp (OTLP/HTTP to otel_endpoint).
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     def database_for(self, service: str) -> str:
         return self.mongo_database or f"samskab_{service}"

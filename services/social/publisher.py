@@ -39,6 +39,7 @@ from contracts.social import (
     StoryPublished,
     StoryStatus,
 )
+from services.runtime import metrics
 from services.runtime.logging import get_logger
 from services.runtime.unit_of_work import UnitOfWork
 from services.social import publishing_state, store, stories
@@ -343,6 +344,7 @@ class Publisher:
         )
         await store.save(uow, story)
         uow.emit(await published_event(self.ctx, uow, story))
+        metrics.count_post(uow, "published")
         state = await store.page_state(uow)
         if state.state != State.OK:
             await store.save_page_state(uow, publishing_state.working(state, uow.now))
@@ -356,6 +358,7 @@ class Publisher:
         )
         await store.save(uow, story)
         uow.emit(SocialNotice(kind=NoticeKind.FAILED, story_ids=[story_id], detail=why))
+        metrics.count_post(uow, "failed")
 
     async def _unconfirmed(self, story_id: str, attempt_id: str, why: str) -> None:
         async def park(uow: UnitOfWork) -> None:
@@ -364,6 +367,7 @@ class Publisher:
                 uow, stories.unconfirmed(story, attempt_id, now=uow.now, actor=ACTOR, why=why)
             )
             uow.emit(SocialNotice(kind=NoticeKind.UNCONFIRMED, story_ids=[story_id], detail=why))
+            metrics.count_post(uow, "unconfirmed")
 
         log.error("a publish could not be confirmed", story_id=story_id, why=why)
         await self.service.run(park, name="parking a story as unconfirmed")

@@ -339,6 +339,9 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
             # The journeys look at a page right after changing what it shows; the website's
             # few seconds of shared answers are tests/unit/test_web_shared_answers.py's.
             "SAMSKAB_WEB_ANSWER_CACHE_SECONDS": "0",
+            # Stacks run side by side (xdist, a developer's make up): the fixed metrics ports
+            # from 9460 would clash; tests/integration/test_metrics.py covers the metrics.
+            "SAMSKAB_METRICS_BASE_PORT": "0",
             # Not there until a test travels: until then every service runs on real time.
             "SAMSKAB_CLOCK_FILE": str(data_dir / CLOCK_FILE_NAME),
         }

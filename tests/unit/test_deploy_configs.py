@@ -51,6 +51,7 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NATS_DIR = ROOT / "deploy" / "nats"
 ACCOUNTS_CONF = NATS_DIR / "accounts.conf"
 MONGO_INIT_SCRIPT = ROOT / "deploy" / "mongo" / "init-replica-set.js"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 NATS_SERVER_CONFIGS = [
     NATS_DIR / "nats.conf",
     *(NATS_DIR / "cluster" / f"n{i}.conf" for i in (1, 2, 3)),
@@ -189,6 +190,32 @@ def test_services_wait_for_healthy_infrastructure(
         assert depends_on["nats"]["condition"] == "service_healthy", name
         assert depends_on["mongo-init"]["condition"] == "service_completed_successfully", name
         assert "healthcheck" in service, name
+
+
+def test_prometheus_scrapes_every_service_and_the_website_where_they_serve(
+    compose: dict[str, Any], app_services: dict[str, dict[str, Any]]
+) -> None:
+    prometheus = compose["services"]["prometheus"]
+    # Not started by a plain `docker compose up`.
+    assert prometheus["profiles"] == ["observability"]
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = {
+        job["job_name"]: target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert set(targets) == {*app_services, *registry.GATEWAYS}
+    for name, target in targets.items():
+        host, port = target.split(":")
+        assert host == name
+        env = environment(compose["services"][name])
+        prefix = "SAMSKAB_WEB_" if name in registry.GATEWAYS else "SAMSKAB_"
+        assert env[f"{prefix}METRICS_PORT"] == port, name
+        # Reachable from the prometheus container, and never published on the host.
+        assert env[f"{prefix}METRICS_HOST"] == "0.0.0.0", name
+        published = [str(mapping) for mapping in compose["services"][name].get("ports") or []]
+        assert not any(mapping.endswith(f":{port}") for mapping in published), name
 
 
 # --- settings -----------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from pymongo.errors import BulkWriteError
 
 from services.newsletter.delivery.states import MailRecord, MailState, erased
 from services.newsletter.delivery.store import COLLECTION as MAILS
+from services.runtime import metrics
 from services.runtime.mongo import DUPLICATE_KEY, DatabaseT, find_in, insert_new
 from services.runtime.unit_of_work import Scope
 
@@ -185,6 +186,7 @@ async def queue_batches(
         stored = int(errors[0]["index"])
     await insert_new(db[CLAIMS], list(claims[:stored]))
     queued = sum(len(batch.records) for batch in chain[:stored])
+    metrics.count_mails(db, "queued", queued)
     if stored == len(chain):
         return queued, chain[-1].last
     existing = chain[stored].id

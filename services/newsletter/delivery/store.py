@@ -24,6 +24,7 @@ from services.newsletter.delivery.states import (
     claim,
     erased,
 )
+from services.runtime import metrics
 from services.runtime.mongo import DatabaseT, find_in, in_chunks, insert_new, update_in
 from services.runtime.unit_of_work import Scope
 
@@ -72,6 +73,7 @@ async def queue_mail(scope: Scope, record: MailRecord) -> bool:
     if found is not None:
         return False
     await mails.insert_one(doc, session=scope.session)
+    metrics.count_mails(scope, "queued")
     return True
 
 
@@ -82,7 +84,9 @@ async def queue_many(db: DatabaseT, records: Iterable[MailRecord]) -> int:
     after a crash is a no-op. Any other write error is raised.
     """
     docs = [record.to_document() for record in records]
-    return len(docs) - len(await insert_new(db[COLLECTION], docs))
+    queued = len(docs) - len(await insert_new(db[COLLECTION], docs))
+    metrics.count_mails(db, "queued", queued)
+    return queued
 
 
 async def due_ids(db: DatabaseT, now: datetime, limit: int) -> list[str]:

@@ -51,7 +51,7 @@ from services.newsletter.delivery.states import (
     transient_failure,
 )
 from services.newsletter.settings import NewsletterSettings
-from services.runtime import background
+from services.runtime import background, metrics
 from services.runtime.logging import get_logger
 from services.runtime.mongo import DatabaseT
 
@@ -429,6 +429,10 @@ class DeliveryWorker:
             self._batch_of.pop(result.record.id, None)
         mine = [result for result in results if result.record.id in applied]
         counts: Counter[str] = Counter(result.outcome for result in mine)
+        metrics.count_mails(self._db, "sent", counts["sent"])
+        # By the state written: a mail never ready in time fails too, not only a refused one.
+        failed = [r for r in mine if r.update["$set"].get("state") == MailState.FAILED.value]
+        metrics.count_mails(self._db, "failed", len(failed))
         for result in mine:
             if result.outcome in ("retry", "failed", "bounced", "not_ready"):
                 after = result.update["$set"]
