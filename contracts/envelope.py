@@ -8,6 +8,13 @@ from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+# The largest message of any subject: a request, a reply or an event, in bytes. Every NATS
+# server of ours is configured with it as max_payload (stack/nats.py writes it, the shipped
+# configs under deploy/nats state it, a test holds them to it), and a service refuses a
+# larger body before parsing it (services/runtime/rpc.py). What does not fit (pictures, a
+# certificate) goes through an Object Store bucket.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import nats
 from nats.errors import Error as NatsError
 
+from contracts.envelope import MAX_MESSAGE_BYTES
 from services.runtime.client import inbox_prefix
 from services.runtime.settings import nats_servers
 from stack.nats_accounts import password_variable
@@ -57,7 +58,7 @@ def write_nats_config(
 server_name: {json.dumps(server_name)}
 listen: "{host}:{port}"
 http: "{host}:{http_port}"
-max_payload: 1MB
+max_payload: {MAX_MESSAGE_BYTES}
 
 jetstream {{
   store_dir: {json.dumps(str(store_dir))}

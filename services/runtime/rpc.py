@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import ConnectionFailure
 
+from contracts.envelope import MAX_MESSAGE_BYTES
 from contracts.errors import Error, ErrorCode, FieldError, Reply, ServiceError
 from services.runtime.logging import get_logger
 
@@ -30,7 +31,7 @@ RequestHandler = Callable[[M], Awaitable[Result]]
 # What a request or an event may be, checked on the bytes. The largest real requests (an
 # import of a few thousand rows) are far below the size; no message of ours nests deeper
 # than a few levels or holds a number longer than a timestamp in microseconds.
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 MAX_DEPTH = 32
 MAX_DIGITS = 40
 

@@ -38,6 +38,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 from nats.js.errors import ObjectNotFoundError
 
+from contracts.envelope import MAX_MESSAGE_BYTES
 from services import registry
 from services.runtime.settings import SamskabSettings, ServiceSettings
 from stack import facebook
@@ -500,7 +501,7 @@ def test_live_server_fsyncs_always_and_limits_payload(shipped_nats: ShippedNats)
     with urllib.request.urlopen(f"{shipped_nats.monitor}/varz") as response:
         varz = json.load(response)
     assert varz["jetstream"]["config"]["sync_always"] is True
-    assert varz["max_payload"] == 1024 * 1024
+    assert varz["max_payload"] == MAX_MESSAGE_BYTES
 
 
 async def test_service_publishes_only_its_own_subjects(shipped_nats: ShippedNats) -> None:
@@ -651,3 +652,16 @@ async def ambassadors_bucket(server: ShippedNats) -> None:
         await ambassadors.js.create_object_store("certificates")
     finally:
         await ambassadors.nc.close()
+
+
+def test_every_shipped_nats_config_takes_messages_as_large_as_the_contracts_allow() -> None:
+    configs = [
+        ROOT / "deploy" / "nats" / "nats.conf",
+        *(ROOT / "deploy" / "nats" / "cluster").glob("n*.conf"),
+    ]
+    assert len(configs) == 4
+    units = {"": 1, "KB": 1024, "MB": 1024 * 1024}
+    for config in configs:
+        found = re.search(r"^max_payload:\s*(\d+)\s*(KB|MB)?\s*$", config.read_text(), re.M)
+        assert found, f"{config.name} states no max_payload"
+        assert int(found.group(1)) * units[found.group(2) or ""] == MAX_MESSAGE_BYTES, config.name
