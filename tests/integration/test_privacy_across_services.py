@@ -34,7 +34,7 @@ from contracts.ambassadors import Endpoints as Ambassadors_
 from contracts.errors import ErrorCode, ServiceError
 from contracts.events import Endpoints as Events_
 from contracts.newsletter import Endpoints as Newsletter_
-from contracts.operations import ReplayDeadLetter, dead_letters_replay
+from contracts.operations import FindAddress, ReplayDeadLetter, dead_letters_replay, privacy_audit
 from services.runtime.dead_letters import dead_letter_id
 from stack.mongo import MongoServer
 from stack.smtp_sink import SmtpSink
@@ -276,6 +276,11 @@ async def test_an_erased_ambassador_is_never_brought_back_by_a_late_or_replayed_
             functools.partial(dead_letter, service, activated.seq), what="the dead letter"
         )
         assert address.encode() in bytes(stored["payload"])
+    # The operators' search finds him where he is: the newsletter's mails and dead letter,
+    # the ambassadors service's record and the events on its stream.
+    before = {service: await where_found(trio, service, address) for service in trio.databases}
+    assert {"collection mails", "collection dead_letters"} <= set(before["newsletter"]), before
+    assert {"collection ambassadors", "stream AMBASSADORS"} <= set(before["ambassadors"]), before
     # A meeting for every active ambassador: a wrongly revived Wim would be invited to it.
     starts = (datetime.now() + timedelta(days=30)).replace(
         hour=17, minute=0, second=0, microsecond=0
@@ -350,3 +355,25 @@ async def test_an_erased_ambassador_is_never_brought_back_by_a_late_or_replayed_
             (w, d) for w, d in await everything_stored(trio) if w.startswith(service)
         ]:
             assert address.encode() not in data, f"{address} is still in {where}"
+    # And the operators' search, over the same collections and streams, agrees (once the
+    # services' sweeps have deleted his events from their streams): nothing is left but the
+    # late copy this test put on the stream by hand (no service published it, so no
+    # erasure knows of it).
+    expected: dict[str, dict[str, list[str]]] = {
+        service: {"stream AMBASSADORS": [str(ack.seq)]} if service == "ambassadors" else {}
+        for service in trio.databases
+    }
+
+    async def searched_clean() -> bool:
+        found = {service: await where_found(trio, service, address) for service in expected}
+        return found == expected
+
+    await eventually(searched_clean, what="privacy audit to find only the late copy", timeout=30)
+
+
+async def where_found(trio: Trio, service: str, address: str) -> dict[str, list[str]]:
+    """Where ``service``'s privacy audit finds ``address`` ("collection x", "stream Y"),
+    with the ids (or sequence numbers) found there."""
+    search = await trio.ambassadors.client.call(privacy_audit(service), FindAddress(email=address))
+    assert any(s.startswith("collection ") for s in search.searched), search
+    return {f"{place.kind} {place.name}": place.ids for place in search.found}
