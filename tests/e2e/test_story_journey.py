@@ -16,6 +16,7 @@ whose input an earlier step did not provide skips. Each browser step leaves a sc
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -275,3 +276,29 @@ def test_the_public_stories_page_and_the_next_newsletter_show_it(
     number = written.ok().json()["number"]
     text = (tmp_path / f"issue-{number}.txt").read_text(encoding="utf-8")
     assert "Historier fra netværket" in text and TITLE in text, text
+
+
+def test_her_stories_are_in_her_data_and_after_erasure_her_address_is_nowhere(
+    stack: StackRun, journey: Journey, tmp_path: Path
+) -> None:
+    ambassador_id = need(journey.ambassador_id, "the ambassador")
+    story_id = need(journey.story_id, "the story")
+    out = tmp_path / "karin.json"
+
+    stack.cli("privacy", "export", EMAIL, "--out", str(out)).ok()
+
+    sections = json.loads(out.read_text(encoding="utf-8"))["services"]
+    [story] = [s for s in sections["social"].get("stories", []) if s["_id"] == story_id]
+    pictures = [p for v in story["versions"] for p in v["pictures"]]
+    assert pictures and all(p["name"] for p in pictures), story["versions"]
+    assert TITLE in json.dumps(story, ensure_ascii=False)
+
+    stack.cli("ambassadors", "erase", ambassador_id, "--yes").ok()
+
+    def nowhere() -> bool:
+        return stack.cli("privacy", "audit", EMAIL).returncode == 0
+
+    try:
+        poll(nowhere, timeout=30, interval=1.0, what="samskab privacy audit finds nothing")
+    except AssertionError:
+        pytest.fail(stack.cli("privacy", "audit", EMAIL).describe())
