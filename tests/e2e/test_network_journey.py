@@ -13,6 +13,7 @@ input an earlier step did not provide skips.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -343,3 +344,32 @@ def test_the_skill_vocabulary_counts_what_ambassadors_wrote(stack: StackRun) -> 
     assert by_skill["frivillige"]["count"] >= 7
     listed = stack.cli("networks", "skills").ok().stdout
     assert "lektiehjælp" in listed and "ALSO READ AS" in listed
+
+
+def test_her_memberships_and_answers_are_in_her_data_and_go_with_her_erasure(
+    stack: StackRun, journey: Journey, tmp_path: Path
+) -> None:
+    mona = need(journey.citizens.get("mona"), "Mona")
+    network_id = need(journey.network_id, "the network")
+    email = "mona.lektiesen@example.org"
+    out = tmp_path / "mona.json"
+
+    stack.cli("privacy", "export", mona, "--out", str(out)).ok()
+
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["person"] == {"email": email, "ambassador_id": mona}
+    memberships = document["services"]["networks"].get("memberships", [])
+    assert network_id in {m.get("network_id") for m in memberships}, memberships
+    # The invitations to the network's meeting, and the mails that brought them.
+    assert document["services"]["events"], document["services"]["events"]
+    assert document["services"]["newsletter"].get("mails"), document["services"]["newsletter"]
+
+    stack.cli("ambassadors", "erase", mona, "--yes").ok()
+
+    def nowhere() -> bool:
+        return stack.cli("privacy", "audit", email).returncode == 0
+
+    try:
+        poll(nowhere, timeout=30, interval=1.0, what="samskab privacy audit finds nothing")
+    except AssertionError:
+        pytest.fail(stack.cli("privacy", "audit", email).describe())
