@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.runtime.client import ServiceClient
+from services.runtime.tracing import provider_for
 from web import failures
 from web.csrf import Csrf
 from web.forms import Guard
@@ -40,6 +41,7 @@ from web.settings import WebSettings
 from web.shared_answers import SharedAnswers
 from web.site import Site
 from web.templating import Pages
+from web.tracing import RequestSpans
 from web.uploads import NatsUploads, Uploads
 
 STATIC = Path(__file__).parent / "static"
@@ -74,6 +76,7 @@ def create_app(
         services = client
         uploads = uploads or NatsUploads(client)
     services = SharedAnswers(services, settings.web_answer_cache_seconds)
+    traces = provider_for("web", settings.otel_exporter, settings.otel_endpoint)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +88,8 @@ def create_app(
         finally:
             if client is not None:
                 await client.close()
+            if traces is not None:
+                traces.shutdown()  # what the exporter still holds
 
     csrf = Csrf(settings.web_csrf_secret.get_secret_value(), secure=settings.https)
     pages = Pages(csrf, cache_seconds=settings.web_cache_seconds)
@@ -110,6 +115,8 @@ def create_app(
     # Inside HeadAsGet, which passes a copy of the scope on: the route is set in that copy.
     app.state.metrics = WebMetrics()
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    if traces is not None:
+        app.add_middleware(RequestSpans, tracer=traces.get_tracer("samskab.web"))
     # Outermost: the access log and every layer below see a HEAD as the GET it stands for.
     app.add_middleware(HeadAsGet)
     return app

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.endpoints import ACTOR_HEADER, Endpoint, actor_for, valid_actor
 from contracts.errors import ErrorCode, ServiceError
+from services.runtime import tracing
 from services.runtime.rpc import decode_reply
 from services.runtime.settings import SamskabSettings
 
@@ -152,7 +153,9 @@ class ServiceClient:
                 subject,
                 data,
                 timeout=timeout or self._settings.request_timeout_seconds,
-                headers={ACTOR_HEADER: self.actor},
+                # The caller's trace (a page of the website being answered), if any: the
+                # service's span continues it.
+                headers={ACTOR_HEADER: self.actor, **tracing.carrier()},
             )
         except NoRespondersError as exc:
             raise ServiceError(

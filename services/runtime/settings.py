@@ -34,6 +34,12 @@ class SamskabSettings(BaseSettings):
     log_format: str = Field(default="console", pattern="^(console|json)$")
     log_level: str = "INFO"
 
+    # Where traces go: none (not recorded), console, or otlp (OTLP/HTTP to otel_endpoint).
+    # Every process reads it: a trace starts where a request does (the website) and goes
+    # on through each service it reaches.
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+
     @property
     def nats_servers(self) -> list[str]:
         return nats_servers(self.nats_url)
@@ -112,9 +118,6 @@ class ServiceSettings(SamskabSettings):
     metrics_host: str = "127.0.0.1"
     # How often the backlog gauges (outbox, dead letters, consumer lag) are read.
     metrics_sample_seconds: float = Field(default=15.0, gt=0)
-    # Where traces go: none (not recorded), console, or otlp (OTLP/HTTP to otel_endpoint).
-    otel_exporter: Literal["none", "console", "otlp"] = "none"
-    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     def database_for(self, service: str) -> str:
         return self.mongo_database or f"samskab_{service}"

@@ -64,10 +64,20 @@ def carrier() -> dict[str, str]:
 def middlewares(service: str, exporter: Exporter, endpoint: str) -> tuple[Any, ...]:
     """The broker middleware that records spans, with a tracer provider exporting them;
     none when ``exporter`` is ``none``."""
-    if exporter == "none":
+    provider = provider_for(service, exporter, endpoint)
+    if provider is None:
         return ()
-    # Imported here: a service that traces nothing never loads the SDK.
     from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
+    return (NatsTelemetryMiddleware(tracer_provider=provider),)
+
+
+def provider_for(process: str, exporter: Exporter, endpoint: str) -> Any:
+    """The tracer provider of ``process`` (``samskab-<process>``), installed globally, or
+    None when ``exporter`` is ``none``."""
+    if exporter == "none":
+        return None
+    # Imported here: a process that traces nothing never loads the SDK.
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import (
@@ -76,7 +86,7 @@ def middlewares(service: str, exporter: Exporter, endpoint: str) -> tuple[Any, .
         SimpleSpanProcessor,
     )
 
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"samskab-{service}"}))
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"samskab-{process}"}))
     processor: SpanProcessor
     if exporter == "console":
         processor = SimpleSpanProcessor(ConsoleSpanExporter())
@@ -88,7 +98,7 @@ def middlewares(service: str, exporter: Exporter, endpoint: str) -> tuple[Any, .
     # Global as well: get_current_span() and any library instrumented later see it.
     trace.set_tracer_provider(provider)
     log.info("traces exported", exporter=exporter, endpoint=endpoint if exporter == "otlp" else "")
-    return (NatsTelemetryMiddleware(tracer_provider=provider),)
+    return provider
 
 
 def shutdown() -> None:

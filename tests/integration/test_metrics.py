@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -176,9 +177,11 @@ async def test_the_confirmation_mail_of_a_sign_up_is_counted_and_in_the_sign_ups
     assert {trace_id_of(span) for span in reaction} <= {trace_id_of(span) for span in sign_up}
 
 
-@pytest.fixture
-def website(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """``python -m web`` on free ports, no service behind it; its site and metrics URLs."""
+@contextmanager
+def running_website(
+    nats_server: NatsServer, tmp_path: Path, extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, str, ManagedProcess]]:
+    """``python -m web`` on free ports; its site and metrics URLs, and the process."""
     port, metrics_port = free_port(), free_port()
     site = f"http://127.0.0.1:{port}"
     env = {
@@ -190,6 +193,7 @@ def website(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[str, str]
         "SAMSKAB_WEB_PORT": str(port),
         "SAMSKAB_WEB_CSRF_SECRET": "c" * 32,
         "SAMSKAB_WEB_METRICS_PORT": str(metrics_port),
+        **(extra or {}),
     }
 
     def up() -> bool:
@@ -209,10 +213,17 @@ def website(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[str, str]
     process.start()
     try:
         process.wait_ready(timeout=30)
-        yield site, f"http://127.0.0.1:{metrics_port}/metrics"
+        yield site, f"http://127.0.0.1:{metrics_port}/metrics", process
     finally:
         process.stop()
         print(f"--- web: {process.log_path}\n{process.log_tail(40)}")
+
+
+@pytest.fixture
+def website(nats_server: NatsServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The website with no service behind it; its site and metrics URLs."""
+    with running_website(nats_server, tmp_path) as (site, metrics, _):
+        yield site, metrics
 
 
 async def test_the_website_counts_requests_by_route_template_on_its_own_port(
@@ -233,3 +244,29 @@ async def test_the_website_counts_requests_by_route_template_on_its_own_port(
         exposed = await eventually(counted, what="the website's request counted")
     assert token not in exposed
     assert total(exposed, "samskab_web_requests_total", route="(unmatched)", status="404") >= 1
+
+
+async def test_a_page_of_the_website_starts_the_trace_the_service_continues(
+    start_ambassadors: AmbassadorsFactory, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    traces = {"SAMSKAB_OTEL_EXPORTER": "console"}
+    ambassadors = await start_ambassadors(traces)
+    with running_website(nats_server, tmp_path, traces) as (site, _, web):
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{site}/ambassadoerer")).status_code == 200
+
+        async def page_span() -> dict[str, Any] | None:
+            printed = spans(web.log_path.read_text(errors="replace"))
+            found = [s for s in printed if s["name"] == "GET /ambassadoerer"]
+            return found[0] if found else None
+
+        page = await eventually(page_span, what="the website's span of the page")
+    assert page["attributes"]["http.route"] == "/ambassadoerer"
+    assert page["attributes"]["http.response.status_code"] == 200
+
+    async def continued() -> list[dict[str, Any]]:
+        printed = spans(ambassadors.processes[0].log_path.read_text(errors="replace"))
+        return [s for s in printed if trace_id_of(s) == trace_id_of(page)]
+
+    served = await eventually(continued, what="the ambassadors service's span in its trace")
+    assert any(Endpoints.DIRECTORY.subject in span["name"] for span in served), served
