@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from contracts.errors import ErrorCode, ServiceError
+
 
 @contextmanager
 def replacing(
@@ -18,12 +20,25 @@ def replacing(
     an error (and removed if it does not): a reader never sees half a file, and a failed
     export leaves the last good one."""
     target = path.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise unwritable(path, exc) from exc
     try:
         with os.fdopen(handle, "w", encoding=encoding, newline=newline) as out:
             yield out
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise unwritable(path, exc) from exc
         raise
+
+
+def unwritable(path: Path, exc: OSError) -> ServiceError:
+    """The one-line error a command gives for a file it cannot write (a missing folder
+    it may not create, a full disk, no permission), before or after asking anyone."""
+    return ServiceError(
+        ErrorCode.VALIDATION_FAILED, f"{path}: cannot be written ({exc.strerror or exc})"
+    )

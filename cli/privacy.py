@@ -142,7 +142,7 @@ def export(
             "services": {name: _by_collection(found) for name, found in answers.items()},
             "not_answered": missing,
         }
-        with replacing(out) as handle:
+        with reporting(as_json), replacing(out) as handle:
             json.dump(document, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
     if as_json:

@@ -262,3 +262,14 @@ def test_the_address_counts_only_as_a_whole_address(text: str, names_her: bool) 
     assert personal_data.names({"text": text}, None, pattern) is names_her
     bytes_pattern = personal_data.address_bytes_pattern(EMAIL)
     assert (bytes_pattern.search(text.encode()) is not None) is names_her
+
+
+def test_an_export_that_cannot_be_written_says_so_in_one_line(
+    services: Services, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = run("privacy", "export", EMAIL, "--out", str(blocked / "anna.json"))
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "cannot be written" in result.output
+    assert "Traceback" not in result.output
