@@ -3,9 +3,9 @@ subscribers: nothing is lost, nothing is doubled.
 
 The cluster runs the shipped ``deploy/nats/cluster/`` configs on loopback (shipped users and
 permissions, fsync always; see tests/support/nats_cluster.py), every stream with three
-replicas (``SAMSKAB_STREAM_REPLICAS=3``). Two replicas each of the ambassadors and the
-newsletter service run against it, every one listing all three nodes in
-``SAMSKAB_NATS_URL``; each pair shares its durable consumers and its outbox.
+replicas (``SAMSKAB_STREAM_REPLICAS=3``). Two replicas of every service run against it,
+every one listing all three nodes in ``SAMSKAB_NATS_URL``; each pair shares its durable
+consumers and its outbox.
 
 While the sign-ups come in and the issue goes out, the leader of the AMBASSADORS stream is
 killed (``kill -9``) and later started again; then another node is stopped (SIGTERM) and
@@ -17,7 +17,9 @@ started again. Afterwards:
   exactly once each, and none for anybody else;
 - every subscriber has exactly one copy of the issue (the 2,000 seeded ones and the new
   ambassadors subscribed before it went out), and no mail went out twice (the sink records
-  a repeated Message-ID).
+  a repeated Message-ID);
+- every service that follows the ambassadors (networks, events, newsletter, social) knows
+  every stored ambassador: no event was lost to a pair of replicas sharing a consumer.
 
 It prints how long publishing to the AMBASSADORS stream stalled at each failover: the
 longest gap between two stored messages around it, while sign-ups kept coming (target:
@@ -72,13 +74,16 @@ from tests.support.newsletter_seed import SeededSubscriber, seed_confirmed_subsc
 from tests.support.stack import REPO_ROOT, TOKEN_SECRETS
 from tests.support.streams import read_stream
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200)]
 
 Document = dict[str, Any]
 
 SIGN_UPS = 1000
 SUBSCRIBERS = 2000
-REPLICATED = ("ambassadors", "newsletter")
+REPLICATED = tuple(registry.built())
+# The services that keep a read model of the ambassadors from their events.
+FOLLOWERS = ("networks", "events", "newsletter", "social")
+FOLLOWERS_TIMEOUT_SECONDS = 420.0
 REPLICAS = 2
 IN_FLIGHT = 16
 SIGNED_UP = "ambassadors.v1.signed_up"
@@ -439,6 +444,25 @@ async def check_issue_mails(
     return len(records)
 
 
+async def check_read_models(world: World) -> int:
+    """Every stored ambassador is in each follower's read model (each at most once: the
+    read model is keyed by the ambassador's id); how many."""
+    stored = await world.db("ambassadors").ambassadors.distinct("_id")
+
+    async def known_to(service: str) -> int:
+        found: int = await world.db(service).ambassadors.count_documents({"_id": {"$in": stored}})
+        return found
+
+    started = time.monotonic()
+    for service in FOLLOWERS:
+        deadline = started + FOLLOWERS_TIMEOUT_SECONDS
+        while (found := await known_to(service)) < len(stored):
+            assert time.monotonic() < deadline, f"{service} knows {found} of {len(stored)}"
+            await asyncio.sleep(0.5)
+        print(f"{service} knew every ambassador {time.monotonic() - started:.1f} s after the mails")
+    return len(stored)
+
+
 # ---------------------------------------------------------------------------- fixture, test
 
 
@@ -523,12 +547,14 @@ async def test_the_cluster_loses_its_stream_leader_and_then_another_node(world: 
     messages = await stream_messages(world.cluster)
     on_stream = await check_sign_ups(world, acked, messages)
     recipients = await check_issue_mails(world, issue_id, subject, subscribers)
+    known = await check_read_models(world)
 
     for failover in failovers:
         stall = stall_at(messages, failover.at)
         print(f"{failover.what} ({failover.node}): publishing stalled {stall:.2f} s")
     print(
         f"{on_stream} sign-up events on the R3 stream, once each; {recipients} recipients of "
-        f"the issue ({SUBSCRIBERS} seeded) one copy each; "
+        f"the issue ({SUBSCRIBERS} seeded) one copy each; {known} ambassadors known to "
+        f"each of {', '.join(FOLLOWERS)}; "
         f"whole test {time.monotonic() - started:.1f} s"
     )
