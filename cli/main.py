@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -10,6 +11,8 @@ from typer.exceptions import TyperException
 from cli import ambassadors, events, jobs, networks, newsletter, operations, privacy, social
 from cli.output import emit_json
 from contracts.errors import Error, ErrorCode
+from services.runtime.settings import SamskabSettings
+from services.runtime.tracing import command_span
 
 # A usage error (an unknown option, a missing argument) exits as click's do.
 EXIT_USAGE = 2
@@ -33,9 +36,29 @@ app.command("health")(operations.health)
 app.command("audit")(operations.audit)
 
 
+def command_name(argv: list[str]) -> str:
+    """``samskab privacy export``: the command's words, never its arguments (an address,
+    an id) nor options."""
+    words = []
+    for arg in argv[:2]:
+        if not re.fullmatch(r"[a-z][a-z-]*", arg):
+            break
+        words.append(arg)
+    return " ".join(["samskab", *words])
+
+
 def main() -> None:
     """``samskab``: the app, with usage errors under ``--json`` as the structured error
-    every other failure gives, so a script reading the JSON never meets a usage text."""
+    every other failure gives, so a script reading the JSON never meets a usage text.
+    With traces on, the command is a span the services' spans continue."""
+    settings = SamskabSettings()
+    with command_span(
+        "cli", settings.otel_exporter, settings.otel_endpoint, command_name(sys.argv[1:])
+    ):
+        _run()
+
+
+def _run() -> None:
     try:
         code = app(standalone_mode=False)
     except TyperException as exc:

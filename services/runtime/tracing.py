@@ -14,8 +14,10 @@ its id), so a sign-up and the mails it led to are found together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, TextIO
 
 from opentelemetry import propagate, trace
 
@@ -72,9 +74,12 @@ def middlewares(service: str, exporter: Exporter, endpoint: str) -> tuple[Any, .
     return (NatsTelemetryMiddleware(tracer_provider=provider),)
 
 
-def provider_for(process: str, exporter: Exporter, endpoint: str) -> Any:
+def provider_for(
+    process: str, exporter: Exporter, endpoint: str, *, console: TextIO | None = None
+) -> Any:
     """The tracer provider of ``process`` (``samskab-<process>``), installed globally, or
-    None when ``exporter`` is ``none``."""
+    None when ``exporter`` is ``none``. ``console``: where ``console`` prints the spans
+    (standard output, a service's log; the CLI keeps its output for its answers)."""
     if exporter == "none":
         return None
     # Imported here: a process that traces nothing never loads the SDK.
@@ -89,7 +94,7 @@ def provider_for(process: str, exporter: Exporter, endpoint: str) -> Any:
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"samskab-{process}"}))
     processor: SpanProcessor
     if exporter == "console":
-        processor = SimpleSpanProcessor(ConsoleSpanExporter())
+        processor = SimpleSpanProcessor(ConsoleSpanExporter(out=console or sys.stdout))
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -97,7 +102,10 @@ def provider_for(process: str, exporter: Exporter, endpoint: str) -> Any:
     provider.add_span_processor(processor)
     # Global as well: get_current_span() and any library instrumented later see it.
     trace.set_tracer_provider(provider)
-    log.info("traces exported", exporter=exporter, endpoint=endpoint if exporter == "otlp" else "")
+    if console is None:  # a service says so in its log; the CLI's output is its answer
+        log.info(
+            "traces exported", exporter=exporter, endpoint=endpoint if exporter == "otlp" else ""
+        )
     return provider
 
 
@@ -107,3 +115,23 @@ def shutdown() -> None:
     stop = getattr(provider, "shutdown", None)
     if callable(stop):
         stop()
+
+
+@contextmanager
+def command_span(process: str, exporter: Exporter, endpoint: str, name: str) -> Iterator[None]:
+    """A span around a whole command of a short-lived process (the CLI), printed to
+    standard error by ``console``; what the command asks the services continues it. Sent
+    before the process ends."""
+    provider = provider_for(process, exporter, endpoint, console=sys.stderr)
+    if provider is None:
+        yield
+        return
+    tracer = provider.get_tracer(f"samskab.{process}")
+    try:
+        # A command ends by exiting (SystemExit, also when it succeeded): not an error.
+        with tracer.start_as_current_span(
+            name, kind=trace.SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+        ):
+            yield
+    finally:
+        provider.shutdown()

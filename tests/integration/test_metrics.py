@@ -6,8 +6,10 @@ The real website counts its requests by route template on a port of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -270,3 +272,31 @@ async def test_a_page_of_the_website_starts_the_trace_the_service_continues(
 
     served = await eventually(continued, what="the ambassadors service's span in its trace")
     assert any(Endpoints.DIRECTORY.subject in span["name"] for span in served), served
+
+
+async def test_a_cli_command_starts_the_trace_and_keeps_its_output_clean(
+    start_ambassadors: AmbassadorsFactory, nats_server: NatsServer
+) -> None:
+    traces = {"SAMSKAB_OTEL_EXPORTER": "console"}
+    ambassadors = await start_ambassadors(traces)
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli.main", "ambassadors", "list", "--json"],
+        env={**os.environ, **traces, "SAMSKAB_NATS_URL": nats_server.url},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "items" in json.loads(cli.stdout), cli.stdout  # the answer alone: spans on stderr
+    [command] = [s for s in spans(cli.stderr) if s["name"] == "samskab ambassadors list"]
+    assert command["status"]["status_code"] == "UNSET"
+
+    async def continued() -> list[dict[str, Any]]:
+        printed = spans(ambassadors.processes[0].log_path.read_text(errors="replace"))
+        return [s for s in printed if trace_id_of(s) == trace_id_of(command)]
+
+    served = await eventually(continued, what="the ambassadors service's span in its trace")
+    assert any(Endpoints.LIST.subject in span["name"] for span in served), served

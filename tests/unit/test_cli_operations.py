@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cli import calls
-from cli.main import app
+from cli.main import app, command_name
 from contracts import operations as ops
 from contracts.ambassadors import Endpoints as Ambassadors
 from contracts.ambassadors import Goals
@@ -403,3 +403,18 @@ def test_goals_without_the_networks_service_still_show_the_ambassadors(
     result = run("goals")
     assert result.exit_code == 0, result.output
     assert "40 of 150" in result.stdout and "not known: the networks service" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["privacy", "export", "anna@example.org", "--out", "x.json"], "samskab privacy export"),
+        (["health", "--json"], "samskab health"),
+        (["ambassadors", "show", "4e6164d280b47b08"], "samskab ambassadors show"),
+        (["--help"], "samskab"),
+    ],
+)
+def test_a_traced_command_is_named_by_its_words_never_its_arguments(
+    argv: list[str], name: str
+) -> None:
+    assert command_name(argv) == name
