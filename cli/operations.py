@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC
 from typing import Annotated, Any, TypeVar
@@ -32,6 +33,7 @@ from services import registry
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
+T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ServiceOpt = Annotated[
@@ -114,7 +116,7 @@ def every_service() -> list[str]:
     return registry.built()
 
 
-def _services(only: str | None) -> list[str]:
+def chosen_services(only: str | None) -> list[str]:
     names = every_service()
     if only is not None and only not in names:
         raise ServiceError(
@@ -123,7 +125,20 @@ def _services(only: str | None) -> list[str]:
     return [only] if only else names
 
 
-def _ask_each(
+def unless_not_running(work: Callable[[], T]) -> T | None:
+    """``work``'s answer, or None when the service it asks is not running. NATS itself out
+    of reach is still raised: then nothing can answer, which is not one service down."""
+    try:
+        return work()
+    except calls.Unreachable:
+        raise
+    except ServiceError as exc:
+        if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
+            raise
+        return None
+
+
+def ask_each(
     services: list[str],
     endpoint_of: Callable[[str], Endpoint[Req, Rep]],
     request: Req,
@@ -135,14 +150,13 @@ def _ask_each(
         answers: dict[str, Rep] = {}
         missing: list[str] = []
         for name in services:
-            try:
-                answers[name] = calls.call(endpoint_of(name), request, timeout=timeout)
-            except calls.Unreachable:
-                raise
-            except ServiceError as exc:
-                if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
-                    raise
+            answer = unless_not_running(
+                functools.partial(calls.call, endpoint_of(name), request, timeout=timeout)
+            )
+            if answer is None:
                 missing.append(name)
+            else:
+                answers[name] = answer
         return answers, missing
 
     return calls.run(ask)
@@ -179,9 +193,7 @@ def health(as_json: JsonOpt = False) -> None:
     """Whether every service that exists and the website answer and are healthy; exits 1
     when one does not (so it serves as a container's health check)."""
     with reporting(as_json):
-        answers, missing = _ask_each(
-            [*every_service(), *registry.GATEWAYS], ops.health, GetHealth()
-        )
+        answers, missing = ask_each([*every_service(), *registry.GATEWAYS], ops.health, GetHealth())
     unwell = [name for name, answer in answers.items() if answer.status != "ok"]
     if as_json:
         emit_json(
@@ -223,7 +235,7 @@ def list_dead_letters(
     """Dead letters and failed outbox entries of every running service, newest first."""
     with reporting(as_json):
         query = ListDeadLetters(include_replayed=all_)
-        answers, missing = _ask_each(_services(service), ops.dead_letters_list, query)
+        answers, missing = ask_each(chosen_services(service), ops.dead_letters_list, query)
     # Each page says whose it is; an entry names its service for the merged list.
     items = [
         item.model_copy(update={"service": item.service or page.service})
@@ -249,7 +261,7 @@ def show_dead_letter(
     """One dead letter (or failed outbox entry) with its payload and the reason it died."""
     with reporting(as_json):
         query = ShowDeadLetter(id=dead_letter_id)
-        result = _find(_services(service), ops.dead_letters_show, query)
+        result = _find(chosen_services(service), ops.dead_letters_show, query)
 
     def human(r: DeadLetterView) -> None:
         fields(
@@ -295,7 +307,7 @@ def replay_dead_letter(
     is queued for publishing again."""
     with reporting(as_json):
         command = ReplayDeadLetter(id=dead_letter_id)
-        result = _find(_services(service), ops.dead_letters_replay, command)
+        result = _find(chosen_services(service), ops.dead_letters_replay, command)
     show(result, as_json, lambda r: typer.echo(_replayed(r)))
 
 
@@ -313,8 +325,8 @@ def audit(
     """Who asked for what: the commands of every running service, newest first."""
     with reporting(as_json):
         query = build(ListAudit, target=target, limit=limit)
-        services = _services(service)
-        answers, missing = _ask_each(services, ops.audit, query)
+        services = chosen_services(service)
+        answers, missing = ask_each(services, ops.audit, query)
     records: list[AuditRecord] = sorted(
         (record for page in answers.values() for record in page.items),
         key=lambda record: record.at,

@@ -13,6 +13,7 @@ service for an address: what an erasure must leave empty.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from datetime import UTC, datetime
@@ -23,11 +24,9 @@ import typer
 
 from cli import calls
 from cli.files import replacing
-from cli.operations import every_service
+from cli.operations import ask_each, chosen_services, every_service, unless_not_running
 from cli.output import EXIT_ERROR, EXIT_UNAVAILABLE, emit_json, fail, reporting, table
-from contracts.errors import ErrorCode, ServiceError
 from contracts.operations import (
-    AddressSearch,
     ExportPersonalData,
     FindAddress,
     PersonalRecord,
@@ -95,17 +94,13 @@ def _gather(
         who, which = email, ambassador_id
         for name in [FIRST, *(n for n in every_service() if n != FIRST)]:
             request = ExportPersonalData(email=who, ambassador_id=which)
-            try:
-                answers[name] = _records(name, request)
-            except calls.Unreachable:
-                raise
-            except ServiceError as exc:
-                if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
-                    raise
+            records = unless_not_running(functools.partial(_records, name, request))
+            if records is None:
                 missing.append(name)
                 continue
+            answers[name] = records
             if name == FIRST:
-                who, which = _identify(answers[name], who, which)
+                who, which = _identify(records, who, which)
         return who, which, answers, missing
 
     return calls.run(ask)
@@ -193,29 +188,10 @@ def audit(
     address, _ = _person(email, as_json)
     if address is None:
         fail("give an e-mail address", as_json)
-    names = every_service()
-    if service is not None and service not in names:
-        fail(f"unknown service {service!r}; one of {', '.join(names)}", as_json)
-    asked = [service] if service else names
-
-    def ask() -> tuple[dict[str, AddressSearch], list[str]]:
-        answers: dict[str, AddressSearch] = {}
-        missing: list[str] = []
-        for name in asked:
-            try:
-                answers[name] = calls.call(
-                    privacy_audit(name), FindAddress(email=address), timeout=TIMEOUT
-                )
-            except calls.Unreachable:
-                raise
-            except ServiceError as exc:
-                if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
-                    raise
-                missing.append(name)
-        return answers, missing
-
     with reporting(as_json):
-        answers, missing = calls.run(ask)
+        answers, missing = ask_each(
+            chosen_services(service), privacy_audit, FindAddress(email=address), TIMEOUT
+        )
     found = {name: a.found for name, a in answers.items() if a.found}
     if as_json:
         emit_json(
