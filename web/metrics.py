@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from web.security import ResponseStatus
 
 # What a request no route matched is labelled (a 404 for any path a scanner tries).
 UNMATCHED = "(unmatched)"
@@ -36,6 +38,12 @@ class WebMetrics:
         )
 
 
+def method_of(scope: Scope) -> str:
+    """The request's method as a label: any method a client makes up is one value."""
+    method: str = scope["method"]
+    return method if method in METHODS else "OTHER"
+
+
 def route_of(scope: Scope) -> str:
     """The template of the route that answered (set in the scope by the router)."""
     route = scope.get("route")
@@ -56,20 +64,13 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def noted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, noted)
+            await self.app(scope, receive, status)
         finally:
             route = route_of(scope)
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
+            method = method_of(scope)
+            self.metrics.requests.labels(method=method, route=route, status=str(status.code)).inc()
             self.metrics.latency.labels(method=method, route=route).observe(
                 time.perf_counter() - started
             )

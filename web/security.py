@@ -135,6 +135,20 @@ async def _too_large(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class ResponseStatus:
+    """A ``send`` that notes the status of the response it passes on, for a middleware
+    that reports on every request; 500 until a response starts (the app raised first)."""
+
+    def __init__(self, send: Send) -> None:
+        self.code = 500
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.code = message["status"]
+        await self._send(message)
+
+
 class AccessLog:
     """One log line per request: method, path without its token, status, milliseconds."""
 
@@ -147,21 +161,14 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def noted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, noted)
+            await self.app(scope, receive, status)
         finally:
             self.log.info(
                 "request",
                 method=scope["method"],
                 path=redact_path(scope["path"]),
-                status=status,
+                status=status.code,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )

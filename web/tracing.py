@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from web.metrics import METHODS, route_of
+from web.metrics import method_of, route_of
+from web.security import ResponseStatus
 
 
 class RequestSpans:
@@ -28,23 +29,16 @@ class RequestSpans:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"] if scope["method"] in METHODS else "OTHER"
+        method = method_of(scope)
         with self.tracer.start_as_current_span(method, kind=SpanKind.SERVER) as span:
-            status = 500
-
-            async def noted(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+            status = ResponseStatus(send)
             try:
-                await self.app(scope, receive, noted)
+                await self.app(scope, receive, status)
             finally:
                 route = route_of(scope)
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.request.method", method)
                 span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                span.set_attribute("http.response.status_code", status.code)
+                if status.code >= 500:
                     span.set_status(Status(StatusCode.ERROR))
