@@ -234,21 +234,23 @@ async def stream_leader(cluster: Cluster, timeout: float = 30.0) -> str:
     while to answer (the restarted node catching up, a leader being elected): asked again
     until one is named."""
     nc = await nats.connect(cluster.url.split(","), **cluster.login("ambassadors"))
-    deadline = time.monotonic() + timeout
+    leader: list[str] = []
+
+    async def named() -> bool:
+        try:
+            info = await nc.jetstream().stream_info(STREAM)
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            return False
+        if info.cluster is None or not info.cluster.leader:
+            return False
+        leader.append(info.cluster.leader)
+        return True
+
     try:
-        while True:
-            try:
-                info = await nc.jetstream().stream_info(STREAM)
-                if info.cluster is not None and info.cluster.leader:
-                    return info.cluster.leader
-                problem = f"no leader: {info.cluster}"
-            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
-                problem = repr(exc)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no leader of {STREAM} named within {timeout} s: {problem}")
-            await asyncio.sleep(0.2)
+        await poll(f"a leader of {STREAM} to be named", named, timeout)
     finally:
         await nc.close()
+    return leader[0]
 
 
 def stall_at(messages: list[Stored], moment: datetime) -> float:
@@ -449,16 +451,19 @@ async def check_read_models(world: World) -> int:
     read model is keyed by the ambassador's id); how many."""
     stored = await world.db("ambassadors").ambassadors.distinct("_id")
 
-    async def known_to(service: str) -> int:
+    async def knows_all(service: str) -> bool:
         found: int = await world.db(service).ambassadors.count_documents({"_id": {"$in": stored}})
-        return found
+        return found == len(stored)
 
     started = time.monotonic()
     for service in FOLLOWERS:
-        deadline = started + FOLLOWERS_TIMEOUT_SECONDS
-        while (found := await known_to(service)) < len(stored):
-            assert time.monotonic() < deadline, f"{service} knows {found} of {len(stored)}"
-            await asyncio.sleep(0.5)
+        left = started + FOLLOWERS_TIMEOUT_SECONDS - time.monotonic()
+        await poll(
+            f"{service} to know all {len(stored)} stored ambassadors",
+            functools.partial(knows_all, service),
+            max(left, 0.0),
+            0.5,
+        )
         print(f"{service} knew every ambassador {time.monotonic() - started:.1f} s after the mails")
     return len(stored)
 
